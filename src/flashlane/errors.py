@@ -1,0 +1,396 @@
+"""Every error flashlane raises, and the one place SDK exceptions become them.
+
+::
+
+    FlashlaneError                       exit 1 unless noted; .hint names the fix
+    ├── ConfigError                      exit 2: missing credentials, bad settings
+    │   └── InputError                   exit 2: a bad input file, column or schema
+    ├── AuthError                        API_KEY_INVALID, 401, 403 variants
+    ├── ModelNotFound                    404 / retired or unknown model ID
+    ├── BadRequest                       other 400 INVALID_ARGUMENT / FAILED_PRECONDITION
+    ├── RateLimited                      429; .kind rpm | tpm | rpd | unknown; .retry_after; .reset_at
+    ├── Timeout                          the call outlived its deadline (client or 408/504)
+    ├── ServiceUnavailable               500 / 502 / 503 / 504
+    ├── TransportError                   connection refused, reset, dropped mid-stream
+    ├── ContentError                     the call worked but gave no usable answer
+    │   ├── SafetyBlocked                .stage prompt | answer; .reason; .ratings
+    │   ├── EmptyAnswer                  STOP with no text
+    │   ├── OutputTruncated              MAX_TOKENS; names the setting to raise
+    │   └── SchemaViolation              .raw_text; .validation_error
+    └── BudgetExceeded                   --budget-usd would be passed
+
+``from_sdk_error`` maps google-genai ``APIError`` and the transport exceptions of httpx,
+httpx2 and aiohttp; nothing else in flashlane inspects SDK exceptions.
+Messages never contain an API key: the SDK's bodies don't, and we never format one in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .models import closest_ids, lookup
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+AI_STUDIO_KEY_URL = "https://aistudio.google.com/apikey"
+
+__all__ = [
+    "AuthError",
+    "BadRequest",
+    "BudgetExceeded",
+    "ConfigError",
+    "ContentError",
+    "EmptyAnswer",
+    "FlashlaneError",
+    "InputError",
+    "ModelNotFound",
+    "OutputTruncated",
+    "RateLimited",
+    "SafetyBlocked",
+    "SchemaViolation",
+    "ServiceUnavailable",
+    "Timeout",
+    "TransportError",
+    "from_sdk_error",
+    "next_pacific_midnight",
+    "parse_duration",
+]
+
+
+class FlashlaneError(Exception):
+    """Base class. ``str(e)`` is one line; ``hint`` is at most one more."""
+
+    exit_code = 1
+    retryable = False
+    reason_code = "error"  # short stable name, recorded per row in pipeline failures
+
+    def __init__(self, message: str, *, hint: str | None = None, status_code: int | None = None,
+                 model: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.status_code = status_code
+        self.model = model
+
+
+class ConfigError(FlashlaneError):
+    exit_code = 2
+    reason_code = "config"
+
+
+class InputError(ConfigError):
+    reason_code = "input"
+
+
+class AuthError(FlashlaneError):
+    reason_code = "auth"
+
+
+class ModelNotFound(FlashlaneError):
+    reason_code = "model_not_found"
+
+    def __init__(self, message: str, *, replacement: str | None = None, suggestions: list[str] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.replacement = replacement
+        self.suggestions = suggestions or []
+
+
+class BadRequest(FlashlaneError):
+    reason_code = "bad_request"
+
+
+class RateLimited(FlashlaneError):
+    """Over a quota. Per-minute kinds are retryable; per-day waits for midnight Pacific."""
+
+    reason_code = "rate_limited"
+
+    def __init__(self, message: str, *, kind: str = "unknown", retry_after: float | None = None,
+                 reset_at: datetime | None = None, quota_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.reset_at = reset_at
+        self.quota_id = quota_id
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.kind != "rpd"
+
+
+class Timeout(FlashlaneError):
+    retryable = True
+    reason_code = "timeout"
+
+
+class ServiceUnavailable(FlashlaneError):
+    retryable = True
+    reason_code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class TransportError(FlashlaneError):
+    retryable = True
+    reason_code = "transport"
+
+
+class ContentError(FlashlaneError):
+    reason_code = "content"
+
+    def __init__(self, message: str, *, finish_reason: str | None = None, raw_text: str | None = None,
+                 usage: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.finish_reason = finish_reason
+        self.raw_text = raw_text
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class SafetyRating:
+    category: str
+    probability: str
+    blocked: bool = False
+
+
+class SafetyBlocked(ContentError):
+    """``stage`` is "prompt" (promptFeedback.blockReason) or "answer" (finishReason)."""
+
+    reason_code = "safety"
+
+    def __init__(self, message: str, *, stage: str, reason: str, ratings: list[SafetyRating] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.stage = stage
+        self.reason = reason
+        self.ratings = ratings or []
+
+
+class EmptyAnswer(ContentError):
+    reason_code = "empty"
+
+
+class OutputTruncated(ContentError):
+    reason_code = "truncated"
+
+
+class SchemaViolation(ContentError):
+    reason_code = "schema"
+
+    def __init__(self, message: str, *, validation_error: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.validation_error = validation_error
+
+
+class BudgetExceeded(FlashlaneError):
+    reason_code = "budget"
+
+
+# ---------------------------------------------------------------- helpers
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_RETRY_IN = re.compile(r"retry in (\d+(?:\.\d+)?)s", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> float | None:
+    """google.protobuf.Duration JSON ("47s", "47.174066935s") to seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def next_pacific_midnight(now: datetime) -> datetime:
+    """When per-day quotas reset: the next midnight in America/Los_Angeles (aware datetime)."""
+    local = now.astimezone(PACIFIC)
+    tomorrow = (local + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=PACIFIC)
+
+
+def describe_reset(reset_at: datetime) -> str:
+    pacific = reset_at.astimezone(PACIFIC)
+    local = reset_at.astimezone()
+    return f"{pacific:%Y-%m-%d %H:%M} Pacific ({local:%Y-%m-%d %H:%M %Z} local)"
+
+
+def quota_kind(quota_id: str) -> str:
+    qid = quota_id.lower()
+    if "perday" in qid:
+        return "rpd"
+    if "token" in qid:
+        return "tpm"
+    if "request" in qid:
+        return "rpm"
+    return "unknown"
+
+
+def _error_body(exc: Any) -> dict[str, Any]:
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict):
+        err = details.get("error", details)
+        if isinstance(err, dict):
+            return err
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        return details[0].get("error", {})
+    return {}
+
+
+def _detail(body: dict[str, Any], type_suffix: str) -> dict[str, Any] | None:
+    for d in body.get("details") or []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith(type_suffix):
+            return d
+    return None
+
+
+def _retry_after_header(exc: Any) -> float | None:
+    resp = getattr(exc, "response", None)
+    headers = getattr(resp, "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = headers.get("retry-after")
+    except Exception:
+        return None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def model_not_found(model: str, *, status_code: int | None = 404) -> ModelNotFound:
+    """The error for a model ID the API (or the catalog) doesn't serve, naming what to use."""
+    info = lookup(model)
+    if info is not None and info.retired and info.replacement:
+        shut = f" on {info.shutdown:%Y-%m-%d}" if info.shutdown else ""
+        return ModelNotFound(
+            f"model '{model}' was shut down{shut}; use '{info.replacement}' instead",
+            hint=f"set FLASHLANE_MODEL={info.replacement} or pass --model {info.replacement}",
+            replacement=info.replacement, status_code=status_code, model=model,
+        )
+    suggestions = closest_ids(model)
+    did_you_mean = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    hint = "run 'flashlane models' to list known model IDs"
+    if _deprecated_sdk_installed():
+        hint += ("; note: the deprecated 'google-generativeai' package is installed, "
+                 "and code written for it uses model names that no longer exist")
+    return ModelNotFound(f"model '{model}' was not found{did_you_mean}", hint=hint,
+                         suggestions=suggestions, status_code=status_code, model=model)
+
+
+def _deprecated_sdk_installed() -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("google.generativeai") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_TRANSPORT_NAMES = {
+    "ConnectError", "ConnectTimeout", "RemoteProtocolError", "ReadError", "WriteError",
+    "ClientConnectionError", "ServerDisconnectedError", "ClientPayloadError", "ClientOSError",
+    "ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError", "IncompleteRead",
+    "ProtocolError", "NetworkError",
+}
+_TIMEOUT_NAMES = {"TimeoutException", "ReadTimeout", "WriteTimeout", "PoolTimeout", "ServerTimeoutError",
+                  "TimeoutError"}
+
+
+def from_sdk_error(exc: BaseException, *, model: str | None = None, now: datetime | None = None,
+                   timeout_s: float | None = None) -> FlashlaneError:
+    """Map one SDK / transport exception to the flashlane error a user can act on."""
+    if isinstance(exc, FlashlaneError):
+        return exc
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "APIError" in names:
+        return _from_api_error(exc, model=model, now=now)
+    if names & _TIMEOUT_NAMES or isinstance(exc, asyncio.TimeoutError):
+        limit = f" of {timeout_s:g} s" if timeout_s else ""
+        return Timeout(f"the request to {model or 'Gemini'} timed out after the client timeout{limit}",
+                       hint="raise timeout_s (FLASHLANE_TIMEOUT) if long answers are expected")
+    if names & _TRANSPORT_NAMES or isinstance(exc, ConnectionError):
+        return TransportError(f"connection to the Gemini endpoint failed: {type(exc).__name__}",
+                              hint="check the network or the base URL; the call is retried automatically")
+    raise exc
+
+
+def _from_api_error(exc: Any, *, model: str | None, now: datetime | None) -> FlashlaneError:
+    code = int(getattr(exc, "code", 0) or 0)
+    body = _error_body(exc)
+    status = str(body.get("status") or getattr(exc, "status", "") or "")
+    message = str(body.get("message") or getattr(exc, "message", "") or "").strip()
+    info = _detail(body, "google.rpc.ErrorInfo") or {}
+    reason = str(info.get("reason", ""))
+    short = message.splitlines()[0] if message else status
+    kw: dict[str, Any] = {"status_code": code, "model": model}
+
+    if code == 429:
+        return _rate_limited(body, message, exc, now=now, **kw)
+    if reason == "API_KEY_INVALID" or (code == 400 and "api key not valid" in message.lower()):
+        return AuthError("the API key was rejected (API_KEY_INVALID)",
+                         hint=f"create a key at {AI_STUDIO_KEY_URL} and set GEMINI_API_KEY", **kw)
+    if code in (401, 403):
+        why = reason or status or "PERMISSION_DENIED"
+        hint = {
+            "API_KEY_SERVICE_BLOCKED": "the key is restricted; allow the Generative Language API for it",
+            "SERVICE_DISABLED": "enable the Generative Language API (or Vertex AI API) in the project",
+            "CONSUMER_SUSPENDED": "the project is suspended; use another project or contact Google Cloud support",
+        }.get(reason, f"check the key or credentials and that the project may call Gemini ({AI_STUDIO_KEY_URL})")
+        return AuthError(f"permission denied ({why}): {short}", hint=hint, **kw)
+    if code == 404:
+        return model_not_found(model or _model_from_message(message) or "?", status_code=404)
+    if code in (408, 504) or status == "DEADLINE_EXCEEDED":
+        return Timeout(f"the server gave up on the request ({code} {status}): {short}",
+                       hint="retried automatically; raise timeout_s for very long prompts", **kw)
+    if code >= 500:
+        return ServiceUnavailable(f"Gemini is unavailable ({code} {status}): {short}",
+                                  hint="a temporary server-side problem; it is retried with backoff",
+                                  retry_after=_retry_after_header(exc), **kw)
+    if code == 400 and status == "FAILED_PRECONDITION":
+        return BadRequest(f"request refused ({status}): {short}",
+                          hint="the free tier is not available in every country; enable billing or use Vertex AI",
+                          **kw)
+    return BadRequest(f"the request was rejected ({code} {status or 'ERROR'}): {short}",
+                      hint="this is a bug in the request; rerun with FLASHLANE_DEBUG=1 for details", **kw)
+
+
+def _model_from_message(message: str) -> str | None:
+    m = re.search(r"models/([\w.\-]+)", message)
+    return m.group(1) if m else None
+
+
+def _rate_limited(body: dict[str, Any], message: str, exc: Any, *, now: datetime | None,
+                  **kw: Any) -> RateLimited:
+    failure = _detail(body, "google.rpc.QuotaFailure") or {}
+    violations = failure.get("violations") or []
+    quota_id = str(violations[0].get("quotaId", "")) if violations else ""
+    kind = quota_kind(quota_id) if quota_id else "unknown"
+    retry = _detail(body, "google.rpc.RetryInfo") or {}
+    retry_after = parse_duration(retry.get("retryDelay"))
+    if retry_after is None:
+        m = _RETRY_IN.search(message)
+        retry_after = float(m.group(1)) if m else _retry_after_header(exc)
+    model = kw.get("model")
+    if kind == "rpd":
+        reset_at = next_pacific_midnight(now or datetime.now(PACIFIC))
+        return RateLimited(
+            f"the requests-per-day quota for {model or 'this model'} is used up ({quota_id}); "
+            f"it resets at {describe_reset(reset_at)}",
+            hint="rerun after the reset (finished work is kept), or move the project to a paid tier",
+            kind="rpd", retry_after=retry_after, reset_at=reset_at, quota_id=quota_id, **kw)
+    what = {"rpm": "requests-per-minute", "tpm": "input-tokens-per-minute"}.get(kind, "a rate")
+    wait = f"; retry in {retry_after:.1f} s" if retry_after is not None else ""
+    return RateLimited(
+        f"over the {what} quota for {model or 'this model'}" + (f" ({quota_id})" if quota_id else "") + wait,
+        hint="flashlane waits and retries; set a tier (FLASHLANE_TIER) so requests are paced below the quota",
+        kind=kind, retry_after=retry_after, quota_id=quota_id or None, **kw)

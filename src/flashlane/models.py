@@ -1,0 +1,247 @@
+"""The model catalog: data, not code paths.
+
+Everything flashlane knows about a model lives in one ``ModelInfo`` record: lifecycle,
+prices, limits, how it thinks, how fast it is, and the quota presets per usage tier.
+The emulator serves exactly these models; the client prices calls and checks settings
+against them. Facts come from ../shared/docs/model-facts.md (dated there).
+
+This module must import nothing from the rest of flashlane: the emulator depends on it
+and on nothing else.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import date
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "CATALOG",
+    "ModelInfo",
+    "Prices",
+    "Quota",
+    "TIERS",
+    "THINKING_LEVELS",
+    "canonical_id",
+    "closest_ids",
+    "get_model",
+    "estimate_tokens",
+    "lookup",
+]
+
+DEFAULT_MODEL = "gemini-3.1-flash-lite"
+THINKING_LEVELS = ("minimal", "low", "medium", "high")
+TIERS = ("free", "tier1", "tier2", "tier3")
+UNLIMITED = 0  # a quota value of 0 means "not limited"
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per 1M tokens, standard paid tier. Output includes thinking tokens."""
+
+    input: float
+    output: float
+    cached_input: float
+    batch_input: float
+    batch_output: float
+
+    def cost(
+        self,
+        prompt_tokens: int,
+        output_tokens: int,
+        cached_tokens: int = 0,
+        *,
+        batch: bool = False,
+    ) -> float:
+        """Cost of one call. ``output_tokens`` must already include thinking tokens."""
+        uncached = max(prompt_tokens - cached_tokens, 0)
+        in_rate = self.batch_input if batch else self.input
+        out_rate = self.batch_output if batch else self.output
+        return (uncached * in_rate + cached_tokens * self.cached_input + output_tokens * out_rate) / 1e6
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Per-project, per-model limits. 0 means unlimited."""
+
+    rpm: int
+    tpm: int
+    rpd: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    display_name: str
+    version: str
+    status: str  # "ga" | "preview" | "retired"
+    released: date | None
+    shutdown: date | None = None
+    replacement: str | None = None
+    aliases: tuple[str, ...] = ()
+    prices: Prices | None = None
+    input_token_limit: int = 1_048_576
+    output_token_limit: int = 65_536
+    thinking_levels: tuple[str, ...] = ()  # Gemini 3: levels
+    default_thinking_level: str | None = None
+    thinking_budget_range: tuple[int, int] | None = None  # Gemini 2.5: budgets
+    default_thinking_budget: int | None = None
+    # Synthetic thinking tokens per level, used by the emulator and by output budgets.
+    thoughts_by_level: dict[str, int] = field(default_factory=dict)
+    ttft_s: float = 1.0
+    output_tokens_per_s: float = 300.0
+    quotas: dict[str, Quota] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def retired(self) -> bool:
+        return self.status == "retired"
+
+    @property
+    def uses_thinking_levels(self) -> bool:
+        return bool(self.thinking_levels)
+
+    def thinking_tokens(self, level: str | None = None, budget: int | None = None) -> int:
+        """Typical thinking tokens for a level or budget (what the emulator spends)."""
+        if self.thinking_levels:
+            lvl = (level or self.default_thinking_level or "minimal").lower()
+            return self.thoughts_by_level.get(lvl, self.thoughts_by_level.get("minimal", 0))
+        if budget is None:
+            budget = self.default_thinking_budget or 0
+        if budget == 0:
+            return 0
+        if budget < 0:  # dynamic
+            return self.thoughts_by_level.get("dynamic", 256)
+        return min(budget, self.thoughts_by_level.get("dynamic", 256))
+
+    def quota(self, tier: str) -> Quota | None:
+        return self.quotas.get(tier)
+
+
+_FLASH_LITE_THOUGHTS = {"minimal": 24, "low": 180, "medium": 600, "high": 1400}
+_FLASH_THOUGHTS = {"minimal": 40, "low": 220, "medium": 700, "high": 1600}
+
+_CATALOG_LIST: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        id="gemini-3.1-flash-lite",
+        display_name="Gemini 3.1 Flash Lite",
+        version="3.1-flash-lite-05-2026",
+        status="ga",
+        released=date(2026, 5, 7),
+        aliases=("gemini-flash-lite-latest",),
+        prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75),
+        thinking_levels=THINKING_LEVELS,
+        default_thinking_level="minimal",
+        thoughts_by_level=_FLASH_LITE_THOUGHTS,
+        ttft_s=1.4,
+        output_tokens_per_s=337.0,
+        quotas={
+            "free": Quota(rpm=15, tpm=250_000, rpd=1_000),
+            "tier1": Quota(rpm=4_000, tpm=4_000_000, rpd=150_000),
+            "tier2": Quota(rpm=10_000, tpm=10_000_000, rpd=UNLIMITED),
+            "tier3": Quota(rpm=30_000, tpm=30_000_000, rpd=UNLIMITED),
+        },
+        description="Gemini 3.1 Flash Lite",
+    ),
+    ModelInfo(
+        id="gemini-3.1-flash-lite-preview",
+        display_name="Gemini 3.1 Flash Lite Preview",
+        version="3.1-flash-lite-preview-03-2026",
+        status="retired",
+        released=date(2026, 3, 3),
+        shutdown=date(2026, 5, 25),
+        replacement="gemini-3.1-flash-lite",
+        prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75),
+        thinking_levels=THINKING_LEVELS,
+        default_thinking_level="minimal",
+        thoughts_by_level=_FLASH_LITE_THOUGHTS,
+        ttft_s=1.4,
+        output_tokens_per_s=337.0,
+        description="Gemini 3.1 Flash Lite Preview (shut down on the Gemini API on 2026-05-25)",
+    ),
+    ModelInfo(
+        id="gemini-3-flash-preview",
+        display_name="Gemini 3 Flash Preview",
+        version="3-flash-preview-12-2025",
+        status="preview",
+        released=date(2025, 12, 17),
+        aliases=(),
+        prices=Prices(input=0.50, output=3.00, cached_input=0.05, batch_input=0.25, batch_output=1.50),
+        thinking_levels=THINKING_LEVELS,
+        default_thinking_level="high",
+        thoughts_by_level=_FLASH_THOUGHTS,
+        ttft_s=0.5,
+        output_tokens_per_s=200.0,
+        quotas={
+            "free": Quota(rpm=5, tpm=250_000, rpd=20),
+            "tier1": Quota(rpm=1_000, tpm=2_000_000, rpd=10_000),
+            "tier2": Quota(rpm=2_000, tpm=3_000_000, rpd=100_000),
+            "tier3": Quota(rpm=20_000, tpm=8_000_000, rpd=UNLIMITED),
+        },
+        description="Gemini 3 Flash Preview",
+    ),
+    ModelInfo(
+        id="gemini-2.5-flash-lite",
+        display_name="Gemini 2.5 Flash-Lite",
+        version="001",
+        status="ga",
+        released=date(2025, 7, 22),
+        shutdown=None,
+        prices=Prices(input=0.10, output=0.40, cached_input=0.01, batch_input=0.05, batch_output=0.20),
+        thinking_budget_range=(512, 24_576),
+        default_thinking_budget=0,
+        thoughts_by_level={"dynamic": 300},
+        ttft_s=0.45,
+        output_tokens_per_s=500.0,
+        quotas={
+            "free": Quota(rpm=15, tpm=250_000, rpd=1_000),
+            "tier1": Quota(rpm=4_000, tpm=4_000_000, rpd=UNLIMITED),
+            "tier2": Quota(rpm=10_000, tpm=10_000_000, rpd=UNLIMITED),
+            "tier3": Quota(rpm=30_000, tpm=30_000_000, rpd=UNLIMITED),
+        },
+        description="Stable version of Gemini 2.5 Flash-Lite, released in July of 2025",
+    ),
+)
+
+CATALOG: dict[str, ModelInfo] = {m.id: m for m in _CATALOG_LIST}
+_ALIASES: dict[str, str] = {a: m.id for m in _CATALOG_LIST for a in m.aliases}
+
+
+def canonical_id(model: str) -> str:
+    """Strip the ``models/`` / ``publishers/google/models/`` prefixes the SDKs accept."""
+    name = model.strip()
+    for prefix in ("publishers/google/models/", "models/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    return name
+
+
+def lookup(model: str) -> ModelInfo | None:
+    """The catalog entry for an ID or alias (retired ones included), or None."""
+    name = canonical_id(model)
+    return CATALOG.get(name) or CATALOG.get(_ALIASES.get(name, ""))
+
+
+def get_model(model: str) -> ModelInfo:
+    info = lookup(model)
+    if info is None:
+        raise KeyError(model)
+    return info
+
+
+def closest_ids(model: str, n: int = 3) -> list[str]:
+    """Known live IDs nearest to a mistyped one, for 'did you mean'."""
+    names = [m.id for m in _CATALOG_LIST if not m.retired] + list(_ALIASES)
+    return difflib.get_close_matches(canonical_id(model), names, n=n, cutoff=0.5)
+
+
+CHARS_PER_TOKEN = 4  # Gemini's tokenizer averages ~4 characters of English per token
+
+
+def estimate_tokens(text: str) -> int:
+    """Deterministic token estimate shared by the emulator (which bills with it) and the
+    client limiter (which reserves with it), so reservations match what is charged."""
+    if not text:
+        return 0
+    return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
