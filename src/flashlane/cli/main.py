@@ -1,0 +1,62 @@
+"""Entry point: the click group, error rendering and exit codes.
+
+Exit codes: 0 success, 1 the work failed, 2 usage or configuration error.
+Errors are one line (plus at most one hint line) on stderr; tracebacks only with
+FLASHLANE_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flashlane")
+def cli() -> None:
+    """Run cheap, high-volume LLM work on Gemini Flash-Lite, correctly by default."""
+
+
+def _register() -> None:
+    from ..emulator.cli import emulator_command
+
+    cli.add_command(emulator_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    debug = os.environ.get("FLASHLANE_DEBUG") == "1"
+    try:
+        cli.main(args=argv, standalone_mode=False, prog_name="flashlane")
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as e:
+        if debug:
+            raise
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        if debug:
+            raise
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code or 1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the one place errors become exit codes
+        if debug:
+            raise
+        from ..errors import FlashlaneError
+
+        if isinstance(e, FlashlaneError):
+            click.echo(f"error: {e.message}", err=True)
+            if e.hint:
+                click.echo(f"hint: {e.hint}", err=True)
+            sys.exit(e.exit_code)
+        click.echo(f"error: {type(e).__name__}: {e} (set FLASHLANE_DEBUG=1 for a traceback)", err=True)
+        sys.exit(1)
