@@ -15,14 +15,27 @@ import click
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="flashlane")
-def cli() -> None:
+@click.option("--emulator", is_flag=True, default=False, help="Run every command against the built-in emulator.")
+def cli(emulator: bool) -> None:
     """Run cheap, high-volume LLM work on Gemini Flash-Lite, correctly by default."""
 
 
 def _register() -> None:
     from ..emulator.cli import emulator_command
+    from .ask import ask_command
+    from .doctor import doctor_command
+    from .models import models_command
+    from .tasks import classify_command, extract_command, summarize_command, translate_command
 
-    cli.add_command(emulator_command)
+    for command in (ask_command, classify_command, extract_command, translate_command, summarize_command,
+                    models_command, doctor_command, emulator_command):
+        cli.add_command(command)
+    try:
+        from .run import report_command, run_command
+    except ImportError:  # the pipeline is optional while it is being built
+        return
+    cli.add_command(run_command)
+    cli.add_command(report_command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, standalone_mode=False, prog_name="flashlane")
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except SystemExit:
+        raise
     except click.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -1,0 +1,52 @@
+"""Options shared by the commands that call Gemini, and how they build a Lane."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..client import Lane
+from ..config import load_settings
+
+__all__ = ["lane_options", "make_lane", "echo_json", "note"]
+
+
+def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    decorators = [
+        click.option("--emulator", is_flag=True, default=False,
+                     help="Run against the built-in emulator (offline; synthetic answers)."),
+        click.option("--model", "-m", default=None, help="Model ID (default gemini-3.1-flash-lite; FLASHLANE_MODEL)."),
+        click.option("--thinking", default=None, help="Thinking level minimal|low|medium|high, or a budget for 2.5 models."),
+        click.option("--max-output-tokens", type=click.IntRange(min=1), default=None,
+                     help="Cap on output tokens, thinking included."),
+        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.001), default=None,
+                     help="Per-request timeout in seconds (default 30)."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def make_lane(*, emulator: bool, model: str | None = None, thinking: str | None = None,
+              max_output_tokens: int | None = None, timeout_s: float | None = None, **extra: Any) -> Lane:
+    ctx = click.get_current_context(silent=True)
+    group_emulator = bool(ctx and ctx.find_root().params.get("emulator"))
+    settings = load_settings(emulator=emulator or group_emulator, model=model, thinking=thinking,
+                             max_output_tokens=max_output_tokens, timeout_s=timeout_s, **extra)
+    lane = Lane(settings)
+    if lane.settings.backend == "emulator":
+        note(f"flashlane: using the built-in emulator at {lane.emulator_url} (offline; answers are synthetic)")
+    return lane
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    sys.stdout.flush()

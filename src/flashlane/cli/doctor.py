@@ -1,0 +1,146 @@
+"""flashlane doctor: every check pass / warn / fail, each with its fix. Exit 1 if any fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import click
+
+from ..config import Settings, load_settings
+from ..errors import FlashlaneError, describe_reset, next_pacific_midnight
+from ..models import lookup
+from .common import echo_json
+
+MIN_GENAI_MAJOR = 1  # 1.x works; 3.x is what flashlane is tested with
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # pass | warn | fail | skip
+    detail: str
+    fix: str = ""
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _checks(settings: Settings | None, load_error: FlashlaneError | None, offline: bool) -> list[Check]:
+    out: list[Check] = []
+    genai = _pkg_version("google-genai")
+    if genai is None:
+        out.append(Check("google-genai", "fail", "not installed", "pip install google-genai"))
+    else:
+        major = int(genai.split(".")[0])
+        out.append(Check("google-genai", "pass" if major >= 3 else "warn", f"version {genai}",
+                         "" if major >= 3 else "pip install -U google-genai (3.x is what flashlane is tested with)"))
+    old = _pkg_version("google-generativeai")
+    out.append(Check("deprecated SDK", "warn" if old else "pass",
+                     f"google-generativeai {old} is installed" if old else "google-generativeai is not installed",
+                     "pip uninstall google-generativeai (deprecated; flashlane uses google-genai)" if old else ""))
+    if settings is None:
+        out.append(Check("configuration", "fail", load_error.message if load_error else "invalid",
+                         load_error.hint or "" if load_error else ""))
+        return out
+    out.append(Check("config file", "pass", settings.config_file or "none (environment and defaults)"))
+    if settings.backend == "emulator":
+        out.append(Check("credentials", "pass", "emulator backend (offline)"))
+    elif settings.backend == "vertex":
+        ok = bool(settings.vertex_project) or bool(settings.api_key)
+        out.append(Check("credentials", "pass" if ok else "fail",
+                         f"Vertex AI, project {settings.vertex_project or '(express mode, API key)'}, "
+                         f"location {settings.vertex_location}",
+                         "" if ok else "export GOOGLE_CLOUD_PROJECT=<project>; gcloud auth application-default login"))
+    elif settings.api_key:
+        where = "a local base URL" if settings.base_url else "Gemini API (AI Studio)"
+        out.append(Check("credentials", "pass", f"API key set ({where}); the key is not shown"))
+    else:
+        out.append(Check("credentials", "fail", "no GEMINI_API_KEY / GOOGLE_API_KEY and no Vertex AI settings",
+                         "get a key at https://aistudio.google.com/apikey and export GEMINI_API_KEY, "
+                         "or use --emulator to try offline"))
+    info = lookup(settings.model)
+    if info is None:
+        out.append(Check("model (catalog)", "warn", f"{settings.model} is not in flashlane's catalog",
+                         "run 'flashlane models'; prices and limits are unknown for it"))
+    elif info.retired:
+        out.append(Check("model (catalog)", "fail", f"{settings.model} was shut down on {info.shutdown}",
+                         f"set FLASHLANE_MODEL={info.replacement}"))
+    elif info.status == "preview":
+        out.append(Check("model (catalog)", "warn", f"{settings.model} is a preview model (stricter limits, may be retired)",
+                         "use a GA model such as gemini-3.1-flash-lite for production"))
+    else:
+        out.append(Check("model (catalog)", "pass", f"{settings.model} ({info.status})"))
+    if info is not None:
+        if info.uses_thinking_levels:
+            level = (settings.thinking or "minimal").lower()
+            ok = level in info.thinking_levels
+            out.append(Check("thinking", "pass" if ok else "fail", f"level {level} for {info.id}",
+                             "" if ok else f"use one of {', '.join(info.thinking_levels)}"))
+        else:
+            out.append(Check("thinking", "pass", f"{info.id} takes a budget; using {settings.thinking or info.default_thinking_budget}"))
+    out.append(Check("timeout", "pass", f"{settings.timeout_s:g} s per request (the SDK default is none)"))
+    out.append(Check("output cap", "pass", f"max_output_tokens {settings.max_output_tokens} (thinking included), "
+                                          f"ceiling {settings.output_ceiling}"))
+    out.append(Check("rate limits", "pass", _limits(settings)))
+    reset = next_pacific_midnight(datetime.now(timezone.utc))
+    out.append(Check("daily quota reset", "pass", f"next requests-per-day reset: {describe_reset(reset)}"))
+    out.append(_api_check(settings, offline, info is not None and info.retired))
+    return out
+
+
+def _limits(settings: Settings) -> str:
+    try:
+        from ..limits import make_limiter
+
+        return str(make_limiter(settings.limits, "memory", model=settings.model).describe()) + \
+            f" (backend {settings.limiter})"
+    except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
+        return f"{settings.limits} ({type(e).__name__})"
+
+
+def _api_check(settings: Settings, offline: bool, retired: bool) -> Check:
+    if offline:
+        return Check("model on the API", "skip", "skipped (--offline)")
+    if not settings.has_credentials:
+        return Check("model on the API", "skip", "skipped (no credentials)")
+    from ..client import Lane
+
+    try:
+        with Lane(settings) as lane:
+            model = lane.get_model()
+        limit = getattr(model, "output_token_limit", None)
+        return Check("model on the API", "pass", f"models.get({settings.model}) ok; output limit {limit}")
+    except FlashlaneError as e:
+        return Check("model on the API", "fail", e.message, e.hint or "")
+
+
+@click.command("doctor")
+@click.option("--offline", is_flag=True, help="Skip the checks that call the API.")
+@click.option("--emulator", is_flag=True, help="Check against the built-in emulator.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor_command(offline: bool, emulator: bool, as_json: bool) -> None:
+    """Check the installation, credentials, model and settings."""
+    settings: Settings | None = None
+    error: FlashlaneError | None = None
+    try:
+        settings = load_settings(emulator=emulator)
+    except FlashlaneError as e:
+        error = e
+    checks = _checks(settings, error, offline)
+    if as_json:
+        echo_json([c.__dict__ for c in checks])
+    else:
+        colors: dict[str, Any] = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "blue"}
+        for c in checks:
+            click.echo(click.style(f"{c.status.upper():4}", fg=colors[c.status]) + f"  {c.name}: {c.detail}")
+            if c.fix:
+                click.echo(f"      fix: {c.fix}")
+    if any(c.status == "fail" for c in checks):
+        raise SystemExit(1)

@@ -1,0 +1,219 @@
+"""Settings: one object, resolved once, with a fixed precedence.
+
+    call arguments  >  environment  >  TOML file  >  defaults
+
+The TOML file is the first that exists of ``$FLASHLANE_CONFIG``, ``./flashlane.toml`` and
+``~/.config/flashlane/config.toml``; keys are the setting names (a ``[flashlane]`` table
+is also accepted). Environment names are ``FLASHLANE_<NAME>`` plus the SDK's own
+variables (``GEMINI_API_KEY``, ``GOOGLE_API_KEY``, ``GOOGLE_GENAI_USE_VERTEXAI``,
+``GOOGLE_CLOUD_PROJECT``, ``GOOGLE_CLOUD_LOCATION``, ``GOOGLE_GEMINI_BASE_URL``) with the
+SDK's precedence, so a setup that works with google-genai works here unchanged.
+
+Safe defaults are the named constants below; nothing else in flashlane invents one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import AI_STUDIO_KEY_URL, ConfigError
+from .models import DEFAULT_MODEL, THINKING_LEVELS, lookup
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "DEFAULT_OUTPUT_CEILING",
+    "DEFAULT_THINKING_LEVEL",
+    "DEFAULT_TIMEOUT_S",
+    "DEFAULT_VERTEX_LOCATION",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_TIMEOUT_S = 30.0  # the SDK's default is no timeout at all: a stuck call hangs forever
+DEFAULT_THINKING_LEVEL = "minimal"  # Flash-Lite's cheapest; "high" doubles output tokens for simple tasks
+DEFAULT_MAX_OUTPUT_TOKENS = 2048  # always sent: without a cap Gemini 3 can think without end
+DEFAULT_OUTPUT_CEILING = 16_384  # the truncation retry never asks for more than this
+DEFAULT_VERTEX_LOCATION = "global"
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_RETRY_DEADLINE_S = 600.0
+DEFAULT_PROJECT = "default"  # quotas are per project; AI Studio keys don't reveal theirs
+EMULATOR_API_KEY = "emulator-key"  # a dummy key; the in-process emulator accepts any
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    api_key: str | None = field(default=None, repr=False)  # never printed
+    backend: str = "gemini"  # gemini | vertex | emulator
+    base_url: str | None = None
+    vertex_project: str | None = None
+    vertex_location: str = DEFAULT_VERTEX_LOCATION
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    thinking: str | None = None  # a level (minimal/low/medium/high) or a budget as digits
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    output_ceiling: int = DEFAULT_OUTPUT_CEILING
+    project: str = DEFAULT_PROJECT
+    limits: str = "adaptive"  # adaptive | free | tier1..3 | "rpm=..,tpm=..,rpd=.." | off
+    limiter: str = "memory"  # memory | sqlite | redis
+    limiter_path: str | None = None
+    redis_url: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S
+    cache: bool = True
+    state_dir: str | None = None
+    emulator_latency_scale: float = 0.0
+    reframe_on_block: bool = False
+    config_file: str | None = None  # which TOML file was read, for doctor
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.backend in ("emulator", "vertex") or bool(self.api_key)
+
+    def require_credentials(self) -> None:
+        if self.backend == "gemini" and not self.api_key:
+            raise ConfigError(
+                f"no Gemini credentials: set GEMINI_API_KEY (get a key at {AI_STUDIO_KEY_URL}) or "
+                "GOOGLE_GENAI_USE_VERTEXAI=true with GOOGLE_CLOUD_PROJECT for Vertex AI",
+                hint="add --emulator to try flashlane offline against the built-in emulator",
+            )
+        if self.backend == "vertex" and not self.vertex_project and not self.api_key:
+            raise ConfigError(
+                "Vertex AI is selected but GOOGLE_CLOUD_PROJECT is not set",
+                hint="export GOOGLE_CLOUD_PROJECT=<project> (and run 'gcloud auth application-default login')",
+            )
+
+
+_INT = {"max_output_tokens", "output_ceiling", "max_attempts"}
+_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale"}
+_BOOL = {"cache", "reframe_on_block"}
+_ENV_ALIASES = {"timeout_s": "FLASHLANE_TIMEOUT"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    try:
+        if name in _INT:
+            out: Any = int(value)
+            if out <= 0:
+                raise ValueError
+            return out
+        if name in _FLOAT:
+            out = float(value)
+            if out < 0 or (name == "timeout_s" and out == 0):
+                raise ValueError
+            return out
+        if name in _BOOL:
+            return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid value {value!r} for {name} in {source}",
+                          hint=f"{name} must be a positive number") from None
+    return str(value)
+
+
+def _config_path(explicit: str | None) -> Path | None:
+    candidates = [explicit or os.environ.get("FLASHLANE_CONFIG"), "flashlane.toml",
+                  str(Path.home() / ".config" / "flashlane" / "config.toml")]
+    for i, c in enumerate(candidates):
+        if not c:
+            continue
+        p = Path(c).expanduser()
+        if p.is_file():
+            return p
+        if i == 0:
+            raise ConfigError(f"config file {c} does not exist", hint="fix FLASHLANE_CONFIG or create the file")
+    return None
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}", hint="fix the TOML syntax") from None
+    data = data.get("flashlane", data)
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r} in {path}",
+                          hint=f"known settings: {', '.join(sorted(known - {'config_file', 'api_key'}))}")
+    if "api_key" in data:
+        raise ConfigError(f"{path} contains api_key; keys don't belong in config files",
+                          hint="set GEMINI_API_KEY in the environment instead")
+    return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+
+
+def _from_env(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in ("api_key", "backend", "base_url", "vertex_project", "vertex_location", "config_file"):
+            continue
+        var = _ENV_ALIASES.get(f.name, f"FLASHLANE_{f.name.upper()}")
+        if env.get(var, "") != "":
+            out[f.name] = _coerce(f.name, env[var], var)
+    # The SDK's precedence: GOOGLE_API_KEY wins over GEMINI_API_KEY.
+    key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY")
+    if key:
+        out["api_key"] = key.strip()
+    if env.get("GOOGLE_GEMINI_BASE_URL"):
+        out["base_url"] = env["GOOGLE_GEMINI_BASE_URL"]
+    if env.get("GOOGLE_CLOUD_PROJECT"):
+        out["vertex_project"] = env["GOOGLE_CLOUD_PROJECT"]
+    if env.get("GOOGLE_CLOUD_LOCATION"):
+        out["vertex_location"] = env["GOOGLE_CLOUD_LOCATION"]
+    if env.get("FLASHLANE_EMULATOR", "").lower() in _TRUE:
+        out["backend"] = "emulator"
+    elif env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in _TRUE:
+        out["backend"] = "vertex"
+    return out
+
+
+def load_settings(*, emulator: bool = False, config_file: str | None = None,
+                  env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Resolve settings. ``overrides`` are call arguments; ``None`` means "not given"."""
+    environ = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    path = _config_path(config_file) if env is None or config_file else None
+    if path is not None:
+        values.update(_from_toml(path))
+        values["config_file"] = str(path)
+    values.update(_from_env(environ))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if emulator:
+        values["backend"] = "emulator"
+    for name in ("max_output_tokens", "timeout_s"):
+        if name in overrides and overrides[name] is not None:
+            values[name] = _coerce(name, overrides[name], "arguments")
+    settings = Settings(**values)
+    if settings.backend == "gemini" and settings.base_url and not settings.api_key:
+        # A base URL without a key is a local server (our emulator or a user's); it needs a dummy key.
+        settings = replace(settings, api_key=EMULATOR_API_KEY)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.thinking is not None:
+        t = s.thinking.strip().lower()
+        if t not in THINKING_LEVELS and not t.lstrip("-").isdigit():
+            raise ConfigError(f"unknown thinking setting {s.thinking!r}",
+                              hint=f"use one of {', '.join(THINKING_LEVELS)} or a token budget such as 512")
+        info = lookup(s.model)
+        if info is not None and t in THINKING_LEVELS and not info.uses_thinking_levels:
+            raise ConfigError(f"{s.model} takes a thinking budget, not a level ({s.thinking!r})",
+                              hint="pass a budget such as --thinking 0 (off) or --thinking 1024")
+        if info is not None and t not in THINKING_LEVELS and info.uses_thinking_levels:
+            raise ConfigError(f"{s.model} takes a thinking level, not a budget ({s.thinking!r})",
+                              hint=f"use one of {', '.join(info.thinking_levels)}")
+    if s.output_ceiling < s.max_output_tokens:
+        raise ConfigError(f"output_ceiling ({s.output_ceiling}) is below max_output_tokens ({s.max_output_tokens})",
+                          hint="raise FLASHLANE_OUTPUT_CEILING")
+    if s.limiter not in ("memory", "sqlite", "redis"):
+        raise ConfigError(f"unknown limiter backend {s.limiter!r}", hint="use memory, sqlite or redis")
+    if s.limiter == "redis" and not s.redis_url:
+        raise ConfigError("the redis limiter needs a URL", hint="set FLASHLANE_REDIS_URL=redis://host:6379/0")

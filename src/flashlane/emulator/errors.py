@@ -1,0 +1,139 @@
+"""Error bodies in the shapes the live Gemini API sends (see shared/wire-samples 14, 21, 23, 26).
+
+Every error the emulator returns is built here, so the shape (``{"error": {code, message,
+status, details?}}``) and the message wording live in one place. Nothing here ever receives
+an API key, so no key can leak into an error body.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+STATUS_BY_CODE = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+DEFAULT_MESSAGES = {
+    400: "Request contains an invalid argument.",
+    403: "The caller does not have permission",
+    404: "Requested entity was not found.",
+    429: "Resource has been exhausted (e.g. check quota).",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "Deadline expired before operation could complete.",
+}
+
+API_KEY_INVALID_MESSAGE = "API key not valid. Please pass a valid API key."
+UNREGISTERED_CALLER_MESSAGE = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+PAYLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+PAYLOAD_TOO_LARGE_MESSAGE = f"Request payload size exceeds the limit: {PAYLOAD_LIMIT_BYTES} bytes."
+QUOTA_HELP_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
+QUOTA_MESSAGE_HEAD = (
+    "You exceeded your current quota, please check your plan and billing details. "
+    f"For more information on this error, head to: {QUOTA_HELP_URL}."
+)
+_TYPE = "type.googleapis.com/google.rpc."
+
+
+class ApiError(Exception):
+    """Raised inside the emulator to return an error body; carries the HTTP code and body."""
+
+    def __init__(self, code: int, body: dict[str, Any]):
+        super().__init__(body["error"]["message"])
+        self.code = code
+        self.body = body
+
+
+def error_body(
+    code: int, message: str | None = None, status: str | None = None, details: list[Any] | None = None
+) -> dict[str, Any]:
+    err: dict[str, Any] = {
+        "code": code,
+        "message": message if message is not None else DEFAULT_MESSAGES.get(code, "Error"),
+        "status": status or STATUS_BY_CODE.get(code, "UNKNOWN"),
+    }
+    if details:
+        err["details"] = details
+    return {"error": err}
+
+
+def api_error(code: int, message: str | None = None, status: str | None = None) -> ApiError:
+    return ApiError(code, error_body(code, message, status))
+
+
+def invalid_argument(message: str) -> ApiError:
+    return api_error(400, message)
+
+
+def model_not_found(model: str, version: str, method: str) -> ApiError:
+    return api_error(
+        404,
+        f"models/{model} is not found for API version {version}, or is not supported for {method}. "
+        "Call ModelService.ListModels to see the list of available models and their supported methods.",
+    )
+
+
+def api_key_invalid() -> ApiError:
+    details = [
+        {
+            "@type": _TYPE + "ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        },
+        {"@type": _TYPE + "LocalizedMessage", "locale": "en-US", "message": API_KEY_INVALID_MESSAGE},
+    ]
+    return ApiError(400, error_body(400, API_KEY_INVALID_MESSAGE, details=details))
+
+
+def unregistered_caller() -> ApiError:
+    return api_error(403, UNREGISTERED_CALLER_MESSAGE)
+
+
+def format_delay(seconds: float) -> str:
+    """A protobuf Duration string, rounded up to the millisecond so waiting it is enough."""
+    ms = max(0, math.ceil(seconds * 1000 - 1e-6))
+    whole, frac = divmod(ms, 1000)
+    return f"{whole}s" if frac == 0 else f"{whole}.{frac:03d}".rstrip("0") + "s"
+
+
+def quota_exhausted(violations: list[dict[str, Any]], retry_delay: float, message: str | None = None) -> ApiError:
+    """429 RESOURCE_EXHAUSTED: QuotaFailure, Help, RetryInfo (the order of ws 21)."""
+    delay = format_delay(retry_delay)
+    if message is None:
+        lines = [QUOTA_MESSAGE_HEAD]
+        for v in violations:
+            lines.append(
+                f"* Quota exceeded for metric: {v['quotaMetric']}, limit: {v.get('quotaValue', '0')}, "
+                f"model: {v['quotaDimensions']['model']}"
+            )
+        lines.append(f"Please retry in {delay}.")
+        message = "\n".join(lines)
+    details: list[Any] = []
+    if violations:
+        details.append({"@type": _TYPE + "QuotaFailure", "violations": violations})
+    details.append(
+        {
+            "@type": _TYPE + "Help",
+            "links": [{"description": "Learn more about Gemini API quotas", "url": QUOTA_HELP_URL}],
+        }
+    )
+    details.append({"@type": _TYPE + "RetryInfo", "retryDelay": delay})
+    return ApiError(429, error_body(429, message, details=details))

@@ -1,0 +1,231 @@
+"""Turning a user's intent into one SDK request, the safe way.
+
+Policy that applies to every call lives here, once: thinking set explicitly (a level for
+Gemini 3, a budget for models that only take budgets, never both), ``max_output_tokens``
+always set and leaving room for thinking, JSON Schema passed as ``response_json_schema``
+(the SDK's ``response_schema`` rejects ``additionalProperties``/``$ref``), and the input
+token estimate the limiter reserves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from google.genai import types
+from pydantic import BaseModel, TypeAdapter
+
+from .config import DEFAULT_THINKING_LEVEL, Settings
+from .errors import ConfigError
+from .models import ModelInfo, canonical_id, estimate_tokens, lookup
+
+__all__ = ["Call", "Schema", "build_call", "output_budget", "thinking_allowance"]
+
+# Headroom over the typical thinking spend of a level: thinking varies per prompt and
+# a cap that only just fits turns into MAX_TOKENS with no answer.
+THINKING_HEADROOM = 2.0
+BUDGET_MARGIN_TOKENS = 64
+
+
+def thinking_allowance(info: ModelInfo | None, thinking: str | None) -> int:
+    if info is None:
+        return 256
+    level, budget = _split_thinking(info, thinking)
+    return int(info.thinking_tokens(level, budget) * THINKING_HEADROOM)
+
+
+def output_budget(model: str, thinking: str | None, answer_tokens: int) -> int:
+    """``max_output_tokens`` for an answer of about ``answer_tokens``: on Gemini 3 the cap
+    covers thinking + answer, so the thinking allowance is added, bounded by the model limit."""
+    info = lookup(model)
+    cap = answer_tokens + thinking_allowance(info, thinking) + BUDGET_MARGIN_TOKENS
+    limit = info.output_token_limit if info else 65_536
+    return min(cap, limit)
+
+
+def _split_thinking(info: ModelInfo, thinking: str | None) -> tuple[str | None, int | None]:
+    """(level, budget): exactly one is set for a known model."""
+    if info.uses_thinking_levels:
+        level = (thinking or DEFAULT_THINKING_LEVEL).lower()
+        if level not in info.thinking_levels:
+            raise ConfigError(f"{info.id} does not support thinking level {thinking!r}",
+                              hint=f"use one of {', '.join(info.thinking_levels)}")
+        return level, None
+    if thinking is None:
+        return None, info.default_thinking_budget or 0
+    if not thinking.lstrip("-").isdigit():
+        raise ConfigError(f"{info.id} takes a thinking budget, not a level ({thinking!r})",
+                          hint="pass a budget such as 0 (off) or 1024")
+    return None, int(thinking)
+
+
+def _thinking_config(info: ModelInfo | None, thinking: str | None) -> types.ThinkingConfig:
+    if info is None:  # unknown model: the API will answer 404; keep the request well-formed
+        if thinking and thinking.lstrip("-").isdigit():
+            return types.ThinkingConfig(thinking_budget=int(thinking))
+        return types.ThinkingConfig(thinking_level=(thinking or DEFAULT_THINKING_LEVEL).upper())  # type: ignore[arg-type]
+    level, budget = _split_thinking(info, thinking)
+    if level is not None:
+        return types.ThinkingConfig(thinking_level=level.upper())  # type: ignore[arg-type]
+    return types.ThinkingConfig(thinking_budget=budget)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An output schema: the JSON Schema sent on the wire and how to validate an answer."""
+
+    json_schema: dict[str, Any]
+    adapter: TypeAdapter[Any] | None = None  # Pydantic types validate into instances
+    validator: Any = None  # a jsonschema validator for plain JSON Schema dicts
+
+    @classmethod
+    def of(cls, schema: Any) -> Schema:
+        if isinstance(schema, Schema):
+            return schema
+        if isinstance(schema, dict):
+            import jsonschema
+
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as e:
+                raise ConfigError(f"invalid JSON Schema: {e.message}", hint="fix the schema file") from None
+            return cls(json_schema=schema, validator=jsonschema.Draft202012Validator(schema))
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(schema)
+            js = adapter.json_schema()
+        except Exception as e:  # pydantic raises several types for unusable annotations
+            raise ConfigError(f"cannot use {schema!r} as an output schema: {e}",
+                              hint="pass a Pydantic model class, a typing annotation or a JSON Schema dict") from None
+        return cls(json_schema=js, adapter=adapter)
+
+    def validate_text(self, text: str) -> Any:
+        """Parse and validate; raises ValueError with a message fit to show the model."""
+        cleaned = _strip_fence(text)
+        if self.adapter is not None:
+            from pydantic import ValidationError
+
+            try:
+                return self.adapter.validate_json(cleaned)
+            except ValidationError as e:
+                raise ValueError(_compact_validation_error(e)) from None
+        try:
+            data = json.loads(cleaned)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"the answer is not valid JSON: {e.msg} at char {e.pos}") from None
+        errors = sorted(self.validator.iter_errors(data), key=lambda er: list(er.path))
+        if errors:
+            first = errors[0]
+            where = "/".join(str(p) for p in first.path) or "(root)"
+            raise ValueError(f"at {where}: {first.message}")
+        return data
+
+
+def _strip_fence(text: str) -> str:
+    t = text.strip()
+    if t.startswith("```"):
+        t = t.split("\n", 1)[1] if "\n" in t else ""
+        if t.rstrip().endswith("```"):
+            t = t.rstrip()[:-3]
+    return t.strip()
+
+
+def _compact_validation_error(e: Any) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        loc = "/".join(str(x) for x in err.get("loc", ())) or "(root)"
+        parts.append(f"at {loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, ready for the SDK; immutable so retries can't corrupt it."""
+
+    model: str
+    contents: list[types.Content]
+    config: types.GenerateContentConfig
+    schema: Schema | None = None
+    est_tokens: int = 0
+    max_output_tokens: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def with_cap(self, cap: int) -> Call:
+        return replace(self, config=self.config.model_copy(update={"max_output_tokens": cap}), max_output_tokens=cap)
+
+    def with_turns(self, *turns: types.Content) -> Call:
+        contents = [*self.contents, *turns]
+        return replace(self, contents=contents, est_tokens=self.est_tokens + sum(_content_tokens(t) for t in turns))
+
+    def with_system(self, system: str) -> Call:
+        old = self.config.system_instruction
+        old_text = _text_of(old) if old is not None else ""
+        merged = system + ("\n\n" + old_text if old_text else "")
+        cfg = self.config.model_copy(update={"system_instruction": types.Content(role="user", parts=[types.Part(text=merged)])})
+        return replace(self, config=cfg, est_tokens=self.est_tokens + estimate_tokens(system))
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = getattr(content, "parts", None) or []
+    return "".join(p.text or "" for p in parts if getattr(p, "text", None))
+
+
+def _content_tokens(content: types.Content) -> int:
+    return sum(estimate_tokens(p.text or "") for p in (content.parts or []))
+
+
+def _to_contents(prompt: Any) -> list[types.Content]:
+    if isinstance(prompt, str):
+        return [types.Content(role="user", parts=[types.Part(text=prompt)])]
+    if isinstance(prompt, types.Content):
+        return [prompt]
+    if isinstance(prompt, list) and all(isinstance(c, types.Content) for c in prompt):
+        return list(prompt)
+    raise ConfigError(f"unsupported prompt type {type(prompt).__name__}",
+                      hint="pass a string or a list of google.genai.types.Content")
+
+
+def build_call(
+    settings: Settings,
+    prompt: Any,
+    *,
+    schema: Any = None,
+    system: str | None = None,
+    model: str | None = None,
+    thinking: str | None = None,
+    max_output_tokens: int | None = None,
+    temperature: float | None = None,
+    safety_settings: list[Any] | None = None,
+    response_mime_type: str | None = None,
+) -> Call:
+    model_id = canonical_id(model or settings.model)
+    info = lookup(model_id)
+    thinking = thinking if thinking is not None else settings.thinking
+    cap = max_output_tokens or settings.max_output_tokens
+    if info is not None and cap > info.output_token_limit:
+        raise ConfigError(f"max_output_tokens {cap} exceeds {model_id}'s output limit of {info.output_token_limit}",
+                          hint=f"use at most {info.output_token_limit}")
+    contents = _to_contents(prompt)
+    sch = Schema.of(schema) if schema is not None else None
+    cfg: dict[str, Any] = {
+        "max_output_tokens": cap,
+        "thinking_config": _thinking_config(info, thinking),
+    }
+    if system:
+        cfg["system_instruction"] = types.Content(role="user", parts=[types.Part(text=system)])
+    if temperature is not None:
+        cfg["temperature"] = temperature
+    if safety_settings:
+        cfg["safety_settings"] = [
+            s if isinstance(s, types.SafetySetting) else types.SafetySetting(**s) for s in safety_settings
+        ]
+    if sch is not None:
+        cfg["response_mime_type"] = "application/json"
+        cfg["response_json_schema"] = sch.json_schema
+    elif response_mime_type:
+        cfg["response_mime_type"] = response_mime_type
+    est = sum(_content_tokens(c) for c in contents) + (estimate_tokens(system) if system else 0)
+    return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
+                est_tokens=est, max_output_tokens=cap)

@@ -1,0 +1,77 @@
+"""Custom tasks from a TOML or YAML file (or built in Python with ``Task(...)``).
+
+File format (TOML shown; YAML has the same keys)::
+
+    name = "aspects"
+    description = "product aspects mentioned in a review"
+    system = "You analyse product reviews."
+    instructions = "List the product aspects the review mentions and the sentiment of each."
+    template = "Review of {product}:\\n{text}"     # item template over the row's fields
+    answer_tokens = 200
+    thinking = "minimal"
+    output_model = "mymodule:Aspects"             # or an inline JSON Schema table:
+    [output]
+    type = "object"
+    ...
+    [defaults]
+    product = "the product"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+from ..request import Schema
+from .extract import load_schema
+from .task import Task
+
+__all__ = ["load_task_file"]
+
+_KEYS = {"name", "description", "system", "instructions", "template", "answer_tokens", "thinking", "output",
+         "output_model", "defaults", "streamable"}
+
+
+def load_task_file(path: str | Path) -> Task:
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"task file {p} does not exist", hint="pass a built-in task name or a .toml/.yaml task file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read task file {p}: {e}", hint="save the task file as UTF-8") from None
+    try:
+        data: Any = tomllib.loads(raw) if p.suffix.lower() == ".toml" else yaml.safe_load(raw)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise InputError(f"task file {p} is not valid {p.suffix.lstrip('.').upper()}: {str(e).splitlines()[0]}",
+                         hint="fix the syntax") from None
+    if not isinstance(data, dict):
+        raise InputError(f"task file {p} must hold a mapping of settings", hint=f"keys: {', '.join(sorted(_KEYS))}")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r} in task file {p}", hint=f"known keys: {', '.join(sorted(_KEYS))}")
+    if "template" not in data:
+        raise InputError(f"task file {p} has no template", hint='add e.g. template = "Text: {text}"')
+    output: Any = None
+    if "output_model" in data:
+        output = load_schema(str(data["output_model"]))
+    elif "output" in data:
+        output = data["output"]
+    if output is not None:
+        Schema.of(output)  # fail now, with the file named, rather than on the first row
+    return Task(
+        name=str(data.get("name") or p.stem),
+        item_template=str(data["template"]),
+        instructions=str(data.get("instructions", "")),
+        system=str(data.get("system", "")),
+        output=output,
+        answer_tokens=int(data.get("answer_tokens", 256)),
+        thinking=data.get("thinking"),
+        defaults=dict(data.get("defaults") or {}),
+        streamable=bool(data.get("streamable", output is None)),
+        description=str(data.get("description", "")),
+    )

@@ -1,0 +1,40 @@
+"""summarize: a summary of at most N words, in a chosen style."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from .task import Task
+
+__all__ = ["SUMMARIZE", "Summary", "summarize_instructions"]
+
+DEFAULT_SUMMARY_WORDS = 80
+
+
+class Summary(BaseModel):
+    text: str
+
+
+def summarize_instructions(options: Mapping[str, Any]) -> str:
+    words = int(options.get("max_words") or DEFAULT_SUMMARY_WORDS)
+    style = options.get("style")
+    out = f"Summarize the text in at most {words} words."
+    if style:
+        out += f" Style: {style}."
+    return out + " Answer with the summary only."
+
+
+SUMMARIZE = Task(
+    name="summarize",
+    instructions=summarize_instructions,
+    item_template="Text:\n{text}",
+    system="You write faithful, concise summaries. Never add facts that are not in the text.",
+    output=None,  # free text: summaries stream
+    convert=lambda text, options: Summary(text=text.strip()),
+    answer_tokens=0,  # from max_words
+    streamable=True,
+    description="a summary (--max-words N, --style bullet|abstract|...)",
+)

@@ -1,0 +1,94 @@
+"""A task is data: instructions, an item template, an output schema, a budget, a thinking level.
+
+Built-in and custom tasks run through the same machinery. A task renders in two parts so
+the pipeline can pack many items into one request: ``instructions`` (a template over the
+task's options, shared by all items) and ``item_template`` (a template over one item's
+fields). The output schema may depend on the options (``classify``'s label enum does).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import InputError
+from ..request import Schema
+
+__all__ = ["Task", "template_fields"]
+
+Options = Mapping[str, Any]
+
+
+def template_fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+def _render(template: str, values: Mapping[str, Any], what: str) -> str:
+    try:
+        return template.format_map(_Strict(values))
+    except KeyError as e:
+        raise InputError(f"{what} needs a value for {{{e.args[0]}}}",
+                         hint=f"provide the field '{e.args[0]}' (or a default for it in the task)") from None
+    except (ValueError, IndexError) as e:
+        raise InputError(f"bad template in {what}: {e}", hint="escape literal braces as {{ and }}") from None
+
+
+class _Strict(dict):  # type: ignore[type-arg]
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+
+    def __missing__(self, key: str) -> Any:
+        raise KeyError(key)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    item_template: str = "{text}"
+    instructions: str | Callable[[Options], str] = ""  # a template over options, or a function of them
+    system: str = ""
+    output: Any = None  # Pydantic model, JSON Schema dict, or None for free text
+    answer_tokens: int = 256  # expected answer size per item; thinking room is added on top
+    thinking: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    schema_for: Callable[[Options], Any] | None = None  # options -> schema, when it depends on them
+    convert: Callable[[Any, Options], Any] | None = None  # validated answer -> what the user gets
+    streamable: bool = False
+    description: str = ""
+
+    @property
+    def structured(self) -> bool:
+        return self.output is not None or self.schema_for is not None
+
+    @property
+    def item_fields(self) -> list[str]:
+        return template_fields(self.item_template)
+
+    def with_defaults(self, **defaults: Any) -> Task:
+        return replace(self, defaults={**self.defaults, **defaults})
+
+    def options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.defaults, **{k: v for k, v in values.items() if v is not None}}
+
+    def schema(self, options: Options) -> Schema | None:
+        raw = self.schema_for(options) if self.schema_for is not None else self.output
+        return Schema.of(raw) if raw is not None else None
+
+    def render_instructions(self, options: Options) -> str:
+        if callable(self.instructions):
+            return self.instructions(options)
+        return _render(self.instructions, options, f"task '{self.name}' instructions") if self.instructions else ""
+
+    def render_item(self, values: Mapping[str, Any]) -> str:
+        return _render(self.item_template, values, f"task '{self.name}'")
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        opts = self.options(values)
+        head = self.render_instructions(opts)
+        body = self.render_item(opts)
+        return f"{head}\n\n{body}" if head else body
+
+    def finish(self, parsed: Any, options: Options) -> Any:
+        return self.convert(parsed, options) if self.convert is not None else parsed

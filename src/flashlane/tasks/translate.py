@@ -1,0 +1,48 @@
+"""translate: text into a target language, with optional source, glossary and formality."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from .task import Task
+
+__all__ = ["TRANSLATE", "Translation", "translate_instructions"]
+
+
+class Translation(BaseModel):
+    text: str
+    detected_source: str | None = None
+
+
+def translate_instructions(options: Mapping[str, Any]) -> str:
+    parts = [f"Translate the text into {options['to']}."]
+    if options.get("source"):
+        parts.append(f"The source language is {options['source']}.")
+    if options.get("formality"):
+        parts.append(f"Use a {options['formality']} register.")
+    glossary = options.get("glossary") or {}
+    if glossary:
+        parts.append("Always translate these terms as given: " + "; ".join(f"{k} -> {v}" for k, v in glossary.items()) + ".")
+    parts.append("Keep meaning, tone and formatting; do not add explanations.")
+    return " ".join(parts)
+
+
+class _Answer(BaseModel):
+    detected_source: str
+    translation: str
+
+
+TRANSLATE = Task(
+    name="translate",
+    instructions=translate_instructions,
+    item_template="Text:\n{text}",
+    system="You are a professional translator.",
+    output=_Answer,
+    convert=lambda parsed, options: Translation(text=parsed.translation, detected_source=parsed.detected_source),
+    answer_tokens=0,  # sized from the input: see runner.answer_budget
+    streamable=True,
+    description="text into another language (--to fr), with --source, --glossary, --formality",
+)
