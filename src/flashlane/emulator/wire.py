@@ -1,0 +1,277 @@
+"""Request parsing: one tolerant reader for what the SDKs and REST users actually send.
+
+The live API accepts proto field names (snake_case) and JSON names (camelCase), and enum
+values in either case; the Python SDK relies on that (``thinkingConfig: {"thinking_level":
+"MINIMAL"}``). This module normalises a raw body into a ``GenerateRequest`` once, so the rest
+of the emulator never looks at spelling. Structural keys are normalised; user data (schema
+property names, function args) is left as sent. Bad input raises ``ApiError`` 400 with the
+wording the live API uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import estimate_tokens
+from .errors import ApiError, invalid_argument
+
+_camel_cache: dict[str, str] = {}
+
+
+def camel(key: str) -> str:
+    """``max_output_tokens`` -> ``maxOutputTokens``; camelCase and ``$keys`` unchanged."""
+    out = _camel_cache.get(key)
+    if out is None:
+        if "_" in key and not key.startswith(("$", "_")):
+            head, *rest = key.split("_")
+            out = head + "".join(p[:1].upper() + p[1:] for p in rest)
+        else:
+            out = key
+        _camel_cache[key] = out
+    return out
+
+
+def camel_keys(obj: Any) -> Any:
+    """Normalise the keys of one mapping (not recursive)."""
+    if not isinstance(obj, dict):
+        return obj
+    if not any("_" in k for k in obj):
+        return obj
+    return {camel(k): v for k, v in obj.items()}
+
+
+_NAME_MAPS = ("properties", "$defs", "defs", "definitions", "patternProperties")
+
+
+def normalize_schema(schema: Any) -> Any:
+    """Camel-case schema keywords recursively, leaving property names and enum values alone."""
+    if isinstance(schema, list):
+        return [normalize_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for k, v in schema.items():
+        ck = camel(k)
+        if ck in _NAME_MAPS and isinstance(v, dict):
+            out[ck] = {name: normalize_schema(sub) for name, sub in v.items()}
+        elif ck in ("enum", "const", "default", "example", "examples", "required", "propertyOrdering"):
+            out[ck] = v
+        else:
+            out[ck] = normalize_schema(v)
+    return out
+
+
+def _int_field(value: Any, path: str) -> int:
+    if isinstance(value, bool):
+        raise invalid_argument(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise invalid_argument(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}")
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_argument(
+            'Invalid JSON payload received. Unexpected token.\n' + raw[:40].decode("utf-8", "replace")
+        ) from None
+    if not isinstance(body, dict):
+        raise invalid_argument(
+            "Invalid JSON payload received. Expected an object at the top level, got "
+            + type(body).__name__
+            + "."
+        )
+    return body
+
+
+def content_texts(contents: Any, path: str = "contents") -> list[str]:
+    """The text of every text part, validating the Content/Part structure on the way."""
+    if isinstance(contents, dict):  # a single Content is tolerated by the REST API
+        contents = [contents]
+    if not isinstance(contents, list):
+        raise invalid_argument(
+            f"Invalid value at '{path}' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), "
+            + json.dumps(contents)[:200]
+        )
+    texts: list[str] = []
+    for i, content in enumerate(contents):
+        if not isinstance(content, dict):
+            raise invalid_argument(
+                f"Invalid value at '{path}[{i}]' "
+                "(type.googleapis.com/google.ai.generativelanguage.v1beta.Content), "
+                + json.dumps(content)[:200]
+            )
+        parts = content.get("parts", [])
+        if isinstance(parts, dict):
+            parts = [parts]
+        if not isinstance(parts, list):
+            raise invalid_argument(
+                f"Invalid value at '{path}[{i}].parts' "
+                "(type.googleapis.com/google.ai.generativelanguage.v1beta.Part), " + json.dumps(parts)[:200]
+            )
+        for j, part in enumerate(parts):
+            if not isinstance(part, dict):
+                raise invalid_argument(
+                    f"Invalid value at '{path}[{i}].parts[{j}]' "
+                    "(type.googleapis.com/google.ai.generativelanguage.v1beta.Part), " + json.dumps(part)[:200]
+                )
+            text = part.get("text")
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise invalid_argument(
+                    f"Invalid value at '{path}[{i}].parts[{j}].text' (TYPE_STRING), " + json.dumps(text)[:200]
+                )
+            if not part.get("thought"):
+                texts.append(text)
+    return texts
+
+
+def count_prompt_tokens(texts: list[str]) -> int:
+    """Billing rule shared with countTokens and the client limiter: per-part estimate, summed."""
+    return sum(estimate_tokens(t) for t in texts)
+
+
+@dataclass
+class GenerateRequest:
+    """A generateContent / streamGenerateContent request, normalised."""
+
+    texts: list[str]
+    system_texts: list[str]
+    prompt: str
+    prompt_tokens: int
+    max_output_tokens: int | None = None
+    thinking_level: str | None = None
+    thinking_budget: int | None = None
+    include_thoughts: bool = False
+    response_mime_type: str | None = None
+    schema: dict[str, Any] | None = None
+    schema_kind: str | None = None  # "json" (responseJsonSchema) | "openapi" (responseSchema)
+    candidate_count: int = 1
+    seed_material: bytes = field(default=b"", repr=False)
+
+    def seed(self, model: str) -> int:
+        h = hashlib.blake2b(model.encode() + b"\0" + self.seed_material, digest_size=8)
+        return int.from_bytes(h.digest(), "big")
+
+
+_LEVELS = {"minimal", "low", "medium", "high", "xhigh"}
+
+
+def parse_generate(body: dict[str, Any]) -> GenerateRequest:
+    body = camel_keys(body)
+    if "contents" not in body or body["contents"] in (None, [], ""):
+        raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
+    texts = content_texts(body["contents"])
+    system = body.get("systemInstruction")
+    system_texts: list[str] = []
+    if system is not None:
+        if isinstance(system, str):
+            system_texts = [system]
+        else:
+            system_texts = content_texts(system, "system_instruction")
+    gc = body.get("generationConfig") or {}
+    if not isinstance(gc, dict):
+        raise invalid_argument(
+            "Invalid value at 'generation_config' "
+            "(type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig), " + json.dumps(gc)[:200]
+        )
+    gc = camel_keys(gc)
+    req = GenerateRequest(
+        texts=texts,
+        system_texts=system_texts,
+        prompt="\n".join(texts),
+        prompt_tokens=count_prompt_tokens(texts) + count_prompt_tokens(system_texts),
+    )
+    if gc.get("maxOutputTokens") is not None:
+        req.max_output_tokens = _int_field(gc["maxOutputTokens"], "generation_config.max_output_tokens")
+        if req.max_output_tokens < 1:
+            raise invalid_argument("* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n")
+    if gc.get("candidateCount") is not None:
+        req.candidate_count = _int_field(gc["candidateCount"], "generation_config.candidate_count")
+    tc = gc.get("thinkingConfig")
+    if tc is not None:
+        if not isinstance(tc, dict):
+            raise invalid_argument(
+                "Invalid value at 'generation_config.thinking_config' "
+                "(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig), " + json.dumps(tc)[:200]
+            )
+        tc = camel_keys(tc)
+        level = tc.get("thinkingLevel")
+        if level is not None:
+            lv = str(level).lower()
+            if lv == "thinking_level_unspecified":
+                lv = ""
+            elif lv not in _LEVELS:
+                raise invalid_argument(
+                    "Invalid value at 'generation_config.thinking_config.thinking_level' "
+                    f"(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig.ThinkingLevel), "
+                    f"{json.dumps(level)}"
+                )
+            req.thinking_level = lv or None
+        if tc.get("thinkingBudget") is not None:
+            req.thinking_budget = _int_field(tc["thinkingBudget"], "generation_config.thinking_config.thinking_budget")
+        req.include_thoughts = bool(tc.get("includeThoughts"))
+    mime = gc.get("responseMimeType")
+    if mime is not None and not isinstance(mime, str):
+        raise invalid_argument(f"Invalid value at 'generation_config.response_mime_type' (TYPE_STRING), {json.dumps(mime)}")
+    req.response_mime_type = mime
+    js, os_ = gc.get("responseJsonSchema"), gc.get("responseSchema")
+    if js is None and "_responseJsonSchema" in gc:
+        js = gc["_responseJsonSchema"]
+    if js is not None and os_ is not None:
+        raise invalid_argument(
+            "* GenerateContentRequest.generation_config.response_schema: "
+            "response_schema and response_json_schema cannot both be set.\n"
+        )
+    schema = js if js is not None else os_
+    if schema is not None:
+        if not isinstance(schema, dict):
+            raise invalid_argument(
+                "Invalid value at 'generation_config.response_schema' "
+                f"(type.googleapis.com/google.ai.generativelanguage.v1beta.Schema), {json.dumps(schema)[:200]}"
+            )
+        if (mime or "").lower() not in ("application/json", "text/x.enum"):
+            raise invalid_argument(
+                "* GenerateContentRequest.generation_config.response_mime_type: "
+                "response_mime_type must be set to application/json or text/x.enum when a response schema is given.\n"
+            )
+        req.schema = normalize_schema(schema)
+        req.schema_kind = "json" if js is not None else "openapi"
+    material = [req.prompt, "\x1f".join(system_texts), mime or "", req.thinking_level or "",
+                str(req.thinking_budget), str(req.max_output_tokens)]
+    if schema is not None:
+        material.append(json.dumps(schema, sort_keys=True))
+    req.seed_material = "\x1e".join(material).encode("utf-8", "surrogatepass")
+    return req
+
+
+def parse_count_tokens(body: dict[str, Any]) -> int:
+    """countTokens: ``contents`` (+ optional systemInstruction) or a whole ``generateContentRequest``."""
+    body = camel_keys(body)
+    inner = body.get("generateContentRequest")
+    if isinstance(inner, dict):
+        return parse_generate(inner).prompt_tokens
+    if "contents" not in body or body["contents"] in (None, [], ""):
+        raise invalid_argument("* CountTokensRequest.contents: contents is not specified\n")
+    total = count_prompt_tokens(content_texts(body["contents"]))
+    system = body.get("systemInstruction")
+    if isinstance(system, dict):
+        total += count_prompt_tokens(content_texts(system, "system_instruction"))
+    return total
+
+
+__all__ = ["ApiError", "GenerateRequest", "camel", "parse_count_tokens", "parse_generate", "parse_json_body"]
