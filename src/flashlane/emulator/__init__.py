@@ -1,0 +1,23 @@
+"""A local, wire-compatible emulator of the Gemini API, with quotas, latency and faults.
+
+The real ``google-genai`` (Python) and ``@google/genai`` (Node) SDKs talk to it unchanged via
+``base_url``. It imports only ``flashlane.models`` from flashlane, so it runs without the rest
+of flashlane configured.
+
+    from flashlane.emulator import Emulator, EmulatorConfig
+    with Emulator(EmulatorConfig(rpm=10, latency_scale=0)).running() as emu:
+        emu.base_url; emu.stats(); emu.reset(); emu.load_scenario([{"action": {"error": 503}}])
+
+Modules: ``app`` (ASGI routing), ``wire`` (request parsing), ``answer`` (usage + response
+shape), ``responder`` (schema -> instance, text), ``quota``, ``scenario``, ``errors``,
+``latency``, ``stats``, ``clock``, ``config`` (projects file), ``server``, ``cli``,
+``pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+from .app import EmulatorApp
+from .config import EmulatorConfig, ProjectConfig
+from .server import Emulator
+
+__all__ = ["Emulator", "EmulatorApp", "EmulatorConfig", "ProjectConfig"]

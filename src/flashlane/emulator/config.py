@@ -88,7 +88,10 @@ class EmulatorConfig:
                 rpm=int(spec.get("rpm", 0) or 0),
                 tpm=int(spec.get("tpm", 0) or 0),
                 rpd=int(spec.get("rpd", 0) or 0),
-                models={m: {k: int(v) for k, v in (lim or {}).items()} for m, lim in (spec.get("models") or {}).items()},
+                models={
+                    m: {k: int(v) for k, v in (lim or {}).items()}
+                    for m, lim in (spec.get("models") or {}).items()
+                },
             )
         self.invalid_keys |= {str(k) for k in data.get("invalid_keys", [])}
         self.strict_keys = bool(data.get("strict_keys", self.strict_keys))

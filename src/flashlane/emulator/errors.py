@@ -114,7 +114,9 @@ def format_delay(seconds: float) -> str:
     return f"{whole}s" if frac == 0 else f"{whole}.{frac:03d}".rstrip("0") + "s"
 
 
-def quota_exhausted(violations: list[dict[str, Any]], retry_delay: float, message: str | None = None) -> ApiError:
+def quota_exhausted(
+    violations: list[dict[str, Any]], retry_delay: float, message: str | None = None
+) -> ApiError:
     """429 RESOURCE_EXHAUSTED: QuotaFailure, Help, RetryInfo (the order of ws 21)."""
     delay = format_delay(retry_delay)
     if message is None:

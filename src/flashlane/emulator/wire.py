@@ -86,7 +86,7 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise invalid_argument(
-            'Invalid JSON payload received. Unexpected token.\n' + raw[:40].decode("utf-8", "replace")
+            "Invalid JSON payload received. Unexpected token.\n" + raw[:40].decode("utf-8", "replace")
         ) from None
     if not isinstance(body, dict):
         raise invalid_argument(
@@ -126,7 +126,8 @@ def content_texts(contents: Any, path: str = "contents") -> list[str]:
             if not isinstance(part, dict):
                 raise invalid_argument(
                     f"Invalid value at '{path}[{i}].parts[{j}]' "
-                    "(type.googleapis.com/google.ai.generativelanguage.v1beta.Part), " + json.dumps(part)[:200]
+                    "(type.googleapis.com/google.ai.generativelanguage.v1beta.Part), "
+                    + json.dumps(part)[:200]
                 )
             text = part.get("text")
             if text is None:
@@ -187,7 +188,8 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
     if not isinstance(gc, dict):
         raise invalid_argument(
             "Invalid value at 'generation_config' "
-            "(type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig), " + json.dumps(gc)[:200]
+            "(type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig), "
+            + json.dumps(gc)[:200]
         )
     gc = camel_keys(gc)
     req = GenerateRequest(
@@ -199,7 +201,9 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
     if gc.get("maxOutputTokens") is not None:
         req.max_output_tokens = _int_field(gc["maxOutputTokens"], "generation_config.max_output_tokens")
         if req.max_output_tokens < 1:
-            raise invalid_argument("* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n")
+            raise invalid_argument(
+                "* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n"
+            )
     if gc.get("candidateCount") is not None:
         req.candidate_count = _int_field(gc["candidateCount"], "generation_config.candidate_count")
     tc = gc.get("thinkingConfig")
@@ -207,7 +211,8 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
         if not isinstance(tc, dict):
             raise invalid_argument(
                 "Invalid value at 'generation_config.thinking_config' "
-                "(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig), " + json.dumps(tc)[:200]
+                "(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig), "
+                + json.dumps(tc)[:200]
             )
         tc = camel_keys(tc)
         level = tc.get("thinkingLevel")
@@ -223,11 +228,15 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
                 )
             req.thinking_level = lv or None
         if tc.get("thinkingBudget") is not None:
-            req.thinking_budget = _int_field(tc["thinkingBudget"], "generation_config.thinking_config.thinking_budget")
+            req.thinking_budget = _int_field(
+                tc["thinkingBudget"], "generation_config.thinking_config.thinking_budget"
+            )
         req.include_thoughts = bool(tc.get("includeThoughts"))
     mime = gc.get("responseMimeType")
     if mime is not None and not isinstance(mime, str):
-        raise invalid_argument(f"Invalid value at 'generation_config.response_mime_type' (TYPE_STRING), {json.dumps(mime)}")
+        raise invalid_argument(
+            f"Invalid value at 'generation_config.response_mime_type' (TYPE_STRING), {json.dumps(mime)}"
+        )
     req.response_mime_type = mime
     js, os_ = gc.get("responseJsonSchema"), gc.get("responseSchema")
     if js is None and "_responseJsonSchema" in gc:
@@ -251,8 +260,14 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
             )
         req.schema = normalize_schema(schema)
         req.schema_kind = "json" if js is not None else "openapi"
-    material = [req.prompt, "\x1f".join(system_texts), mime or "", req.thinking_level or "",
-                str(req.thinking_budget), str(req.max_output_tokens)]
+    material = [
+        req.prompt,
+        "\x1f".join(system_texts),
+        mime or "",
+        req.thinking_level or "",
+        str(req.thinking_budget),
+        str(req.max_output_tokens),
+    ]
     if schema is not None:
         material.append(json.dumps(schema, sort_keys=True))
     req.seed_material = "\x1e".join(material).encode("utf-8", "surrogatepass")

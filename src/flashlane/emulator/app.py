@@ -1,0 +1,478 @@
+"""The emulator as a raw ASGI application: routing, auth, quota, answers, control API.
+
+No web framework: one ``__call__`` that parses the path itself keeps a request at a few tens
+of microseconds, so the emulator is never the bottleneck of a benchmark. Paths are accepted
+under any version segment (``/v1/``, ``/v1beta/``, ...) and in the Vertex forms
+(``/{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:op`` and
+``/{v}/publishers/google/models/{m}:op``). The order of checks per generate call mirrors the
+live API: auth, model, body, then scenario faults, then quota, then the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from ..models import CATALOG, ModelInfo, lookup
+from . import answer as ans_mod
+from . import latency
+from .clock import EmulatorClock
+from .config import EmulatorConfig
+from .errors import (
+    PAYLOAD_LIMIT_BYTES,
+    PAYLOAD_TOO_LARGE_MESSAGE,
+    ApiError,
+    api_error,
+    api_key_invalid,
+    error_body,
+    invalid_argument,
+    model_not_found,
+    quota_exhausted,
+    unregistered_caller,
+)
+from .quota import QuotaBook, violation
+from .scenario import ScenarioBook, rules_from_data
+from .stats import Stats
+from .wire import parse_count_tokens, parse_generate, parse_json_body
+
+JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
+SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment")]
+GENERATE = "generateContent"
+STREAM = "streamGenerateContent"
+COUNT = "countTokens"
+KNOWN_OPS = (GENERATE, STREAM, COUNT)
+DEFAULT_PAGE_SIZE = 50
+SUPPORTED_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+DISCONNECT_WAIT_S = 2.0
+
+
+def _dumps_pretty(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _dumps_sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ": "), ensure_ascii=False).encode() + b"\r\n\r\n"
+
+
+def model_resource(info: ModelInfo) -> dict[str, Any]:
+    return {
+        "name": f"models/{info.id}",
+        "version": info.version,
+        "displayName": info.display_name,
+        "description": info.description,
+        "inputTokenLimit": info.input_token_limit,
+        "outputTokenLimit": info.output_token_limit,
+        "supportedGenerationMethods": list(SUPPORTED_METHODS),
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": bool(info.thinking_levels or info.thinking_budget_range),
+    }
+
+
+class _Dropped(Exception):
+    """The connection was closed on purpose (scenario ``drop`` / ``cut_after``)."""
+
+
+class EmulatorApp:
+    """ASGI callable. All state lives here; it runs on one event loop (no locks needed)."""
+
+    def __init__(self, config: EmulatorConfig | None = None):
+        self.config = config or EmulatorConfig()
+        self.clock = EmulatorClock()
+        self.quota = QuotaBook(self.config.window_seconds)
+        self.scenario = ScenarioBook()
+        self.stats = Stats(self.config.request_log_size)
+        self.scenario.load(list(self.config.scenario))
+
+    # ------------------------------------------------------------------ state control
+    def reset(self) -> None:
+        self.quota.reset()
+        self.scenario.reset()
+        self.stats.reset()
+        self.clock.reset()
+
+    def load_scenario(self, rules: list[dict[str, Any]], replace: bool = True) -> None:
+        self.scenario.load(rules, replace=replace)
+
+    # ------------------------------------------------------------------ ASGI entry
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        path: str = scope["path"]
+        try:
+            if path.startswith("/_emulator/"):
+                await self._control(scope, receive, send, path[len("/_emulator/") :])
+            else:
+                await self._api(scope, receive, send, path)
+        except _Dropped:
+            return
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    async def _send_bytes(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _send_json(self, send: Any, status: int, obj: Any) -> None:
+        await self._send_bytes(send, status, _dumps_pretty(obj), JSON_HEADERS)
+
+    @staticmethod
+    async def _read_body(receive: Any, limit: int = PAYLOAD_LIMIT_BYTES) -> bytes | None:
+        """The request body, or None when it exceeds ``limit`` (drained, not kept)."""
+        chunks: list[bytes] = []
+        size = 0
+        over = False
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise _Dropped
+            body = msg.get("body", b"")
+            size += len(body)
+            if size > limit:
+                over = True
+                chunks = []
+            elif body:
+                chunks.append(body)
+            if not msg.get("more_body"):
+                break
+        if over:
+            return None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    async def _wait_disconnect(receive: Any, timeout: float | None = None) -> None:
+        async def _loop() -> None:
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+
+        if timeout is None:
+            await _loop()
+        else:
+            try:
+                await asyncio.wait_for(_loop(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _drop(self, receive: Any, send: Any) -> None:
+        """Close the TCP connection without (finishing) a response."""
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is None:
+            raise RuntimeError("connection dropped by scenario")  # server closes the socket
+        transport.close()
+        await self._wait_disconnect(receive, DISCONNECT_WAIT_S)
+        raise _Dropped
+
+    # ------------------------------------------------------------------ API routes
+    async def _api(self, scope: dict[str, Any], receive: Any, send: Any, path: str) -> None:
+        parts = path.strip("/").split("/")
+        version = parts[0] if parts else ""
+        rest = parts[1:]
+        path_project = None
+        if len(rest) >= 4 and rest[0] == "projects" and rest[2] == "locations":
+            path_project = rest[1]
+            rest = rest[4:]
+        if len(rest) >= 2 and rest[0] == "publishers" and rest[1] == "google":
+            rest = rest[2:]
+        http_method = scope["method"]
+        if not version.startswith("v") or not rest or rest[0] != "models":
+            await self._send_json(send, 404, error_body(404, f"Method not found: {path}"))
+            return
+
+        key, bearer = self._credentials(scope)
+        op: str | None = None
+        model_name = ""
+        if len(rest) > 1:
+            model_name = "/".join(rest[1:])
+            if ":" in model_name:
+                model_name, op = model_name.rsplit(":", 1)
+        stat_method = op or ("models.list" if len(rest) == 1 else "models.get")
+        project = self.config.project_for(key, path_project)
+        try:
+            if key is None and not bearer:
+                raise unregistered_caller()
+            if key is not None and self.config.key_is_invalid(key):
+                raise api_key_invalid()
+            if len(rest) == 1:
+                if http_method != "GET":
+                    raise api_error(404, f"Method not found: {http_method} {path}")
+                await self._send_json(send, 200, self._list_models(scope))
+                self.stats.record(self.clock.now(), stat_method, None, project, 200)
+                return
+            info = lookup(model_name)
+            if op is None:
+                if http_method != "GET":
+                    raise api_error(404, f"Method not found: {http_method} {path}")
+                if info is None or info.retired:
+                    raise model_not_found(model_name.removeprefix("models/"), version, "get")
+                await self._send_json(send, 200, model_resource(info))
+                self.stats.record(self.clock.now(), stat_method, info.id, project, 200)
+                return
+            if op not in KNOWN_OPS:
+                raise api_error(404, f"Method not found: {op}")
+            if info is None or info.retired:
+                raise model_not_found(model_name.removeprefix("models/"), version, op)
+            if http_method != "POST":
+                raise api_error(404, f"Method not found: {http_method} {path}")
+            raw = await self._read_body(receive)
+            if raw is None:
+                raise invalid_argument(PAYLOAD_TOO_LARGE_MESSAGE)
+            body = parse_json_body(raw)
+            if op == COUNT:
+                await self._count_tokens(scope, receive, send, info, project, body)
+            else:
+                await self._generate(scope, receive, send, info, project, body, op)
+        except ApiError as e:
+            await self._send_json(send, e.code, e.body)
+            model_id = None
+            if op is not None or model_name:
+                found = lookup(model_name) if model_name else None
+                model_id = found.id if found is not None else model_name.removeprefix("models/") or None
+            self.stats.record(self.clock.now(), stat_method, model_id, project, e.code)
+
+    @staticmethod
+    def _credentials(scope: dict[str, Any]) -> tuple[str | None, bool]:
+        key: str | None = None
+        bearer = False
+        for name, value in scope["headers"]:
+            if name == b"x-goog-api-key":
+                key = value.decode("latin-1").strip() or None
+            elif name == b"authorization" and value[:7].lower() == b"bearer ":
+                bearer = True
+        if key is None:
+            qs = scope.get("query_string", b"")
+            if b"key=" in qs:
+                vals = parse_qs(qs.decode("latin-1")).get("key")
+                if vals and vals[0].strip():
+                    key = vals[0].strip()
+        return key, bearer
+
+    def _list_models(self, scope: dict[str, Any]) -> dict[str, Any]:
+        q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            size = int(q.get("pageSize", q.get("page_size", [DEFAULT_PAGE_SIZE]))[0]) or DEFAULT_PAGE_SIZE
+            start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
+        except ValueError:
+            raise invalid_argument("Invalid page token or page size.") from None
+        live = [m for m in CATALOG.values() if not m.retired]
+        page = live[start : start + size]
+        out: dict[str, Any] = {"models": [model_resource(m) for m in page]}
+        if start + size < len(live):
+            out["nextPageToken"] = str(start + size)
+        return out
+
+    def _headers_dict(self, scope: dict[str, Any]) -> dict[str, str]:
+        return {
+            n.decode("latin-1"): v.decode("latin-1")
+            for n, v in scope["headers"]
+            if n not in (b"x-goog-api-key", b"authorization")
+        }
+
+    def _scenario_action(
+        self, scope: dict[str, Any], op: str, model: str, project: str, prompt: str
+    ) -> dict[str, Any] | None:
+        n_global, n_model = self.scenario.count(op, model)
+        if not self.scenario.rules:
+            return None
+        ctx = {
+            "method": op,
+            "model": model,
+            "project": project,
+            "prompt": prompt,
+            "headers": self._headers_dict(scope),
+            "n_global": n_global,
+            "n_model": n_model,
+        }
+        return self.scenario.pick(ctx)
+
+    async def _apply_fault(
+        self, receive: Any, send: Any, act: dict[str, Any], model: str, project: str
+    ) -> None:
+        """Delay, then hang / drop / error as the action says (returns if none apply)."""
+        delay = act.get("delay")
+        if delay:
+            await asyncio.sleep(float(delay))
+        if act.get("hang"):
+            await self._wait_disconnect(receive)
+            raise _Dropped
+        if act.get("drop"):
+            await self._drop(receive, send)
+        code = act.get("error")
+        if code is not None:
+            code = int(code)
+            message = act.get("message")
+            if code == 429:
+                kind = str(act.get("quota", "rpm")).lower()
+                tier = self.config.tier_for(project)
+                v = violation(kind, tier == "free", model, int(act.get("quota_value", 0) or 0))
+                raise quota_exhausted([v], float(act.get("retry_delay", 30.0)), message)
+            raise ApiError(code, error_body(code, message, act.get("status")))
+
+    async def _count_tokens(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        info: ModelInfo,
+        project: str,
+        body: dict[str, Any],
+    ) -> None:
+        total = parse_count_tokens(body)
+        act = self._scenario_action(scope, COUNT, info.id, project, "") if self.scenario.rules else None
+        if act:
+            await self._apply_fault(receive, send, act, info.id, project)
+        out: dict[str, Any] = {"totalTokens": total}
+        if total:
+            out["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": total}]
+        await self._send_json(send, 200, out)
+        self.stats.record(self.clock.now(), COUNT, info.id, project, 200)
+
+    async def _generate(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        info: ModelInfo,
+        project: str,
+        body: dict[str, Any],
+        op: str,
+    ) -> None:
+        req = parse_generate(body)
+        ans_mod.check_thinking(info, req)
+        act = self._scenario_action(scope, op, info.id, project, req.prompt)
+        if act:
+            try:
+                await self._apply_fault(receive, send, act, info.id, project)
+            except _Dropped:
+                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt)
+                raise
+        limits = self.config.limits_for(project, info.id)
+        if limits.rpm or limits.tpm or limits.rpd:
+            self.quota.admit(
+                project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
+            )
+        answer = ans_mod.build(info, req, act)
+        rid = ans_mod.new_response_id()
+        scale = self.config.latency_scale
+        out_tokens = answer.candidates_tokens + answer.thoughts_tokens
+        if op == GENERATE:
+            if scale > 0:
+                await latency.pause(latency.total(info, out_tokens, scale))
+            await self._send_json(send, 200, ans_mod.response(answer, info.id, rid))
+            self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple)
+            return
+        chunks = ans_mod.stream_chunks(answer, info.id, rid)
+        first, gap = latency.plan(info, out_tokens, len(chunks), scale)
+        cut = act.get("cut_after") if act else None
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        if first:
+            await latency.pause(first)
+        for i, chunk in enumerate(chunks):
+            if cut is not None and i >= int(cut):
+                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple)
+                await self._drop(receive, send)
+            if i and gap:
+                await latency.pause(gap)
+            await send({"type": "http.response.body", "body": _dumps_sse(chunk), "more_body": True})
+        if cut is not None and int(cut) >= len(chunks):
+            self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple)
+            await self._drop(receive, send)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple)
+
+    # ------------------------------------------------------------------ control API
+    async def _control(self, scope: dict[str, Any], receive: Any, send: Any, what: str) -> None:
+        method = scope["method"]
+        what = what.strip("/")
+        body: dict[str, Any] = {}
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            raw = await self._read_body(receive)
+            try:
+                body = parse_json_body(raw or b"")
+            except ApiError as e:
+                await self._send_json(send, 400, e.body)
+                return
+        try:
+            result = self.control(method, what, body, scope.get("query_string", b"").decode("latin-1"))
+        except KeyError:
+            await self._send_json(
+                send, 404, error_body(404, f"Unknown control endpoint: {method} /_emulator/{what}")
+            )
+            return
+        except (ValueError, TypeError) as e:
+            await self._send_json(send, 400, error_body(400, str(e)))
+            return
+        await self._send_json(send, 200, result)
+
+    def control(self, method: str, what: str, body: dict[str, Any], query: str = "") -> Any:
+        """The control API, callable directly (the in-process ``Emulator`` uses it too)."""
+        if what == "health":
+            return {"status": "ok"}
+        if what == "stats" and method == "GET":
+            return self.stats.snapshot()
+        if what == "requests" and method == "GET":
+            q = parse_qs(query)
+            limit = int(q["limit"][0]) if "limit" in q else None
+            return {"requests": self.stats.recent(limit)}
+        if what == "reset" and method == "POST":
+            self.reset()
+            return {"status": "reset"}
+        if what == "clock":
+            if method == "POST":
+                if "set" in body:
+                    self.clock.set(float(body["set"]))
+                if "advance" in body:
+                    self.clock.advance(float(body["advance"]))
+            return {"now": self.clock.now(), "offset": self.clock.offset}
+        if what == "scenario":
+            if method == "POST":
+                self.load_scenario(rules_from_data(body), replace=bool(body.get("replace", True)))
+            elif method == "DELETE":
+                self.scenario.clear()
+            return {"rules": self.scenario.describe()}
+        if what == "quotas":
+            if method == "POST":
+                for k in ("rpm", "tpm", "rpd"):
+                    if k in body:
+                        setattr(self.config, k, int(body[k]))
+                if "window_seconds" in body:
+                    self.config.window_seconds = float(body["window_seconds"])
+                    self.quota.window = self.config.window_seconds
+                if "tier" in body:
+                    self.config.tier = str(body["tier"])
+                if "projects" in body or "invalid_keys" in body:
+                    self.config.apply_projects(body)
+            c = self.config
+            return {
+                "rpm": c.rpm,
+                "tpm": c.tpm,
+                "rpd": c.rpd,
+                "window_seconds": c.window_seconds,
+                "tier": c.tier,
+                "projects": sorted(c.projects),
+            }
+        raise KeyError(what)

@@ -1,0 +1,123 @@
+"""``flashlane emulator``: serve the emulator until SIGINT/SIGTERM, then exit 0.
+
+The base URL is the first line of stdout (flushed), so scripts can start it with ``--port 0``
+and read where it listens. The server runs in a background thread; the main thread only
+waits for a signal, which keeps shutdown clean (uvicorn's own handlers would re-raise it).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import click
+
+from .config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_WINDOW_SECONDS,
+    EmulatorConfig,
+    load_data_file,
+    load_projects_file,
+)
+
+
+@click.command("emulator")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--rpm", default=0, type=int, help="Requests per minute per project and model (0 = unlimited).")
+@click.option(
+    "--tpm", default=0, type=int, help="Input tokens per minute per project and model (0 = unlimited)."
+)
+@click.option(
+    "--rpd", default=0, type=int, help="Requests per Pacific day per project and model (0 = unlimited)."
+)
+@click.option(
+    "--window-seconds",
+    default=DEFAULT_WINDOW_SECONDS,
+    show_default=True,
+    type=float,
+    help="Length of the 'per minute' windows (scaled down for benchmarks).",
+)
+@click.option(
+    "--latency-scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Multiply the modelled latency (0 = answer at once).",
+)
+@click.option(
+    "--tier",
+    default="free",
+    show_default=True,
+    type=click.Choice(["free", "tier1", "tier2", "tier3"]),
+    help="Which quotaId names 429s use (free tier or paid).",
+)
+@click.option(
+    "--scenario",
+    "scenario_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON file of scenario rules (faults and scripted answers).",
+)
+@click.option(
+    "--projects",
+    "projects_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON file mapping API keys to projects and per-project quotas.",
+)
+def emulator_command(
+    host: str,
+    port: int,
+    rpm: int,
+    tpm: int,
+    rpd: int,
+    window_seconds: float,
+    latency_scale: float,
+    tier: str,
+    scenario_file: str | None,
+    projects_file: str | None,
+) -> None:
+    """Run a local Gemini API emulator (the SDKs talk to it via base_url)."""
+    from .scenario import rules_from_data
+    from .server import Emulator
+
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        rpm=rpm,
+        tpm=tpm,
+        rpd=rpd,
+        window_seconds=window_seconds,
+        latency_scale=latency_scale,
+        tier=tier,
+    )
+    try:
+        if projects_file:
+            load_projects_file(config, projects_file)
+        if scenario_file:
+            config.scenario = rules_from_data(load_data_file(scenario_file))
+    except (OSError, ValueError) as e:
+        raise click.UsageError(str(e)) from e
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    emu = Emulator(config)
+    try:
+        emu.start()
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sys.stdout.write(emu.base_url + "\n")
+    sys.stdout.flush()
+    click.echo(
+        f"flashlane emulator: quotas rpm={rpm or 'unlimited'} tpm={tpm or 'unlimited'} rpd={rpd or 'unlimited'}, "
+        f"latency x{latency_scale}; Ctrl-C to stop",
+        err=True,
+    )
+    while not stop.wait(0.5):
+        pass
+    emu.stop()

@@ -1,0 +1,217 @@
+"""Running the emulator: in a background thread (tests, ``--emulator``) or as the CLI process.
+
+``Emulator`` binds its socket itself (so ``port=0`` gives a known free port before the server
+starts), then runs uvicorn on its own event loop in a daemon thread. Calls such as ``stats()``
+or ``reset()`` are executed on that loop, so they never race with requests in flight.
+
+    with Emulator(EmulatorConfig(rpm=10, latency_scale=0)).running() as emu:
+        client = genai.Client(api_key="k", http_options={"base_url": emu.base_url})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from .app import EmulatorApp
+from .config import EmulatorConfig
+
+STARTUP_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 5.0
+GRACEFUL_SHUTDOWN_S = 1
+T = TypeVar("T")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_config(app: EmulatorApp, host: str, port: int) -> Any:
+    import uvicorn
+
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:  # pragma: no cover - uvloop is optional at runtime
+        loop = "asyncio"
+    try:
+        import httptools  # noqa: F401
+
+        http = "httptools"
+    except ImportError:  # pragma: no cover
+        http = "h11"
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop=loop,
+        http=http,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+
+
+class Emulator:
+    """A Gemini API emulator served by uvicorn in a background thread."""
+
+    def __init__(self, config: EmulatorConfig | None = None):
+        self.config = config or EmulatorConfig()
+        self._initial = copy.deepcopy(self.config)
+        self.app = EmulatorApp(self.config)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self.host = self.config.host
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Emulator:
+        import uvicorn
+
+        if self._thread is not None:
+            return self
+        self._sock = bind_socket(self.config.host, self.config.port)
+        self.port = self._sock.getsockname()[1]
+        cfg = uvicorn_config(self.app, self.config.host, self.port)
+        self._server = uvicorn.Server(cfg)
+        self._thread = threading.Thread(target=self._run, name=f"flashlane-emulator-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("emulator failed to start")
+            if time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start in time")
+            time.sleep(0.002)
+        return self
+
+    def _run(self) -> None:
+        server = self._server
+        config = server.config
+        loop_factory = config.get_loop_factory()
+        runner = asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
+        with runner:
+            self._loop = runner.get_loop()
+            runner.run(server.serve(sockets=[self._sock]))
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(SHUTDOWN_TIMEOUT_S)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(SHUTDOWN_TIMEOUT_S)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._server = None
+        self._thread = None
+        self._loop = None
+
+    def wait(self) -> None:
+        """Block until the server thread ends."""
+        if self._thread is not None:
+            self._thread.join()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Emulator]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ control (thread-safe)
+    def _call(self, fn: Callable[[], T]) -> T:
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return fn()
+
+        async def _do() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(_do(), loop).result(SHUTDOWN_TIMEOUT_S)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call(self.app.stats.snapshot)
+
+    def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._call(lambda: self.app.stats.recent(limit))
+
+    def reset(self, config: bool = False) -> None:
+        """Clear stats, quota windows, scenario, request log and clock; ``config=True`` also
+        restores the quota settings this emulator was started with."""
+
+        def _do() -> None:
+            if config:
+                fresh = copy.deepcopy(self._initial)
+                for name in (
+                    "rpm",
+                    "tpm",
+                    "rpd",
+                    "window_seconds",
+                    "tier",
+                    "projects",
+                    "invalid_keys",
+                    "strict_keys",
+                    "default_project",
+                    "latency_scale",
+                ):
+                    setattr(self.config, name, getattr(fresh, name))
+                self.config._index()
+                self.app.quota.window = self.config.window_seconds
+            self.app.reset()
+
+        self._call(_do)
+
+    def load_scenario(self, rules: list[dict[str, Any]] | dict[str, Any], replace: bool = True) -> None:
+        from .scenario import rules_from_data
+
+        parsed = rules_from_data(rules)
+        self._call(lambda: self.app.load_scenario(parsed, replace=replace))
+
+    def clear_scenario(self) -> None:
+        self._call(self.app.scenario.clear)
+
+    def advance_clock(self, seconds: float) -> None:
+        self._call(lambda: self.app.clock.advance(seconds))
+
+    def set_clock(self, epoch: float) -> None:
+        self._call(lambda: self.app.clock.set(epoch))
+
+    def configure(self, **quotas: Any) -> dict[str, Any]:
+        """Change quotas at runtime: ``rpm``, ``tpm``, ``rpd``, ``window_seconds``, ``tier``,
+        ``projects`` (projects-file mapping), ``invalid_keys``."""
+        result: dict[str, Any] = self._call(lambda: self.app.control("POST", "quotas", quotas))
+        return result

@@ -1,0 +1,48 @@
+"""The official Node SDK (@google/genai) against the emulator: text, stream, and a 429.
+
+Skipped only when ``tests/node/node_modules`` is missing and ``FLASHLANE_REQUIRE_NODE`` is not
+``1``; CI sets it, so there a missing ``npm install --prefix tests/node`` is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flashlane.emulator import Emulator
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def test_node_sdk_interop(emu: Emulator) -> None:
+    required = os.environ.get("FLASHLANE_REQUIRE_NODE") == "1"
+    node = shutil.which("node")
+    installed = (NODE_DIR / "node_modules" / "@google" / "genai").is_dir()
+    if not (installed and node):
+        if required:
+            pytest.fail(
+                "FLASHLANE_REQUIRE_NODE=1 but node or tests/node/node_modules is missing "
+                "(run: npm install --prefix tests/node)"
+            )
+        pytest.skip("Node SDK not installed (npm install --prefix tests/node)")
+    proc = subprocess.run(
+        [node, str(NODE_DIR / "interop.mjs"), emu.base_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=NODE_DIR,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["text"]
+    assert out["usage"]["promptTokenCount"] > 0
+    assert out["streamChunks"] > 1 and out["streamText"]
+    err = out["error"]
+    assert err and err["isApiError"] and err["status"] == 429
+    retry = err["body"]["error"]["details"][-1]
+    assert retry["retryDelay"] == "7s"
