@@ -368,7 +368,7 @@ class EmulatorApp:
             try:
                 await self._apply_fault(receive, send, act, info.id, project)
             except _Dropped:
-                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt)
+                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, None, (body, scope["headers"]))
                 raise
         limits = self.config.limits_for(project, info.id)
         if limits.rpm or limits.tpm or limits.rpd:
@@ -383,7 +383,7 @@ class EmulatorApp:
             if scale > 0:
                 await latency.pause(latency.total(info, out_tokens, scale))
             await self._send_json(send, 200, ans_mod.response(answer, info.id, rid))
-            self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple)
+            self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple, (body, scope["headers"]))
             return
         chunks = ans_mod.stream_chunks(answer, info.id, rid)
         first, gap = latency.plan(info, out_tokens, len(chunks), scale)
@@ -393,16 +393,16 @@ class EmulatorApp:
             await latency.pause(first)
         for i, chunk in enumerate(chunks):
             if cut is not None and i >= int(cut):
-                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple)
+                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple, (body, scope["headers"]))
                 await self._drop(receive, send)
             if i and gap:
                 await latency.pause(gap)
             await send({"type": "http.response.body", "body": _dumps_sse(chunk), "more_body": True})
         if cut is not None and int(cut) >= len(chunks):
-            self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple)
+            self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple, (body, scope["headers"]))
             await self._drop(receive, send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple)
+        self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple, (body, scope["headers"]))
 
     # ------------------------------------------------------------------ control API
     async def _control(self, scope: dict[str, Any], receive: Any, send: Any, what: str) -> None:

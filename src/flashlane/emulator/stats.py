@@ -32,6 +32,7 @@ class Stats:
         status: int,
         prompt: str | None = None,
         usage: tuple[int, int, int] | None = None,
+        request: tuple[dict[str, Any], list[tuple[bytes, bytes]]] | None = None,
     ) -> None:
         self.requests_total += 1
         self.by_method[method] = self.by_method.get(method, 0) + 1
@@ -62,6 +63,7 @@ class Stats:
                 "project": project,
                 "status": status,
                 "prompt": prompt,
+                "_request": request,  # (body, headers) kept by reference; formatted on read
             }
         )
 
@@ -79,4 +81,31 @@ class Stats:
 
     def recent(self, limit: int | None = None) -> list[dict[str, Any]]:
         items = list(self.log)
-        return items[-limit:] if limit else items
+        items = items[-limit:] if limit else items
+        return [_public(e) for e in items]
+
+
+# Headers worth showing in the log: what the client asked for, never credentials.
+_SHOWN_HEADERS = {b"x-server-timeout", b"user-agent", b"x-goog-api-client", b"content-type"}
+
+
+def _text(content: Any) -> str:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return "".join(str(p.get("text", "")) for p in parts or [] if isinstance(p, dict))
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    """A log entry as /_emulator/requests shows it: what went on the wire, minus the key."""
+    out = {k: v for k, v in entry.items() if k != "_request"}
+    req = entry.get("_request")
+    if req is not None:
+        body, headers = req
+        out["generation_config"] = body.get("generationConfig", body.get("generation_config")) or {}
+        system = body.get("systemInstruction", body.get("system_instruction"))
+        out["system"] = _text(system) if system else None
+        contents = body.get("contents")
+        out["contents"] = [
+            {"role": c.get("role", "user"), "text": _text(c)} for c in contents if isinstance(c, dict)
+        ] if isinstance(contents, list) else []
+        out["headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k.lower() in _SHOWN_HEADERS}
+    return out

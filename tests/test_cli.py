@@ -1,0 +1,125 @@
+"""The CLI: exit codes, one-line errors, --json output, offline --emulator runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flashlane.cli import main
+
+LABELS = "positive,negative,neutral"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "flashlane", *args], capture_output=True, text=True, env=full_env,
+                          timeout=60)
+
+
+def test_ask_with_emulator_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "ask", "hi", "--emulator")
+    assert code == 0 and out.strip()
+    assert "emulator" in err
+
+
+def test_ask_json_has_text_usage_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "ask", "hi", "--emulator", "--json", "--max-output-tokens", "500")
+    data = json.loads(out)
+    assert code == 0 and data["text"] and data["usage"]["prompt_tokens"] > 0 and data["cost_usd"] > 0
+
+
+def test_ask_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "ask", "Write a paragraph about rivers.", "--stream", "--emulator")
+    assert code == 0 and len(out.strip()) > 20
+
+
+def test_retired_model_exits_1_naming_the_replacement() -> None:
+    p = run_process("ask", "hi", "--emulator", env={"FLASHLANE_MODEL": "gemini-3.1-flash-lite-preview"})
+    assert p.returncode == 1
+    assert "gemini-3.1-flash-lite'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_no_credentials_exit_2_two_lines_no_traceback() -> None:
+    p = run_process("ask", "hi")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2
+    assert 1 <= len(lines) <= 2, p.stderr
+    assert "Traceback" not in p.stderr and "GEMINI_API_KEY" in p.stderr and "--emulator" in p.stderr
+
+
+def test_debug_shows_traceback() -> None:
+    p = run_process("ask", "hi", env={"FLASHLANE_DEBUG": "1"})
+    assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "ask")
+    assert code == 2 and "PROMPT" in err
+    code, _, err = run(capsys, "ask", "hi", "--emulator", "--max-output-tokens", "zero")
+    assert code == 2
+
+
+def test_classify_json_label_is_one_of_the_labels(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "classify", "Fast shipping, great quality.", "--labels", LABELS, "--emulator", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["label"] in LABELS.split(",") and "cost_usd" in data
+
+
+def test_extract_translate_summarize(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                                  "required": ["name", "age"]}))
+    code, out, _ = run(capsys, "extract", "Bob is 42.", "--schema", str(schema), "--emulator", "--json")
+    data = json.loads(out)
+    assert code == 0 and isinstance(data["name"], str) and isinstance(data["age"], int)
+    code, out, _ = run(capsys, "translate", "Good morning", "--to", "fr", "--emulator", "--json")
+    assert code == 0 and json.loads(out)["text"]
+    code, out, _ = run(capsys, "summarize", "Rivers carry water to the sea. " * 20, "--max-words", "20", "--emulator")
+    assert code == 0 and 0 < len(out.split()) <= 20
+    code, out, _ = run(capsys, "summarize", "Rivers carry water. " * 20, "--stream", "--emulator")
+    assert code == 0 and out.strip()
+
+
+def test_bad_schema_file_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run(capsys, "extract", "x", "--schema", str(tmp_path / "nope.json"), "--emulator")
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) <= 2
+
+
+def test_models_json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "--json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert code == 0
+    assert rows["gemini-3.1-flash-lite-preview"]["replacement"] == "gemini-3.1-flash-lite"
+    assert rows["gemini-3.1-flash-lite"]["input_per_1m"] == 0.25
+    code, out, _ = run(capsys, "models", "--emulator")
+    assert code == 0 and "listed" in out
+
+
+def test_doctor_offline_and_with_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "doctor", "--offline")
+    assert code == 1 and "FAIL" in out and "credentials" in out  # no key
+    code, out, _ = run(capsys, "doctor", "--emulator")
+    assert code == 0, out
+    for needle in ("google-genai", "timeout", "Pacific", "thinking", "model on the API"):
+        assert needle in out
+
+
+def test_doctor_flags_the_retired_model(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLASHLANE_MODEL", "gemini-3.1-flash-lite-preview")
+    code, out, _ = run(capsys, "doctor", "--emulator")
+    assert code == 1 and "FLASHLANE_MODEL=gemini-3.1-flash-lite" in out
