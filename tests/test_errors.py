@@ -40,6 +40,7 @@ def test_429_input_token_quota_is_tpm_with_retry_delay() -> None:
     assert isinstance(err, fl.RateLimited)
     assert err.kind == "tpm"
     assert err.retry_after == 26.0
+    assert err.quota_value == 250000
     assert err.retryable
     assert "input-tokens-per-minute" in err.message and "26.0 s" in err.message
 

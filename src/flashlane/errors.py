@@ -111,9 +111,11 @@ class RateLimited(FlashlaneError):
     reason_code = "rate_limited"
 
     def __init__(self, message: str, *, kind: str = "unknown", retry_after: float | None = None,
-                 reset_at: datetime | None = None, quota_id: str | None = None, **kw: Any) -> None:
+                 reset_at: datetime | None = None, quota_id: str | None = None, quota_value: int | None = None,
+                 **kw: Any) -> None:
         super().__init__(message, **kw)
         self.kind = kind
+        self.quota_value = quota_value  # the limit itself, when the server states it (QuotaFailure.quotaValue)
         self.retry_after = retry_after
         self.reset_at = reset_at
         self.quota_id = quota_id
@@ -374,6 +376,10 @@ def _rate_limited(body: dict[str, Any], message: str, exc: Any, *, now: datetime
     failure = _detail(body, "google.rpc.QuotaFailure") or {}
     violations = failure.get("violations") or []
     quota_id = str(violations[0].get("quotaId", "")) if violations else ""
+    try:
+        quota_value: int | None = int(violations[0]["quotaValue"]) if violations else None
+    except (KeyError, TypeError, ValueError):
+        quota_value = None
     kind = quota_kind(quota_id) if quota_id else "unknown"
     retry = _detail(body, "google.rpc.RetryInfo") or {}
     retry_after = parse_duration(retry.get("retryDelay"))
@@ -387,10 +393,10 @@ def _rate_limited(body: dict[str, Any], message: str, exc: Any, *, now: datetime
             f"the requests-per-day quota for {model or 'this model'} is used up ({quota_id}); "
             f"it resets at {describe_reset(reset_at)}",
             hint="rerun after the reset (finished work is kept), or move the project to a paid tier",
-            kind="rpd", retry_after=retry_after, reset_at=reset_at, quota_id=quota_id, **kw)
+            kind="rpd", retry_after=retry_after, reset_at=reset_at, quota_id=quota_id, quota_value=quota_value, **kw)
     what = {"rpm": "requests-per-minute", "tpm": "input-tokens-per-minute"}.get(kind, "a rate")
     wait = f"; retry in {retry_after:.1f} s" if retry_after is not None else ""
     return RateLimited(
         f"over the {what} quota for {model or 'this model'}" + (f" ({quota_id})" if quota_id else "") + wait,
         hint="flashlane waits and retries; set a tier (FLASHLANE_TIER) so requests are paced below the quota",
-        kind=kind, retry_after=retry_after, quota_id=quota_id or None, **kw)
+        kind=kind, retry_after=retry_after, quota_id=quota_id or None, quota_value=quota_value, **kw)

@@ -1,0 +1,150 @@
+"""``Limits``: the quota numbers a limiter enforces, from tier presets, explicit numbers or strings.
+
+Accepted strings (config file, ``FLASHLANE_LIMITS``, ``--limits``), comma-separated parts:
+
+- ``adaptive`` (also the default when nothing else is given): start unthrottled, learn from 429s;
+- a tier: ``free``, ``tier1``, ``tier2``, ``tier3``: the catalog's numbers for the model;
+- numbers: ``rpm=15``, ``tpm=250000``, ``rpd=1000`` (0 = unlimited); combine with a tier to override;
+- ``window=6``: the window length in seconds (a scaled minute, for benchmarks against the emulator);
+- ``margin=0.1``: seconds added to the window to absorb client-to-server latency jitter;
+- ``off`` / ``none`` / ``unlimited``: no limiter pacing at all (429s are still retried).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import ConfigError
+from ..models import DEFAULT_MODEL, TIERS, lookup
+
+__all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits"]
+
+DEFAULT_WINDOW_S = 60.0  # Gemini's RPM/TPM are per minute
+# A request we admit at t reaches the server a little later, by a latency that varies; if an
+# old request's latency was shorter than a new one's, the server could see both inside one
+# window. Counting each admission for window + margin absorbs that jitter. 5 % of a scaled
+# window, at most 1 s of a real minute (a 1.6 % throughput cost).
+DEFAULT_MARGIN_FRACTION = 0.05
+DEFAULT_MARGIN_CAP_S = 1.0
+
+_OFF = {"off", "none", "unlimited"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-(project, model) quota. 0 means unlimited. ``adaptive``: these are starting values
+    that a 429 lowers and quiet windows raise (see ``adaptive.py``)."""
+
+    rpm: int = 0
+    tpm: int = 0
+    rpd: int = 0
+    window_s: float = DEFAULT_WINDOW_S
+    margin_s: float | None = None  # None: DEFAULT_MARGIN_FRACTION of the window, capped
+    adaptive: bool = False
+    source: str = "explicit"  # for describe(): "free (gemini-3.1-flash-lite)", "adaptive", ...
+
+    def __post_init__(self) -> None:
+        if min(self.rpm, self.tpm, self.rpd) < 0:
+            raise ConfigError("quota limits must be >= 0 (0 = unlimited)")
+        if self.window_s <= 0:
+            raise ConfigError("the quota window must be > 0 seconds")
+
+    @property
+    def margin(self) -> float:
+        if self.margin_s is not None:
+            return max(self.margin_s, 0.0)
+        return min(self.window_s * DEFAULT_MARGIN_FRACTION, DEFAULT_MARGIN_CAP_S)
+
+    @property
+    def span(self) -> float:
+        """How long one admission counts against RPM/TPM: the window plus the margin."""
+        return self.window_s + self.margin
+
+    @property
+    def unlimited(self) -> bool:
+        return not (self.rpm or self.tpm or self.rpd)
+
+    @classmethod
+    def from_tier(cls, tier: str, model: str = DEFAULT_MODEL, *, window_s: float = DEFAULT_WINDOW_S) -> Limits:
+        tier = tier.strip().lower()
+        if tier not in TIERS:
+            raise ConfigError(f"unknown usage tier {tier!r}", hint=f"use one of {', '.join(TIERS)} or 'adaptive'")
+        info = lookup(model)
+        quota = info.quota(tier) if info is not None else None
+        if quota is None:
+            raise ConfigError(f"no {tier} quota is known for model {model!r}",
+                              hint="give explicit numbers, e.g. 'rpm=15,tpm=250000,rpd=1000', or use 'adaptive'")
+        return cls(rpm=quota.rpm, tpm=quota.tpm, rpd=quota.rpd, window_s=window_s,
+                   source=f"{tier} preset for {info.id if info else model}")
+
+    @classmethod
+    def adaptive_default(cls, window_s: float = DEFAULT_WINDOW_S) -> Limits:
+        return cls(window_s=window_s, adaptive=True, source="adaptive")
+
+    @classmethod
+    def parse(cls, spec: str | Limits | None, model: str = DEFAULT_MODEL) -> Limits:
+        """Parse a limits string; see the module docstring. None or "" means adaptive."""
+        if isinstance(spec, Limits):
+            return spec
+        text = (spec or "").strip().lower()
+        tier: str | None = None
+        numbers: dict[str, Any] = {}
+        window = DEFAULT_WINDOW_S
+        margin: float | None = None
+        adaptive = False
+        off = False
+        for raw in text.replace(";", ",").split(","):
+            part = raw.strip()
+            if not part:
+                continue
+            if "=" in part:
+                name, _, value = (p.strip() for p in part.partition("="))
+                try:
+                    if name in ("rpm", "tpm", "rpd"):
+                        numbers[name] = int(float(value))
+                    elif name in ("window", "window_s"):
+                        window = float(value)
+                    elif name in ("margin", "margin_s"):
+                        margin = float(value)
+                    else:
+                        raise ConfigError(f"unknown quota setting {name!r} in {spec!r}",
+                                          hint="use rpm=, tpm=, rpd=, window= or margin=")
+                except ValueError:
+                    raise ConfigError(f"{name}={value!r} in {spec!r} is not a number") from None
+            elif part == "adaptive":
+                adaptive = True
+            elif part in _OFF:
+                off = True
+            elif part in TIERS:
+                tier = part
+            else:
+                raise ConfigError(f"unknown quota setting {part!r}",
+                                  hint=f"use adaptive, off, {', '.join(TIERS)} or rpm=N,tpm=N,rpd=N[,window=S]")
+        if tier is not None:
+            base = cls.from_tier(tier, model, window_s=window)
+        else:
+            base = cls(window_s=window, source="explicit")
+        limits = replace(base, margin_s=margin, **numbers)
+        if numbers and tier is not None:
+            limits = replace(limits, source=f"{base.source}, overridden")
+        if off:
+            return replace(limits, rpm=0, tpm=0, rpd=0, adaptive=False, source="off")
+        if adaptive or (tier is None and not numbers):
+            # Adaptive is the default: no one-size preset is right, and a paid tier must never
+            # be slowed by a guess. Explicit numbers alongside "adaptive" are starting values.
+            return replace(limits, adaptive=True, source="adaptive")
+        return limits
+
+    def describe(self) -> str:
+        def n(v: int) -> str:
+            return f"{v:,}" if v else "unlimited"
+
+        per = "min" if self.window_s == DEFAULT_WINDOW_S else f"{self.window_s:g} s"
+        nums = f"RPM {n(self.rpm)}, TPM {n(self.tpm)} per {per}, RPD {n(self.rpd)}"
+        if self.adaptive:
+            start = "unthrottled" if self.unlimited else nums
+            return f"adaptive (starts {start}; learns each project's limit from 429s)"
+        if self.source == "off":
+            return "off (no client-side pacing; 429s are still retried)"
+        return f"{nums} ({self.source})"

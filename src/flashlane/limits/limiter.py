@@ -1,0 +1,157 @@
+"""``Limiter``: waits until a request fits its key's quota, on an injected clock.
+
+One limiter serves many keys (``f"{project}:{model}"``); the state per key lives in a
+``Store`` (memory, SQLite, Redis) so processes sharing a store share the quota.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import PACIFIC, RateLimited, describe_reset
+from .adaptive import AdaptivePolicy
+from .config import Limits
+from .store import Store
+from .window import day_reset_after
+
+__all__ = ["DEFAULT_GATE_WITHOUT_RETRY_INFO_S", "Limiter", "Reservation"]
+
+# A 429 without RetryInfo still means "the window is full": hold everyone back for a moment
+# (scaled with the window, so scaled benchmarks keep the proportion) instead of letting the
+# rest of the burst collect their own 429s.
+DEFAULT_GATE_WITHOUT_RETRY_INFO_S = 1.0  # per 60 s of window
+
+
+class Reservation:
+    """One admission. Its tokens stay charged to the window unless ``release``d."""
+
+    def __init__(self, store: Store, key: str, entry_id: str, ts: float, tokens: int, day_reset: float) -> None:
+        self.store = store
+        self.key = key
+        self.entry_id = entry_id
+        self.ts = ts
+        self.tokens = tokens
+        self.day_reset = day_reset
+        self.released = False
+
+    def reconcile(self, actual_input_tokens: int) -> None:
+        """After success: charge the real ``promptTokenCount`` instead of the estimate."""
+        if not self.released and actual_input_tokens != self.tokens:
+            self.store.adjust(self.key, self.entry_id, actual_input_tokens)
+            self.tokens = actual_input_tokens
+
+    def release(self) -> None:
+        """The server did not count the request (it answered 429): give back the request and
+        its tokens, for the window and the day. Idempotent."""
+        if not self.released:
+            self.released = True
+            self.store.remove(self.key, self.entry_id, self.day_reset)
+
+    def __repr__(self) -> str:
+        return f"Reservation({self.key!r}, tokens={self.tokens}, ts={self.ts:.3f})"
+
+
+class Limiter:
+    def __init__(self, store: Store, limits: Limits, *, clock: Clock | None = None, model: str | None = None) -> None:
+        self.store = store
+        self.limits = limits
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.model = model
+        self.adaptive: AdaptivePolicy | None = AdaptivePolicy(limits) if limits.adaptive else None
+
+    # ---------------------------------------------------------------- admission
+
+    def limits_for(self, key: str) -> Limits:
+        if self.adaptive is not None:
+            return self.adaptive.limits_for(key, self.clock.time())
+        return self.limits
+
+    def _try(self, key: str, tokens: int) -> Reservation | float:
+        """A reservation, or the seconds to wait before trying again. Raises on a used-up day."""
+        limits = self.limits_for(key)
+        entry_id = uuid.uuid4().hex
+        d = self.store.admit(key, self.clock.time, tokens, limits, entry_id)
+        if d.admitted:
+            return Reservation(self.store, key, entry_id, d.at, tokens, d.day_reset)
+        if d.day_exhausted:
+            raise self._day_used_up(key, d.at, d.day_reset, limits)
+        if self.adaptive is not None and d.wait > 0:
+            self.adaptive.note_saturated(key)
+        return d.wait
+
+    def acquire(self, key: str, tokens: int) -> Reservation:
+        """Block (on the clock) until the request fits; raise ``RateLimited(kind="rpd")`` at once
+        when the day is used up."""
+        while True:
+            got = self._try(key, tokens)
+            if isinstance(got, Reservation):
+                return got
+            self.clock.sleep(got)
+
+    async def aacquire(self, key: str, tokens: int) -> Reservation:
+        while True:
+            got = self._try(key, tokens)
+            if isinstance(got, Reservation):
+                return got
+            await self.clock.asleep(got)
+
+    def _day_used_up(self, key: str, now: float, day_reset: float, limits: Limits) -> RateLimited:
+        reset_at = datetime.fromtimestamp(day_reset, timezone.utc).astimezone(PACIFIC)
+        model = self.model or key.rpartition(":")[2] or "this model"
+        quota = f" ({limits.rpd:,} requests)" if limits.rpd else ""
+        return RateLimited(
+            f"the requests-per-day quota for {model}{quota} is used up; it resets at {describe_reset(reset_at)}",
+            hint="rerun after the reset (finished work is kept), or move the project to a paid tier",
+            kind="rpd", retry_after=max(day_reset - now, 0.0), reset_at=reset_at, model=self.model)
+
+    # ---------------------------------------------------------------- feedback
+
+    def backoff(self, key: str, until_wall_time: float) -> None:
+        """Coordinated backoff: nobody acquiring ``key`` (in any process sharing the store) is
+        admitted before ``until_wall_time``."""
+        self.store.extend_gate(key, until_wall_time)
+
+    def on_rate_limited(self, key: str, error: RateLimited, reservation: Reservation | None = None) -> None:
+        """Feed a 429 back: per-day → block the day; per-minute → close the gate for the
+        server's wait (so a burst of 429s doesn't multiply) and, if adaptive, learn the limit.
+        Call before ``reservation.release()`` so the observed window still includes it."""
+        now = self.clock.time()
+        if error.kind == "rpd":
+            reset = error.reset_at.timestamp() if error.reset_at else day_reset_after(now)
+            self.store.block_day(key, reset)
+            return
+        limits = self.limits_for(key)
+        wait = error.retry_after
+        if wait is None:
+            wait = DEFAULT_GATE_WITHOUT_RETRY_INFO_S * limits.window_s / 60.0
+        self.backoff(key, now + wait)
+        if self.adaptive is not None:
+            requests, tokens = self.store.usage(key, now, limits.span)
+            self.adaptive.on_429(key, error.kind, quota_value=_quota_value(error),
+                                 observed_requests=requests, observed_tokens=tokens,
+                                 request_tokens=reservation.tokens if reservation else 0, now=now)
+
+    # ---------------------------------------------------------------- reporting
+
+    def describe(self) -> str:
+        text = self.limits.describe() + f"; backend {self.store.name}"
+        if self.adaptive is not None:
+            text += self.adaptive.describe()
+        return text
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Limiter({self.describe()})"
+
+
+def _quota_value(error: RateLimited) -> int | None:
+    # errors.py doesn't parse QuotaFailure.violations[].quotaValue yet; use it once it does.
+    value = getattr(error, "quota_value", None)
+    try:
+        return int(value) if value else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,78 @@
+"""In-process backend: one lock around plain Python state.
+
+Thread-safe, and safe for asyncio because the lock is only held for the few microseconds of a
+decision, never across an await or a sleep.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+
+from .config import Limits
+from .window import Decision, Entry, KeyState, decide, prune_before, usage
+
+__all__ = ["MemoryStore"]
+
+
+class _Key:
+    __slots__ = ("entries", "state")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.state = KeyState()
+
+
+class MemoryStore:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: defaultdict[str, _Key] = defaultdict(_Key)
+
+    def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: Limits, entry_id: str) -> Decision:
+        with self._lock:
+            now = clock()
+            k = self._keys[key]
+            cutoff = prune_before(now, limits.span)
+            for eid in [i for i, e in k.entries.items() if e.ts <= cutoff]:  # prune what no rule needs
+                del k.entries[eid]
+            k.state.entries = list(k.entries.values())
+            d = decide(k.state, now, tokens, limits)
+            k.state.day_reset, k.state.day_count, k.state.day_blocked = d.day_reset, d.day_count, d.day_blocked
+            if d.admitted:
+                k.entries[entry_id] = Entry(now, tokens)
+            return d
+
+    def adjust(self, key: str, entry_id: str, tokens: int) -> None:
+        with self._lock:
+            k = self._keys[key]
+            e = k.entries.get(entry_id)
+            if e is not None:
+                k.entries[entry_id] = Entry(e.ts, tokens)
+
+    def remove(self, key: str, entry_id: str, day_reset: float) -> None:
+        with self._lock:
+            k = self._keys[key]
+            k.entries.pop(entry_id, None)
+            if k.state.day_reset == day_reset and k.state.day_count > 0:
+                k.state.day_count -= 1
+
+    def extend_gate(self, key: str, until: float) -> None:
+        with self._lock:
+            k = self._keys[key]
+            k.state.gate_until = max(k.state.gate_until, until)
+
+    def block_day(self, key: str, day_reset: float) -> None:
+        with self._lock:
+            st = self._keys[key].state
+            st.day_reset, st.day_blocked = day_reset, True
+
+    def usage(self, key: str, now: float, span: float) -> tuple[int, int]:
+        with self._lock:
+            k = self._keys[key]
+            return usage(KeyState(entries=list(k.entries.values())), now, span)
+
+    def close(self) -> None:
+        pass

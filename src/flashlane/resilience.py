@@ -1,0 +1,149 @@
+"""``Guard``: the loop every call runs: limiter → one SDK call → reconcile, retrying on failure.
+
+Sync and async share every decision (``_after_failure``); they differ only in how they wait.
+
+What happens to the quota charge of a failed attempt:
+
+- **429** (any kind): the server refused the request without counting it (the emulator and
+  Gemini's quotas count accepted requests), so the reservation is *released*: it no longer
+  counts against RPM/TPM or the day. Before that the 429 is fed to the limiter: per-minute →
+  a shared backoff gate until ``retry_after`` (so a burst of 429s becomes one wait, for every
+  caller of the key) and, in adaptive mode, a learned limit; per-day → the day is blocked.
+- **5xx, timeouts, transport errors**: the charge is *kept*. The server may well have counted
+  the request (a 503 after admission, a response lost in transit), and we can't tell a refused
+  connection from a dropped one. Over-counting costs one slot for one window; under-counting
+  costs a 429.
+- A 5xx with ``Retry-After`` closes the gate too: the server is asking everyone to slow down.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from .clock import Clock
+from .errors import FlashlaneError, RateLimited, ServiceUnavailable
+from .limits import Limiter, Reservation
+from .retry import RetryPolicy
+
+__all__ = ["Guard", "GuardStats"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class GuardStats:
+    requests: int = 0  # attempts sent (fn calls)
+    succeeded: int = 0
+    rate_limited: int = 0  # 429s of any kind
+    retries: int = 0
+    gave_up: int = 0
+    backoff_s: float = 0.0  # slept between attempts (retry policy)
+    limiter_wait_s: float = 0.0  # waited in the limiter for the quota window or a gate
+    by_kind: Counter[str] = field(default_factory=Counter)  # "rate_limited:rpm", "unavailable", ...
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def waits_s(self) -> float:
+        return self.backoff_s + self.limiter_wait_s
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def count(self, kind: str) -> None:
+        with self._lock:
+            self.by_kind[kind] += 1
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            return {"requests": self.requests, "succeeded": self.succeeded, "rate_limited": self.rate_limited,
+                    "retries": self.retries, "gave_up": self.gave_up, "backoff_s": self.backoff_s,
+                    "limiter_wait_s": self.limiter_wait_s, "waits_s": self.waits_s, "by_kind": dict(self.by_kind)}
+
+
+def _kind(error: FlashlaneError) -> str:
+    if isinstance(error, RateLimited):
+        return f"{error.reason_code}:{error.kind}"
+    return error.reason_code
+
+
+class Guard:
+    def __init__(self, limiter: Limiter, policy: RetryPolicy, clock: Clock, *,
+                 rng: random.Random | None = None) -> None:
+        self.limiter = limiter
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stats = GuardStats()
+
+    def call(self, key: str, est_tokens: int, fn: Callable[[], T],
+             input_tokens_of: Callable[[T], int | None]) -> T:
+        start = self.clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            t0 = self.clock.monotonic()
+            res = self.limiter.acquire(key, est_tokens)  # RateLimited(rpd) propagates: the day is gone
+            self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
+            try:
+                out = fn()
+            except FlashlaneError as e:
+                delay = self._after_failure(key, res, e, attempt, self.clock.monotonic() - start)
+                if delay is None:
+                    raise
+                self.clock.sleep(delay)
+                continue
+            self._after_success(res, out, input_tokens_of)
+            return out
+
+    async def acall(self, key: str, est_tokens: int, fn: Callable[[], Awaitable[T]],
+                    input_tokens_of: Callable[[T], int | None]) -> T:
+        start = self.clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            t0 = self.clock.monotonic()
+            res = await self.limiter.aacquire(key, est_tokens)
+            self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
+            try:
+                out = await fn()
+            except FlashlaneError as e:
+                delay = self._after_failure(key, res, e, attempt, self.clock.monotonic() - start)
+                if delay is None:
+                    raise
+                await self.clock.asleep(delay)
+                continue
+            self._after_success(res, out, input_tokens_of)
+            return out
+
+    # ---------------------------------------------------------------- shared policy
+
+    def _after_success(self, res: Reservation, out: T, input_tokens_of: Callable[[T], int | None]) -> None:
+        self.stats.add(succeeded=1)
+        actual = input_tokens_of(out)
+        if actual is not None:
+            res.reconcile(actual)
+
+    def _after_failure(self, key: str, res: Reservation, error: FlashlaneError, attempt: int,
+                       elapsed: float) -> float | None:
+        """Settle the reservation, inform the limiter; the wait before the next attempt or None."""
+        self.stats.count(_kind(error))
+        if isinstance(error, RateLimited):
+            self.stats.add(rate_limited=1)
+            self.limiter.on_rate_limited(key, error, res)  # before release: it reads the window
+            res.release()
+        elif isinstance(error, ServiceUnavailable) and error.retry_after:
+            self.limiter.backoff(key, self.clock.time() + error.retry_after)
+        delay = self.policy.delay_for(error, attempt, elapsed, self.rng)
+        if delay is None:
+            if error.retryable:
+                self.stats.add(gave_up=1)
+            return None
+        self.stats.add(retries=1, backoff_s=delay)
+        return delay

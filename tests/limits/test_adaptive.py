@@ -1,0 +1,70 @@
+"""The adaptive policy's arithmetic, directly (the limiter-level behaviour is in the backend suite)."""
+
+from __future__ import annotations
+
+from flashlane.limits import AdaptivePolicy, Limits
+
+K = "p:m"
+
+
+def policy() -> AdaptivePolicy:
+    return AdaptivePolicy(Limits.parse("adaptive,window=10,margin=0"))
+
+
+def test_starts_unthrottled() -> None:
+    assert policy().limits_for(K, 0).unlimited
+
+
+def test_first_429_learns_the_observed_count() -> None:
+    p = policy()
+    p.on_429(K, "rpm", quota_value=None, observed_requests=16, observed_tokens=0, request_tokens=0, now=0)
+    assert p.learned(K) == (15, 0)
+
+
+def test_a_burst_of_429s_cuts_once_and_keeps_the_tightest_observation() -> None:
+    p = policy()
+    for seen in (40, 39, 20, 25):  # a burst sent before we knew: releases shrink the window
+        p.on_429(K, "rpm", quota_value=None, observed_requests=seen, observed_tokens=0, request_tokens=0, now=1)
+    assert p.learned(K) == (19, 0)
+
+
+def test_later_429_cuts_multiplicatively() -> None:
+    p = policy()
+    p.on_429(K, "rpm", quota_value=None, observed_requests=21, observed_tokens=0, request_tokens=0, now=0)
+    p.on_429(K, "rpm", quota_value=None, observed_requests=21, observed_tokens=0, request_tokens=0, now=20)
+    assert p.learned(K) == (18, 0)  # floor(20 * 0.9)
+
+
+def test_quota_value_is_exact_and_not_probed_past() -> None:
+    p = policy()
+    p.on_429(K, "tpm", quota_value=250_000, observed_requests=3, observed_tokens=300_000, request_tokens=1, now=0)
+    p.note_saturated(K)
+    assert p.limits_for(K, 100).tpm == 250_000
+
+
+def test_tpm_learns_tokens_without_this_request() -> None:
+    p = policy()
+    p.on_429(K, "tpm", quota_value=None, observed_requests=3, observed_tokens=1200, request_tokens=200, now=0)
+    assert p.learned(K) == (0, 1000)
+
+
+def test_probes_up_only_after_a_saturated_quiet_window() -> None:
+    p = policy()
+    p.on_429(K, "unknown", quota_value=None, observed_requests=11, observed_tokens=0, request_tokens=0, now=0)
+    assert p.limits_for(K, 50).rpm == 10  # not saturated: demand, not the limit, set the pace
+    p.note_saturated(K)
+    assert p.limits_for(K, 5).rpm == 10  # within a window of the cut
+    assert p.limits_for(K, 60).rpm == 11
+    assert p.limits_for(K, 61).rpm == 11  # one step per saturated window
+
+
+def test_a_failed_probe_restores_the_limit_and_probes_less_often() -> None:
+    p = policy()
+    p.on_429(K, "rpm", quota_value=None, observed_requests=16, observed_tokens=0, request_tokens=0, now=0)
+    p.note_saturated(K)
+    assert p.limits_for(K, 10).rpm == 16  # probe
+    p.on_429(K, "rpm", quota_value=None, observed_requests=17, observed_tokens=0, request_tokens=0, now=12)
+    assert p.learned(K) == (15, 0)  # back to what worked, not cut below it
+    p.note_saturated(K)
+    assert p.limits_for(K, 22).rpm == 15  # next probe after 2 windows, not 1
+    assert p.limits_for(K, 32).rpm == 16
