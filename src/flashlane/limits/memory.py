@@ -7,7 +7,7 @@ decision, never across an await or a sleep.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 from .config import Limits
@@ -17,11 +17,26 @@ __all__ = ["MemoryStore"]
 
 
 class _Key:
-    __slots__ = ("entries", "state")
+    __slots__ = ("entries", "order", "state")
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
+        # Admission order, for O(1) amortised pruning; ids already removed are skipped lazily.
+        self.order: deque[tuple[float, str]] = deque()
         self.state = KeyState()
+
+
+def _live(k: _Key, live_from: float) -> list[Entry]:
+    """Entries admitted after ``live_from``, oldest first, scanning only the window's tail."""
+    out: list[Entry] = []
+    for ts, eid in reversed(k.order):
+        if ts <= live_from:
+            break
+        e = k.entries.get(eid)
+        if e is not None:
+            out.append(e)
+    out.reverse()
+    return out
 
 
 class MemoryStore:
@@ -36,13 +51,18 @@ class MemoryStore:
             now = clock()
             k = self._keys[key]
             cutoff = prune_before(now, limits.span)
-            for eid in [i for i, e in k.entries.items() if e.ts <= cutoff]:  # prune what no rule needs
-                del k.entries[eid]
-            k.state.entries = list(k.entries.values())
+            while k.order and k.order[0][0] <= cutoff:  # prune what no rule needs
+                k.entries.pop(k.order.popleft()[1], None)
+            if limits.rpm or limits.tpm:
+                live_from = now - limits.span
+                k.state.entries = _live(k, live_from)
+            else:
+                k.state.entries = []
             d = decide(k.state, now, tokens, limits)
             k.state.day_reset, k.state.day_count, k.state.day_blocked = d.day_reset, d.day_count, d.day_blocked
             if d.admitted:
                 k.entries[entry_id] = Entry(now, tokens)
+                k.order.append((now, entry_id))
             return d
 
     def adjust(self, key: str, entry_id: str, tokens: int) -> None:

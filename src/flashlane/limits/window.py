@@ -76,8 +76,14 @@ def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision
                         at=now)
 
     wait = max(state.gate_until - now, 0.0)
+    if not limits.rpm and not limits.tpm:  # nothing to count (unlimited, or adaptive before a 429)
+        if wait > 0:
+            return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now)
+        return Decision(True, day_reset=day_reset, day_count=day_count + 1, at=now)
     span = limits.span
-    live = sorted((e for e in state.entries if e.ts > now - span), key=lambda e: e.ts)
+    live = [e for e in state.entries if e.ts > now - span]
+    if any(live[i].ts > live[i + 1].ts for i in range(len(live) - 1)):  # backends usually load in order
+        live.sort(key=_ts)
     if limits.rpm and len(live) >= limits.rpm:
         # The oldest admissions must leave the window until only rpm - 1 remain.
         wait = max(wait, live[len(live) - limits.rpm].ts + span - now)
@@ -95,6 +101,10 @@ def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision
     if wait > 0:
         return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now)
     return Decision(True, day_reset=day_reset, day_count=day_count + 1, at=now)
+
+
+def _ts(e: Entry) -> float:
+    return e.ts
 
 
 def prune_before(now: float, span: float) -> float:

@@ -66,6 +66,24 @@ class TaskMethods:
 
         return stream_task(self, get_task(task), **values)  # type: ignore[arg-type]
 
+    def map(self, task: Task | str, items: Any, **kw: Any) -> Any:
+        """Run ``task`` over many items (strings or dicts of fields), packed and concurrent;
+        results come back in input order, failures as values rather than exceptions."""
+        from ..pipeline import map_items
+
+        return map_items(self, task, items, **kw)  # type: ignore[arg-type]
+
+    async def amap(self, task: Task | str, items: Any, **kw: Any) -> Any:
+        from ..pipeline import amap_items
+
+        return await amap_items(self, task, items, **kw)  # type: ignore[arg-type]
+
+    def map_frame(self, task: Task | str, frame: Any, **kw: Any) -> Any:
+        """A pandas or polars DataFrame in, the same kind out, with result columns added."""
+        from ..pipeline import map_frame
+
+        return map_frame(self, task, frame, **kw)  # type: ignore[arg-type]
+
     def astream_task(self, task: Task | str, **values: Any) -> AsyncIterator[str]:
         from . import get_task
 

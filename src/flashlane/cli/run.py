@@ -1,0 +1,125 @@
+"""flashlane run TASK INPUT: a file of rows through a task, resumable; flashlane report RUN_DB.
+
+Exit codes: 0 every row ok; 1 some rows failed, or the run stopped early (budget reached,
+per-day quota exhausted: the run is parked and resumes when rerun); 2 a usage, input or
+configuration error (nothing already done is lost); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..errors import describe_reset
+from ..pipeline.readers import FORMATS
+from ..pipeline.report import format_report, load_report, report_json
+from ..pipeline.runfile import RunConfig, run_file
+from ..pipeline.scheduler import DEFAULT_CONCURRENCY
+from ..tasks import get_task
+from .common import lane_options, make_lane, note
+
+__all__ = ["run_command", "report_command"]
+
+
+def _pack(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter("use a number or 'auto'", param_hint="--pack") from None
+    if n < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--pack")
+    return n
+
+
+def _task_options(labels: str | None, multi_label: bool, schema: str | None, to: str | None, source: str | None,
+                  max_words: int | None, style: str | None) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if labels is not None:
+        opts["labels"] = labels
+    if multi_label:
+        opts["multi_label"] = True
+    if schema is not None:
+        from ..tasks import load_schema
+
+        opts["schema"] = load_schema(schema)
+    for k, v in (("to", to), ("source", source), ("max_words", max_words), ("style", style)):
+        if v is not None:
+            opts[k] = v
+    return opts
+
+
+@click.command("run")
+@click.argument("task")
+@click.argument("input_path", metavar="INPUT")
+@click.option("-o", "--output", default=None, help="Output .jsonl/.csv/.parquet (default <input stem>.<task>.jsonl).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Input format (default: by extension).")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV/TSV/JSON input.")
+@click.option("--column", default=None, help="The column holding the text.")
+@click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
+@click.option("--id-column", default=None, help="Column with unique row ids (default: row number + content hash).")
+@click.option("--labels", default=None, help="classify: comma-separated labels.")
+@click.option("--multi-label", is_flag=True, help="classify: allow any number of labels.")
+@click.option("--schema", default=None, help="extract: a JSON Schema file or module:PydanticModel.")
+@click.option("--to", default=None, help="translate: target language.")
+@click.option("--source", default=None, help="translate: source language.")
+@click.option("--max-words", type=click.IntRange(min=1), default=None, help="summarize: word limit.")
+@click.option("--style", default=None, help="summarize: style, e.g. 'one sentence'.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Requests in flight (the quota limiter still paces them).")
+@click.option("--pack", default=None, help="Items per request for structured tasks: N or auto.")
+@click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
+@click.option("--run-db", default=None, help="The run database (default <output>.flashlane.db).")
+@click.option("--fresh", is_flag=True, help="Start the run over, discarding its database.")
+@click.option("--retry-failed", is_flag=True, help="On resume, request rows that failed before again.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@lane_options
+def run_command(task: str, input_path: str, output: str | None, fmt: str | None, encoding: str, column: str | None,
+                template: str | None, id_column: str | None, labels: str | None, multi_label: bool,
+                schema: str | None, to: str | None, source: str | None, max_words: int | None, style: str | None,
+                concurrency: int, pack: str | None, budget_usd: float | None, run_db: str | None, fresh: bool,
+                retry_failed: bool, no_cache: bool, quiet: bool, **lane_kw: Any) -> None:
+    """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
+
+    Rerunning the same command resumes: finished rows are not requested again.
+    """
+    the_task = get_task(task)
+    cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
+                    id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
+                    concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
+                    task_options=_task_options(labels, multi_label, schema, to, source, max_words, style))
+    with make_lane(**lane_kw) as lane:
+        summary = run_file(lane, the_task, cfg)
+    r = summary.report
+    items = r["items"]
+    out = summary.outcome
+    if not quiet:
+        note(format_report(r))
+        note(f"packing: {summary.pack.why}")
+        note(f"output: {summary.output}  failures: {summary.failures}  run db: {summary.run_db}")
+    if out.status == "parked":
+        when = f" at {describe_reset(out.reset_at)}" if out.reset_at else ""
+        note(f"parked: the per-day request quota is used up; it resets{when}; rerun the same command then to resume")
+        sys.exit(1)
+    if out.status == "budget":
+        note(f"budget: {out.message}")
+        sys.exit(1)
+    if out.status == "aborted" and out.error is not None:
+        raise out.error
+    if items["failed"] or items["pending"]:
+        sys.exit(1)
+
+
+@click.command("report")
+@click.argument("run_db")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report_command(run_db: str, as_json: bool) -> None:
+    """Show what a run did and cost, from its database (RUN_DB)."""
+    r = load_report(run_db)
+    click.echo(report_json(r) if as_json else format_report(r))

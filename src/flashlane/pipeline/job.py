@@ -1,0 +1,154 @@
+"""A task bound to its options and model: how to turn items into requests and answers back
+into values, and the fingerprint that tells a resumable run from a changed one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..models import canonical_id, estimate_tokens, lookup
+from ..request import Call, Schema, output_budget
+from ..result import Usage, cost_of
+from ..tasks import Task
+from ..tasks.runner import answer_tokens
+from .items import TEXT_FIELD, Item
+from .packing import can_pack, pack_call, pack_output_tokens
+
+if TYPE_CHECKING:
+    from ..client import Lane
+
+__all__ = ["Job", "jsonable"]
+
+# Per-request overhead beyond the prompt text: role markers, the schema, the system turn.
+REQUEST_OVERHEAD_TOKENS = 64
+
+
+def jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@dataclass
+class Job:
+    lane: Lane
+    task: Task
+    options: dict[str, Any]
+    model: str = ""
+    thinking: str | None = None
+    item_schema: Schema | None = None
+    instructions: str = ""
+    system: str = ""
+    _in_limit: int = field(default=1_048_576, repr=False)
+
+    @classmethod
+    def create(cls, lane: Lane, task: Task, task_options: Mapping[str, Any]) -> Job:
+        options = task.options(dict(task_options))
+        model = canonical_id(options.get("model") or lane.settings.model)
+        thinking = options.get("thinking") or lane.settings.thinking or task.thinking
+        info = lookup(model)
+        job = cls(lane=lane, task=task, options=options, model=model, thinking=thinking,
+                  item_schema=task.schema(options), instructions=task.render_instructions(options),
+                  system=task.system, _in_limit=info.input_token_limit if info else 1_048_576)
+        return job
+
+    # ------------------------------------------------------------------ sizing
+
+    @property
+    def packable(self) -> bool:
+        return self.task.structured and can_pack(self.item_schema)
+
+    @property
+    def shared_tokens(self) -> int:
+        schema_tokens = estimate_tokens(json.dumps(self.item_schema.json_schema)) if self.item_schema else 0
+        return (estimate_tokens(self.instructions) + estimate_tokens(self.system) + schema_tokens
+                + REQUEST_OVERHEAD_TOKENS)
+
+    def answer_tokens(self, item: Item | None = None) -> int:
+        opts = dict(self.options)
+        if item is not None:
+            opts[TEXT_FIELD] = item.text
+        return answer_tokens(self.task, opts)
+
+    def too_large(self, item: Item) -> bool:
+        return estimate_tokens(item.rendered) + self.shared_tokens > self._in_limit
+
+    # ------------------------------------------------------------------ requests
+
+    def single_call(self, item: Item) -> Call:
+        cap = self.options.get("max_output_tokens") or output_budget(self.model, self.thinking,
+                                                                    self.answer_tokens(item))
+        prompt = f"{self.instructions}\n\n{item.rendered}" if self.instructions else item.rendered
+        return self.lane.build(prompt, schema=self.item_schema, system=self.system or None, model=self.model,
+                               thinking=self.thinking, max_output_tokens=cap)
+
+    def pack_call(self, items: Sequence[Item]) -> Call:
+        assert self.item_schema is not None
+        per_item = max(self.answer_tokens(it) for it in items)
+        return pack_call(items, build=self.lane.build, instructions=self.instructions,
+                         item_schema=self.item_schema, system=self.system or None, model=self.model,
+                         thinking=self.thinking, per_item_answer=per_item)
+
+    def call_for(self, items: Sequence[Item]) -> Call:
+        return self.pack_call(items) if len(items) > 1 else self.single_call(items[0])
+
+    def pack_fits(self, items: Sequence[Item], extra: Item) -> bool:
+        """Would adding ``extra`` keep the pack inside the context and output limits?"""
+        tokens = self.shared_tokens + sum(estimate_tokens(it.rendered) for it in (*items, extra))
+        per_item = max(self.answer_tokens(it) for it in (*items, extra))
+        info = lookup(self.model)
+        out_limit = info.output_token_limit if info else 65_536
+        return (tokens <= self._in_limit // 2
+                and pack_output_tokens(self.model, self.thinking, per_item, len(items) + 1) < out_limit)
+
+    def max_cost(self, call: Call) -> float:
+        """What a request can cost at most: its input estimate plus its full output cap."""
+        return cost_of(call.model, Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
+                                         output_tokens=call.max_output_tokens))
+
+    # ------------------------------------------------------------------ answers
+
+    def raw_of(self, result: Any) -> Any:
+        """The answer as JSON data, before the task's conversion (what the cache keeps)."""
+        return jsonable(result.parsed) if self.task.structured else result.text
+
+    def revalidate(self, raw: Any) -> Any:
+        """A cached raw answer back into what a fresh one would be."""
+        if self.item_schema is None:
+            return raw
+        return self.item_schema.validate_text(json.dumps(raw))
+
+    def finish(self, parsed: Any) -> Any:
+        return self.task.finish(parsed, self.options)
+
+    def cache_key(self, item: Item) -> str:
+        from .cache import ResponseCache
+
+        return ResponseCache.key(model=self.model, thinking=self.thinking, system=self.system,
+                                 instructions=self.instructions,
+                                 schema=self.item_schema.json_schema if self.item_schema else None,
+                                 item=item.rendered)
+
+    # ------------------------------------------------------------------ resume
+
+    def fingerprint(self, items: Sequence[Item], *, source: Mapping[str, Any]) -> str:
+        """Changes when anything that decides the answers changes: task, options, model,
+        thinking, how rows become items, and the items themselves."""
+        h = hashlib.sha256()
+        opts = {k: v for k, v in self.options.items() if k not in ("schema", "text")}
+        h.update(json.dumps([self.task.name, self.system, self.instructions, self.task.item_template,
+                             self.item_schema.json_schema if self.item_schema else None, self.model, self.thinking,
+                             jsonable(opts), dict(source)], sort_keys=True, default=str).encode())
+        for it in items:
+            h.update(f"\n{it.id}\t{it.hash}".encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+    def with_options(self, **changes: Any) -> Job:
+        return replace(self, options={**self.options, **changes})

@@ -1,0 +1,358 @@
+"""The async engine: workers pull requests (single items or packs) from a queue, call the
+Lane, and commit what each request produced before taking the next.
+
+Policy lives here, retries do not: the Lane already retries 429/5xx, re-asks on schema
+errors and grows a truncated cap. What the engine decides is per item:
+
+- a packed request that fails as a whole, or leaves an item missing, invalid or repeated,
+  sends those items back to the queue one by one (never packed again);
+- a single request that fails becomes a recorded failure with the error's ``reason_code``;
+- a per-day quota (``RateLimited`` kind ``rpd``) parks the run: nothing more is scheduled,
+  the affected items stay pending, never failed;
+- credentials or model errors abort the run (every row would fail the same way);
+- with a budget, a request is only started if what is spent, plus the most the requests in
+  flight can cost, plus the most this one can cost, stays within it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import AuthError, ConfigError, FlashlaneError, ModelNotFound, RateLimited
+from ..request import Call
+from ..result import Usage
+from .cache import ResponseCache
+from .items import Item
+from .job import Job, jsonable
+from .packing import split_answer
+from .store import RunStore
+
+__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY"]
+
+DEFAULT_CONCURRENCY = 8
+FATAL_ERRORS = (AuthError, ModelNotFound, ConfigError)
+GUARD_COUNTERS = ("requests", "rate_limited", "retries")
+
+
+@dataclass
+class Snapshot:
+    """What progress displays; counts are for the whole run, not just this session."""
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    cached: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thoughts_tokens: int = 0
+    cost_usd: float = 0.0
+    done_at_start: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+
+@dataclass
+class RunOutcome:
+    status: str = "done"  # done | parked | budget | aborted | interrupted
+    reset_at: datetime | None = None
+    error: FlashlaneError | None = None
+    message: str = ""
+    values: dict[str, Any] = field(default_factory=dict)  # item id -> finished value (this session)
+
+
+def guard_counts(lane: Any) -> dict[str, int]:
+    """Requests, 429s and retries as the Lane's resilience guard counts them (0 if it doesn't)."""
+    stats = getattr(getattr(lane, "guard", None), "stats", None)
+    out = {}
+    for name in GUARD_COUNTERS:
+        value = stats.get(name, 0) if isinstance(stats, dict) else getattr(stats, name, 0)
+        out[name] = int(value or 0) if isinstance(value, (int, float)) else 0
+    return out
+
+
+def _split_usage(usage: Usage, cost: float, n: int) -> tuple[Usage, float]:
+    if n <= 1:
+        return usage, cost
+    return Usage(usage.prompt_tokens // n, usage.output_tokens // n, usage.thoughts_tokens // n,
+                 usage.cached_tokens // n, usage.total_tokens // n), cost / n
+
+
+class Engine:
+    def __init__(self, job: Job, store: RunStore, *, pack_size: int = 1, concurrency: int = DEFAULT_CONCURRENCY,
+                 budget_usd: float | None = None, cache: ResponseCache | None = None,
+                 on_progress: Callable[[Snapshot], None] | None = None) -> None:
+        self.job = job
+        self.store = store
+        self.pack_size = max(1, pack_size if job.packable else 1)
+        self.concurrency = max(1, concurrency)
+        self.budget_usd = budget_usd
+        self.cache = cache
+        self.on_progress = on_progress
+        self.outcome = RunOutcome()
+        self.snap = Snapshot()
+        self._queue: deque[list[Item]] = deque()
+        self._inflight = 0
+        self._inflight_cost = 0.0
+        self._spent = 0.0
+        self._stop: str | None = None
+        self._cond: asyncio.Condition | None = None
+        self._guard_base = guard_counts(job.lane)
+        # Identical rows ride on the first one (only with the cache on: --no-cache means "ask every time").
+        self._followers: dict[str, list[Item]] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def _prefilter(self, items: Sequence[Item]) -> list[Item]:
+        """Failures known without asking (too large, empty) and cache hits, before any request."""
+        todo: list[Item] = []
+        failed: dict[str, tuple[str, str]] = {}
+        hits: dict[str, tuple[Any, Usage, float]] = {}
+        leaders: dict[str, Item] = {}
+        for it in items:
+            if self.job.too_large(it):
+                failed[it.id] = ("too_large", f"the row is larger than {self.job.model}'s input limit "
+                                              f"of {self.job._in_limit} tokens")
+                continue
+            if "text" in it.values and not str(it.values["text"]).strip():
+                failed[it.id] = ("empty_input", "the row's text is empty")
+                continue
+            if self.cache is not None:
+                key = self.job.cache_key(it)
+                if key in leaders:
+                    self._followers.setdefault(leaders[key].id, []).append(it)
+                    continue
+                leaders[key] = it
+                raw = self.cache.get(key)
+                if raw is not None:
+                    try:
+                        value = self.job.finish(self.job.revalidate(raw))
+                    except (ValueError, FlashlaneError):
+                        pass  # a stale entry (schema changed shape): ask again
+                    else:
+                        self.outcome.values[it.id] = value
+                        hits[it.id] = (jsonable(value), Usage(), 0.0)
+                        continue
+            todo.append(it)
+        for leader, followers in self._followers.items():
+            if leader in hits:
+                for f in followers:
+                    self.outcome.values[f.id] = self.outcome.values[leader]
+                    hits[f.id] = hits[leader]
+        self._followers = {k: v for k, v in self._followers.items() if k not in hits}
+        self.store.record_failures(failed)
+        self.store.record_cached(hits)
+        self.snap.cached += len(hits)
+        return todo
+
+    def _plan(self, items: list[Item]) -> None:
+        unit: list[Item] = []
+        for it in items:
+            if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
+                self._queue.append(unit)
+                unit = []
+            unit.append(it)
+        if unit:
+            self._queue.append(unit)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, items: Sequence[Item]) -> RunOutcome:
+        self._cond = asyncio.Condition()
+        counts = self.store.counts()
+        self.snap.total = sum(counts.values())
+        self.snap.ok, self.snap.failed = counts["ok"], counts["failed"]
+        self.snap.done_at_start = self.snap.done
+        self._spent = self.store.spent_usd()
+        self.snap.cost_usd = self._spent
+        todo = self._prefilter(items)
+        counts = self.store.counts()
+        self.snap.ok, self.snap.failed = counts["ok"], counts["failed"]
+        self._plan(todo)
+        self._emit()
+        workers = [asyncio.create_task(self._worker()) for _ in range(min(self.concurrency, len(self._queue)) or 0)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.outcome.status = "interrupted"
+            raise
+        if self._stop:
+            self.outcome.status = self._stop
+        return self.outcome
+
+    async def _worker(self) -> None:
+        while True:
+            picked = await self._next()
+            if picked is None:
+                return
+            unit, call, max_cost = picked
+            try:
+                await self._send(unit, call)
+            finally:
+                assert self._cond is not None
+                async with self._cond:
+                    self._inflight -= 1
+                    self._inflight_cost -= max_cost
+                    self._cond.notify_all()
+
+    async def _next(self) -> tuple[list[Item], Call, float] | None:
+        assert self._cond is not None
+        async with self._cond:
+            while True:
+                if self._stop:
+                    return None
+                if self._queue:
+                    unit = self._queue[0]
+                    call = self.job.call_for(unit)
+                    max_cost = self.job.max_cost(call)
+                    if self.budget_usd is not None and self._spent + self._inflight_cost + max_cost > self.budget_usd:
+                        if self._inflight:  # what is in flight may cost less than its maximum: wait and see
+                            await self._cond.wait()
+                            continue
+                        self._halt("budget", f"stopped before passing the budget of ${self.budget_usd:g} "
+                                             f"(spent ${self._spent:.6f}); rerun with a higher --budget-usd to go on")
+                        return None
+                    self._queue.popleft()
+                    self._inflight += 1
+                    self._inflight_cost += max_cost
+                    return unit, call, max_cost
+                if self._inflight == 0:
+                    return None
+                await self._cond.wait()
+
+    def _halt(self, status: str, message: str, error: FlashlaneError | None = None) -> None:
+        if self._stop is None:
+            self._stop = status
+            self.outcome.message = message
+            self.outcome.error = error
+
+    async def _send(self, unit: list[Item], call: Call) -> None:
+        started = time.time()
+        ids = [it.id for it in unit]
+        try:
+            result = await self.job.lane.arun_call(call)
+        except RateLimited as e:
+            if e.kind == "rpd":
+                self.outcome.reset_at = e.reset_at
+                self._halt("parked", e.message, e)
+                self.store.record_request(started=started, item_ids=ids, outcome="parked", error=e.message,
+                                          usage=None, cost_usd=0.0, ok={}, failed={})
+                return
+            await self._failed(unit, started, e)
+            return
+        except FATAL_ERRORS as e:
+            self._halt("aborted", e.message, e)
+            self.store.record_request(started=started, item_ids=ids, outcome="aborted", error=e.message,
+                                      usage=None, cost_usd=0.0, ok={}, failed={})
+            return
+        except FlashlaneError as e:
+            await self._failed(unit, started, e)
+            return
+        await self._succeeded(unit, started, result)
+
+    async def _failed(self, unit: list[Item], started: float, e: FlashlaneError) -> None:
+        usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
+        from ..result import cost_of
+
+        cost = cost_of(self.job.model, usage) if usage is not None else 0.0
+        ids = [it.id for it in unit]
+        if len(unit) > 1:
+            self.store.record_request(started=started, item_ids=ids, outcome="requeued", error=e.message,
+                                      usage=usage, cost_usd=cost, ok={}, failed={}, requeued=ids)
+            self._requeue(unit)
+        else:
+            self.store.record_request(started=started, item_ids=ids, outcome="failed", error=e.message,
+                                      usage=usage, cost_usd=cost, ok={}, failed={ids[0]: (e.reason_code, e.message)})
+            self.snap.failed += 1 + self._settle_followers({}, {ids[0]: (e.reason_code, e.message)})[1]
+        self._account(usage, cost, requests=1)
+
+    def _requeue(self, items: list[Item]) -> None:
+        # Singles go to the front: they are the oldest work and keep output arriving in order.
+        for it in reversed(items):
+            self._queue.appendleft([it])
+
+    async def _succeeded(self, unit: list[Item], started: float, result: Any) -> None:
+        ok: dict[str, tuple[Any, Usage, float]] = {}
+        failed: dict[str, tuple[str, str]] = {}
+        requeue: list[Item] = []
+        raws: dict[str, Any] = {}
+        if len(unit) == 1:
+            raws[unit[0].id] = result.parsed if self.job.task.structured else result.text
+        else:
+            assert self.job.item_schema is not None
+            good, bad = split_answer(result.parsed, unit, self.job.item_schema)
+            raws.update(good)
+            requeue = [it for it in unit if it.id in bad]
+        share_usage, share_cost = _split_usage(result.usage, result.cost_usd, len(unit))
+        cache_entries: dict[str, tuple[str, Any]] = {}
+        for it in unit:
+            if it.id not in raws:
+                continue
+            try:
+                value = self.job.finish(raws[it.id])
+            except (ValueError, KeyError, TypeError, FlashlaneError) as e:  # a custom convert() refused it
+                if len(unit) > 1:
+                    requeue.append(it)
+                else:
+                    failed[it.id] = ("convert", f"the task could not use the answer: {e}")
+                continue
+            self.outcome.values[it.id] = value
+            ok[it.id] = (jsonable(value), share_usage, share_cost)
+            cache_entries[self.job.cache_key(it)] = (self.job.model, jsonable(raws[it.id]))
+        self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
+                                  usage=result.usage, cost_usd=result.cost_usd, ok=ok, failed=failed,
+                                  requeued=[it.id for it in requeue])
+        if self.cache is not None:
+            self.cache.put_many(cache_entries)
+        copies = self._settle_followers(ok, failed)
+        self._requeue(requeue)
+        self.snap.ok += len(ok) + copies[0]
+        self.snap.failed += len(failed) + copies[1]
+        self._account(result.usage, result.cost_usd, requests=1)
+
+    def _settle_followers(self, ok: dict[str, tuple[Any, Usage, float]],
+                          failed: dict[str, tuple[str, str]]) -> tuple[int, int]:
+        """Identical rows get their leader's answer (at no cost) or its failure."""
+        copied: dict[str, tuple[Any, Usage, float]] = {}
+        fails: dict[str, tuple[str, str]] = {}
+        for leader in [*ok, *failed]:
+            for f in self._followers.pop(leader, []):
+                if leader in ok:
+                    copied[f.id] = (ok[leader][0], Usage(), 0.0)
+                    self.outcome.values[f.id] = self.outcome.values.get(leader)
+                else:
+                    fails[f.id] = failed[leader]
+        if copied:
+            self.store.record_cached(copied)
+        if fails:
+            self.store.record_failures(fails)
+        return len(copied), len(fails)
+
+    def _account(self, usage: Usage | None, cost: float, *, requests: int) -> None:
+        self._spent += cost
+        self.snap.requests += requests
+        self.snap.cost_usd += cost
+        if usage is not None:
+            self.snap.prompt_tokens += usage.prompt_tokens
+            self.snap.output_tokens += usage.output_tokens
+            self.snap.thoughts_tokens += usage.thoughts_tokens
+        self._emit()
+
+    def _emit(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.snap)
+
+    def guard_delta(self) -> dict[str, int]:
+        now = guard_counts(self.job.lane)
+        return {k: now[k] - self._guard_base.get(k, 0) for k in GUARD_COUNTERS}

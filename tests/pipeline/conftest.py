@@ -1,0 +1,127 @@
+"""Pipeline test helpers: a Lane on the shared in-process emulator, CLI runs, input files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flashlane import Lane
+from flashlane.cli.main import main
+
+LABELS = "positive,negative,neutral"
+# google-genai's async client subclasses aiohttp.ClientSession, which aiohttp 3.14 deprecates;
+# the pipeline drives the async client, so every test here meets it.
+AIOHTTP_SUBCLASS_WARNING = "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.filterwarnings(AIOHTTP_SUBCLASS_WARNING))
+
+
+@pytest.fixture
+def emu(gemini_emulator: Any) -> Any:
+    return gemini_emulator
+
+
+@pytest.fixture
+def lane(emu: Any) -> Iterator[Lane]:
+    # limits off: these tests are about the pipeline, not pacing; an emulator 429 is still retried
+    with Lane(base_url=emu.base_url, limits="off") as ln:
+        yield ln
+
+
+@pytest.fixture
+def cli_env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", "dummy")
+    monkeypatch.setenv("FLASHLANE_LIMITS", "off")
+    return emu
+
+
+def run_cli(*args: str) -> int:
+    """``flashlane ARGS`` in-process; returns the exit code."""
+    try:
+        main(list(args))
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def reviews(n: int, tag: str = "row") -> list[dict[str, Any]]:
+    """Rows whose text carries a unique marker (``row-0007``) so request logs can be matched."""
+    return [{"id": str(i), "text": f"{tag}-{i:04d} the blender {'works well' if i % 3 else 'broke fast'}"}
+            for i in range(n)]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class EmulatorProcess:
+    """``python -m flashlane emulator`` as a child process (what a user would run)."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "flashlane", "emulator", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+        assert self.base_url.startswith("http://"), self.base_url
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def subprocess_env(base_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASHLANE_", "GEMINI_", "GOOGLE_"))}
+    env.update({"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": "dummy", "FLASHLANE_LIMITS": "off",
+                "FLASHLANE_STATE_DIR": os.environ.get("FLASHLANE_STATE_DIR", ""), **extra})
+    return env
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def control(base_url: str, path: str, body: Any = None) -> Any:
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base_url + path, data=data, method="POST" if data is not None else "GET",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def scenario(base_url: str, *rules: dict[str, Any]) -> None:
+    control(base_url, "/_emulator/scenario", {"rules": list(rules), "replace": True})

@@ -1,0 +1,47 @@
+"""Progress: rich on a terminal, plain periodic lines otherwise, nothing when quiet."""
+
+from __future__ import annotations
+
+import io
+
+from flashlane.pipeline.progress import Progress, describe
+from flashlane.pipeline.scheduler import Snapshot
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _snap(done: int) -> Snapshot:
+    return Snapshot(total=100, ok=done - 1, failed=1, requests=done, prompt_tokens=10 * done, output_tokens=5 * done,
+                    cost_usd=0.001 * done)
+
+
+def test_plain_lines_are_periodic() -> None:
+    buf = io.StringIO()
+    with Progress(stream=buf, plain_interval_s=3600) as p:
+        for n in range(1, 51):
+            p.update(_snap(n))
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2  # the first update, then the final line
+    assert "50/100 done (1 failed)" in lines[-1] and "items/min" in lines[-1] and "ETA" in lines[-1]
+    assert "$0.0500" in lines[-1] and "750 tokens" in lines[-1]
+
+
+def test_quiet_prints_nothing() -> None:
+    buf = io.StringIO()
+    with Progress(stream=buf, quiet=True) as p:
+        p.update(_snap(5))
+    assert buf.getvalue() == ""
+
+
+def test_rich_on_a_tty() -> None:
+    buf = _Tty()
+    with Progress(stream=buf) as p:
+        p.update(_snap(10))
+    assert "10/100" in buf.getvalue()
+
+
+def test_describe_eta() -> None:
+    assert "ETA 1m30s" in describe(Snapshot(total=100, ok=40), elapsed=60.0)

@@ -1,0 +1,109 @@
+"""Checkpoint and resume: SIGKILL mid-run, rerun, nothing finished is requested again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    LABELS,
+    EmulatorProcess,
+    read_jsonl,
+    reviews,
+    run_cli,
+    subprocess_env,
+    wait_for,
+    write_csv,
+)
+
+ROWS = 1000
+
+
+def _results(db: Path) -> set[str]:
+    if not db.exists():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return {r[0] for r in con.execute("SELECT item_id FROM results")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return set()
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_sigkill_then_resume_requests_nothing_twice(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "reviews.csv", reviews(ROWS))
+    out = tmp_path / "out.jsonl"
+    db = Path(f"{out}.flashlane.db")
+    emu = EmulatorProcess("--latency-scale", "0.02")
+    try:
+        cmd = [sys.executable, "-m", "flashlane", "run", "classify", str(src), "--column", "text", "--labels", LABELS,
+               "-o", str(out), "--no-cache", "--quiet", "--concurrency", "8"]
+        env = subprocess_env(emu.base_url)
+        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: len(_results(db)) >= 150 or first.poll() is not None, timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert first.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        done_before = _results(db)
+        assert 0 < len(done_before) < ROWS
+        requests_before = _get(emu.base_url + "/_emulator/stats")["requests_total"]
+
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+
+        rows = read_jsonl(out)
+        ids = [r["id"] for r in rows]
+        assert len(rows) == ROWS and len(set(ids)) == ROWS
+        assert all(r["status"] == "ok" for r in rows)
+        assert [r["id"].split("-")[0] for r in rows] == [str(i + 1) for i in range(ROWS)]  # input order
+
+        log = _get(emu.base_url + "/_emulator/requests")["requests"][requests_before:]
+        prompts = "\n".join(e.get("prompt") or "" for e in log)
+        # item ids are "<row number>-<hash>"; row n holds marker row-(n-1)
+        finished_markers = {f"row-{int(i.split('-')[0]) - 1:04d}" for i in done_before}
+        again = sorted(m for m in finished_markers if m in prompts)
+        assert not again, f"finished rows requested again: {again[:5]}"
+        # and every unfinished row was requested in the second run
+        assert len(log) >= ROWS - len(done_before)
+    finally:
+        emu.stop()
+
+
+def test_changed_options_refused_then_fresh(tmp_path: Path, cli_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_csv(tmp_path / "r.csv", reviews(5))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", "classify", str(src), "--column", "text", "--labels", LABELS, "-o", str(out), "-q") == 0
+    capsys.readouterr()
+    code = run_cli("run", "classify", str(src), "--column", "text", "--labels", "good,bad", "-o", str(out), "-q")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "different input, task, model or options" in err and "--fresh" in err
+    assert run_cli("run", "classify", str(src), "--column", "text", "--labels", "good,bad", "-o", str(out), "-q",
+                   "--fresh") == 0
+    assert {r["result"]["label"] for r in read_jsonl(out)} <= {"good", "bad"}
+
+
+def test_rerun_of_finished_run_sends_nothing(tmp_path: Path, cli_env: Any) -> None:
+    src = write_csv(tmp_path / "r.csv", reviews(12))
+    out = tmp_path / "o.csv"
+    args = ("run", "classify", str(src), "--column", "text", "--labels", LABELS, "-o", str(out), "-q", "--no-cache")
+    assert run_cli(*args) == 0
+    before = cli_env.stats()["requests_total"]
+    assert run_cli(*args) == 0
+    assert cli_env.stats()["requests_total"] == before
+    assert len(out.read_text().splitlines()) == 13
