@@ -17,11 +17,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from _emu import emulator_process, table
 from google import genai
 from google.genai import types
 
 import flashlane as fl
-from _emu import emulator_process, table
 
 PROMPT = "Classify the sentiment of: Fast shipping, great quality."
 

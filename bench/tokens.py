@@ -17,12 +17,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from _emu import emulator_process, table
 from google import genai
 from google.genai import types
 from pydantic import BaseModel
 
 import flashlane as fl
-from _emu import emulator_process, table
 
 LABELS = ["positive", "negative", "neutral"]
 REVIEWS = [
@@ -103,7 +103,7 @@ def main() -> None:
             for i in range(n):
                 a, b, c, text = tut(i)
                 t_in, t_out, t_th, t_usable = t_in + a, t_out + b, t_th + c, t_usable + tut_ok(text)
-                a, b, c, ok = ours(lambda: mine(i))
+                a, b, c, ok = ours(lambda mine=mine, i=i: mine(i))
                 f_in, f_out, f_th, f_usable = f_in + a, f_out + b, f_th + c, f_usable + ok
             for who, i_, o_, th_, us in (("tutorial", t_in, t_out, t_th, t_usable), ("flashlane", f_in, f_out, f_th, f_usable)):
                 cost = model.prices.cost(i_, o_ + th_, 0) / n * 1000

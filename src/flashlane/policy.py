@@ -90,8 +90,9 @@ def check_blocked(response: Any, model: str, usage: Usage | None = None) -> None
             stage="prompt", reason=reason, ratings=ratings, model=model, usage=usage)
     cands = response.candidates or []
     if cands:
-        reason = _enum_name(cands[0].finish_reason)
-        if reason in STOPPED_REASONS:
+        stop = _enum_name(cands[0].finish_reason)
+        if stop is not None and stop in STOPPED_REASONS:
+            reason = stop
             ratings = _ratings(cands[0].safety_ratings)
             worst = ", ".join(f"{r.category}={r.probability}" for r in ratings if r.blocked)
             what = "recited source material" if reason == "RECITATION" else "was stopped"

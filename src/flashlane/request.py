@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from google.genai import types
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from .config import DEFAULT_THINKING_LEVEL, Settings
 from .errors import ConfigError

@@ -59,7 +59,8 @@ def test_margin_extends_the_window(make: Make, clock: TestClock) -> None:
 
 def test_default_margin_is_small(make: Make) -> None:
     assert make("rpm=1").limits.margin == 1.0  # 60 s window: capped at 1 s
-    assert make("rpm=1,window=2").limits.margin == pytest.approx(0.1)
+    assert make("rpm=1,window=2").limits.margin == pytest.approx(0.1)  # the floor
+    assert make("rpm=1,window=10").limits.margin == pytest.approx(0.2)
 
 
 def test_tpm_reservation_and_reconcile(make: Make, clock: TestClock) -> None:

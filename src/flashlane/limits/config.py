@@ -23,9 +23,10 @@ __all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S"
 DEFAULT_WINDOW_S = 60.0  # Gemini's RPM/TPM are per minute
 # A request we admit at t reaches the server a little later, by a latency that varies; if an
 # old request's latency was shorter than a new one's, the server could see both inside one
-# window. Counting each admission for window + margin absorbs that jitter. 5 % of a scaled
-# window, at most 1 s of a real minute (a 1.6 % throughput cost).
-DEFAULT_MARGIN_FRACTION = 0.05
+# window. Counting each admission for window + margin absorbs that jitter: 2 % of the window,
+# at least 0.1 s (process scheduling on a busy machine), at most 1 s of a real minute (1.6 %).
+DEFAULT_MARGIN_FRACTION = 0.02
+DEFAULT_MARGIN_MIN_S = 0.1
 DEFAULT_MARGIN_CAP_S = 1.0
 
 _OFF = {"off", "none", "unlimited"}
@@ -54,7 +55,7 @@ class Limits:
     def margin(self) -> float:
         if self.margin_s is not None:
             return max(self.margin_s, 0.0)
-        return min(self.window_s * DEFAULT_MARGIN_FRACTION, DEFAULT_MARGIN_CAP_S)
+        return min(max(self.window_s * DEFAULT_MARGIN_FRACTION, DEFAULT_MARGIN_MIN_S), DEFAULT_MARGIN_CAP_S)
 
     @property
     def span(self) -> float:

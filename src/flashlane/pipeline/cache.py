@@ -41,9 +41,9 @@ class ResponseCache:
         self.hits = 0
 
     @staticmethod
-    def key(*, model: str, thinking: str | None, system: str, instructions: str, schema: dict[str, Any] | None,
+    def key(*, endpoint: str = "", model: str, thinking: str | None, system: str, instructions: str, schema: dict[str, Any] | None,
             item: str) -> str:
-        blob = json.dumps([model, thinking, system, instructions, schema, item], sort_keys=True, ensure_ascii=False)
+        blob = json.dumps([endpoint, model, thinking, system, instructions, schema, item], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get(self, key: str) -> Any:

@@ -128,10 +128,20 @@ class Job:
     def finish(self, parsed: Any) -> Any:
         return self.task.finish(parsed, self.options)
 
+    @property
+    def endpoint(self) -> str:
+        """Which service answered: an emulator's synthetic answers must never be served as real ones."""
+        s = self.lane.settings
+        if s.backend == "emulator":
+            return "emulator:" + (s.base_url or "in-process")
+        if s.backend == "vertex":
+            return f"vertex:{s.vertex_project}:{s.vertex_location}:{s.base_url or ''}"
+        return "gemini:" + (s.base_url or "default")
+
     def cache_key(self, item: Item) -> str:
         from .cache import ResponseCache
 
-        return ResponseCache.key(model=self.model, thinking=self.thinking, system=self.system,
+        return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=self.system,
                                  instructions=self.instructions,
                                  schema=self.item_schema.json_schema if self.item_schema else None,
                                  item=item.rendered)

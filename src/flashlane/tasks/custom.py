@@ -19,10 +19,10 @@ File format (TOML shown; YAML has the same keys)::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import yaml
 
 from ..errors import InputError
