@@ -166,3 +166,16 @@ def test_emulator_flag_runs_in_process() -> None:
 def test_no_credentials_is_a_config_error() -> None:
     with pytest.raises(fl.ConfigError, match="no Gemini credentials"):
         fl.Lane()
+
+
+def test_vertex_express_mode_goes_to_vertex_paths(gemini_emulator) -> None:  # type: ignore[no-untyped-def]
+    with fl.Lane(backend="vertex", api_key="vertex-key", base_url=gemini_emulator.base_url) as lane:
+        assert lane.generate("hi").text
+    stats = control(gemini_emulator.base_url, "/_emulator/stats")
+    assert stats["by_method"].get("generateContent") == 1
+
+
+def test_lane_map_runs_items_in_order(lane: fl.Lane) -> None:
+    out = lane.map("classify", ["Great!", "Awful.", "Fine."], labels=["positive", "negative", "neutral"], pack=3)
+    assert len(out) == 3 and all(r.status == "ok" for r in out)
+    assert all(r.value.label in ("positive", "negative", "neutral") for r in out)

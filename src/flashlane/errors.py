@@ -316,6 +316,9 @@ def from_sdk_error(exc: BaseException, *, model: str | None = None, now: datetim
     names = {c.__name__ for c in type(exc).__mro__}
     if "APIError" in names:
         return _from_api_error(exc, model=model, now=now)
+    if names & {"DefaultCredentialsError", "RefreshError"}:
+        return ConfigError(f"Google Cloud credentials are not usable: {type(exc).__name__}",
+                           hint="run 'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS")
     if names & _TIMEOUT_NAMES or isinstance(exc, asyncio.TimeoutError):
         limit = f" of {timeout_s:g} s" if timeout_s else ""
         return Timeout(f"the request to {model or 'Gemini'} timed out after the client timeout{limit}",

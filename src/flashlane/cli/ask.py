@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -16,12 +17,13 @@ from .common import echo_json, lane_options, make_lane, note
 @click.option("--json", "as_json", is_flag=True, help="Print text, usage and cost as JSON.")
 @lane_options
 def ask_command(prompt: str, stream: bool, system: str | None, as_json: bool, emulator: bool, model: str | None,
-                thinking: str | None, max_output_tokens: int | None, timeout_s: float | None) -> None:
+                thinking: str | None, max_output_tokens: int | None, timeout_s: float | None,
+                **lane_kw: Any) -> None:
     """Ask PROMPT and print the answer ('-' reads the prompt from stdin)."""
     if prompt == "-":
         prompt = sys.stdin.read()
     with make_lane(emulator=emulator, model=model, thinking=thinking, max_output_tokens=max_output_tokens,
-                   timeout_s=timeout_s) as lane:
+                   timeout_s=timeout_s, **lane_kw) as lane:
         if stream:
             s = lane.stream(prompt, system=system)
             for chunk in s:

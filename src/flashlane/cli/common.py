@@ -25,6 +25,10 @@ def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Cap on output tokens, thinking included."),
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.001), default=None,
                      help="Per-request timeout in seconds (default 30)."),
+        click.option("--limits", default=None,
+                     help="Quota to pace under: adaptive (default), free, tier1..tier3, or rpm=N,tpm=N,rpd=N[,window=S]."),
+        click.option("--limiter", type=click.Choice(["memory", "sqlite", "redis"]), default=None,
+                     help="Where the limiter keeps state: memory, sqlite (shared by processes), redis (machines)."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -36,11 +40,13 @@ def note(message: str) -> None:
 
 
 def make_lane(*, emulator: bool, model: str | None = None, thinking: str | None = None,
-              max_output_tokens: int | None = None, timeout_s: float | None = None, **extra: Any) -> Lane:
+              max_output_tokens: int | None = None, timeout_s: float | None = None, limits: str | None = None,
+              limiter: str | None = None, **extra: Any) -> Lane:
     ctx = click.get_current_context(silent=True)
     group_emulator = bool(ctx and ctx.find_root().params.get("emulator"))
     settings = load_settings(emulator=emulator or group_emulator, model=model, thinking=thinking,
-                             max_output_tokens=max_output_tokens, timeout_s=timeout_s, **extra)
+                             max_output_tokens=max_output_tokens, timeout_s=timeout_s, limits=limits,
+                             limiter=limiter, **extra)
     lane = Lane(settings)
     if lane.settings.backend == "emulator":
         note(f"flashlane: using the built-in emulator at {lane.emulator_url} (offline; answers are synthetic)")

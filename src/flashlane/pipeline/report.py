@@ -33,6 +33,7 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "run_db": store.path,
         "task": meta.get("task"),
         "model": meta.get("model"),
+        "limits": meta.get("limits"),
         "input": meta.get("input"),
         "output": meta.get("output"),
         "status": meta.get("status", "unknown"),
@@ -72,6 +73,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"run       {r['run_db']} ({r['status']})",
         f"task      {r['task']} on {r['model']}",
+        *([f"limits    {r['limits']}"] if r.get("limits") else []),
         f"items     {it['total']} total: {it['ok']} ok, {it['failed']} failed, {it['pending']} pending"
         + (f" ({it['cached']} from cache)" if it["cached"] else ""),
     ]
