@@ -42,12 +42,13 @@ class Lane(TaskMethods):
     """A configured, safe Gemini client.
 
     ``Lane()`` reads settings from the environment and config file; keyword arguments
-    override them (``Lane(model="gemini-2.5-flash-lite", timeout_s=10)``); ``emulator=True``
-    runs against an in-process emulator.
+    override them (``Lane(model="gemini-2.5-flash-lite", timeout_s=10, limits="tier1")``);
+    ``emulator=True`` runs against an in-process emulator. ``rate_limiter`` shares one
+    ``limits.Limiter`` object between several Lanes in a process.
     """
 
     def __init__(self, settings: Settings | None = None, *, emulator: bool = False, clock: Clock | None = None,
-                 limiter: Any = None, **overrides: Any) -> None:
+                 rate_limiter: Any = None, **overrides: Any) -> None:
         if settings is None:
             settings = load_settings(emulator=emulator, **overrides)
         else:
@@ -62,7 +63,7 @@ class Lane(TaskMethods):
         self.totals = Totals()
         self.emulator_url: str | None = None
         self._client = self._make_client()
-        self.guard = self._make_guard(limiter)
+        self.guard = self._make_guard(rate_limiter)
 
     # ------------------------------------------------------------ construction
 
