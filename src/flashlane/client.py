@@ -153,7 +153,7 @@ class Lane(TaskMethods):
         def once() -> Sent:
             t0 = time.perf_counter()
             try:
-                resp = self._client.models.generate_content(model=call.model, contents=call.contents,
+                resp = self._client.models.generate_content(model=call.model, contents=call.sdk_contents,
                                                             config=call.config)
             except Exception as e:
                 raise from_sdk_error(e, model=call.model, timeout_s=self.settings.timeout_s) from e
@@ -166,7 +166,7 @@ class Lane(TaskMethods):
         async def once() -> Sent:
             t0 = time.perf_counter()
             try:
-                resp = await self._client.aio.models.generate_content(model=call.model, contents=call.contents,
+                resp = await self._client.aio.models.generate_content(model=call.model, contents=call.sdk_contents,
                                                                       config=call.config)
             except Exception as e:
                 raise from_sdk_error(e, model=call.model, timeout_s=self.settings.timeout_s) from e
@@ -325,7 +325,7 @@ class TextStream:
 
         def open_stream() -> tuple[Any, Iterator[Any]]:
             try:
-                it = iter(lane._client.models.generate_content_stream(model=call.model, contents=call.contents,
+                it = iter(lane._client.models.generate_content_stream(model=call.model, contents=call.sdk_contents,
                                                                       config=call.config))
                 first = next(it, None)
             except Exception as e:
@@ -365,7 +365,7 @@ class AsyncTextStream:
 
         async def open_stream() -> tuple[Any, Any]:
             try:
-                it = await lane._client.aio.models.generate_content_stream(model=call.model, contents=call.contents,
+                it = await lane._client.aio.models.generate_content_stream(model=call.model, contents=call.sdk_contents,
                                                                            config=call.config)
                 first = await it.__anext__()
             except StopAsyncIteration:

@@ -9,6 +9,7 @@ token estimate the limiter reserves.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -60,6 +61,11 @@ def _split_thinking(info: ModelInfo, thinking: str | None) -> tuple[str | None, 
     return None, int(thinking)
 
 
+@functools.lru_cache(maxsize=64)
+def _thinking_config_for(model_id: str, thinking: str | None) -> types.ThinkingConfig:
+    return _thinking_config(lookup(model_id), thinking)
+
+
 def _thinking_config(info: ModelInfo | None, thinking: str | None) -> types.ThinkingConfig:
     if info is None:  # unknown model: the API will answer 404; keep the request well-formed
         if thinking and thinking.lstrip("-").isdigit():
@@ -81,8 +87,25 @@ class Schema:
 
     @classmethod
     def of(cls, schema: Any) -> Schema:
+        """Build (or reuse: validators are costly to build and tasks reuse schemas per item)."""
         if isinstance(schema, Schema):
             return schema
+        if isinstance(schema, dict):
+            key = json.dumps(schema, sort_keys=True, default=str)
+            hit = _DICT_SCHEMAS.get(key)
+            if hit is None:
+                hit = cls._build(schema)
+                if len(_DICT_SCHEMAS) >= SCHEMA_CACHE_SIZE:
+                    _DICT_SCHEMAS.pop(next(iter(_DICT_SCHEMAS)))
+                _DICT_SCHEMAS[key] = hit
+            return hit
+        try:
+            return _type_schema(schema)
+        except TypeError:  # unhashable annotation
+            return cls._build(schema)
+
+    @classmethod
+    def _build(cls, schema: Any) -> Schema:
         if isinstance(schema, dict):
             import jsonschema
 
@@ -121,6 +144,15 @@ class Schema:
         return data
 
 
+SCHEMA_CACHE_SIZE = 256
+_DICT_SCHEMAS: dict[str, Schema] = {}
+
+
+@functools.lru_cache(maxsize=SCHEMA_CACHE_SIZE)
+def _type_schema(schema: Any) -> Schema:
+    return Schema._build(schema)
+
+
 def _strip_fence(text: str) -> str:
     t = text.strip()
     if t.startswith("```"):
@@ -149,19 +181,31 @@ class Call:
     est_tokens: int = 0
     max_output_tokens: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    # The prompt as the caller gave it, when it is a plain string: the SDK converts a string
+    # ~0.5 ms faster than the equivalent Content list (measured in bench/overhead.py).
+    text_prompt: str | None = None
+
+    @property
+    def sdk_contents(self) -> Any:
+        return self.text_prompt if self.text_prompt is not None else self.contents
+
+    def full_contents(self) -> list[types.Content]:
+        if self.text_prompt is not None and not self.contents:
+            return _to_contents(self.text_prompt)
+        return self.contents
 
     def with_cap(self, cap: int) -> Call:
         return replace(self, config=self.config.model_copy(update={"max_output_tokens": cap}), max_output_tokens=cap)
 
     def with_turns(self, *turns: types.Content) -> Call:
-        contents = [*self.contents, *turns]
-        return replace(self, contents=contents, est_tokens=self.est_tokens + sum(_content_tokens(t) for t in turns))
+        contents = [*self.full_contents(), *turns]
+        return replace(self, contents=contents, text_prompt=None, est_tokens=self.est_tokens + sum(_content_tokens(t) for t in turns))
 
     def with_system(self, system: str) -> Call:
         old = self.config.system_instruction
         old_text = _text_of(old) if old is not None else ""
         merged = system + ("\n\n" + old_text if old_text else "")
-        cfg = self.config.model_copy(update={"system_instruction": types.Content(role="user", parts=[types.Part(text=merged)])})
+        cfg = self.config.model_copy(update={"system_instruction": merged})
         return replace(self, config=cfg, est_tokens=self.est_tokens + estimate_tokens(system))
 
 
@@ -207,14 +251,15 @@ def build_call(
     if info is not None and cap > info.output_token_limit:
         raise ConfigError(f"max_output_tokens {cap} exceeds {model_id}'s output limit of {info.output_token_limit}",
                           hint=f"use at most {info.output_token_limit}")
-    contents = _to_contents(prompt)
+    text_prompt = prompt if isinstance(prompt, str) else None
+    contents = [] if text_prompt is not None else _to_contents(prompt)  # built on demand (re-ask)
     sch = Schema.of(schema) if schema is not None else None
     cfg: dict[str, Any] = {
         "max_output_tokens": cap,
-        "thinking_config": _thinking_config(info, thinking),
+        "thinking_config": _thinking_config_for(model_id, thinking),
     }
     if system:
-        cfg["system_instruction"] = types.Content(role="user", parts=[types.Part(text=system)])
+        cfg["system_instruction"] = system  # the SDK sends a string as a user-role Content
     if temperature is not None:
         cfg["temperature"] = temperature
     if safety_settings:
@@ -226,6 +271,7 @@ def build_call(
         cfg["response_json_schema"] = sch.json_schema
     elif response_mime_type:
         cfg["response_mime_type"] = response_mime_type
-    est = sum(_content_tokens(c) for c in contents) + (estimate_tokens(system) if system else 0)
+    est = (estimate_tokens(text_prompt) if text_prompt is not None else sum(_content_tokens(c) for c in contents)) \
+        + (estimate_tokens(system) if system else 0)
     return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
-                est_tokens=est, max_output_tokens=cap)
+                est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt)

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from lane_worker import work
 
 from flashlane.emulator import Emulator, EmulatorConfig
-from lane_worker import work
 
 RPM, WINDOW = 40, 2.0
 WORKERS, PER_WORKER = 4, 50  # 200 requests = 5 windows of quota

@@ -60,6 +60,7 @@ class AdaptivePolicy:
         self.probe_fraction = probe_fraction
         self._lock = threading.Lock()
         self._keys: dict[str, _Learned] = {}
+        self._limits: dict[str, Limits] = {}
 
     def _get(self, key: str) -> _Learned:
         k = self._keys.get(key)
@@ -72,7 +73,11 @@ class AdaptivePolicy:
             k = self._get(key)
             for dim in (k.rpm, k.tpm):
                 self._probe(dim, now)
-            return replace(self.start, rpm=k.rpm.limit, tpm=k.tpm.limit)
+            cached = self._limits.get(key)
+            if cached is None or cached.rpm != k.rpm.limit or cached.tpm != k.tpm.limit:
+                # Built only when a limit moves: this runs on every request.
+                cached = self._limits[key] = replace(self.start, rpm=k.rpm.limit, tpm=k.tpm.limit)
+            return cached
 
     def _probe(self, dim: _Dim, now: float) -> None:
         if dim.limit and not dim.exact and dim.saturated and now - dim.last_change >= self.start.span * dim.probe_every:
