@@ -95,6 +95,11 @@ def main() -> None:
              lambda t: bool(t.strip()),
              lambda i: lane.summarize(ARTICLE, max_words=40)),
         ]
+        packed = {
+            "classify": lambda: lane.map("classify", [REVIEWS[i % 10] for i in range(n)], labels=LABELS, pack=10),
+            "extract": lambda: lane.map("extract", [INVOICES[i % 10] for i in range(n)], schema=Invoice, pack=10),
+            "translate": lambda: lane.map("translate", [REVIEWS[i % 10] for i in range(n)], to="French", pack=10),
+        }
         model = fl.CATALOG["gemini-3.1-flash-lite"]
         assert model.prices is not None
         for name, tut, tut_ok, mine in jobs:
@@ -112,6 +117,18 @@ def main() -> None:
             tot_t = (t_in + t_out + t_th) / n
             tot_f = (f_in + f_out + f_th) / n
             rows.append([name, "ratio flashlane/tutorial", "", "", "", f"{tot_f / tot_t:.2f}", "", ""])
+            if name in packed:
+                before = lane.totals.usage
+                out = packed[name]()
+                u = lane.totals.usage
+                p_in, p_out, p_th = (u.prompt_tokens - before.prompt_tokens, u.output_tokens - before.output_tokens,
+                                     u.thoughts_tokens - before.thoughts_tokens)
+                ok = sum(1 for r in out if r.status == "ok")
+                cost = model.prices.cost(p_in, p_out + p_th, 0) / n * 1000
+                tot_p = (p_in + p_out + p_th) / n
+                rows.append([name, "flashlane, packed x10", f"{p_in / n:.1f}", f"{p_out / n:.1f}", f"{p_th / n:.1f}",
+                             f"{tot_p:.1f}", f"${cost:.4f}", f"{ok}/{n}"])
+                rows.append([name, "ratio packed/tutorial", "", "", "", f"{tot_p / tot_t:.2f}", "", ""])
         lane.close()
     print(table(["task", "prompt style", "in/item", "out/item", "thinking/item", "total/item", "cost/1k items",
                  "usable"], rows))

@@ -12,7 +12,7 @@ from .task import Task
 
 __all__ = ["CLASSIFY", "Classification", "classify_options"]
 
-MAX_REASON_WORDS = 12  # enough to audit a label; long reasons cost output tokens on every row
+MAX_REASON_WORDS = 8  # enough to audit a label; long reasons cost output tokens on every row
 
 
 class Classification(BaseModel):
@@ -57,11 +57,15 @@ def _schema(options: Mapping[str, Any]) -> dict[str, Any]:
 def _instructions(options: Mapping[str, Any]) -> str:
     labels = _labels(options)
     desc = options.get("descriptions") or {}
-    lines = [f"- {lab}: {desc[lab]}" if lab in desc else f"- {lab}" for lab in labels]
     many = options.get("multi_label")
-    pick = "every label that applies (possibly none)" if many else "exactly one label"
-    return (f"Classify the text. Choose {pick} from:\n" + "\n".join(lines) +
-            f"\nGive a reason of at most {MAX_REASON_WORDS} words and a confidence between 0 and 1.")
+    pick = "every label that applies (possibly none) from" if many else "exactly one of"
+    if desc:
+        listing = "\n" + "\n".join(f"- {lab}: {desc[lab]}" if lab in desc else f"- {lab}" for lab in labels) + "\n"
+    else:
+        listing = " " + ", ".join(labels) + ". "
+    # Short on purpose: the schema already enforces the labels and fields, and every
+    # instruction token is paid on every row.
+    return f"Classify the text as {pick}:{listing}Reason in at most {MAX_REASON_WORDS} words; confidence 0-1."
 
 
 def _convert(parsed: Any, options: Mapping[str, Any]) -> Classification:
@@ -78,7 +82,6 @@ CLASSIFY = Task(
     name="classify",
     instructions=_instructions,
     item_template="Text:\n{text}",
-    system="You are a precise text classifier. Answer only with JSON that matches the schema.",
     schema_for=_schema,
     convert=_convert,
     answer_tokens=64,

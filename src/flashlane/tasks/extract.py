@@ -43,9 +43,8 @@ def load_schema(spec: Any) -> Any:
 
 EXTRACT = Task(
     name="extract",
-    instructions="Extract the requested fields from the text. Use null for a field the text does not state; never invent values.",
+    instructions="Extract the fields from the text. Never invent values; use null where the text is silent.",
     item_template="Text:\n{text}",
-    system="You extract structured data precisely. Answer only with JSON that matches the schema.",
     schema_for=lambda options: load_schema(options["schema"]),
     answer_tokens=512,
     description="fields of a schema (--schema file.json | module:Model) from text",

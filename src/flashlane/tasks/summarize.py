@@ -24,14 +24,13 @@ def summarize_instructions(options: Mapping[str, Any]) -> str:
     out = f"Summarize the text in at most {words} words."
     if style:
         out += f" Style: {style}."
-    return out + " Answer with the summary only."
+    return out + " Only facts from the text; answer with the summary only."
 
 
 SUMMARIZE = Task(
     name="summarize",
     instructions=summarize_instructions,
     item_template="Text:\n{text}",
-    system="You write faithful, concise summaries. Never add facts that are not in the text.",
     output=None,  # free text: summaries stream
     convert=lambda text, options: Summary(text=text.strip()),
     answer_tokens=0,  # from max_words

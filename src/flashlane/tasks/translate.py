@@ -26,7 +26,7 @@ def translate_instructions(options: Mapping[str, Any]) -> str:
     glossary = options.get("glossary") or {}
     if glossary:
         parts.append("Always translate these terms as given: " + "; ".join(f"{k} -> {v}" for k, v in glossary.items()) + ".")
-    parts.append("Keep meaning, tone and formatting; do not add explanations.")
+    parts.append("Keep meaning, tone and formatting; no explanations.")
     return " ".join(parts)
 
 
@@ -39,7 +39,6 @@ TRANSLATE = Task(
     name="translate",
     instructions=translate_instructions,
     item_template="Text:\n{text}",
-    system="You are a professional translator.",
     output=_Answer,
     convert=lambda parsed, options: Translation(text=parsed.translation, detected_source=parsed.detected_source),
     answer_tokens=0,  # sized from the input: see runner.answer_budget
