@@ -26,6 +26,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ def main() -> None:
             make_input(d / "base.csv", args.baseline_items)
             make_input(d / "all.csv", args.items)
             single = figures(run_arm("one-per-item", d / "base.csv", d / "single.jsonl", env), args.window)
+            time.sleep(args.window * 1.2)  # let the first arm's requests leave the server's window
             packed = figures(run_arm("pack auto", d / "all.csv", d / "packed.jsonl", env, "--pack", "auto"),
                              args.window)
     finally:
