@@ -126,9 +126,7 @@ class Guard:
 
     def _after_success(self, res: Reservation, out: T, input_tokens_of: Callable[[T], int | None]) -> None:
         self.stats.add(succeeded=1)
-        actual = input_tokens_of(out)
-        if actual is not None:
-            res.reconcile(actual)
+        res.reconcile(input_tokens_of(out), at=self.clock.time())
 
     def _after_failure(self, key: str, res: Reservation, error: FlashlaneError, attempt: int,
                        elapsed: float) -> float | None:
@@ -138,8 +136,11 @@ class Guard:
             self.stats.add(rate_limited=1)
             self.limiter.on_rate_limited(key, error, res)  # before release: it reads the window
             res.release()
-        elif isinstance(error, ServiceUnavailable) and error.retry_after:
-            self.limiter.backoff(key, self.clock.time() + error.retry_after)
+        else:
+            # 5xx, timeouts, dropped connections: the server may have counted the request.
+            res.reconcile(at=self.clock.time())
+            if isinstance(error, ServiceUnavailable) and error.retry_after:
+                self.limiter.backoff(key, self.clock.time() + error.retry_after)
         delay = self.policy.delay_for(error, attempt, elapsed, self.rng)
         if delay is None:
             if error.retryable:

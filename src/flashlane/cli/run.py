@@ -38,7 +38,8 @@ def _pack(value: str | None) -> int | str | None:
 
 
 def _task_options(labels: str | None, multi_label: bool, schema: str | None, to: str | None, source: str | None,
-                  max_words: int | None, style: str | None) -> dict[str, Any]:
+                  max_words: int | None, style: str | None, glossary: str | None = None,
+                  formality: str | None = None) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if labels is not None:
         opts["labels"] = labels
@@ -48,7 +49,12 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
         from ..tasks import load_schema
 
         opts["schema"] = load_schema(schema)
-    for k, v in (("to", to), ("source", source), ("max_words", max_words), ("style", style)):
+    if glossary:
+        from .tasks import parse_glossary
+
+        opts["glossary"] = parse_glossary(glossary)
+    for k, v in (("to", to), ("source", source), ("max_words", max_words), ("style", style),
+                 ("formality", formality)):
         if v is not None:
             opts[k] = v
     return opts
@@ -68,6 +74,8 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
 @click.option("--schema", default=None, help="extract: a JSON Schema file or module:PydanticModel.")
 @click.option("--to", default=None, help="translate: target language.")
 @click.option("--source", default=None, help="translate: source language.")
+@click.option("--glossary", default=None, help="translate: fixed terms, term=translation,term2=translation2.")
+@click.option("--formality", default=None, help="translate: formal | informal | ...")
 @click.option("--max-words", type=click.IntRange(min=1), default=None, help="summarize: word limit.")
 @click.option("--style", default=None, help="summarize: style, e.g. 'one sentence'.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True,
@@ -82,7 +90,8 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
 @lane_options
 def run_command(task: str, input_path: str, output: str | None, fmt: str | None, encoding: str, column: str | None,
                 template: str | None, id_column: str | None, labels: str | None, multi_label: bool,
-                schema: str | None, to: str | None, source: str | None, max_words: int | None, style: str | None,
+                schema: str | None, to: str | None, source: str | None, glossary: str | None, formality: str | None,
+                max_words: int | None, style: str | None,
                 concurrency: int, pack: str | None, budget_usd: float | None, run_db: str | None, fresh: bool,
                 retry_failed: bool, no_cache: bool, quiet: bool, **lane_kw: Any) -> None:
     """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
@@ -93,7 +102,8 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
                     concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
-                    task_options=_task_options(labels, multi_label, schema, to, source, max_words, style))
+                    task_options=_task_options(labels, multi_label, schema, to, source, max_words, style, glossary,
+                                               formality))
     with make_lane(**lane_kw) as lane:
         summary = run_file(lane, the_task, cfg)
     r = summary.report

@@ -80,7 +80,7 @@ def extract_command(text: str, schema: str, as_json: bool, **lane_kw: Any) -> No
              text=_text(text), schema=resolved)
 
 
-def _glossary(value: str | None) -> dict[str, str] | None:
+def parse_glossary(value: str | None) -> dict[str, str] | None:
     if not value:
         return None
     out = {}
@@ -104,7 +104,7 @@ def _glossary(value: str | None) -> dict[str, str] | None:
 def translate_command(text: str, to: str, source: str | None, glossary: str | None, formality: str | None,
                       stream: bool, as_json: bool, **lane_kw: Any) -> None:
     """Translate TEXT into --to."""
-    values = dict(text=_text(text), to=to, source=source, glossary=_glossary(glossary), formality=formality)
+    values = dict(text=_text(text), to=to, source=source, glossary=parse_glossary(glossary), formality=formality)
     with make_lane(**lane_kw) as lane:
         if stream and not as_json:
             _stream(lane, TRANSLATE, **values)

@@ -36,11 +36,19 @@ class Reservation:
         self.day_reset = day_reset
         self.released = False
 
-    def reconcile(self, actual_input_tokens: int) -> None:
-        """After success: charge the real ``promptTokenCount`` instead of the estimate."""
-        if not self.released and actual_input_tokens != self.tokens:
-            self.store.adjust(self.key, self.entry_id, actual_input_tokens)
-            self.tokens = actual_input_tokens
+    def reconcile(self, actual_input_tokens: int | None = None, *, at: float | None = None) -> None:
+        """After the call: charge the real ``promptTokenCount`` instead of the estimate, and
+        count the request from ``at`` (when its answer arrived) rather than from admission.
+
+        The server counted it at arrival, somewhere between admission and answer. Counting
+        from the answer is the safe side of that interval: a request that reached the server
+        late can then never make a later one collide with it in the server's window."""
+        if self.released:
+            return
+        tokens = self.tokens if actual_input_tokens is None else actual_input_tokens
+        if tokens != self.tokens or at is not None:
+            self.store.adjust(self.key, self.entry_id, tokens, at)
+            self.tokens = tokens
 
     def release(self) -> None:
         """The server did not count the request (it answered 429): give back the request and

@@ -33,7 +33,7 @@ def _live(k: _Key, live_from: float) -> list[Entry]:
         if ts <= live_from:
             break
         e = k.entries.get(eid)
-        if e is not None:
+        if e is not None and e.ts == ts:  # a record left behind by a re-filed entry doesn't count
             out.append(e)
     out.reverse()
     return out
@@ -52,7 +52,10 @@ class MemoryStore:
             k = self._keys[key]
             cutoff = prune_before(now, limits.span)
             while k.order and k.order[0][0] <= cutoff:  # prune what no rule needs
-                k.entries.pop(k.order.popleft()[1], None)
+                ts, eid = k.order.popleft()
+                e = k.entries.get(eid)
+                if e is not None and e.ts <= cutoff:
+                    del k.entries[eid]
             if limits.rpm or limits.tpm:
                 live_from = now - limits.span
                 k.state.entries = _live(k, live_from)
@@ -65,12 +68,15 @@ class MemoryStore:
                 k.order.append((now, entry_id))
             return d
 
-    def adjust(self, key: str, entry_id: str, tokens: int) -> None:
+    def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
         with self._lock:
             k = self._keys[key]
             e = k.entries.get(entry_id)
             if e is not None:
-                k.entries[entry_id] = Entry(e.ts, tokens)
+                new_ts = e.ts if ts is None else max(e.ts, ts)
+                k.entries[entry_id] = Entry(new_ts, tokens)
+                if new_ts != e.ts:  # re-file it; the stale order record is skipped by its old ts
+                    k.order.append((new_ts, entry_id))
 
     def remove(self, key: str, entry_id: str, day_reset: float) -> None:
         with self._lock:

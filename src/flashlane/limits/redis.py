@@ -102,10 +102,14 @@ class RedisStore:
             st.day_reset, st.day_count, st.day_blocked = float(reset), int(count or 0), bool(int(blocked or 0))
         return st, old
 
-    def adjust(self, key: str, entry_id: str, tokens: int) -> None:
+    def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
         adm, tok, _, _ = self._keys(key)
         if self._r.zscore(adm, entry_id) is not None:
-            self._r.hset(tok, entry_id, tokens)
+            with self._r.pipeline(transaction=True) as p:
+                p.hset(tok, entry_id, tokens)
+                if ts is not None:
+                    p.zadd(adm, {entry_id: ts}, xx=True, gt=True)  # only ever later
+                p.execute()
 
     def remove(self, key: str, entry_id: str, day_reset: float) -> None:
         adm, tok, day, _ = self._keys(key)

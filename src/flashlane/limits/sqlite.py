@@ -86,9 +86,12 @@ class SqliteStore:
                            (key, entry_id, now, tokens))
         return d
 
-    def adjust(self, key: str, entry_id: str, tokens: int) -> None:
+    def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
         with self._tx() as db:
-            db.execute("UPDATE admission SET tokens = ? WHERE id = ?", (tokens, entry_id))
+            if ts is None:
+                db.execute("UPDATE admission SET tokens = ? WHERE id = ?", (tokens, entry_id))
+            else:
+                db.execute("UPDATE admission SET tokens = ?, ts = max(ts, ?) WHERE id = ?", (tokens, ts, entry_id))
 
     def remove(self, key: str, entry_id: str, day_reset: float) -> None:
         with self._tx() as db:

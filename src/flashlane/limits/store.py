@@ -23,7 +23,7 @@ class Store(Protocol):
         """Decide, and if admitted record (entry_id, decision.at, tokens) and the day count,
         atomically; ``clock()`` is read inside the atomic section."""
 
-    def adjust(self, key: str, entry_id: str, tokens: int) -> None:
+    def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
         """Change the tokens charged to an admission (reconcile with the real prompt size)."""
 
     def remove(self, key: str, entry_id: str, day_reset: float) -> None:
