@@ -198,3 +198,9 @@ async def test_async_task_twins(lane: fl.Lane) -> None:
     s = await lane.asummarize("Rivers carry water to the sea. " * 10, max_words=20)
     t = await lane.atranslate("Hello", to="es")
     assert c.label in LABELS and s.text and t.text
+
+
+def test_the_example_custom_task_runs(lane: fl.Lane) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "aspects.toml"
+    out = lane.run_task(str(example), text="Battery died fast, but delivery was quick.", rating=3)
+    assert all(a["sentiment"] in ("positive", "negative", "mixed") for a in out["aspects"])

@@ -69,6 +69,8 @@ def run(worker: int, backend: str, where: dict[str, Any], spec: str, rpm: int, w
                 break
             if not oracle_admit(db, rpm, window, worker):
                 res.release()  # the server said 429: not counted (never expected here)
+            else:
+                res.reconcile(at=time.time())  # as Guard does once the answer is in
     except _Stop:
         pass
     db.close()

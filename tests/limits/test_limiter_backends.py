@@ -58,9 +58,9 @@ def test_margin_extends_the_window(make: Make, clock: TestClock) -> None:
 
 
 def test_default_margin_is_small(make: Make) -> None:
-    assert make("rpm=1").limits.margin == 1.0  # 60 s window: capped at 1 s
-    assert make("rpm=1,window=2").limits.margin == pytest.approx(0.1)  # the floor
-    assert make("rpm=1,window=10").limits.margin == pytest.approx(0.2)
+    assert make("rpm=1").limits.margin == pytest.approx(0.3)  # 0.5 % of a 60 s window
+    assert make("rpm=1,window=2").limits.margin == pytest.approx(0.02)  # the floor
+    assert make("rpm=1,window=600").limits.margin == pytest.approx(0.5)  # the cap
 
 
 def test_tpm_reservation_and_reconcile(make: Make, clock: TestClock) -> None:
@@ -241,3 +241,14 @@ def test_threads_on_the_real_clock_never_overfill_the_window(new_store: Callable
     assert len(times) >= 40  # at least two full windows' worth went through
     for i, t in enumerate(times):
         assert sum(1 for u in times[: i + 1] if u > t - 0.4) <= 20
+
+
+def test_a_settled_request_counts_from_its_answer(make: Make, clock: TestClock) -> None:
+    """The server counted it somewhere between admission and answer: count it from the answer."""
+    lim = make("rpm=1,window=10,margin=0")
+    t0 = clock.time()
+    res = lim.acquire(KEY, 1)
+    clock.advance(3)  # the answer arrives 3 s later
+    res.reconcile(at=clock.time())
+    lim.acquire(KEY, 1)
+    assert clock.time() == pytest.approx(t0 + 13, abs=0.01)

@@ -21,13 +21,13 @@ from ..models import DEFAULT_MODEL, TIERS, lookup
 __all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits"]
 
 DEFAULT_WINDOW_S = 60.0  # Gemini's RPM/TPM are per minute
-# A request we admit at t reaches the server a little later, by a latency that varies; if an
-# old request's latency was shorter than a new one's, the server could see both inside one
-# window. Counting each admission for window + margin absorbs that jitter: 2 % of the window,
-# at least 0.1 s (process scheduling on a busy machine), at most 1 s of a real minute (1.6 %).
-DEFAULT_MARGIN_FRACTION = 0.02
-DEFAULT_MARGIN_MIN_S = 0.1
-DEFAULT_MARGIN_CAP_S = 1.0
+# Each admission counts from when its answer arrived (see Reservation.reconcile), which is never
+# before the server counted it, so arrival jitter cannot make two requests collide. The margin
+# only covers what that leaves: clock skew between machines sharing a Redis limiter, and a
+# request still in flight a whole window after admission.
+DEFAULT_MARGIN_FRACTION = 0.005
+DEFAULT_MARGIN_MIN_S = 0.02
+DEFAULT_MARGIN_CAP_S = 0.5
 
 _OFF = {"off", "none", "unlimited"}
 
