@@ -28,8 +28,8 @@ PROMPT = "Classify the sentiment of: Fast shipping, great quality."
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=400)
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=40)
     args = ap.parse_args()
     with emulator_process("--latency-scale", "0") as url:
         bare = genai.Client(api_key="bench", http_options=types.HttpOptions(base_url=url, timeout=30_000))
@@ -49,8 +49,9 @@ def main() -> None:
         per = args.calls // args.rounds
         t_bare: list[float] = []
         t_lane: list[float] = []
-        for _ in range(args.rounds):
-            for fn, sink in ((run_bare, t_bare), (run_lane, t_lane)):
+        for r in range(args.rounds):
+            pair = ((run_bare, t_bare), (run_lane, t_lane))
+            for fn, sink in (pair if r % 2 else pair[::-1]):  # alternate who goes first
                 t0 = time.perf_counter()
                 for _ in range(per):
                     fn()
