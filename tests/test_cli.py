@@ -123,3 +123,12 @@ def test_doctor_flags_the_retired_model(capsys: pytest.CaptureFixture[str], monk
     monkeypatch.setenv("FLASHLANE_MODEL", "gemini-3.1-flash-lite-preview")
     code, out, _ = run(capsys, "doctor", "--emulator")
     assert code == 1 and "FLASHLANE_MODEL=gemini-3.1-flash-lite" in out
+
+
+def test_emulator_bad_files_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "projects.yaml"
+    bad.write_text("projects: [1, 2\n")
+    code, _, err = run(capsys, "emulator", "--projects", str(bad))
+    assert code == 2 and "line 2" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "emulator", "--scenario", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "missing.yaml" in err

@@ -99,8 +99,8 @@ def _limits(settings: Settings) -> str:
     try:
         from ..limits import make_limiter
 
-        return str(make_limiter(settings.limits, "memory", model=settings.model).describe()) + \
-            f" (backend {settings.limiter})"
+        text = str(make_limiter(settings.limits, "memory", model=settings.model).describe())
+        return text.replace("backend memory", f"backend {settings.limiter}")
     except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
         return f"{settings.limits} ({type(e).__name__})"
 

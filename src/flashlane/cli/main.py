@@ -73,5 +73,6 @@ def main(argv: list[str] | None = None) -> None:
             if e.hint:
                 click.echo(f"hint: {e.hint}", err=True)
             sys.exit(e.exit_code)
-        click.echo(f"error: {type(e).__name__}: {e} (set FLASHLANE_DEBUG=1 for a traceback)", err=True)
+        first = " ".join(str(e).split())[:300]  # one line, whatever the exception's message looks like
+        click.echo(f"error: {type(e).__name__}: {first} (set FLASHLANE_DEBUG=1 for a traceback)", err=True)
         sys.exit(1)

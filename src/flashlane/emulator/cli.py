@@ -10,8 +10,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import Any
 
 import click
+import yaml
 
 from .config import (
     DEFAULT_HOST,
@@ -21,6 +23,23 @@ from .config import (
     load_data_file,
     load_projects_file,
 )
+
+
+def _one_line(e: BaseException) -> str:
+    """A parser's message spans several lines with a caret diagram; keep the gist and the place."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        return f"{e.problem} at line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}"
+    return " ".join(str(e).split())[:200]
+
+
+def _load_or_fail(option: str, path: str | None, load: Any) -> Any:
+    if not path:
+        return None
+    try:
+        return load(path)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
+        raise click.UsageError(f"cannot load {option} {path}: {_one_line(e)} (fix the file; formats are in "
+                               f"'flashlane emulator --help' and the README)") from e
 
 
 @click.command("emulator")
@@ -92,13 +111,10 @@ def emulator_command(
         latency_scale=latency_scale,
         tier=tier,
     )
-    try:
-        if projects_file:
-            load_projects_file(config, projects_file)
-        if scenario_file:
-            config.scenario = rules_from_data(load_data_file(scenario_file))
-    except (OSError, ValueError) as e:
-        raise click.UsageError(str(e)) from e
+    _load_or_fail("--projects", projects_file, lambda f: load_projects_file(config, f))
+    if scenario_file:
+        config.scenario = _load_or_fail("--scenario", scenario_file,
+                                        lambda f: rules_from_data(load_data_file(f)))
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:

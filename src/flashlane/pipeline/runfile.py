@@ -151,7 +151,7 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
         finished = store.finished_ids()
         todo = [it for it in items if it.id not in finished]
         store.start_session()
-        store.set_meta(limits=lane.guard.limiter.describe() + f" (limiter backend {lane.settings.limiter})")
+        store.set_meta(limits=lane.guard.limiter.describe())
         with Progress(quiet=cfg.quiet) as progress:
             engine = Engine(job, store, pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd,
                             cache=cache, on_progress=progress.update)
