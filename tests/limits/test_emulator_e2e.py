@@ -40,4 +40,6 @@ def test_shared_limiter_gets_no_429s_and_90_percent_of_the_quota(backend: str, t
     assert stats["by_status"]["200"] == total
     makespan = max(r["last"] for r in results) - min(r["first"] for r in results)
     bound = (math.ceil(total / RPM) - 1) * WINDOW  # the last window's requests cannot start earlier
+    print(f"{backend}: {total} requests, makespan {makespan:.2f}s, bound {bound:.2f}s, "
+          f"efficiency {bound / makespan:.3f}, 429s 0")
     assert bound / makespan >= 0.90, f"makespan {makespan:.2f}s vs bound {bound:.2f}s"
