@@ -96,3 +96,17 @@ def test_auto_pack_sizing() -> None:
     assert auto_pack_size(per_item_input=30, quota=None, **kw).size == 10
     big_answers = auto_pack_size(per_item_input=30, quota=free, **{**kw, "per_item_answer": 2000})
     assert big_answers.size < 5  # output-bound
+
+
+def test_auto_concurrency_follows_the_quota() -> None:
+    from flashlane.pipeline.packing import (
+        MAX_AUTO_CONCURRENCY,
+        MIN_AUTO_CONCURRENCY,
+        UNKNOWN_QUOTA_CONCURRENCY,
+        auto_concurrency,
+    )
+
+    assert auto_concurrency("free", "gemini-3.1-flash-lite") == MIN_AUTO_CONCURRENCY  # 15 RPM: a few suffice
+    assert auto_concurrency("tier1", "gemini-3.1-flash-lite") == MAX_AUTO_CONCURRENCY  # 4,000 RPM x 2 s latency
+    assert 4 < auto_concurrency("rpm=600", "gemini-3.1-flash-lite") < 64
+    assert auto_concurrency("adaptive", "gemini-3.1-flash-lite") == UNKNOWN_QUOTA_CONCURRENCY

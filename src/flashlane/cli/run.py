@@ -16,7 +16,6 @@ from ..errors import describe_reset
 from ..pipeline.readers import FORMATS
 from ..pipeline.report import format_report, load_report, report_json
 from ..pipeline.runfile import RunConfig, run_file
-from ..pipeline.scheduler import DEFAULT_CONCURRENCY
 from ..tasks import get_task
 from .common import lane_options, make_lane, note
 
@@ -78,8 +77,9 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
 @click.option("--formality", default=None, help="translate: formal | informal | ...")
 @click.option("--max-words", type=click.IntRange(min=1), default=None, help="summarize: word limit.")
 @click.option("--style", default=None, help="summarize: style, e.g. 'one sentence'.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Requests in flight (the quota limiter still paces them).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Requests in flight (default: auto, from the quota and the model's latency; the limiter "
+                   "still paces them).")
 @click.option("--pack", default=None, help="Items per request for structured tasks: N or auto.")
 @click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
 @click.option("--run-db", default=None, help="The run database (default <output>.flashlane.db).")
@@ -92,7 +92,7 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                 template: str | None, id_column: str | None, labels: str | None, multi_label: bool,
                 schema: str | None, to: str | None, source: str | None, glossary: str | None, formality: str | None,
                 max_words: int | None, style: str | None,
-                concurrency: int, pack: str | None, budget_usd: float | None, run_db: str | None, fresh: bool,
+                concurrency: int | None, pack: str | None, budget_usd: float | None, run_db: str | None, fresh: bool,
                 retry_failed: bool, no_cache: bool, quiet: bool, **lane_kw: Any) -> None:
     """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
 

@@ -63,7 +63,7 @@ def _rows(items: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
-                     concurrency: int = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
+                     concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
                      **task_options: Any) -> MapResult:
     t = get_task(task)
@@ -95,7 +95,7 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
 
 
 def map_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
-              concurrency: int = DEFAULT_CONCURRENCY, **kw: Any) -> MapResult:
+              concurrency: int | None = DEFAULT_CONCURRENCY, **kw: Any) -> MapResult:
     """Run ``task`` on every item (strings, or mappings with the task's fields); results in order.
 
     ``pack`` = N or "auto" packs structured tasks N to a request. Task options go as keywords

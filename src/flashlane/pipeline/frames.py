@@ -29,7 +29,7 @@ def _kind(df: Any) -> str:
 
 
 def map_frame(lane: Lane, task: Task | str, df: Any, *, column: str | None = None, template: str | None = None,
-              pack: int | str | None = None, concurrency: int = DEFAULT_CONCURRENCY, suffix: str = "_result",
+              pack: int | str | None = None, concurrency: int | None = DEFAULT_CONCURRENCY, suffix: str = "_result",
               **task_options: Any) -> Any:
     """Columns added: the task's result fields (nested ones dotted, lists as JSON text),
     ``status``, ``error`` and ``cost_usd``. A name already in the frame gets ``suffix``."""

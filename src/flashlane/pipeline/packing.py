@@ -179,3 +179,32 @@ def quota_from_limits(limits: Any, model: str) -> Quota | None:
     if not parsed.rpm:
         return None
     return Quota(parsed.rpm, parsed.tpm)
+
+
+# Requests in flight needed to keep a quota busy is rate x latency (Little's law); more than
+# that only queues in the limiter. Bounds keep a small quota polite and a huge one sane.
+MIN_AUTO_CONCURRENCY = 4
+MAX_AUTO_CONCURRENCY = 64
+UNKNOWN_QUOTA_CONCURRENCY = 16  # adaptive: enough to find a paid tier's pace, few 429s on a free one
+CONCURRENCY_HEADROOM = 1.5
+TYPICAL_ANSWER_TOKENS = 256
+
+
+def auto_concurrency(limits: Any, model: str) -> int:
+    """How many requests to keep in flight for a limits setting and a model's latency."""
+    import math
+
+    from ..errors import ConfigError
+    from ..limits.config import Limits
+    from ..models import lookup
+
+    try:
+        parsed = Limits.parse(limits, model)
+    except ConfigError:
+        return UNKNOWN_QUOTA_CONCURRENCY
+    if not parsed.rpm:
+        return UNKNOWN_QUOTA_CONCURRENCY
+    info = lookup(model)
+    latency = (info.ttft_s + TYPICAL_ANSWER_TOKENS / info.output_tokens_per_s) if info else 2.0
+    need = math.ceil(parsed.rpm / parsed.window_s * latency * CONCURRENCY_HEADROOM)
+    return max(MIN_AUTO_CONCURRENCY, min(MAX_AUTO_CONCURRENCY, need))

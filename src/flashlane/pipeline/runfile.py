@@ -49,7 +49,7 @@ class RunConfig:
     fresh: bool = False
     retry_failed: bool = False
     pack: int | str | None = None  # None/1: one item per request; N; "auto"
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: int | None = DEFAULT_CONCURRENCY  # None: auto from the quota and model latency
     budget_usd: float | None = None
     cache: bool = True
     quiet: bool = False

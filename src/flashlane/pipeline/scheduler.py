@@ -35,7 +35,7 @@ from .store import RunStore
 
 __all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY"]
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = None  # auto (see packing.auto_concurrency)
 FATAL_ERRORS = (AuthError, ModelNotFound, ConfigError)
 GUARD_COUNTERS = ("requests", "rate_limited", "retries")
 
@@ -87,12 +87,16 @@ def _split_usage(usage: Usage, cost: float, n: int) -> tuple[Usage, float]:
 
 
 class Engine:
-    def __init__(self, job: Job, store: RunStore, *, pack_size: int = 1, concurrency: int = DEFAULT_CONCURRENCY,
+    def __init__(self, job: Job, store: RunStore, *, pack_size: int = 1, concurrency: int | None = None,
                  budget_usd: float | None = None, cache: ResponseCache | None = None,
                  on_progress: Callable[[Snapshot], None] | None = None) -> None:
         self.job = job
         self.store = store
         self.pack_size = max(1, pack_size if job.packable else 1)
+        if concurrency is None:  # auto: enough requests in flight to keep the quota busy
+            from .packing import auto_concurrency
+
+            concurrency = auto_concurrency(job.lane.settings.limits, job.model)
         self.concurrency = max(1, concurrency)
         self.budget_usd = budget_usd
         self.cache = cache
