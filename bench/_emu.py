@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,3 +34,13 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def control(url: str, path: str, body: object = None) -> dict:
+    """The emulator's control API (/_emulator/stats, /reset, /scenario)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method="POST" if data else "GET",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else {}

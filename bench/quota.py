@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _emu import emulator_process, table
+from _emu import control, emulator_process, table
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -35,15 +33,6 @@ import flashlane as fl
 MODEL = "gemini-3.1-flash-lite"
 CONCURRENCY = 16
 PROMPT = "Classify the sentiment of review #{i}: the delivery was quick and the product works well."
-
-
-def control(url: str, path: str, body: object = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url + path, data=data, method="POST" if data else "GET",
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        raw = r.read()
-    return json.loads(raw) if raw else {}
 
 
 def tutorial_loop(url: str, n: int, scale: float) -> int:

@@ -160,7 +160,7 @@ class Lane(TaskMethods):
             self._record(resp, call.model)
             return Sent(resp, time.perf_counter() - t0)
 
-        return self.guard.call(self._key(call.model), call.est_tokens + 0, once, _prompt_tokens)
+        return self.guard.call(self._key(call.model), call.est_tokens, once, _prompt_tokens)
 
     async def _asend(self, call: Call) -> Sent:
         async def once() -> Sent:

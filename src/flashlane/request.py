@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google.genai import types
@@ -180,7 +180,6 @@ class Call:
     schema: Schema | None = None
     est_tokens: int = 0
     max_output_tokens: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
     # The prompt as the caller gave it, when it is a plain string: the SDK converts a string
     # ~0.5 ms faster than the equivalent Content list (measured in bench/overhead.py).
     text_prompt: str | None = None

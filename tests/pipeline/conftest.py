@@ -16,6 +16,7 @@ import pytest
 
 from flashlane import Lane
 from flashlane.cli.main import main
+from tests.conftest import control, scenario  # noqa: F401 - re-exported for the pipeline tests
 
 LABELS = "positive,negative,neutral"
 # google-genai's async client subclasses aiohttp.ClientSession, which aiohttp 3.14 deprecates;
@@ -110,18 +111,3 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.02) -> N
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
-
-
-def control(base_url: str, path: str, body: Any = None) -> Any:
-    import urllib.request
-
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base_url + path, data=data, method="POST" if data is not None else "GET",
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
-
-
-def scenario(base_url: str, *rules: dict[str, Any]) -> None:
-    control(base_url, "/_emulator/scenario", {"rules": list(rules), "replace": True})

@@ -165,10 +165,8 @@ def estimate_item_tokens(items: Sequence[Item]) -> float:
     return sum(estimate_tokens(it.rendered) for it in sample) / len(sample) + 6  # + the id header
 
 
-def quota_from_limits(limits: Any, model: str) -> Quota | None:
-    """The RPM/TPM a limits setting implies (a tier, "rpm=..,tpm=..[,window=..]", a Limits).
-    A scaled window keeps the ratio of RPM to TPM, which is all pack sizing needs.
-    None when unknown: adaptive limits start unthrottled and only learn from 429s."""
+def _rate_limits(limits: Any, model: str) -> Any:
+    """The parsed limits when they state a request rate, else None (adaptive or unparsable)."""
     from ..errors import ConfigError
     from ..limits.config import Limits
 
@@ -176,9 +174,15 @@ def quota_from_limits(limits: Any, model: str) -> Quota | None:
         parsed = Limits.parse(limits, model)
     except ConfigError:
         return None
-    if not parsed.rpm:
-        return None
-    return Quota(parsed.rpm, parsed.tpm)
+    return parsed if parsed.rpm else None
+
+
+def quota_from_limits(limits: Any, model: str) -> Quota | None:
+    """The RPM/TPM a limits setting implies (a tier, "rpm=..,tpm=..[,window=..]", a Limits).
+    A scaled window keeps the ratio of RPM to TPM, which is all pack sizing needs.
+    None when unknown: adaptive limits start unthrottled and only learn from 429s."""
+    parsed = _rate_limits(limits, model)
+    return Quota(parsed.rpm, parsed.tpm) if parsed is not None else None
 
 
 # Requests in flight needed to keep a quota busy is rate x latency (Little's law); more than
@@ -194,15 +198,10 @@ def auto_concurrency(limits: Any, model: str) -> int:
     """How many requests to keep in flight for a limits setting and a model's latency."""
     import math
 
-    from ..errors import ConfigError
-    from ..limits.config import Limits
     from ..models import lookup
 
-    try:
-        parsed = Limits.parse(limits, model)
-    except ConfigError:
-        return UNKNOWN_QUOTA_CONCURRENCY
-    if not parsed.rpm:
+    parsed = _rate_limits(limits, model)
+    if parsed is None:
         return UNKNOWN_QUOTA_CONCURRENCY
     info = lookup(model)
     latency = (info.ttft_s + TYPICAL_ANSWER_TOKENS / info.output_tokens_per_s) if info else 2.0

@@ -70,13 +70,9 @@ class RunOutcome:
 
 
 def guard_counts(lane: Any) -> dict[str, int]:
-    """Requests, 429s and retries as the Lane's resilience guard counts them (0 if it doesn't)."""
-    stats = getattr(getattr(lane, "guard", None), "stats", None)
-    out = {}
-    for name in GUARD_COUNTERS:
-        value = stats.get(name, 0) if isinstance(stats, dict) else getattr(stats, name, 0)
-        out[name] = int(value or 0) if isinstance(value, (int, float)) else 0
-    return out
+    """Requests, 429s and retries as the Lane's resilience guard has counted them so far."""
+    stats = lane.guard.stats
+    return {name: int(getattr(stats, name)) for name in GUARD_COUNTERS}
 
 
 def _split_usage(usage: Usage, cost: float, n: int) -> tuple[Usage, float]:
