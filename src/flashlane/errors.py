@@ -57,6 +57,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "from_sdk_error",
+    "from_status",
     "next_pacific_midnight",
     "parse_duration",
 ]
@@ -254,9 +255,7 @@ def _detail(body: dict[str, Any], type_suffix: str) -> dict[str, Any] | None:
     return None
 
 
-def _retry_after_header(exc: Any) -> float | None:
-    resp = getattr(exc, "response", None)
-    headers = getattr(resp, "headers", None)
+def _retry_after_header(headers: Any) -> float | None:
     if headers is None:
         return None
     try:
@@ -330,17 +329,29 @@ def from_sdk_error(exc: BaseException, *, model: str | None = None, now: datetim
 
 
 def _from_api_error(exc: Any, *, model: str | None, now: datetime | None) -> FlashlaneError:
-    code = int(getattr(exc, "code", 0) or 0)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
     body = _error_body(exc)
-    status = str(body.get("status") or getattr(exc, "status", "") or "")
-    message = str(body.get("message") or getattr(exc, "message", "") or "").strip()
+    if not body.get("status") and getattr(exc, "status", None):
+        body = {**body, "status": exc.status}
+    if not body.get("message") and getattr(exc, "message", None):
+        body = {**body, "message": exc.message}
+    return from_status(int(getattr(exc, "code", 0) or 0), body, headers=headers, model=model, now=now)
+
+
+def from_status(code: int, body: dict[str, Any], *, headers: Any = None, model: str | None = None,
+                now: datetime | None = None) -> FlashlaneError:
+    """The flashlane error for one HTTP error answer: its status code and the ``error`` object of
+    its JSON body (``{"code", "message", "status", "details"}``). Pure: used by the SDK boundary
+    and by the gateway, which sees the same bodies on the wire."""
+    status = str(body.get("status") or "")
+    message = str(body.get("message") or "").strip()
     info = _detail(body, "google.rpc.ErrorInfo") or {}
     reason = str(info.get("reason", ""))
     short = message.splitlines()[0] if message else status
     kw: dict[str, Any] = {"status_code": code, "model": model}
 
     if code == 429:
-        return _rate_limited(body, message, exc, now=now, **kw)
+        return _rate_limited(body, message, headers, now=now, **kw)
     if reason == "API_KEY_INVALID" or (code == 400 and "api key not valid" in message.lower()):
         return AuthError("the API key was rejected (API_KEY_INVALID)",
                          hint=f"create a key at {AI_STUDIO_KEY_URL} and set GEMINI_API_KEY", **kw)
@@ -360,7 +371,7 @@ def _from_api_error(exc: Any, *, model: str | None, now: datetime | None) -> Fla
     if code >= 500:
         return ServiceUnavailable(f"Gemini is unavailable ({code} {status}): {short}",
                                   hint="a temporary server-side problem; it is retried with backoff",
-                                  retry_after=_retry_after_header(exc), **kw)
+                                  retry_after=_retry_after_header(headers), **kw)
     if code == 400 and status == "FAILED_PRECONDITION":
         return BadRequest(f"request refused ({status}): {short}",
                           hint="the free tier is not available in every country; enable billing or use Vertex AI",
@@ -374,7 +385,7 @@ def _model_from_message(message: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _rate_limited(body: dict[str, Any], message: str, exc: Any, *, now: datetime | None,
+def _rate_limited(body: dict[str, Any], message: str, headers: Any, *, now: datetime | None,
                   **kw: Any) -> RateLimited:
     failure = _detail(body, "google.rpc.QuotaFailure") or {}
     violations = failure.get("violations") or []
@@ -388,7 +399,7 @@ def _rate_limited(body: dict[str, Any], message: str, exc: Any, *, now: datetime
     retry_after = parse_duration(retry.get("retryDelay"))
     if retry_after is None:
         m = _RETRY_IN.search(message)
-        retry_after = float(m.group(1)) if m else _retry_after_header(exc)
+        retry_after = float(m.group(1)) if m else _retry_after_header(headers)
     model = kw.get("model")
     if kind == "rpd":
         reset_at = next_pacific_midnight(now or datetime.now(PACIFIC))
