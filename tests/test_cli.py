@@ -132,3 +132,42 @@ def test_emulator_bad_files_are_one_line_exit_2(capsys: pytest.CaptureFixture[st
     assert code == 2 and "line 2" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "emulator", "--scenario", str(tmp_path / "missing.yaml"))
     assert code == 2 and "missing.yaml" in err
+
+
+REVIEWS = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "reviews.csv")
+
+
+def first_error_line(err: str) -> str:
+    """The first line flashlane itself printed (the emulator notice is not an error)."""
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("flashlane: using")]
+    return lines[0] if lines else ""
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (("run", "extract", REVIEWS, "--column", "text", "--emulator"), "--schema"),
+    (("run", "translate", REVIEWS, "--column", "text", "--emulator"), "--to"),
+    (("run", "classify", REVIEWS, "--column", "text", "--emulator"), "--labels"),
+    (("extract", "Bob is 42.", "--emulator"), "--schema"),
+    (("classify", "Great!", "--emulator"), "--labels"),
+    (("translate", "Good morning", "--emulator"), "--to"),
+])
+def test_missing_task_option_is_a_usage_error_naming_it(capsys: pytest.CaptureFixture[str], tmp_path, args,
+                                                        flag) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(capsys, *args, "-o", str(tmp_path / "out.jsonl")) if args[0] == "run" else run(capsys, *args)
+    line = first_error_line(err)
+    assert code == 2, err
+    assert line.startswith("error: ") and flag in line, err
+    assert "Traceback" not in err and "KeyError" not in err
+    assert not (tmp_path / "out.jsonl").exists()  # refused before any work
+
+
+def test_missing_task_option_in_python_names_the_keyword(gemini_emulator) -> None:  # type: ignore[no-untyped-def]
+    import flashlane as fl
+    from flashlane.errors import ConfigError
+
+    with fl.Lane(base_url=gemini_emulator.base_url, api_key="k") as lane:
+        with pytest.raises(ConfigError, match=r"schema="):
+            lane.map("extract", ["Bob is 42."])
+        with pytest.raises(ConfigError, match=r"to="):
+            lane.run_task("translate", text="Good morning")
+    assert gemini_emulator.requests() == []  # refused before anything was sent

@@ -99,11 +99,12 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     Rerunning the same command resumes: finished rows are not requested again.
     """
     the_task = get_task(task)
+    task_options = _task_options(labels, multi_label, schema, to, source, max_words, style, glossary, formality)
+    the_task.check_options(the_task.options(task_options))  # a missing --to/--schema/--labels: exit 2 now
     cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
                     concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
-                    task_options=_task_options(labels, multi_label, schema, to, source, max_words, style, glossary,
-                                               formality))
+                    task_options=task_options)
     with make_lane(**lane_kw) as lane:
         summary = run_file(lane, the_task, cfg)
     r = summary.report

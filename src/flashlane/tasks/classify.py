@@ -86,4 +86,5 @@ CLASSIFY = Task(
     convert=_convert,
     answer_tokens=64,
     description="one label from a closed set (--labels a,b,c), with confidence and a short reason",
+    required={"labels": "the labels to choose from, e.g. --labels positive,negative,neutral"},
 )

@@ -48,4 +48,5 @@ EXTRACT = Task(
     schema_for=lambda options: load_schema(options["schema"]),
     answer_tokens=512,
     description="fields of a schema (--schema file.json | module:Model) from text",
+    required={"schema": "the output schema, e.g. --schema invoice.json or --schema mymodule:Invoice"},
 )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..request import Schema
 
 __all__ = ["Task", "template_fields"]
@@ -57,6 +57,9 @@ class Task:
     convert: Callable[[Any, Options], Any] | None = None  # validated answer -> what the user gets
     streamable: bool = False
     description: str = ""
+    # Options the task cannot run without: name -> what it is, with an example. Checked before
+    # anything is sent, so a missing one is a usage error naming the option, not a KeyError later.
+    required: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def structured(self) -> bool:
@@ -72,11 +75,24 @@ class Task:
     def options(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.defaults, **{k: v for k, v in values.items() if v is not None}}
 
+    def check_options(self, options: Options) -> None:
+        """Raise ConfigError naming the first required option that is missing or empty.
+
+        The message names the CLI flag and the Python keyword, since both reach here."""
+        for name, what in self.required.items():
+            value = options.get(name)
+            if value is None or (isinstance(value, str | list | tuple | dict) and not value):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"task '{self.name}' needs {flag} ({name}= in Python): {what}",
+                                  hint=f"add {flag} to the command, or {name}=... to the call")
+
     def schema(self, options: Options) -> Schema | None:
+        self.check_options(options)
         raw = self.schema_for(options) if self.schema_for is not None else self.output
         return Schema.of(raw) if raw is not None else None
 
     def render_instructions(self, options: Options) -> str:
+        self.check_options(options)
         if callable(self.instructions):
             return self.instructions(options)
         return _render(self.instructions, options, f"task '{self.name}' instructions") if self.instructions else ""

@@ -44,4 +44,5 @@ TRANSLATE = Task(
     answer_tokens=0,  # sized from the input: see runner.answer_budget
     streamable=True,
     description="text into another language (--to fr), with --source, --glossary, --formality",
+    required={"to": "the target language, e.g. --to fr"},
 )
