@@ -17,6 +17,7 @@ from datetime import date
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_MIN_CACHE_TOKENS",
     "CATALOG",
     "ModelInfo",
     "Prices",
@@ -34,6 +35,11 @@ DEFAULT_MODEL = "gemini-3.1-flash-lite"
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
 TIERS = ("free", "tier1", "tier2", "tier3")
 UNLIMITED = 0  # a quota value of 0 means "not limited"
+# Smallest cachedContent the API accepts, for models with no figure of their own. The API states its
+# floor when it refuses ("Cached content is too small. total_token_count=880, min_total_token_count=1024",
+# measured on gemini-3.1-flash-lite, margince/margince PR #5780; the same 1,024 for gemini-2.5-flash,
+# BerriAI/litellm#17696); model-facts.md 2.4 and its 2026-11-26 addendum.
+DEFAULT_MIN_CACHE_TOKENS = 1_024
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,9 @@ class ModelInfo:
     output_tokens_per_s: float = 300.0
     quotas: dict[str, Quota] = field(default_factory=dict)
     description: str = ""
+    # Minimum total tokens of a cachedContent (also the floor for implicit cache hits); below it the
+    # API answers 400 "Cached content is too small". Sources per model in the catalog entries.
+    min_cache_tokens: int = DEFAULT_MIN_CACHE_TOKENS
 
     @property
     def retired(self) -> bool:
@@ -143,6 +152,8 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
             "tier3": Quota(rpm=30_000, tpm=30_000_000, rpd=UNLIMITED),
         },
         description="Gemini 3.1 Flash Lite",
+        # No official row (model-facts 2.4); the live API's own 400 names 1,024 (margince/margince#5780).
+        min_cache_tokens=DEFAULT_MIN_CACHE_TOKENS,
     ),
     ModelInfo(
         id="gemini-3.1-flash-lite-preview",
@@ -180,6 +191,8 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
             "tier3": Quota(rpm=20_000, tpm=8_000_000, rpd=UNLIMITED),
         },
         description="Gemini 3 Flash Preview",
+        # Official caching table, copy of 2026-05-07: "Gemini 3 Flash Preview 1,024" (model-facts 2.4).
+        min_cache_tokens=1_024,
     ),
     ModelInfo(
         id="gemini-2.5-flash-lite",
@@ -201,6 +214,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
             "tier3": Quota(rpm=30_000, tpm=30_000_000, rpd=UNLIMITED),
         },
         description="Stable version of Gemini 2.5 Flash-Lite, released in July of 2025",
+        # Enforced by the API: 400 "... min_total_token_count=2048" (discuss.ai.google.dev t/178942,
+        # model-facts addendum 2026-11-26).
+        min_cache_tokens=2_048,
     ),
 )
 

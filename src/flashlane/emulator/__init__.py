@@ -10,7 +10,8 @@ of flashlane configured.
 
 Modules: ``app`` (ASGI routing), ``wire`` (request parsing), ``answer`` (usage + response
 shape), ``responder`` (schema -> instance, text), ``quota``, ``scenario``, ``errors``,
-``latency``, ``stats``, ``clock``, ``config`` (projects file), ``server``, ``cli``,
+``latency``, ``stats``, ``clock``, ``config`` (projects file), ``caches`` (cachedContents and
+implicit hits), ``server``, ``cli``,
 ``pytest_plugin``.
 """
 

@@ -44,6 +44,7 @@ class Answer:
     candidates_tokens: int
     thoughts_tokens: int
     block_reason: str | None = None
+    cached_tokens: int = 0  # of prompt_tokens, served from a cachedContent or an implicit cache hit
 
     @property
     def usage_tuple(self) -> tuple[int, int, int]:
@@ -142,8 +143,12 @@ def usage(ans: Answer, final: bool = True) -> dict[str, Any]:
     if cand:
         u["candidatesTokenCount"] = cand
     u["totalTokenCount"] = ans.prompt_tokens + cand + ans.thoughts_tokens
+    if ans.cached_tokens:
+        u["cachedContentTokenCount"] = ans.cached_tokens
     if ans.prompt_tokens:
         u["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.prompt_tokens}]
+    if ans.cached_tokens:
+        u["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.cached_tokens}]
     if ans.thoughts_tokens:
         u["thoughtsTokenCount"] = ans.thoughts_tokens
     return u

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from ..models import CATALOG, ModelInfo, lookup
 from . import answer as ans_mod
 from . import latency
+from .caches import CacheBook, CacheUse
 from .clock import EmulatorClock
 from .config import EmulatorConfig
 from .errors import (
@@ -86,6 +87,7 @@ class EmulatorApp:
         self.quota = QuotaBook(self.config.window_seconds)
         self.scenario = ScenarioBook()
         self.stats = Stats(self.config.request_log_size)
+        self.caches = CacheBook(self.config.implicit_cache_rate)
         self.scenario.load(list(self.config.scenario))
 
     # ------------------------------------------------------------------ state control
@@ -94,6 +96,8 @@ class EmulatorApp:
         self.scenario.reset()
         self.stats.reset()
         self.clock.reset()
+        self.caches.reset()
+        self.caches.implicit_rate = self.config.implicit_cache_rate
 
     def load_scenario(self, rules: list[dict[str, Any]], replace: bool = True) -> None:
         self.scenario.load(rules, replace=replace)
@@ -199,6 +203,9 @@ class EmulatorApp:
         if len(rest) >= 2 and rest[0] == "publishers" and rest[1] == "google":
             rest = rest[2:]
         http_method = scope["method"]
+        if version.startswith("v") and rest and rest[0] == "cachedContents":
+            await self._cached_contents(scope, receive, send, version, rest[1:], path_project)
+            return
         if not version.startswith("v") or not rest or rest[0] != "models":
             await self._send_json(send, 404, error_body(404, f"Method not found: {path}"))
             return
@@ -285,6 +292,50 @@ class EmulatorApp:
             out["nextPageToken"] = str(start + size)
         return out
 
+    async def _cached_contents(
+        self, scope: dict[str, Any], receive: Any, send: Any, version: str, rest: list[str],
+        path_project: str | None,
+    ) -> None:
+        """cachedContents create / list / get / patch / delete; the resource lives in caches.py."""
+        http_method = scope["method"]
+        key, bearer = self._credentials(scope)
+        project = self.config.project_for(key, path_project)
+        name = "/".join(rest)
+        op = {("POST", False): "create", ("GET", False): "list", ("GET", True): "get",
+              ("PATCH", True): "patch", ("DELETE", True): "delete"}.get((http_method, bool(name)))
+        stat_method = f"cachedContents.{op or http_method.lower()}"
+        now = self.clock.now()
+        book = self.caches
+        try:
+            if key is None and not bearer:
+                raise unregistered_caller()
+            if key is not None and self.config.key_is_invalid(key):
+                raise api_key_invalid()
+            if op is None:
+                raise api_error(404, f"Method not found: {http_method} /{version}/cachedContents/{name}")
+            body: dict[str, Any] = {}
+            if op in ("create", "patch"):
+                raw = await self._read_body(receive)
+                if raw is None:
+                    raise invalid_argument(PAYLOAD_TOO_LARGE_MESSAGE)
+                body = parse_json_body(raw)
+            if op == "create":
+                out = book.create(project, body, now, version)
+            elif op == "list":
+                out = book.list_page(project, scope.get("query_string", b"").decode("latin-1"), now)
+            elif op == "get":
+                out = book.get(project, name, now)
+            elif op == "patch":
+                out = book.patch(project, name, body, now)
+            else:
+                out = book.delete(project, name, now)
+        except ApiError as e:
+            await self._send_json(send, e.code, e.body)
+            self.stats.record(now, stat_method, None, project, e.code)
+            return
+        await self._send_json(send, 200, out)
+        self.stats.record(now, stat_method, None, project, 200)
+
     def _headers_dict(self, scope: dict[str, Any]) -> dict[str, str]:
         return {
             n.decode("latin-1"): v.decode("latin-1")
@@ -341,13 +392,23 @@ class EmulatorApp:
         project: str,
         body: dict[str, Any],
     ) -> None:
+        use: CacheUse | None = None
+        inner = body.get("generateContentRequest", body.get("generate_content_request"))
+        if isinstance(inner, dict):  # the REST form that can name a cache (SDKs send bare contents)
+            use = self.caches.use(project, info, inner, self.clock.now())
+            if use is not None:
+                body = {"generateContentRequest": use.body}
         total = parse_count_tokens(body)
         act = self._scenario_action(scope, COUNT, info.id, project, "") if self.scenario.rules else None
         if act:
             await self._apply_fault(receive, send, act, info.id, project)
         out: dict[str, Any] = {"totalTokens": total}
+        if use is not None:
+            out["cachedContentTokenCount"] = use.entry.tokens
         if total:
             out["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": total}]
+        if use is not None:
+            out["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": use.entry.tokens}]
         await self._send_json(send, 200, out)
         self.stats.record(self.clock.now(), COUNT, info.id, project, 200)
 
@@ -361,7 +422,10 @@ class EmulatorApp:
         body: dict[str, Any],
         op: str,
     ) -> None:
-        req = parse_generate(body)
+        use = self.caches.use(project, info, body, self.clock.now())
+        if use is not None and not body.get("contents"):
+            raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
+        req = parse_generate(body if use is None else use.body)
         ans_mod.check_thinking(info, req)
         act = self._scenario_action(scope, op, info.id, project, req.prompt)
         if act:
@@ -376,6 +440,14 @@ class EmulatorApp:
                 project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
             )
         answer = ans_mod.build(info, req, act)
+        if use is not None:
+            answer.cached_tokens = use.entry.tokens
+            self.caches.referenced(use)
+        elif answer.prompt_tokens:
+            answer.cached_tokens = self.caches.implicit(
+                project, info, req.system_texts + req.texts, req.prompt_tokens, req.seed(info.id),
+                self.clock.now(),
+            )
         rid = ans_mod.new_response_id()
         scale = self.config.latency_scale
         out_tokens = answer.candidates_tokens + answer.thoughts_tokens
@@ -438,6 +510,10 @@ class EmulatorApp:
             q = parse_qs(query)
             limit = int(q["limit"][0]) if "limit" in q else None
             return {"requests": self.stats.recent(limit)}
+        if what == "caches":
+            if method == "POST" and "implicit_rate" in body:
+                self.config.implicit_cache_rate = self.caches.implicit_rate = float(body["implicit_rate"])
+            return self.caches.snapshot(self.clock.now())
         if what == "reset" and method == "POST":
             self.reset()
             return {"status": "reset"}

@@ -15,6 +15,7 @@ from typing import Any
 import click
 import yaml
 
+from .caches import DEFAULT_IMPLICIT_RATE
 from .config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -80,6 +81,13 @@ def _load_or_fail(option: str, path: str | None, load: Any) -> Any:
     help="YAML/JSON file of scenario rules (faults and scripted answers).",
 )
 @click.option(
+    "--implicit-cache-rate",
+    default=DEFAULT_IMPLICIT_RATE,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of requests repeating a long recent prefix that report it as cached (0 = never).",
+)
+@click.option(
     "--projects",
     "projects_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -95,6 +103,7 @@ def emulator_command(
     latency_scale: float,
     tier: str,
     scenario_file: str | None,
+    implicit_cache_rate: float,
     projects_file: str | None,
 ) -> None:
     """Run a local Gemini API emulator (the SDKs talk to it via base_url)."""
@@ -110,6 +119,7 @@ def emulator_command(
         window_seconds=window_seconds,
         latency_scale=latency_scale,
         tier=tier,
+        implicit_cache_rate=implicit_cache_rate,
     )
     _load_or_fail("--projects", projects_file, lambda f: load_projects_file(config, f))
     if scenario_file:

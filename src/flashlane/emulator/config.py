@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import CATALOG, Quota
+from .caches import DEFAULT_IMPLICIT_RATE
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -66,6 +67,7 @@ class EmulatorConfig:
     default_project: str = DEFAULT_PROJECT
     scenario: list[dict[str, Any]] = field(default_factory=list)
     request_log_size: int = REQUEST_LOG_SIZE
+    implicit_cache_rate: float = DEFAULT_IMPLICIT_RATE  # share of repeated long prefixes reported cached
 
     def __post_init__(self) -> None:
         self._key_to_project: dict[str, str] = {}

@@ -187,6 +187,7 @@ class Emulator:
                     "strict_keys",
                     "default_project",
                     "latency_scale",
+                    "implicit_cache_rate",
                 ):
                     setattr(self.config, name, getattr(fresh, name))
                 self.config._index()
@@ -209,6 +210,13 @@ class Emulator:
 
     def set_clock(self, epoch: float) -> None:
         self._call(lambda: self.app.clock.set(epoch))
+
+    def caches(self, implicit_rate: float | None = None) -> dict[str, Any]:
+        """Context-cache counters (created, deleted, expired, live, references per cache, implicit
+        hits); ``implicit_rate`` changes the share of repeated prefixes reported as cached."""
+        body = {} if implicit_rate is None else {"implicit_rate": implicit_rate}
+        result: dict[str, Any] = self._call(lambda: self.app.control("POST" if body else "GET", "caches", body))
+        return result
 
     def configure(self, **quotas: Any) -> dict[str, Any]:
         """Change quotas at runtime: ``rpm``, ``tpm``, ``rpd``, ``window_seconds``, ``tier``,

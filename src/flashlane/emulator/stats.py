@@ -103,6 +103,7 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
         out["generation_config"] = body.get("generationConfig", body.get("generation_config")) or {}
         system = body.get("systemInstruction", body.get("system_instruction"))
         out["system"] = _text(system) if system else None
+        out["cached_content"] = body.get("cachedContent", body.get("cached_content"))
         contents = body.get("contents")
         out["contents"] = [
             {"role": c.get("role", "user"), "text": _text(c)} for c in contents if isinstance(c, dict)
