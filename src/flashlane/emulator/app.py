@@ -33,7 +33,7 @@ from .errors import (
     quota_exhausted,
     unregistered_caller,
 )
-from .quota import QuotaBook, violation
+from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
 from .wire import parse_count_tokens, parse_generate, parse_json_body
@@ -47,6 +47,8 @@ KNOWN_OPS = (GENERATE, STREAM, COUNT)
 DEFAULT_PAGE_SIZE = 50
 SUPPORTED_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 DISCONNECT_WAIT_S = 2.0
+DEFAULT_SCRIPTED_RETRY_S = 30.0
+NESTING_MESSAGE = "Invalid JSON payload received. Message nesting too deep."
 
 
 def _dumps_pretty(obj: Any) -> bytes:
@@ -118,6 +120,19 @@ class EmulatorApp:
                 await self._api(scope, receive, send, path)
         except _Dropped:
             return
+        except RecursionError:
+            # a body nested deeper than our own walkers go: the client's fault, never a 500
+            await self._send_error_if_possible(send, 400, error_body(400, NESTING_MESSAGE))
+        except Exception:
+            # a bug must still answer in the API's error shape (not uvicorn's plain-text 500)
+            await self._send_error_if_possible(send, 500, error_body(500))
+            raise
+
+    async def _send_error_if_possible(self, send: Any, code: int, body: dict[str, Any]) -> None:
+        try:
+            await self._send_json(send, code, body)
+        except Exception:  # noqa: BLE001 - the response had already started; nothing to add
+            pass
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -373,15 +388,28 @@ class EmulatorApp:
         if act.get("drop"):
             await self._drop(receive, send)
         code = act.get("error")
+        if code is None and act.get("no_quota"):
+            code = 429
         if code is not None:
             code = int(code)
             message = act.get("message")
             if code == 429:
-                kind = str(act.get("quota", "rpm")).lower()
-                tier = self.config.tier_for(project)
-                v = violation(kind, tier == "free", model, int(act.get("quota_value", 0) or 0))
-                raise quota_exhausted([v], float(act.get("retry_delay", 30.0)), message)
+                raise self._scripted_429(act, model, project, message)
             raise ApiError(code, error_body(code, message, act.get("status")))
+
+    def _scripted_429(self, act: dict[str, Any], model: str, project: str, message: str | None) -> ApiError:
+        """A scenario 429 states the quota the emulator has configured (none when unlimited),
+        or ``quota_value`` when the rule gives one; ``no_quota`` gives the limit-0 body."""
+        delay = float(act.get("retry_delay", DEFAULT_SCRIPTED_RETRY_S))
+        if act.get("no_quota"):
+            return quota_exhausted(no_quota_violations(model), delay, message)
+        kind = str(act.get("quota", "rpm")).lower()
+        if act.get("quota_value") is not None:
+            limit: int | None = int(act["quota_value"])
+        else:
+            limit = getattr(self.config.limits_for(project, model), kind) or None
+        tier = self.config.tier_for(project)
+        return quota_exhausted([violation(kind, tier == "free", model, limit)], delay, message)
 
     async def _count_tokens(
         self,
@@ -532,16 +560,8 @@ class EmulatorApp:
             return {"rules": self.scenario.describe()}
         if what == "quotas":
             if method == "POST":
-                for k in ("rpm", "tpm", "rpd"):
-                    if k in body:
-                        setattr(self.config, k, int(body[k]))
-                if "window_seconds" in body:
-                    self.config.window_seconds = float(body["window_seconds"])
-                    self.quota.window = self.config.window_seconds
-                if "tier" in body:
-                    self.config.tier = str(body["tier"])
-                if "projects" in body or "invalid_keys" in body:
-                    self.config.apply_projects(body)
+                self.config.apply_settings(body)
+                self.quota.window = self.config.window_seconds
             c = self.config
             return {
                 "rpm": c.rpm,

@@ -17,6 +17,9 @@ import yaml
 
 from .caches import DEFAULT_IMPLICIT_RATE
 from .config import (
+    DEFAULT_BATCH_TURNAROUND_S,
+    DEFAULT_FILE_MAX_BYTES,
+    DEFAULT_FLEX_LATENCY_FACTOR,
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_WINDOW_SECONDS,
@@ -43,28 +46,39 @@ def _load_or_fail(option: str, path: str | None, load: Any) -> Any:
                                f"'flashlane emulator --help' and the README)") from e
 
 
+def _load_rules(path: str) -> list[dict[str, Any]]:
+    """Read and check a scenario file (unknown keys and bad values fail here, not per request)."""
+    from .scenario import Rule, rules_from_data
+
+    rules = rules_from_data(load_data_file(path))
+    for i, rule in enumerate(rules, 1):
+        Rule.parse(rule, i)
+    return rules
+
+
 @click.command("emulator")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--rpm", default=0, type=int, help="Requests per minute per project and model (0 = unlimited).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 picks a free one).")
+@click.option("--rpm", default=0, type=click.IntRange(min=0), help="Requests per minute per project and model (0 = unlimited).")
 @click.option(
-    "--tpm", default=0, type=int, help="Input tokens per minute per project and model (0 = unlimited)."
+    "--tpm", default=0, type=click.IntRange(min=0), help="Input tokens per minute per project and model (0 = unlimited)."
 )
 @click.option(
-    "--rpd", default=0, type=int, help="Requests per Pacific day per project and model (0 = unlimited)."
+    "--rpd", default=0, type=click.IntRange(min=0), help="Requests per Pacific day per project and model (0 = unlimited)."
 )
 @click.option(
     "--window-seconds",
     default=DEFAULT_WINDOW_SECONDS,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0, min_open=True, max=1e9),
     help="Length of the 'per minute' windows (scaled down for benchmarks).",
 )
 @click.option(
     "--latency-scale",
     default=1.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0, max=1e6),
     help="Multiply the modelled latency (0 = answer at once).",
 )
 @click.option(
@@ -93,6 +107,39 @@ def _load_or_fail(option: str, path: str | None, load: Any) -> Any:
     type=click.Path(exists=True, dir_okay=False),
     help="YAML/JSON file mapping API keys to projects and per-project quotas.",
 )
+@click.option(
+    "--batch-turnaround",
+    type=click.FloatRange(min=0, max=1e9),
+    default=None,
+    help=f"Seconds from batch creation to SUCCEEDED [default: {DEFAULT_BATCH_TURNAROUND_S:g} x --latency-scale].",
+)
+@click.option(
+    "--batch-enqueued-tokens",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Batch API enqueued-token limit per project and model (0 = unlimited).",
+)
+@click.option(
+    "--flex-latency-factor",
+    type=click.FloatRange(min=0, max=1e6),
+    default=DEFAULT_FLEX_LATENCY_FACTOR,
+    show_default=True,
+    help="Flex (service_tier flex) answers take this many times the standard latency.",
+)
+@click.option(
+    "--flex-shed-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of flex requests shed with 503 UNAVAILABLE (deterministic: every 1/rate-th).",
+)
+@click.option(
+    "--file-max-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_FILE_MAX_BYTES,
+    show_default=True,
+    help="Largest file the Files API accepts (bigger uploads get the 400).",
+)
 def emulator_command(
     host: str,
     port: int,
@@ -105,9 +152,13 @@ def emulator_command(
     scenario_file: str | None,
     implicit_cache_rate: float,
     projects_file: str | None,
+    batch_turnaround: float | None,
+    batch_enqueued_tokens: int,
+    flex_latency_factor: float,
+    flex_shed_rate: float,
+    file_max_bytes: int,
 ) -> None:
     """Run a local Gemini API emulator (the SDKs talk to it via base_url)."""
-    from .scenario import rules_from_data
     from .server import Emulator
 
     config = EmulatorConfig(
@@ -120,11 +171,15 @@ def emulator_command(
         latency_scale=latency_scale,
         tier=tier,
         implicit_cache_rate=implicit_cache_rate,
+        batch_turnaround_s=batch_turnaround,
+        batch_enqueued_tokens=batch_enqueued_tokens,
+        flex_latency_factor=flex_latency_factor,
+        flex_shed_rate=flex_shed_rate,
+        file_max_bytes=file_max_bytes,
     )
     _load_or_fail("--projects", projects_file, lambda f: load_projects_file(config, f))
     if scenario_file:
-        config.scenario = _load_or_fail("--scenario", scenario_file,
-                                        lambda f: rules_from_data(load_data_file(f)))
+        config.scenario = _load_or_fail("--scenario", scenario_file, _load_rules)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:

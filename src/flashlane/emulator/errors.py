@@ -122,8 +122,10 @@ def quota_exhausted(
     if message is None:
         lines = [QUOTA_MESSAGE_HEAD]
         for v in violations:
+            # no stated quotaValue (the emulator's quota is unlimited) -> no "limit: N" either
+            limit = f", limit: {v['quotaValue']}" if "quotaValue" in v else ""
             lines.append(
-                f"* Quota exceeded for metric: {v['quotaMetric']}, limit: {v.get('quotaValue', '0')}, "
+                f"* Quota exceeded for metric: {v['quotaMetric']}{limit}, "
                 f"model: {v['quotaDimensions']['model']}"
             )
         lines.append(f"Please retry in {delay}.")

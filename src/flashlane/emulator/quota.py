@@ -52,14 +52,24 @@ class _Bucket:
     day_count: int = 0
 
 
-def violation(kind: str, free: bool, model: str, limit: int) -> dict[str, Any]:
+def violation(kind: str, free: bool, model: str, limit: int | None) -> dict[str, Any]:
+    """One QuotaFailure violation; ``limit`` None (an unlimited quota) states no quotaValue."""
     metric, qid = QUOTA_IDS[(kind, free)]
-    return {
+    out: dict[str, Any] = {
         "quotaMetric": metric,
         "quotaId": qid,
         "quotaDimensions": {"location": "global", "model": model},
-        "quotaValue": str(limit),
     }
+    if limit is not None:
+        out["quotaValue"] = str(limit)
+    return out
+
+
+def no_quota_violations(model: str) -> list[dict[str, Any]]:
+    """Every free-tier quota at limit 0: the tier has no quota for this model at all (the body
+    of python-genai #2044 and continuedev/continue #10066: per-day and per-minute requests and
+    input tokens per minute, each "limit: 0")."""
+    return [violation(kind, True, model, 0) for kind in ("rpd", "rpm", "tpm")]
 
 
 class QuotaBook:

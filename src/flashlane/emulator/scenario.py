@@ -19,7 +19,17 @@ for the QuotaFailure id), ``delay: seconds`` (then answer normally or apply the 
 response), ``cut_after: N`` (stream N chunks then drop), ``finish: SAFETY|RECITATION|MAX_TOKENS|OTHER|...``,
 ``block: SAFETY|PROHIBITED_CONTENT|OTHER|...`` (promptFeedback, no candidates), ``empty: true``
 (STOP with no text), ``text: "..."``, ``json: {...}``, ``malformed_json: true | "text"``,
-``schema_violation: true``.
+``schema_violation: true``, ``no_quota: true`` (a 429 whose every violation says limit 0: the
+project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed: true``
+(the flex shed answer, see ``flex``).
+
+Batch rules (``match: {method: batchGenerateContent}``, applied when a job is created; see
+``batches``): ``batch_state: pending|running|succeeded|failed|cancelled|expired`` (where the
+job ends; ``pending``/``running`` = it stays there), ``done_fraction`` (share of requests answered
+before a failed/cancelled/expired end), ``error_keys: [...]`` / ``error_rate`` / ``error_code``
+(per-request errors), ``shuffle: true`` (inline results out of order), ``turnaround: seconds``.
+
+Unknown keys (in a rule, its ``match`` or its ``action``) are errors naming the key.
 """
 
 from __future__ import annotations
@@ -28,9 +38,26 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .keys import reject_unknown
+
 GENERATE_METHODS = ("generateContent", "streamGenerateContent")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _RULE_META = ("match", "times", "name", "action", "when")
+MATCH_KEYS = frozenset(
+    {"model", "project", "nth", "every", "per_model", "prompt_contains", "header", "headers", "method"}
+)
+GENERATE_ACTION_KEYS = frozenset(
+    {
+        "error", "message", "status", "retry_delay", "quota", "quota_value", "no_quota", "delay",
+        "hang", "drop", "cut_after", "finish", "block", "empty", "text", "json", "malformed_json",
+        "schema_violation", "shed",
+    }
+)
+BATCH_ACTION_KEYS = frozenset(
+    {"batch_state", "done_fraction", "error_keys", "error_rate", "error_code", "shuffle", "turnaround"}
+)
+ACTION_KEYS = GENERATE_ACTION_KEYS | BATCH_ACTION_KEYS
+BATCH_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "expired")
 
 
 def _snake(key: str) -> str:
@@ -46,20 +73,33 @@ class Rule:
     fired: int = 0
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> Rule:
+    def parse(cls, data: dict[str, Any], index: int = 0) -> Rule:
+        where = f"scenario rule {index}" if index else "scenario rule"
         if not isinstance(data, dict):
-            raise ValueError(f"scenario rule must be a mapping, got {data!r}")
-        action = dict(data.get("action") or {})
+            raise ValueError(f"{where} must be a mapping, got {data!r}")
+        raw_action = data.get("action") or {}
+        raw_match = data.get("match") or data.get("when") or {}
+        for part, value in (("action", raw_action), ("match", raw_match)):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: '{part}' must be a mapping, got {value!r}")
+        reject_unknown(where, {k: v for k, v in data.items() if _snake(k) not in ACTION_KEYS},
+                       [*_RULE_META, *ACTION_KEYS])
+        action = dict(raw_action)
         for k, v in data.items():
             if k not in _RULE_META:
                 action[k] = v
+        _check_snaked(f"{where} action", action, ACTION_KEYS)
+        _check_snaked(f"{where} match", raw_match, MATCH_KEYS)
         action = {_snake(k): v for k, v in action.items()}
-        match = {_snake(k): v for k, v in (data.get("match") or data.get("when") or {}).items()}
+        match = {_snake(k): v for k, v in raw_match.items()}
+        _check_values(where, action)
         times = data.get("times")
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
+            raise ValueError(f"{where}: 'times' must be a whole number >= 0, got {times!r}")
         return cls(
             match=match,
             action=action,
-            times=None if times is None else int(times),
+            times=times,
             name=str(data.get("name", "")),
         )
 
@@ -109,7 +149,7 @@ class ScenarioBook:
     n_by_model: dict[str, int] = field(default_factory=dict)
 
     def load(self, rules: list[dict[str, Any]], replace: bool = True) -> None:
-        parsed = [Rule.parse(r) for r in rules]
+        parsed = [Rule.parse(r, i) for i, r in enumerate(rules, 1)]
         self.rules = parsed if replace else self.rules + parsed
 
     def clear(self) -> None:
@@ -147,7 +187,38 @@ def rules_from_data(data: Any) -> list[dict[str, Any]]:
     if data is None:
         return []
     if isinstance(data, dict):
+        reject_unknown("scenario", data, ("rules", "replace"))
         data = data.get("rules", [])
     if not isinstance(data, list):
         raise ValueError("scenario: expected a list of rules or {'rules': [...]}")
     return data
+
+
+def _check_snaked(where: str, data: dict[str, Any], accepted: frozenset[str]) -> None:
+    """Keys may be camelCase or snake_case; report the key as the user wrote it."""
+    reject_unknown(where, {k: v for k, v in data.items() if _snake(k) not in accepted}, accepted)
+
+
+def _check_values(where: str, action: dict[str, Any]) -> None:
+    """Values that would otherwise fail per request (as a plain 500) fail at load time."""
+    code = action.get("error")
+    if code is not None and (isinstance(code, bool) or not str(code).isdigit() or not 400 <= int(code) <= 599):
+        raise ValueError(f"{where}: 'error' must be an HTTP status from 400 to 599, got {code!r}")
+    for name in ("delay", "retry_delay", "turnaround"):
+        value = action.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{where}: '{name}' must be a number of seconds >= 0, got {value!r}")
+    for name in ("done_fraction", "error_rate"):
+        value = action.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= 1):
+            raise ValueError(f"{where}: '{name}' must be a number from 0 to 1, got {value!r}")
+    state = action.get("batch_state")
+    if state is not None and str(state).lower().removeprefix("batch_state_") not in BATCH_STATES:
+        raise ValueError(f"{where}: 'batch_state' must be one of {', '.join(BATCH_STATES)}, got {state!r}")
+    quota = action.get("quota")
+    if quota is not None and str(quota).lower() not in ("rpm", "tpm", "rpd"):
+        raise ValueError(f"{where}: 'quota' must be rpm, tpm or rpd, got {quota!r}")
+    keys = action.get("error_keys")
+    if keys is not None and not isinstance(keys, list):
+        raise ValueError(f"{where}: 'error_keys' must be a list of request keys, got {keys!r}")

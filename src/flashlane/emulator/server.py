@@ -188,6 +188,11 @@ class Emulator:
                     "default_project",
                     "latency_scale",
                     "implicit_cache_rate",
+                    "batch_turnaround_s",
+                    "batch_enqueued_tokens",
+                    "flex_latency_factor",
+                    "flex_shed_rate",
+                    "file_max_bytes",
                 ):
                     setattr(self.config, name, getattr(fresh, name))
                 self.config._index()

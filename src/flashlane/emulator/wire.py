@@ -19,6 +19,7 @@ from ..models import estimate_tokens
 from .errors import ApiError, invalid_argument
 
 _camel_cache: dict[str, str] = {}
+MAX_JSON_DEPTH = 100  # protobuf's JSON parser's default recursion limit
 
 
 def camel(key: str) -> str:
@@ -64,19 +65,91 @@ def normalize_schema(schema: Any) -> Any:
     return out
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
 def _int_field(value: Any, path: str) -> int:
+    """An int32 proto field: JSON number or numeric string, whole, in range (else the 400 the
+    live API's JSON parser gives, e.g. for ``maxOutputTokens: 1e12``)."""
+    bad = invalid_argument(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}")
     if isinstance(value, bool):
-        raise invalid_argument(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}")
+        raise bad
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
             pass
-    raise invalid_argument(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}")
+    if number is None or not INT32_MIN <= number <= INT32_MAX:
+        raise bad
+    return number
+
+
+def _float_field(value: Any, path: str, lo: float | None, hi: float | None) -> float:
+    """A float proto field with the range the API documents (temperature 0-2, topP 0-1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise invalid_argument(f"Invalid value at '{path}' (TYPE_FLOAT), {json.dumps(value)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise invalid_argument(f"Invalid value at '{path}' (TYPE_FLOAT), {json.dumps(value)}") from None
+    if number != number or (lo is not None and number < lo) or (hi is not None and number > hi):
+        span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise invalid_argument(
+            f"* GenerateContentRequest.{path}: {path.rsplit('.', 1)[-1]} must be in the range {span}, "
+            f"got {value}.\n"
+        )
+    return number
+
+
+# Schema types both dialects accept (OpenAPI subset upper case, JSON Schema lower case).
+SCHEMA_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not")
+
+
+def check_schema_types(schema: Any, path: str, proto_enum: bool) -> None:
+    """Reject a ``type`` no schema dialect knows, with the path to it (``properties.x.type``).
+
+    The live API parses ``responseSchema`` into a proto whose ``type`` is an enum, so an unknown
+    name is the JSON parser's "Invalid value at ... (…Type)" 400; for ``responseJsonSchema`` it
+    is a schema error. Either way a nonsense type never reaches the model.
+    """
+    if isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            check_schema_types(sub, f"{path}[{i}]", proto_enum)
+        return
+    if not isinstance(schema, dict):
+        return
+    t = schema.get("type")
+    for name in t if isinstance(t, list) and not proto_enum else [t]:
+        if name is None:
+            continue
+        if not isinstance(name, str) or name.lower().removeprefix("type_unspecified") not in SCHEMA_TYPES | {""}:
+            if proto_enum:
+                raise invalid_argument(
+                    f"Invalid value at '{path}.type' "
+                    f"(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), {json.dumps(name)}"
+                )
+            raise invalid_argument(
+                f"* GenerateContentRequest.{path}.type: unsupported JSON Schema type {json.dumps(name)}; "
+                f"use one of {', '.join(sorted(SCHEMA_TYPES))}.\n"
+            )
+    for key in ("properties", "$defs", "definitions"):
+        subs = schema.get(key)
+        if isinstance(subs, dict):
+            for pname, sub in subs.items():
+                check_schema_types(sub, f"{path}.{key}[{pname}]", proto_enum)
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            check_schema_types(schema[key], f"{path}.{key}", proto_enum)
+    for key in _SUBSCHEMA_ONE:
+        if isinstance(schema.get(key), dict):
+            check_schema_types(schema[key], f"{path}.{key}", proto_enum)
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
@@ -84,6 +157,12 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:
+        # the live API's JSON parser has a nesting limit too; never a 500 for a client's body
+        raise invalid_argument(
+            "Invalid JSON payload received. Message nesting too deep (more than "
+            f"{MAX_JSON_DEPTH} levels)."
+        ) from None
     except (ValueError, UnicodeDecodeError):
         raise invalid_argument(
             "Invalid JSON payload received. Unexpected token.\n" + raw[:40].decode("utf-8", "replace")
@@ -204,6 +283,12 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
             raise invalid_argument(
                 "* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n"
             )
+    if gc.get("temperature") is not None:
+        _float_field(gc["temperature"], "generation_config.temperature", 0.0, 2.0)
+    if gc.get("topP") is not None:
+        _float_field(gc["topP"], "generation_config.top_p", 0.0, 1.0)
+    if gc.get("topK") is not None:
+        _int_field(gc["topK"], "generation_config.top_k")
     if gc.get("candidateCount") is not None:
         req.candidate_count = _int_field(gc["candidateCount"], "generation_config.candidate_count")
     tc = gc.get("thinkingConfig")
@@ -260,6 +345,11 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
             )
         req.schema = normalize_schema(schema)
         req.schema_kind = "json" if js is not None else "openapi"
+        check_schema_types(
+            req.schema,
+            "generation_config.response_json_schema" if js is not None else "generation_config.response_schema",
+            proto_enum=js is None,
+        )
     material = [
         req.prompt,
         "\x1f".join(system_texts),
