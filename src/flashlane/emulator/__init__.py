@@ -11,7 +11,7 @@ of flashlane configured.
 Modules: ``app`` (ASGI routing), ``wire`` (request parsing), ``answer`` (usage + response
 shape), ``responder`` (schema -> instance, text), ``quota``, ``scenario``, ``errors``,
 ``latency``, ``stats``, ``clock``, ``config`` (projects file), ``caches`` (cachedContents and
-implicit hits), ``server``, ``cli``,
+implicit hits), ``tools`` (function calls, signatures, built-ins), ``server``, ``cli``,
 ``pytest_plugin``.
 """
 

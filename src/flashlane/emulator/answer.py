@@ -16,7 +16,7 @@ import json
 import os
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import ModelInfo, estimate_tokens
@@ -45,6 +45,13 @@ class Answer:
     thoughts_tokens: int
     block_reason: str | None = None
     cached_tokens: int = 0  # of prompt_tokens, served from a cachedContent or an implicit cache hit
+    # Set by tools.apply: parts before the text (functionCall / executableCode / codeExecutionResult),
+    # candidate-level metadata (groundingMetadata, urlContextMetadata), the Gemini 3 signature of the
+    # text part, and the built-ins' toolUsePromptTokenCount.
+    lead_parts: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    text_signature: str | None = None
+    tool_use_tokens: int = 0
 
     @property
     def usage_tuple(self) -> tuple[int, int, int]:
@@ -142,7 +149,9 @@ def usage(ans: Answer, final: bool = True) -> dict[str, Any]:
     cand = ans.candidates_tokens if final else 0
     if cand:
         u["candidatesTokenCount"] = cand
-    u["totalTokenCount"] = ans.prompt_tokens + cand + ans.thoughts_tokens
+    if ans.tool_use_tokens:
+        u["toolUsePromptTokenCount"] = ans.tool_use_tokens
+    u["totalTokenCount"] = ans.prompt_tokens + cand + ans.thoughts_tokens + ans.tool_use_tokens
     if ans.cached_tokens:
         u["cachedContentTokenCount"] = ans.cached_tokens
     if ans.prompt_tokens:
@@ -151,6 +160,8 @@ def usage(ans: Answer, final: bool = True) -> dict[str, Any]:
         u["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.cached_tokens}]
     if ans.thoughts_tokens:
         u["thoughtsTokenCount"] = ans.thoughts_tokens
+    if ans.tool_use_tokens:
+        u["toolUsePromptTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.tool_use_tokens}]
     return u
 
 
@@ -183,9 +194,17 @@ def _candidate(
     cand = {"content": content}
     if finish:
         cand["finishReason"] = finish
+        cand.update(ans.extras)  # grounding / URL-context metadata ride on the finished candidate
     if index:
         cand["index"] = 0
     return cand
+
+
+def _text_part(ans: Answer, text: str, last: bool) -> dict[str, Any]:
+    part: dict[str, Any] = {"text": text}
+    if last and ans.text_signature:
+        part["thoughtSignature"] = ans.text_signature
+    return part
 
 
 def response(ans: Answer, model_version: str, response_id: str) -> dict[str, Any]:
@@ -201,8 +220,9 @@ def response(ans: Answer, model_version: str, response_id: str) -> dict[str, Any
         parts: list[dict[str, Any]] = []
         if ans.thought_text:
             parts.append({"text": ans.thought_text, "thought": True})
+        parts.extend(ans.lead_parts)
         if ans.text is not None:
-            parts.append({"text": ans.text})
+            parts.append(_text_part(ans, ans.text, True))
         out = {"candidates": [_candidate(ans, parts, ans.finish)]}
     out["usageMetadata"] = usage(ans)
     out["modelVersion"] = model_version
@@ -224,6 +244,18 @@ def split_text(text: str) -> list[str]:
 
 
 def stream_chunks(ans: Answer, model_version: str, response_id: str) -> list[dict[str, Any]]:
+    if ans.lead_parts and not ans.text and not ans.block_reason:
+        # Function calls: one chunk with the calls, then an empty text part that finishes (ws 07).
+        calls: list[dict[str, Any]] = []
+        if ans.thought_text:
+            calls.append({"text": ans.thought_text, "thought": True})
+        calls.extend(ans.lead_parts)
+        return [
+            {"candidates": [_candidate(ans, calls, None, index=False)], "usageMetadata": usage(ans, final=False),
+             "modelVersion": model_version, "responseId": response_id},
+            {"candidates": [_candidate(ans, [{"text": ""}], ans.finish, index=False)], "usageMetadata": usage(ans),
+             "modelVersion": model_version, "responseId": response_id},
+        ]
     if ans.block_reason or ans.text is None or ans.text == "":
         return [response(ans, model_version, response_id)]
     pieces = split_text(ans.text)
@@ -233,8 +265,10 @@ def stream_chunks(ans: Answer, model_version: str, response_id: str) -> list[dic
         parts: list[dict[str, Any]] = []
         if i == 0 and ans.thought_text:
             parts.append({"text": ans.thought_text, "thought": True})
-        parts.append({"text": piece})
+        if i == 0:
+            parts.extend(ans.lead_parts)
         final = i == last
+        parts.append(_text_part(ans, piece, final))
         chunks.append(
             {
                 "candidates": [_candidate(ans, parts, ans.finish if final else None, index=False)],

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from ..models import CATALOG, ModelInfo, lookup
 from . import answer as ans_mod
 from . import latency
+from . import tools as tools_mod
 from .caches import CacheBook, CacheUse
 from .clock import EmulatorClock
 from .config import EmulatorConfig
@@ -453,8 +454,13 @@ class EmulatorApp:
         use = self.caches.use(project, info, body, self.clock.now())
         if use is not None and not body.get("contents"):
             raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
-        req = parse_generate(body if use is None else use.body)
+        effective = body if use is None else use.body
+        req = parse_generate(effective)
         ans_mod.check_thinking(info, req)
+        toolset = tools_mod.parse(effective)
+        contents = effective.get("contents")
+        if isinstance(contents, list) and len(contents) > 1:  # only a history can drop a signature
+            tools_mod.check_signatures(info, contents)
         act = self._scenario_action(scope, op, info.id, project, req.prompt)
         if act:
             try:
@@ -468,6 +474,7 @@ class EmulatorApp:
                 project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
             )
         answer = ans_mod.build(info, req, act)
+        tools_mod.apply(info, toolset, effective, answer, act, req.seed(info.id))
         if use is not None:
             answer.cached_tokens = use.entry.tokens
             self.caches.referenced(use)

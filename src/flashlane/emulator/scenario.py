@@ -21,7 +21,10 @@ response), ``cut_after: N`` (stream N chunks then drop), ``finish: SAFETY|RECITA
 (STOP with no text), ``text: "..."``, ``json: {...}``, ``malformed_json: true | "text"``,
 ``schema_violation: true``, ``no_quota: true`` (a 429 whose every violation says limit 0: the
 project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed: true``
-(the flex shed answer, see ``flex``).
+(the flex shed answer, see ``flex``). Tools (see ``tools``): ``function_calls: [{name, args?} | name,
+...]`` (answer with these calls; omitted args are generated from the declaration), ``url_status:
+{substring: SUCCESS|ERROR|PAYWALL|UNSAFE}`` (URL context), ``search_queries: [...]`` (grounding),
+``code: "..."``, ``code_output``, ``code_outcome: OUTCOME_FAILED|...`` (code execution).
 
 Batch rules (``match: {method: batchGenerateContent}``, applied when a job is created; see
 ``batches``): ``batch_state: pending|running|succeeded|failed|cancelled|expired`` (where the
@@ -51,6 +54,8 @@ GENERATE_ACTION_KEYS = frozenset(
         "error", "message", "status", "retry_delay", "quota", "quota_value", "no_quota", "delay",
         "hang", "drop", "cut_after", "finish", "block", "empty", "text", "json", "malformed_json",
         "schema_violation", "shed",
+        # tools (tools.py)
+        "function_calls", "url_status", "search_queries", "code", "code_output", "code_outcome",
     }
 )
 BATCH_ACTION_KEYS = frozenset(
