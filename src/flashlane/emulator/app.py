@@ -34,6 +34,7 @@ from .errors import (
     quota_exhausted,
     unregistered_caller,
 )
+from .keys import non_negative_float, reject_unknown
 from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
@@ -546,8 +547,13 @@ class EmulatorApp:
             limit = int(q["limit"][0]) if "limit" in q else None
             return {"requests": self.stats.recent(limit)}
         if what == "caches":
-            if method == "POST" and "implicit_rate" in body:
-                self.config.implicit_cache_rate = self.caches.implicit_rate = float(body["implicit_rate"])
+            if method == "POST":
+                reject_unknown("caches", body, ("implicit_rate",))
+                if "implicit_rate" in body:
+                    rate = non_negative_float("caches: implicit_rate", body["implicit_rate"])
+                    if rate > 1:
+                        raise ValueError(f"caches: implicit_rate must be between 0 and 1, got {rate}")
+                    self.config.implicit_cache_rate = self.caches.implicit_rate = rate
             return self.caches.snapshot(self.clock.now())
         if what == "reset" and method == "POST":
             self.reset()
