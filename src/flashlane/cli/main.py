@@ -24,11 +24,12 @@ def _register() -> None:
     from ..emulator.cli import emulator_command
     from .ask import ask_command
     from .doctor import doctor_command
+    from .gateway import gateway_command
     from .models import models_command
     from .tasks import classify_command, extract_command, summarize_command, translate_command
 
     for command in (ask_command, classify_command, extract_command, translate_command, summarize_command,
-                    models_command, doctor_command, emulator_command):
+                    models_command, doctor_command, emulator_command, gateway_command):
         cli.add_command(command)
     try:
         from .run import report_command, run_command

@@ -7,6 +7,7 @@ configuration error (nothing already done is lost); 130 interrupted.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -131,6 +132,11 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
 @click.argument("run_db")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def report_command(run_db: str, as_json: bool) -> None:
-    """Show what a run did and cost, from its database (RUN_DB)."""
+    """Show what a run did and cost, from its database (RUN_DB); or a gateway ledger's usage."""
+    from ..gateway.ledger import format_ledger, is_ledger, read_ledger
+
+    if is_ledger(run_db):  # told apart by its schema, whatever the file is called
+        click.echo(json.dumps(read_ledger(run_db), indent=2) if as_json else format_ledger(run_db))
+        return
     r = load_report(run_db)
     click.echo(report_json(r) if as_json else format_report(r))

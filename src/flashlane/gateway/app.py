@@ -1,0 +1,628 @@
+"""The gateway as a raw ASGI application: auth, the quota policy, forwarding, ledger, metrics.
+
+Per request: resolve the client's token (or pass its key through), answer retired models at
+once with the real 404 shape naming the replacement, then for generate calls run the library's
+policy around each upstream attempt:
+
+- **limiter** (``flashlane.limits``, memory / SQLite / Redis): reserve the input-token estimate
+  for ``project:model``; reconcile with ``usageMetadata.promptTokenCount`` from the answer (for a
+  stream, from its last event), counted from when the answer arrived;
+- **upstream 429** (classified by ``errors.from_status``): fed to ``Limiter.on_rate_limited``
+  (a shared backoff gate), the reservation released, and retried after
+  ``RetryPolicy.delay_for`` (which honours ``RetryInfo``), within the client's own deadline
+  (``X-Server-Timeout``, sent by google-genai and @google/genai when a timeout is set) and the
+  gateway's maximum; a per-day 429 is answered at once with the real body plus the reset time;
+- **5xx / transport errors**: the reservation is kept (the server may have counted the
+  request), retried likewise; ``Retry-After`` closes the gate.
+
+These are the settlement rules of ``resilience.Guard``; the gateway runs its own loop because it
+must bound the limiter wait by the client's deadline, hand back the upstream's own error bytes
+when it gives up, and settle a stream only when it ends. A stream is retried only before its
+first byte has been sent to the client; after that its chunks pass through as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import (
+    FlashlaneError,
+    RateLimited,
+    ServiceUnavailable,
+    Timeout,
+    TransportError,
+    describe_reset,
+    from_sdk_error,
+    from_status,
+    model_not_found,
+)
+from ..limits import Limiter, Limits, Store
+from ..models import DEFAULT_MODEL, lookup
+from ..result import Usage
+from ..retry import RetryPolicy
+from .ledger import Ledger
+from .metrics import Metrics
+from .tokens import Principal, TokenBook
+from .upstream import DROP_REQUEST_HEADERS, DROP_RESPONSE_HEADERS, Upstream, UpstreamResponse
+from .wire import (
+    GENERATE,
+    STREAM,
+    Route,
+    apply_defaults,
+    error_body,
+    estimate_input_tokens,
+    parse_route,
+    usage_in,
+)
+
+__all__ = ["DEFAULT_MAX_WAIT_S", "GatewayApp", "GatewayConfig"]
+
+DEFAULT_MAX_WAIT_S = 300.0  # the longest a request may wait for quota and retries, whatever the client allows
+DEFAULT_MAX_ATTEMPTS = 8
+# Answer a little before the client's own deadline, so it gets our answer rather than its timeout.
+DEADLINE_MARGIN_S = 0.5
+DEADLINE_MARGIN_FRACTION = 0.1
+MAX_BODY_BYTES = 64 * 1024 * 1024  # the request sizes the API accepts inline are far below this
+TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last usageMetadata
+UPLOAD_IDS_KEPT = 10_000
+
+JSON = b"application/json; charset=UTF-8"
+UNREGISTERED = ("Method doesn't allow unregistered callers (callers without established identity). "
+                "Please use API Key or other form of API consumer identity to call this API.")
+KEY_INVALID = "API key not valid. Please pass a valid API key."
+# The live API's 400 for a bad key, as recorded (gemini-api-wire.md §4, wire sample 23).
+KEY_INVALID_DETAILS: list[dict[str, Any]] = [
+    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+     "metadata": {"service": "generativelanguage.googleapis.com"}},
+    {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": KEY_INVALID},
+]
+DAY_QUOTA_ID = "GenerateRequestsPerDayPerProjectPerModel"
+DAY_QUOTA_METRIC = "generativelanguage.googleapis.com/generate_requests_per_model_per_day"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    limits: str = "adaptive"
+    max_wait_s: float = DEFAULT_MAX_WAIT_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    default_thinking: str | None = None  # added to generate requests that set no thinking
+    default_max_output_tokens: int | None = None  # added to generate requests that set no cap
+    access_log: bool = False
+
+
+@dataclass
+class _Outcome:
+    """What one request did, for the ledger, the metrics and the access log."""
+
+    code: int = 0
+    usage: Usage | None = None
+    absorbed: int = 0  # upstream 429s waited out
+    retries: int = 0
+    limiter_wait_s: float = 0.0
+    upstream_error: bool = False
+    refused: bool = False
+
+
+class _Abort(Exception):
+    """The upstream stream broke after bytes reached the client: cut the client's connection too."""
+
+
+class GatewayApp:
+    def __init__(self, upstream: Upstream, tokens: TokenBook, store: Store, *, config: GatewayConfig | None = None,
+                 clock: Clock | None = None, ledger: Ledger | None = None, metrics: Metrics | None = None,
+                 log: TextIO | None = None) -> None:
+        self.upstream = upstream
+        self.tokens = tokens
+        self.store = store
+        self.config = config or GatewayConfig()
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.ledger = ledger
+        self.metrics = metrics or Metrics()
+        self.log = log or sys.stderr
+        self.rng = random.Random()
+        Limits.parse(self.config.limits, DEFAULT_MODEL)  # a bad spec fails at startup, not per request
+        self._limiters: dict[str, Limiter] = {}
+        self._policies: dict[float, RetryPolicy] = {}
+        self._uploads: dict[str, Principal] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def limiter(self, model: str) -> Limiter:
+        """One limiter per model (tier presets differ by model), all on the one shared store."""
+        lim = self._limiters.get(model)
+        if lim is None:
+            try:
+                limits = Limits.parse(self.config.limits, model)
+            except FlashlaneError:  # a tier preset the catalog lacks for this model: the default's numbers
+                limits = Limits.parse(self.config.limits, DEFAULT_MODEL)
+            lim = self._limiters[model] = Limiter(self.store, limits, clock=self.clock, model=model)
+        return lim
+
+    def _policy(self, deadline_s: float) -> RetryPolicy:
+        p = self._policies.get(deadline_s)
+        if p is None:
+            p = RetryPolicy(max_attempts=self.config.max_attempts, deadline_s=deadline_s)
+            if len(self._policies) < 1024:
+                self._policies[deadline_s] = p
+        return p
+
+    def _deadline(self, headers: list[tuple[bytes, bytes]]) -> float:
+        """Seconds this request may take: the client's ``X-Server-Timeout`` (google-genai sends
+        ``ceil(timeout)`` whenever ``HttpOptions.timeout`` is set: ``_api_client.py``
+        ``populate_server_timeout_header``; @google/genai does the same), a little less, capped
+        by the gateway maximum."""
+        for name, value in headers:
+            if name == b"x-server-timeout":
+                try:
+                    client = float(value)
+                except ValueError:
+                    break
+                if client > 0:
+                    margin = min(DEADLINE_MARGIN_S, client * DEADLINE_MARGIN_FRACTION)
+                    return min(client - margin, self.config.max_wait_s)
+        return self.config.max_wait_s
+
+    @staticmethod
+    async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        hdrs = headers if headers is not None else [(b"content-type", JSON)]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*hdrs, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _note(self, scope: dict[str, Any], principal: Principal | None, model: str, out: _Outcome,
+              started: float) -> None:
+        elapsed = time.perf_counter() - started
+        project = principal.project if principal else "-"
+        label = principal.label if principal else "-"
+        self.metrics.observe(project, model or "-", out.code, elapsed, usage=out.usage, absorbed=out.absorbed,
+                             retries=out.retries, limiter_wait_s=out.limiter_wait_s)
+        if self.ledger is not None and principal is not None:
+            self.ledger.record(label, project, model or "-", ok=200 <= out.code < 300, usage=out.usage,
+                               absorbed=out.absorbed, retries=out.retries, upstream_error=out.upstream_error,
+                               refused=out.refused, limiter_wait_s=out.limiter_wait_s)
+        if self.config.access_log:
+            # The path only: a ?key= query is never logged.
+            print(f"gateway: {scope['method']} {scope['path']} {out.code} {elapsed * 1000:.1f}ms label={label} "
+                  f"project={project} retries={out.retries} absorbed_429={out.absorbed} "
+                  f"limiter_wait={out.limiter_wait_s:.3f}s", file=self.log, flush=True)
+
+    # ------------------------------------------------------------------ ASGI entry
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path == "/healthz":
+            await self._send(send, 200, b'{"status": "ok"}\n')
+            return
+        if path == "/metrics":
+            await self._send(send, 200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
+            return
+        route = parse_route(path)
+        if route is None:
+            await self._send(send, 404, error_body(404, "NOT_FOUND", f"Method not found: {path}"))
+            return
+        self.metrics.in_flight += 1
+        started = time.perf_counter()
+        out = _Outcome()
+        principal: Principal | None = None
+        try:
+            principal = await self._authenticate(scope, send, route, out)
+            if principal is not None:
+                await self._handle(scope, receive, send, route, principal, out)
+        except _Abort:
+            out.upstream_error = True
+            _close_client(send)
+        finally:
+            self.metrics.in_flight -= 1
+            if principal is not None or out.code:
+                self._note(scope, principal, route.model, out, started)
+
+    async def _authenticate(self, scope: dict[str, Any], send: Any, route: Route, out: _Outcome) -> Principal | None:
+        key = _client_key(scope)
+        if key is None and route.kind == "upload":
+            # google-genai sends no key with the upload chunks (gemini-api-wire.md §0.3); the
+            # upload id we handed out identifies the principal.
+            upload_id = _query_param(scope, "upload_id")
+            p = self._uploads.get(upload_id) if upload_id else None
+            if p is not None:
+                return p
+        if key is None:
+            out.code = 403
+            self.metrics.refused_auth += 1
+            await self._send(send, 403, error_body(403, "PERMISSION_DENIED", UNREGISTERED))
+            return None
+        p = self.tokens.resolve(key)
+        if p is None:
+            out.code = 400
+            self.metrics.refused_auth += 1
+            await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", KEY_INVALID, KEY_INVALID_DETAILS))
+        return p
+
+    # ------------------------------------------------------------------ one request
+
+    async def _handle(self, scope: dict[str, Any], receive: Any, send: Any, route: Route, principal: Principal,
+                      out: _Outcome) -> None:
+        method: str = scope["method"]
+        info = lookup(route.model) if route.model else None
+        if info is not None and info.retired and route.kind in ("op", "model"):
+            # The catalog knows it is gone: don't spend a request (or a quota slot) to hear so.
+            out.code, out.refused = 404, True
+            await self._send(send, 404, _not_found_body(route))
+            return
+        url = self.upstream.target(route, scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
+                                   or scope["path"], _strip_key(scope.get("query_string", b"")))
+        if url is None:
+            out.code, out.refused = 404, True
+            await self._send(send, 404, error_body(404, "NOT_FOUND", f"{scope['path']} is not available on "
+                                                   f"{self.upstream.describe} through the gateway"))
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k not in DROP_REQUEST_HEADERS]
+        headers += await self.upstream.auth_headers(principal.upstream_key)
+        if route.kind == "upload":
+            # Bytes of a file upload stream straight through; an upload is never retried here
+            # (the SDK resumes it itself).
+            await self._forward_once(scope, send, method, url, headers, _body_stream(receive), route, principal, out)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            out.code = 400
+            await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit."))
+            return
+        est = 0
+        if route.limited:
+            try:
+                obj = json.loads(body) if body else {}
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                est = estimate_input_tokens(obj)
+                if (self.config.default_thinking or self.config.default_max_output_tokens) and apply_defaults(
+                        obj, info, thinking=self.config.default_thinking,
+                        max_output_tokens=self.config.default_max_output_tokens):
+                    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+            # A body that is not JSON goes upstream as it is: the API's 400 is the right answer.
+        model_id = info.id if info is not None else route.model
+        idempotent = route.kind in ("op", "model", "models") or method in ("GET", "HEAD", "DELETE")
+        await self._attempts(scope, send, method, url, headers, body, route, model_id, principal, est, out,
+                             retry=idempotent)
+
+    async def _attempts(self, scope: dict[str, Any], send: Any, method: str, url: str,
+                        headers: list[tuple[bytes, bytes]], body: bytes, route: Route, model: str,
+                        principal: Principal, est: int, out: _Outcome, *, retry: bool) -> None:
+        clock = self.clock
+        deadline = self._deadline(scope["headers"])
+        policy = self._policy(deadline)
+        limiter = self.limiter(model) if route.limited else None
+        key = f"{principal.project}:{model}"
+        start = clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - (clock.monotonic() - start)
+            res = None
+            if limiter is not None:
+                t0 = clock.monotonic()
+                try:
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    res = await asyncio.wait_for(limiter.aacquire(key, est), remaining)
+                except RateLimited as e:  # the day is used up (counted here, or reported by the server)
+                    out.limiter_wait_s += clock.monotonic() - t0
+                    out.code, out.refused = 429, True
+                    await self._send(send, 429, _day_body(e, model))
+                    return
+                except asyncio.TimeoutError:
+                    out.limiter_wait_s += clock.monotonic() - t0
+                    out.code, out.refused = 504, True
+                    await self._send(send, 504, error_body(
+                        504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete. (flashlane "
+                        f"gateway: the quota for {model} had no room within the request's deadline of "
+                        f"{deadline:.1f} s)"))
+                    return
+                out.limiter_wait_s += clock.monotonic() - t0
+                remaining = deadline - (clock.monotonic() - start)
+            resp: UpstreamResponse | None = None
+            raw = b""
+            try:
+                resp = await self.upstream.send(method, url, headers, body, max(remaining, 0.001))
+            except Exception as exc:  # noqa: BLE001 - every transport failure is classified below
+                err = _transport_error(exc, model, remaining)
+            else:
+                if resp.status < 400:
+                    await self._deliver(send, resp, route, res, principal, scope, out)
+                    return
+                try:
+                    raw = await resp.read()
+                except Exception as exc:  # noqa: BLE001
+                    err = _transport_error(exc, model, remaining)
+                    resp = None
+                else:
+                    err = from_status(resp.status, _error_obj(raw), headers=_header_map(resp.headers), model=model)
+                finally:
+                    if resp is not None:
+                        await resp.close()
+            # Settle the attempt's reservation as resilience.Guard does.
+            if res is not None and limiter is not None:
+                if isinstance(err, RateLimited):
+                    limiter.on_rate_limited(key, err, res)  # before release: it reads the window
+                    res.release()
+                else:
+                    res.reconcile(at=clock.time())
+                    if isinstance(err, ServiceUnavailable) and err.retry_after:
+                        limiter.backoff(key, clock.time() + err.retry_after)
+            elif limiter is not None and isinstance(err, RateLimited) and err.kind == "rpd":
+                limiter.on_rate_limited(key, err)
+            if isinstance(err, RateLimited) and err.kind == "rpd":
+                out.code, out.upstream_error = 429, True
+                await self._send(send, 429, _with_reset(raw, err), _response_headers(resp.headers) if resp else None)
+                return
+            delay = policy.delay_for(err, attempt, clock.monotonic() - start, self.rng) if retry else None
+            if delay is None:
+                out.upstream_error = True
+                if resp is None:
+                    code, status = (504, "DEADLINE_EXCEEDED") if isinstance(err, Timeout) else (503, "UNAVAILABLE")
+                    out.code = code
+                    await self._send(send, code, error_body(code, status, f"flashlane gateway: {err.message}"))
+                    return
+                out.code = resp.status
+                if resp.status == 404 and route.kind in ("op", "model"):
+                    raw = _with_replacement(raw, route)
+                await self._send(send, resp.status, raw, _response_headers(resp.headers))
+                return
+            if isinstance(err, RateLimited):
+                out.absorbed += 1
+            out.retries += 1
+            await clock.asleep(delay)
+
+    async def _deliver(self, send: Any, resp: UpstreamResponse, route: Route, res: Any, principal: Principal,
+                       scope: dict[str, Any], out: _Outcome) -> None:
+        out.code = resp.status
+        headers = _response_headers(resp.headers)
+        if route.kind == "upload":
+            headers = self._rewrite_upload_url(headers, scope, principal)
+        if route.op != STREAM:
+            try:
+                raw = await resp.read()
+            except Exception as exc:  # noqa: BLE001 - a body lost before any byte reached the client
+                await resp.close()
+                if res is not None:
+                    res.reconcile(at=self.clock.time())
+                err = _transport_error(exc, route.model, None)
+                out.code, out.upstream_error = 503, True
+                await self._send(send, 503, error_body(503, "UNAVAILABLE", f"flashlane gateway: {err.message}"))
+                return
+            await resp.close()
+            if route.op == GENERATE:
+                out.usage = usage_in(raw)
+            if res is not None:
+                res.reconcile(out.usage.prompt_tokens if out.usage else None, at=self.clock.time())
+            await self._send(send, resp.status, raw, headers)
+            return
+        # A stream: every chunk goes to the client as it arrives.
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        prev = last = b""
+        try:
+            async for chunk in resp.chunks():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    prev, last = last, chunk
+        except Exception as exc:  # noqa: BLE001 - the upstream broke mid-stream: so must the client's
+            if res is not None:
+                res.reconcile(at=self.clock.time())
+            raise _Abort from exc
+        finally:
+            await resp.close()
+        tail = last if b'"usageMetadata"' in last else (prev + last)[-TAIL_BYTES:]
+        out.usage = usage_in(tail)
+        if res is not None:
+            res.reconcile(out.usage.prompt_tokens if out.usage else None, at=self.clock.time())
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _forward_once(self, scope: dict[str, Any], send: Any, method: str, url: str,
+                            headers: list[tuple[bytes, bytes]], body: Any, route: Route, principal: Principal,
+                            out: _Outcome) -> None:
+        try:
+            resp = await self.upstream.send(method, url, headers, body, self._deadline(scope["headers"]))
+        except Exception as exc:  # noqa: BLE001
+            err = _transport_error(exc, None, None)
+            out.code, out.upstream_error = 503, True
+            await self._send(send, 503, error_body(503, "UNAVAILABLE", f"flashlane gateway: {err.message}"))
+            return
+        if resp.status >= 400:
+            out.upstream_error = True
+        await self._deliver(send, resp, route, None, principal, scope, out)
+
+    def _rewrite_upload_url(self, headers: list[tuple[bytes, bytes]], scope: dict[str, Any],
+                            principal: Principal) -> list[tuple[bytes, bytes]]:
+        """The SDKs send file bytes to the ``x-goog-upload-url`` they are given: make it the gateway."""
+        out = []
+        for k, v in headers:
+            if k.lower() == b"x-goog-upload-url":
+                u = urlsplit(v.decode("latin-1"))
+                v = (_origin(scope) + u.path + (f"?{u.query}" if u.query else "")).encode("latin-1")
+                upload_id = dict(parse_qsl(u.query)).get("upload_id")
+                if upload_id:
+                    if len(self._uploads) >= UPLOAD_IDS_KEPT:
+                        self._uploads.pop(next(iter(self._uploads)))
+                    self._uploads[upload_id] = principal
+            out.append((k, v))
+        return out
+
+
+# ---------------------------------------------------------------------- request helpers
+
+
+def _client_key(scope: dict[str, Any]) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-goog-api-key":
+            key = value.decode("latin-1").strip()
+            if key:
+                return key
+        elif name == b"authorization" and value[:7].lower() == b"bearer ":
+            key = value[7:].decode("latin-1").strip()
+            if key:
+                return key
+    return _query_param(scope, "key")
+
+
+def _query_param(scope: dict[str, Any], name: str) -> str | None:
+    qs: bytes = scope.get("query_string", b"")
+    if name.encode() + b"=" not in qs:
+        return None
+    for k, v in parse_qsl(qs.decode("latin-1")):
+        if k == name and v.strip():
+            return v.strip()
+    return None
+
+
+def _strip_key(qs: bytes) -> bytes:
+    """The query without ``key=``: the client's token never goes upstream."""
+    if b"key=" not in qs:
+        return qs
+    kept = [(k, v) for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if k != "key"]
+    return urlencode(kept).encode("latin-1")
+
+
+def _origin(scope: dict[str, Any]) -> str:
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return b""
+        part = msg.get("body", b"")
+        size += len(part)
+        if size > MAX_BODY_BYTES:
+            return None
+        if part:
+            chunks.append(part)
+        if not msg.get("more_body"):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _body_stream(receive: Any) -> AsyncIterator[bytes]:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+        part = msg.get("body", b"")
+        if part:
+            yield part
+        if not msg.get("more_body"):
+            return
+
+
+def _close_client(send: Any) -> None:
+    """Close the client's connection mid-response, so it sees a broken stream, not a short one."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None:
+        transport.close()
+
+
+# ---------------------------------------------------------------------- answer helpers
+
+
+def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+
+
+def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in headers if k.lower() not in DROP_RESPONSE_HEADERS]
+
+
+def _error_obj(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {"message": raw[:200].decode("utf-8", "replace")}
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    err = data.get("error") if isinstance(data, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _transport_error(exc: BaseException, model: str | None, timeout_s: float | None) -> FlashlaneError:
+    try:
+        return from_sdk_error(exc, model=model, timeout_s=timeout_s)
+    except BaseException:  # noqa: BLE001 - not a known transport class: still a failed transport
+        return TransportError(f"the upstream request failed: {type(exc).__name__}",
+                              hint="check the upstream base URL")
+
+
+def _amend(raw: bytes, extra: str) -> bytes:
+    """The upstream's own error body with ``extra`` appended to its message (re-serialised)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return raw
+    err["message"] = f"{str(err.get('message') or '').rstrip()} {extra}".strip()
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _with_reset(raw: bytes, err: RateLimited) -> bytes:
+    if not raw:
+        return _day_body(err, err.model or "")
+    when = describe_reset(err.reset_at) if err.reset_at else "midnight Pacific"
+    return _amend(raw, f"(flashlane gateway: the per-day quota resets at {when})")
+
+
+def _day_body(err: RateLimited, model: str) -> bytes:
+    """The live API's per-day 429 (QuotaFailure + RetryInfo, gemini-api-wire.md §4) for a day the
+    limiter already knows is used up."""
+    wait = math.ceil(err.retry_after) if err.retry_after is not None else None
+    when = describe_reset(err.reset_at) if err.reset_at else "midnight Pacific"
+    details: list[dict[str, Any]] = [{
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaMetric": DAY_QUOTA_METRIC, "quotaId": DAY_QUOTA_ID,
+                        "quotaDimensions": {"location": "global", "model": model}}]}]
+    if wait is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait}s"})
+    msg = (f"You exceeded your current quota. * Quota exceeded for metric: {DAY_QUOTA_METRIC}, model: {model}. "
+           f"(flashlane gateway: the per-day quota resets at {when})")
+    return error_body(429, "RESOURCE_EXHAUSTED", msg, details)
+
+
+def _not_found_message(route: Route) -> str:
+    what = route.op or "get"
+    return (f"models/{route.model} is not found for API version {route.version}, or is not supported for {what}. "
+            "Call ModelService.ListModels to see the list of available models and their supported methods.")
+
+
+def _not_found_body(route: Route) -> bytes:
+    hint = model_not_found(route.model).message
+    return error_body(404, "NOT_FOUND", f"{_not_found_message(route)} (flashlane gateway: {hint})")
+
+
+def _with_replacement(raw: bytes, route: Route) -> bytes:
+    return _amend(raw, f"(flashlane gateway: {model_not_found(route.model).message})")

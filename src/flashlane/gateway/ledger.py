@@ -1,0 +1,204 @@
+"""The gateway's usage ledger: one SQLite file, a row per (token label, project, model).
+
+Schema (WAL, like every flashlane database)::
+
+    gateway_meta   (key TEXT PRIMARY KEY, value TEXT)       kind = "flashlane-gateway-ledger", schema
+    gateway_usage  (label, project, model,                   PRIMARY KEY (label, project, model)
+                    requests, ok, prompt_tokens, output_tokens, thoughts_tokens, cached_tokens,
+                    cost_usd, rate_limited_absorbed, retries, upstream_errors, refused,
+                    limiter_wait_s, first_ts, last_ts)
+
+``label`` is a tokens-file entry name or, with ``--pass-keys``, ``key-`` + a SHA-256 prefix of
+the key: no token or key is ever written here. Requests are added up in memory and flushed
+every ``FLUSH_EVERY_S`` (and on shutdown) as additive upserts, so the hot path never waits on
+the disk and several gateway processes on one machine may share one ledger file. A killed
+gateway loses at most the last interval's counts.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..result import Usage, cost_of
+
+__all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "format_ledger", "is_ledger", "read_ledger"]
+
+LEDGER_KIND = "flashlane-gateway-ledger"
+SCHEMA_VERSION = "1"
+FLUSH_EVERY_S = 1.0
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS gateway_usage (
+    label TEXT NOT NULL, project TEXT NOT NULL, model TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    thoughts_tokens INTEGER NOT NULL DEFAULT 0, cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0, rate_limited_absorbed INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0, upstream_errors INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0, limiter_wait_s REAL NOT NULL DEFAULT 0,
+    first_ts REAL, last_ts REAL,
+    PRIMARY KEY (label, project, model));
+"""
+
+
+@dataclass
+class LedgerRow:
+    requests: int = 0
+    ok: int = 0  # answered 2xx
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thoughts_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    rate_limited_absorbed: int = 0  # upstream 429s the gateway waited out instead of passing on
+    retries: int = 0
+    upstream_errors: int = 0  # requests answered with an upstream error (after retries)
+    refused: int = 0  # answered by the gateway itself: retired model, day used up, deadline
+    limiter_wait_s: float = 0.0
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+
+
+_COUNTERS = [f.name for f in fields(LedgerRow) if f.name not in ("first_ts", "last_ts")]
+
+
+class Ledger:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            kind = self._db.execute("SELECT value FROM gateway_meta WHERE key='kind'").fetchone()
+            if kind is None:
+                self._db.executemany("INSERT OR IGNORE INTO gateway_meta (key, value) VALUES (?, ?)",
+                                     [("kind", LEDGER_KIND), ("schema", SCHEMA_VERSION)])
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"{self.path} is not a flashlane gateway ledger ({e})",
+                             hint="pass another --ledger path") from None
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, str], LedgerRow] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="flashlane-gateway-ledger", daemon=True)
+        self._thread.start()
+
+    def record(self, label: str, project: str, model: str, *, ok: bool, usage: Usage | None = None,
+               absorbed: int = 0, retries: int = 0, upstream_error: bool = False, refused: bool = False,
+               limiter_wait_s: float = 0.0, now: float | None = None) -> None:
+        """Count one request (called on the event loop: only a dict update under a lock)."""
+        now = time.time() if now is None else now
+        key = (label, project, model)
+        with self._lock:
+            row = self._pending.get(key)
+            if row is None:
+                row = self._pending[key] = LedgerRow(first_ts=now)
+            row.requests += 1
+            row.ok += ok
+            if usage is not None:
+                row.prompt_tokens += usage.prompt_tokens
+                row.output_tokens += usage.output_tokens
+                row.thoughts_tokens += usage.thoughts_tokens
+                row.cached_tokens += usage.cached_tokens
+                row.cost_usd += cost_of(model, usage)
+            row.rate_limited_absorbed += absorbed
+            row.retries += retries
+            row.upstream_errors += upstream_error
+            row.refused += refused
+            row.limiter_wait_s += limiter_wait_s
+            row.last_ts = now
+
+    def _loop(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY_S):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        cols = ", ".join(_COUNTERS)
+        adds = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTERS)
+        sql = (f"INSERT INTO gateway_usage (label, project, model, {cols}, first_ts, last_ts) "
+               f"VALUES (?, ?, ?, {', '.join('?' for _ in _COUNTERS)}, ?, ?) "
+               f"ON CONFLICT (label, project, model) DO UPDATE SET {adds}, "
+               "first_ts = min(COALESCE(first_ts, excluded.first_ts), excluded.first_ts), "
+               "last_ts = max(COALESCE(last_ts, excluded.last_ts), excluded.last_ts)")
+        rows = [(*k, *(getattr(r, c) for c in _COUNTERS), r.first_ts, r.last_ts) for k, r in pending.items()]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(sql, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(FLUSH_EVERY_S * 5)
+        self.flush()
+        self._db.close()
+
+
+def is_ledger(path: str | Path) -> bool:
+    """True if ``path`` is a gateway ledger (decided by its schema, not its name)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT value FROM gateway_meta WHERE key='kind'").fetchone()
+    except sqlite3.DatabaseError:
+        return False
+    return bool(row) and row[0] == LEDGER_KIND
+
+
+def read_ledger(path: str | Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM gateway_usage ORDER BY project, label, model")]
+
+
+def _total(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
+    for r in rows:
+        for c in _COUNTERS:
+            out[c] += r[c]
+    return out
+
+
+def format_ledger(path: str | Path) -> str:
+    """The ``flashlane report`` text for a ledger: one line per (label, project, model), a total."""
+    rows = read_ledger(path)
+    head = (f"{'label':<20} {'project':<18} {'model':<28} {'requests':>8} {'ok':>7} {'input':>10} "
+            f"{'output':>9} {'thinking':>9} {'cached':>8} {'cost $':>10} {'429s':>6} {'retries':>7} {'errors':>6}")
+    lines = [f"gateway ledger {path}", head, "-" * len(head)]
+
+    def line(label: str, project: str, model: str, r: dict[str, Any]) -> str:
+        return (f"{label:<20} {project:<18} {model:<28} {r['requests']:>8,} {r['ok']:>7,} {r['prompt_tokens']:>10,} "
+                f"{r['output_tokens']:>9,} {r['thoughts_tokens']:>9,} {r['cached_tokens']:>8,} "
+                f"{r['cost_usd']:>10.6f} {r['rate_limited_absorbed']:>6,} {r['retries']:>7,} "
+                f"{r['upstream_errors'] + r['refused']:>6,}")
+
+    for r in rows:
+        lines.append(line(r["label"], r["project"], r["model"], r))
+    if not rows:
+        lines.append("(no requests recorded yet)")
+    else:
+        lines.append("-" * len(head))
+        lines.append(line("total", "", "", _total(rows)))
+    lines.append("429s = upstream rate limits absorbed (waited out, never seen by clients); "
+                 "errors = upstream errors passed on + requests the gateway refused")
+    return "\n".join(lines)

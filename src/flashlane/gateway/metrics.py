@@ -1,0 +1,107 @@
+"""Prometheus text metrics for ``GET /metrics`` (exposition format 0.0.4), no client library.
+
+Labels are the project and the model, both safe to show: a project is a tokens-file name or,
+with ``--pass-keys``, a hash; no token or key reaches a label. Everything is updated on the
+gateway's event loop, so plain dicts suffice.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+
+from ..result import Usage, cost_of
+
+__all__ = ["LATENCY_BUCKETS_S", "Metrics"]
+
+# Gateway answer latency: from sub-millisecond (emulator, cached) to minutes (long waits for quota).
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                     60.0, 120.0, 300.0)
+PREFIX = "flashlane_gateway_"
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: defaultdict[tuple[str, str, str], int] = defaultdict(int)  # (project, model, code)
+        self.tokens: defaultdict[tuple[str, str, str], int] = defaultdict(int)  # (project, model, kind)
+        self.cost: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.absorbed: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.retries: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.limiter_wait: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.refused_auth = 0
+        self.in_flight = 0
+        self._hist: dict[tuple[str, str], list[float]] = {}  # bucket counts..., then sum, count
+
+    def observe(self, project: str, model: str, code: int, seconds: float, *, usage: Usage | None = None,
+                absorbed: int = 0, retries: int = 0, limiter_wait_s: float = 0.0) -> None:
+        key = (project, model)
+        self.requests[(project, model, str(code))] += 1
+        h = self._hist.get(key)
+        if h is None:
+            h = self._hist[key] = [0.0] * (len(LATENCY_BUCKETS_S) + 2)
+        i = bisect.bisect_left(LATENCY_BUCKETS_S, seconds)
+        if i < len(LATENCY_BUCKETS_S):
+            h[i] += 1
+        h[-2] += seconds
+        h[-1] += 1
+        if usage is not None:
+            for kind, n in (("input", usage.prompt_tokens), ("output", usage.output_tokens),
+                            ("thinking", usage.thoughts_tokens), ("cached", usage.cached_tokens)):
+                if n:
+                    self.tokens[(project, model, kind)] += n
+            self.cost[key] += cost_of(model, usage)
+        if absorbed:
+            self.absorbed[key] += absorbed
+        if retries:
+            self.retries[key] += retries
+        if limiter_wait_s:
+            self.limiter_wait[key] += limiter_wait_s
+
+    def render(self) -> bytes:
+        out: list[str] = []
+
+        def family(name: str, kind: str, help_: str) -> str:
+            full = PREFIX + name
+            out.append(f"# HELP {full} {help_}")
+            out.append(f"# TYPE {full} {kind}")
+            return full
+
+        def pm(project: str, model: str) -> str:
+            return f'project="{_esc(project)}",model="{_esc(model)}"'
+
+        n: str = family("requests_total", "counter", "Requests answered, by project, model and HTTP status.")
+        for (p, m, code), v in sorted(self.requests.items()):
+            out.append(f'{n}{{{pm(p, m)},code="{code}"}} {v}')
+        n = family("request_duration_seconds", "histogram", "Time from request to the end of the answer.")
+        for (p, m), h in sorted(self._hist.items()):
+            cum = 0.0
+            for le, c in zip(LATENCY_BUCKETS_S, h, strict=False):
+                cum += c
+                out.append(f'{n}_bucket{{{pm(p, m)},le="{le:g}"}} {cum:g}')
+            out.append(f'{n}_bucket{{{pm(p, m)},le="+Inf"}} {h[-1]:g}')
+            out.append(f"{n}_sum{{{pm(p, m)}}} {h[-2]:.6f}")
+            out.append(f"{n}_count{{{pm(p, m)}}} {h[-1]:g}")
+        n = family("tokens_total", "counter", "Tokens from usageMetadata, by kind (input, output, thinking, cached).")
+        for (p, m, kind), v in sorted(self.tokens.items()):
+            out.append(f'{n}{{{pm(p, m)},kind="{kind}"}} {v}')
+        n = family("cost_usd_total", "counter", "Cost at the catalog's paid-tier prices.")
+        for (p, m), fv in sorted(self.cost.items()):
+            out.append(f"{n}{{{pm(p, m)}}} {fv:.8f}")
+        n = family("rate_limited_absorbed_total", "counter", "Upstream 429s waited out instead of passed to clients.")
+        for (p, m), v in sorted(self.absorbed.items()):
+            out.append(f"{n}{{{pm(p, m)}}} {v}")
+        n = family("retries_total", "counter", "Upstream attempts after the first.")
+        for (p, m), v in sorted(self.retries.items()):
+            out.append(f"{n}{{{pm(p, m)}}} {v}")
+        n = family("limiter_wait_seconds_total", "counter", "Time requests waited in the quota limiter.")
+        for (p, m), fv in sorted(self.limiter_wait.items()):
+            out.append(f"{n}{{{pm(p, m)}}} {fv:.6f}")
+        n = family("refused_auth_total", "counter", "Requests refused for a missing or invalid token.")
+        out.append(f"{n} {self.refused_auth}")
+        n = family("in_flight", "gauge", "Requests being handled now.")
+        out.append(f"{n} {self.in_flight}")
+        return ("\n".join(out) + "\n").encode()

@@ -1,0 +1,151 @@
+"""Where the gateway forwards: Gemini, Vertex AI or an emulator, through one pooled async client.
+
+This is the one place flashlane talks to Gemini without the google-genai SDK: a gateway must
+forward requests it does not understand byte for byte, which the SDK cannot. The client is
+``httpx2``, pydantic's drop-in fork of httpx that google-genai itself depends on (3.6:
+``Requires: httpx2``; ``_api_client.py`` imports both), pooled and kept alive.
+
+Upstream choice follows the settings every command uses: ``GOOGLE_GEMINI_BASE_URL`` / the
+config's ``base_url``, ``--emulator`` (an in-process emulator), or Vertex AI
+(``GOOGLE_GENAI_USE_VERTEXAI`` with ``GOOGLE_CLOUD_PROJECT``/``_LOCATION`` and ADC, or an API
+key for Vertex express mode). Vertex serves only the model calls; the Gemini API's batches,
+files and caches have no Vertex equivalent at the same paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx2
+
+from ..config import DEFAULT_VERTEX_LOCATION, EMULATOR_API_KEY, Settings
+from .wire import Route
+
+__all__ = ["GEMINI_BASE_URL", "Upstream", "UpstreamResponse"]
+
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+VERTEX_API_VERSION = "v1beta1"  # what google-genai uses for Vertex (see gemini-api-wire.md §1.5)
+CONNECT_TIMEOUT_S = 10.0
+POOL_CONNECTIONS = 512  # sockets kept to the upstream; more clients than this queue in the pool
+VERTEX_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+TOKEN_REFRESH_MARGIN_S = 300.0
+# Hop-by-hop (RFC 9110 §7.6.1) plus what the gateway sets itself: the credential, the length of a
+# body it may re-serialise, and accept-encoding (answers come back identity-encoded so the
+# gateway can read usageMetadata; the SDKs decode either).
+DROP_REQUEST_HEADERS = frozenset({
+    b"host", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade", b"content-length", b"x-goog-api-key", b"authorization", b"accept-encoding",
+})
+DROP_RESPONSE_HEADERS = frozenset({
+    b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server",
+})
+
+
+def vertex_base_url(location: str) -> str:
+    """google-genai's Vertex hosts: ``global`` → aiplatform.googleapis.com, else regional."""
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
+class UpstreamResponse:
+    __slots__ = ("_r", "headers", "status")
+
+    def __init__(self, r: httpx2.Response) -> None:
+        self._r = r
+        self.status = r.status_code
+        self.headers: list[tuple[bytes, bytes]] = r.headers.raw
+
+    def chunks(self) -> Any:
+        return self._r.aiter_raw()
+
+    async def read(self) -> bytes:
+        return await self._r.aread()
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+class Upstream:
+    def __init__(self, settings: Settings, base_url: str | None = None) -> None:
+        self.settings = settings
+        self.vertex = settings.backend == "vertex"
+        self.express = self.vertex and bool(settings.api_key) and not settings.vertex_project
+        if base_url is None:
+            base_url = settings.base_url or (
+                vertex_base_url(settings.vertex_location or DEFAULT_VERTEX_LOCATION) if self.vertex
+                else GEMINI_BASE_URL)
+        self.base_url = base_url.rstrip("/")
+        self.default_key = settings.api_key or (EMULATOR_API_KEY if settings.backend == "emulator" else None)
+        self._creds: Any = None
+        self._creds_lock = asyncio.Lock()
+        self.client = httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS),
+            timeout=httpx2.Timeout(None, connect=CONNECT_TIMEOUT_S), follow_redirects=False)
+
+    @property
+    def describe(self) -> str:
+        what = {"gemini": "Gemini API", "vertex": "Vertex AI", "emulator": "emulator"}[self.settings.backend]
+        if self.express:
+            what += " (express, API key)"
+        return f"{what} at {self.base_url}"
+
+    # ------------------------------------------------------------------ addressing
+
+    def target(self, route: Route, raw_path: str, query: bytes) -> str | None:
+        """The upstream URL for a request, or None when this backend has no such call."""
+        q = ("?" + query.decode("latin-1")) if query else ""
+        if not self.vertex:
+            return self.base_url + raw_path + q
+        v = VERTEX_API_VERSION
+        if route.kind == "models":
+            return f"{self.base_url}/{v}/publishers/google/models{q}"
+        if route.kind == "model":
+            return f"{self.base_url}/{v}/publishers/google/models/{route.model}{q}"
+        if route.kind == "op":
+            scope = "" if self.express else (
+                f"projects/{self.settings.vertex_project}/locations/{self.settings.vertex_location}/")
+            return f"{self.base_url}/{v}/{scope}publishers/google/models/{route.model}:{route.op}{q}"
+        return None
+
+    async def auth_headers(self, key: str | None) -> list[tuple[bytes, bytes]]:
+        """The credential for one request: the principal's key, else the gateway's own."""
+        key = key or self.default_key
+        if key:
+            return [(b"x-goog-api-key", key.encode())]
+        if self.vertex:
+            return [(b"authorization", b"Bearer " + (await self._adc_token()).encode())]
+        return []
+
+    async def _adc_token(self) -> str:
+        """An OAuth token from Application Default Credentials, refreshed before it expires."""
+        async with self._creds_lock:
+            if self._creds is None:
+                import google.auth
+
+                self._creds, _ = await asyncio.to_thread(google.auth.default, scopes=[VERTEX_SCOPE])
+            c = self._creds
+            expiry = getattr(c, "expiry", None)
+            stale = not c.valid or (expiry is not None and expiry.timestamp() - time.time() < TOKEN_REFRESH_MARGIN_S)
+            if stale:
+                from google.auth.transport.requests import Request
+
+                await asyncio.to_thread(c.refresh, Request())
+            return str(c.token)
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
+                   timeout: float | None) -> UpstreamResponse:
+        """Send and return once the status line and headers are in; the body streams after.
+        Transport failures raise httpx2's exceptions (``errors.from_sdk_error`` maps them)."""
+        req = self.client.build_request(
+            method, url, headers=headers, content=body if body or method in ("POST", "PUT", "PATCH") else None,
+            timeout=httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT_S, timeout or CONNECT_TIMEOUT_S)))
+        r = await self.client.send(req, stream=True)
+        return UpstreamResponse(r)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

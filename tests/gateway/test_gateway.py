@@ -1,0 +1,238 @@
+"""The gateway in front of a real emulator, driven by the real google-genai SDK over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from flashlane.clock import TestClock
+from flashlane.config import load_settings
+from flashlane.emulator import Emulator, EmulatorConfig
+from flashlane.gateway import Gateway, GatewayConfig, load_tokens
+from flashlane.gateway.ledger import is_ledger, read_ledger
+from tests.conftest import control, scenario
+
+from .conftest import MODEL, TOKEN, TOKEN_B, UPSTREAM_KEY, start_gateway
+
+
+def client(gw: Gateway, key: str = TOKEN, **http: Any) -> genai.Client:
+    return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=gw.base_url, **http))
+
+
+_KEPT: list[genai.Client] = []
+
+
+def keep(c: genai.Client) -> genai.Client:
+    """Hold the client: a temporary genai.Client closes its HTTP client when collected."""
+    _KEPT.append(c)
+    return c
+
+
+def by_status(emu: Emulator) -> dict[str, int]:
+    return dict(emu.stats()["by_status"])
+
+
+def test_sdk_calls_pass_through_with_the_mapped_key(gateway: Gateway, upstream: Emulator) -> None:
+    c = client(gateway)
+    r = c.models.generate_content(model=MODEL, contents="Name three rivers.")
+    assert r.text and r.usage_metadata is not None and r.usage_metadata.prompt_token_count
+    chunks = list(c.models.generate_content_stream(model=MODEL, contents="Tell a story about the sea"))
+    assert len(chunks) > 1 and chunks[-1].candidates[0].finish_reason == "STOP"
+    assert c.models.count_tokens(model=MODEL, contents="hello there").total_tokens == 3
+    assert f"models/{MODEL}" in [m.name for m in c.models.list()]
+    assert c.models.get(model=MODEL).name == f"models/{MODEL}"
+    # The emulator only knows the upstream keys (strict), so these reached it with alice's key, as team-a.
+    stats = upstream.stats()
+    assert stats["by_project_model"][f"team-a/{MODEL}"]["requests"] == 4
+    assert set(stats["by_status"]) == {"200"}
+    keep(client(gateway, TOKEN_B)).models.generate_content(model=MODEL, contents="hi")
+    assert upstream.stats()["by_project_model"][f"team-b/{MODEL}"]["requests"] == 1
+
+
+def test_a_bad_or_missing_token_is_refused_in_the_real_shapes(gateway: Gateway, upstream: Emulator) -> None:
+    with pytest.raises(errors.ClientError) as e:
+        keep(client(gateway, UPSTREAM_KEY)).models.generate_content(model=MODEL, contents="hi")  # a real key is no token
+    assert e.value.code == 400
+    assert e.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert e.value.message == "API key not valid. Please pass a valid API key."
+    req = urllib.request.Request(f"{gateway.base_url}/v1beta/models/{MODEL}:generateContent", method="POST",
+                                 data=b'{"contents": "hi"}', headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as h:
+        urllib.request.urlopen(req, timeout=10)
+    assert h.value.code == 403 and json.loads(h.value.read())["error"]["status"] == "PERMISSION_DENIED"
+    assert upstream.stats()["requests_total"] == 0  # refused at the gateway
+
+
+def test_key_query_parameter_is_accepted_and_not_forwarded(gateway: Gateway, upstream: Emulator) -> None:
+    url = f"{gateway.base_url}/v1beta/models/{MODEL}:generateContent?key={TOKEN}"
+    req = urllib.request.Request(url, method="POST", data=b'{"contents": [{"parts": [{"text": "hi"}]}]}',
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["candidates"]
+    assert upstream.stats()["by_project_model"][f"team-a/{MODEL}"]["requests"] == 1
+
+
+def test_retired_model_is_answered_by_the_gateway_naming_the_replacement(gateway: Gateway,
+                                                                        upstream: Emulator) -> None:
+    with pytest.raises(errors.ClientError) as e:
+        keep(client(gateway)).models.generate_content(model="gemini-3.1-flash-lite-preview", contents="hi")
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
+    assert "use 'gemini-3.1-flash-lite' instead" in e.value.message
+    assert e.value.message.startswith("models/gemini-3.1-flash-lite-preview is not found for API version v1")
+    assert upstream.stats()["requests_total"] == 0  # the catalog knew: nothing was forwarded
+
+
+def test_unknown_model_keeps_the_upstream_404_and_names_the_closest(gateway: Gateway, upstream: Emulator) -> None:
+    with pytest.raises(errors.ClientError) as e:
+        keep(client(gateway)).models.generate_content(model="gemini-3.1-flash-lyte", contents="hi")
+    assert e.value.code == 404
+    assert "did you mean 'gemini-3.1-flash-lite'" in e.value.message
+    assert upstream.stats()["by_status"] == {"404": 1}
+
+
+def test_per_minute_429_is_absorbed_with_the_servers_wait(upstream: Emulator, tokens_file: Path,
+                                                         tmp_path: Path) -> None:
+    clock = TestClock()
+    settings = load_settings(env={"GOOGLE_GEMINI_BASE_URL": upstream.base_url})
+    gw = Gateway.from_settings(settings, tokens_file=tokens_file, ledger=tmp_path / "l.sqlite3", clock=clock,
+                               config=GatewayConfig()).start()
+    try:
+        scenario(upstream.base_url, {"times": 2, "action": {"error": 429, "retry_delay": 17}},
+                 {"times": 1, "action": {"error": 503}})
+        r = keep(client(gw)).models.generate_content(model=MODEL, contents="hi")
+        assert r.text
+        assert by_status(upstream) == {"429": 2, "503": 1, "200": 1}
+        assert clock.sleeps[:2] == [17.0, 17.0]  # RetryInfo.retryDelay honoured, on the injected clock
+        metrics = urllib.request.urlopen(f"{gw.base_url}/metrics", timeout=10).read().decode()
+        assert f'flashlane_gateway_rate_limited_absorbed_total{{project="team-a",model="{MODEL}"}} 2' in metrics
+        assert f'flashlane_gateway_retries_total{{project="team-a",model="{MODEL}"}} 3' in metrics
+    finally:
+        gw.stop()
+    (row,) = read_ledger(tmp_path / "l.sqlite3")
+    assert (row["label"], row["requests"], row["ok"], row["rate_limited_absorbed"], row["retries"]) == \
+        ("alice", 1, 1, 2, 3)
+
+
+def test_client_deadline_bounds_the_wait(gateway: Gateway, upstream: Emulator) -> None:
+    scenario(upstream.base_url, {"times": 1, "action": {"error": 429, "retry_delay": 30}})
+    t0 = time.monotonic()
+    with pytest.raises(errors.ClientError) as e:
+        keep(client(gateway, timeout=3000)).models.generate_content(model=MODEL, contents="hi")  # X-Server-Timeout: 3
+    assert e.value.code == 429  # a 30 s wait does not fit in 3 s: the real 429 is passed on at once
+    assert e.value.details["error"]["details"][-1]["retryDelay"] == "30s"
+    assert time.monotonic() - t0 < 2.5
+
+
+def test_per_day_exhaustion_is_answered_at_once_with_the_reset_time(gateway: Gateway, upstream: Emulator) -> None:
+    scenario(upstream.base_url, {"times": 1, "action": {"error": 429, "quota": "rpd", "retry_delay": 3600}})
+    for _ in range(2):
+        with pytest.raises(errors.ClientError) as e:
+            keep(client(gateway)).models.generate_content(model=MODEL, contents="hi")
+        assert e.value.code == 429 and e.value.status == "RESOURCE_EXHAUSTED"
+        assert "per-day quota resets at" in e.value.message and "Pacific" in e.value.message
+        violation = e.value.details["error"]["details"][0]["violations"][0]
+        assert "PerDay" in violation["quotaId"]
+    # The first came from upstream; the second was answered by the gateway's limiter, which
+    # now knows the day is used up, without spending a request.
+    assert by_status(upstream) == {"429": 1}
+
+
+def test_defaults_are_added_only_to_requests_that_set_none(upstream: Emulator, tokens_file: Path) -> None:
+    gw = start_gateway(upstream, tokens_file, default_thinking="low", default_max_output_tokens=300)
+    try:
+        c = client(gw)
+        c.models.generate_content(model=MODEL, contents="bare")
+        c.models.generate_content(model=MODEL, contents="configured", config=types.GenerateContentConfig(
+            max_output_tokens=50, thinking_config=types.ThinkingConfig(thinking_level="minimal")))
+    finally:
+        gw.stop()
+    log = {r["contents"][0]["text"]: r["generation_config"] for r in control(upstream.base_url,
+                                                                            "/_emulator/requests")["requests"]}
+    assert log["bare"] == {"thinkingConfig": {"thinkingLevel": "LOW"}, "maxOutputTokens": 300}
+    assert log["configured"]["maxOutputTokens"] == 50
+    assert log["configured"]["thinkingConfig"] == {"thinking_level": "MINIMAL"}  # the SDK's own casing, kept
+
+
+def test_stream_chunks_reach_the_client_as_they_arrive(tokens_file: Path) -> None:
+    # Modelled latency: first token after ~0.4 s, then a chunk every ~0.2 s.
+    with Emulator(EmulatorConfig(latency_scale=0.3)).running() as emu:
+        gw = start_gateway(emu, None)  # --pass-keys
+        try:
+            c = genai.Client(api_key="k", http_options={"base_url": gw.base_url})
+            t0 = time.perf_counter()
+            arrivals = [time.perf_counter() - t0 for _ in c.models.generate_content_stream(
+                model=MODEL, contents="Write a long story about a lighthouse keeper",
+                config={"max_output_tokens": 4000, "thinking_config": {"thinking_level": "high"}})]
+        finally:
+            gw.stop()
+    assert len(arrivals) >= 4
+    # Buffering would deliver every chunk at the end; passed through, the first arrives well before.
+    assert arrivals[-1] - arrivals[0] > 0.5, arrivals
+
+
+def test_healthz_and_metrics_have_no_secrets(gateway: Gateway) -> None:
+    keep(client(gateway)).models.generate_content(model=MODEL, contents="hi")
+    assert json.loads(urllib.request.urlopen(f"{gateway.base_url}/healthz", timeout=10).read()) == {"status": "ok"}
+    text = urllib.request.urlopen(f"{gateway.base_url}/metrics", timeout=10).read().decode()
+    assert f'flashlane_gateway_requests_total{{project="team-a",model="{MODEL}",code="200"}} 1' in text
+    assert "flashlane_gateway_request_duration_seconds_bucket" in text
+    assert 'kind="input"' in text and "flashlane_gateway_cost_usd_total" in text
+    assert TOKEN not in text and UPSTREAM_KEY not in text
+
+
+def test_report_prints_the_ledger(upstream: Emulator, tokens_file: Path, tmp_path: Path) -> None:
+    ledger = tmp_path / "usage.db"
+    gw = start_gateway(upstream, tokens_file, ledger=ledger)
+    try:
+        for _ in range(3):
+            keep(client(gw)).models.generate_content(model=MODEL, contents="Name three rivers.")
+        keep(client(gw, TOKEN_B)).models.generate_content(model=MODEL, contents="hi")
+    finally:
+        gw.stop()
+    assert is_ledger(ledger)
+    rows = {r["label"]: r for r in read_ledger(ledger)}
+    assert rows["alice"]["requests"] == 3 and rows["alice"]["project"] == "team-a"
+    assert rows["alice"]["prompt_tokens"] > 0 and rows["alice"]["cost_usd"] > 0
+    assert rows["bob"]["requests"] == 1
+    p = subprocess.run([sys.executable, "-m", "flashlane", "report", str(ledger)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "gateway ledger" in p.stdout and "alice" in p.stdout and "team-b" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "flashlane", "report", str(ledger), "--json"], capture_output=True,
+                       text=True, timeout=60)
+    assert {r["label"] for r in json.loads(p.stdout)} == {"alice", "bob"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[tokens.a]\ntoken = "t"\nprojct = "x"\n', "unknown key 'projct' in tokens.a"),
+    ('[tokens.a]\ntoken = "t"\napi_key_env = "NOPE_UNSET_VAR"\n', "NOPE_UNSET_VAR is not set"),
+    ('[tokenz.a]\ntoken = "t"\n', "unknown key 'tokenz'"),
+    ('[tokens.a]\nproject = "p"\n', "tokens.a in"),
+])
+def test_bad_tokens_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "tokens.toml"
+    f.write_text(text)
+    p = subprocess.run([sys.executable, "-m", "flashlane", "gateway", "--emulator", "--port", "0", "--tokens", str(f)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert message in p.stderr.splitlines()[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_yaml_tokens_file(tmp_path: Path) -> None:
+    f = tmp_path / "tokens.yaml"
+    f.write_text("tokens:\n  carol: {token: tok-c, project: team-c, api_key: k-c}\n")
+    book = load_tokens(f)
+    p = book.resolve("tok-c")
+    assert p is not None and (p.label, p.project, p.upstream_key) == ("carol", "team-c", "k-c")
+    assert book.resolve("k-c") is None and "k-c" not in repr(p)
