@@ -107,14 +107,48 @@ def test_models_json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["gemini-3.1-flash-lite-preview"]["replacement"] == "gemini-3.1-flash-lite"
     assert rows["gemini-3.1-flash-lite"]["input_per_1m"] == 0.25
     code, out, _ = run(capsys, "models", "--emulator")
-    assert code == 0 and "listed" in out
+    assert code == 0 and "NOT listed by the API" in out  # the retired preview
+
+
+def test_models_json_has_the_new_flash_lite_with_prices_and_source(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--emulator", "models", "--json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    lite = rows["gemini-3.5-flash-lite"]
+    assert code == 0 and lite["status"] == "ga" and lite["listed_by_api"] is True
+    assert (lite["input_per_1m"], lite["output_per_1m"]) == (0.30, 2.50)
+    assert (lite["batch_input_per_1m"], lite["batch_output_per_1m"]) == (0.15, 1.25)
+    assert (lite["flex_input_per_1m"], lite["flex_output_per_1m"]) == (0.15, 1.25)
+    assert lite["cached_per_1m"] is None  # not published where we looked: unknown, not guessed
+    assert "models/gemini-3.5-flash-lite" in lite["source"] and "api-evangelist/deepmind" in lite["source"]
+    assert rows["gemini-3.1-flash-lite-preview"]["listed_by_api"] is False  # group-level --emulator honoured
+    assert rows["gemini-3.8-flash"]["input_per_1m"] is None  # no invented prices
+    assert "unconfirmed" in rows["gemini-2.5-flash-lite"]["note"]
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_models_table_fits_the_terminal_and_never_cuts_an_id(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    from flashlane.models import CATALOG
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, err = run(capsys, "models", "--emulator")
+    lines = out.splitlines()
+    assert code == 0 and lines
+    assert max(len(ln) for ln in lines) <= width, out
+    for model_id in CATALOG:
+        assert any(f" {model_id} " in ln for ln in lines), (model_id, out)
+    assert "--json has every field" in err
 
 
 def test_doctor_offline_and_with_emulator(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "doctor", "--offline")
-    assert code == 1 and "FAIL" in out and "credentials" in out  # no key
+    code, out, err = run(capsys, "doctor", "--offline")
+    # no key: doctor fails the way every command does (exit 2, the same first line)
+    assert code == 2 and "FAIL" in out and "credentials" in out
+    assert err.startswith("error: no Gemini credentials")
     code, out, _ = run(capsys, "doctor", "--emulator")
     assert code == 0, out
+    code, out, _ = run(capsys, "--emulator", "doctor")  # the group-level flag works too
+    assert code == 0 and "emulator backend" in out, out
     for needle in ("google-genai", "timeout", "Pacific", "thinking", "model on the API"):
         assert needle in out
 
@@ -171,3 +205,16 @@ def test_missing_task_option_in_python_names_the_keyword(gemini_emulator) -> Non
         with pytest.raises(ConfigError, match=r"to="):
             lane.run_task("translate", text="Good morning")
     assert gemini_emulator.requests() == []  # refused before anything was sent
+
+
+@pytest.mark.parametrize("env", [{"FLASHLANE_LIMITS": "fast"}, {"FLASHLANE_MAX_OUTPUT_TOKENS": "100000"},
+                                 {"FLASHLANE_THINKING": "extreme"}])
+def test_doctor_fails_what_every_command_refuses(env: dict[str, str]) -> None:
+    """doctor runs the commands' own validation: same exit code (2), same first line."""
+    ask = run_process("ask", "hi", "--emulator", env=env)
+    doctor = run_process("doctor", "--offline", env=env)
+    assert ask.returncode == doctor.returncode == 2, (ask.stderr, doctor.stdout, doctor.stderr)
+    first = first_error_line(ask.stderr)
+    assert first.startswith("error: ") and first == first_error_line(doctor.stderr)
+    assert "FAIL" in doctor.stdout and "PASS  rate limits" not in doctor.stdout
+    assert "Traceback" not in ask.stderr + doctor.stderr

@@ -211,6 +211,10 @@ def _validate(s: Settings) -> None:
         if info is not None and t not in THINKING_LEVELS and info.uses_thinking_levels:
             raise ConfigError(f"{s.model} takes a thinking level, not a budget ({s.thinking!r})",
                               hint=f"use one of {', '.join(info.thinking_levels)}")
+    info = lookup(s.model)
+    if info is not None and s.max_output_tokens > info.output_token_limit:
+        raise ConfigError(f"max_output_tokens {s.max_output_tokens} exceeds {s.model}'s output limit of "
+                          f"{info.output_token_limit}", hint=f"use at most {info.output_token_limit}")
     if s.output_ceiling < s.max_output_tokens:
         raise ConfigError(f"output_ceiling ({s.output_ceiling}) is below max_output_tokens ({s.max_output_tokens})",
                           hint="raise FLASHLANE_OUTPUT_CEILING")
@@ -218,3 +222,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"unknown limiter backend {s.limiter!r}", hint="use memory, sqlite or redis")
     if s.limiter == "redis" and not s.redis_url:
         raise ConfigError("the redis limiter needs a URL", hint="set FLASHLANE_REDIS_URL=redis://host:6379/0")
+    # Parsed here, not first when a Lane builds its limiter, so that every command and
+    # `flashlane doctor` refuse a bad quota string with the same message.
+    from .limits.config import Limits
+
+    Limits.parse(s.limits, s.model)

@@ -22,6 +22,7 @@ __all__ = [
     "ModelInfo",
     "Prices",
     "Quota",
+    "SERVICE_TIERS",
     "TIERS",
     "THINKING_LEVELS",
     "canonical_id",
@@ -42,15 +43,36 @@ UNLIMITED = 0  # a quota value of 0 means "not limited"
 DEFAULT_MIN_CACHE_TOKENS = 1_024
 
 
+SERVICE_TIERS = ("standard", "flex", "batch")  # how a request is served; flex and batch are half price
+
+
 @dataclass(frozen=True)
 class Prices:
-    """USD per 1M tokens, standard paid tier. Output includes thinking tokens."""
+    """USD per 1M tokens, paid tier. Output includes thinking tokens.
+
+    ``None`` means "not published where we looked": a price we do not know is never guessed,
+    and a cost that needs it is unknown (``cost`` returns None), not a wrong number.
+    """
 
     input: float
     output: float
-    cached_input: float
-    batch_input: float
-    batch_output: float
+    cached_input: float | None = None
+    batch_input: float | None = None
+    batch_output: float | None = None
+    flex_input: float | None = None
+    flex_output: float | None = None
+    # Grounding with Google Search, USD per 1,000 units after the free allowance; the unit differs
+    # by generation (Gemini 3 bills search queries, 2.5 bills grounded prompts).
+    search_grounding_per_1k: float | None = None
+    search_grounding_unit: str | None = None
+
+    def rates(self, tier: str = "standard") -> tuple[float | None, float | None]:
+        """(input, output) USD per 1M tokens on a service tier."""
+        if tier == "batch":
+            return self.batch_input, self.batch_output
+        if tier == "flex":
+            return self.flex_input, self.flex_output
+        return self.input, self.output
 
     def cost(
         self,
@@ -59,12 +81,16 @@ class Prices:
         cached_tokens: int = 0,
         *,
         batch: bool = False,
-    ) -> float:
-        """Cost of one call. ``output_tokens`` must already include thinking tokens."""
+        tier: str = "standard",
+    ) -> float | None:
+        """Cost of one call, or None when a price it needs is unknown.
+        ``output_tokens`` must already include thinking tokens."""
+        in_rate, out_rate = self.rates("batch" if batch else tier)
+        if in_rate is None or out_rate is None or (cached_tokens and self.cached_input is None):
+            return None
         uncached = max(prompt_tokens - cached_tokens, 0)
-        in_rate = self.batch_input if batch else self.input
-        out_rate = self.batch_output if batch else self.output
-        return (uncached * in_rate + cached_tokens * self.cached_input + output_tokens * out_rate) / 1e6
+        cached_cost = cached_tokens * self.cached_input if cached_tokens and self.cached_input is not None else 0.0
+        return (uncached * in_rate + cached_cost + output_tokens * out_rate) / 1e6
 
 
 @dataclass(frozen=True)
@@ -81,10 +107,16 @@ class ModelInfo:
     id: str
     display_name: str
     version: str
-    status: str  # "ga" | "preview" | "retired"
+    # "ga" | "preview" | "deprecated" (still served, routed to or superseded by ``replacement``)
+    # | "retired" (shut down: the API answers 404)
+    status: str
     released: date | None
     shutdown: date | None = None
     replacement: str | None = None
+    earliest_shutdown: date | None = None  # the deprecations page's "not before" date
+    reported_shutdown: date | None = None  # a shutdown we have only from unconfirmed reports
+    note: str = ""  # caveats a user should see next to the status (unconfirmed reports, ...)
+    source: str = ""  # where the facts above come from (as cited in model-facts.md)
     aliases: tuple[str, ...] = ()
     prices: Prices | None = None
     input_token_limit: int = 1_048_576
@@ -111,10 +143,18 @@ class ModelInfo:
     def uses_thinking_levels(self) -> bool:
         return bool(self.thinking_levels)
 
+    @property
+    def cheapest_thinking_level(self) -> str | None:
+        """``minimal`` where supported; otherwise the lowest level the model takes (3.7/3.8
+        Flash reject MINIMAL with a 400)."""
+        if not self.thinking_levels:
+            return None
+        return "minimal" if "minimal" in self.thinking_levels else self.thinking_levels[0]
+
     def thinking_tokens(self, level: str | None = None, budget: int | None = None) -> int:
         """Typical thinking tokens for a level or budget (what the emulator spends)."""
         if self.thinking_levels:
-            lvl = (level or self.default_thinking_level or "minimal").lower()
+            lvl = (level or self.default_thinking_level or self.cheapest_thinking_level or "minimal").lower()
             return self.thoughts_by_level.get(lvl, self.thoughts_by_level.get("minimal", 0))
         if budget is None:
             budget = self.default_thinking_budget or 0
@@ -130,6 +170,12 @@ class ModelInfo:
 
 _FLASH_LITE_THOUGHTS = {"minimal": 24, "low": 180, "medium": 600, "high": 1400}
 _FLASH_THOUGHTS = {"minimal": 40, "low": 220, "medium": 700, "high": 1600}
+_NO_MINIMAL = ("low", "medium", "high")
+
+# Sources, as model-facts.md cites them (its 2026-11-26 addendum for the newer rows).
+_PRICING_SNAPSHOT = ("Gemini API pricing page https://ai.google.dev/gemini-api/docs/pricing, Mar-2026 snapshot "
+                     "in a public GitHub docs dump (official)")
+_FLEX = "Flex inference: 50% discount, https://ai.google.dev/gemini-api/docs/optimization.md.txt (official)"
 
 _CATALOG_LIST: tuple[ModelInfo, ...] = (
     ModelInfo(
@@ -138,8 +184,11 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         version="3.1-flash-lite-05-2026",
         status="ga",
         released=date(2026, 5, 7),
+        earliest_shutdown=date(2027, 5, 7),
         aliases=("gemini-flash-lite-latest",),
-        prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75),
+        prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75,
+                      flex_input=0.125, flex_output=0.75,
+                      search_grounding_per_1k=14.0, search_grounding_unit="search query"),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",
         thoughts_by_level=_FLASH_LITE_THOUGHTS,
@@ -154,6 +203,28 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         description="Gemini 3.1 Flash Lite",
         # No official row (model-facts 2.4); the live API's own 400 names 1,024 (margince/margince#5780).
         min_cache_tokens=DEFAULT_MIN_CACHE_TOKENS,
+        source=("ai.google.dev gemini-api/docs/deprecations (official): GA 2026-05-07, earliest shutdown "
+                f"2027-05-07; prices and search grounding ($14 / 1,000 search queries): {_PRICING_SNAPSHOT}; "
+                f"{_FLEX}"),
+    ),
+    ModelInfo(
+        id="gemini-3.5-flash-lite",
+        display_name="Gemini 3.5 Flash-Lite",
+        version="3.5-flash-lite-07-2026",  # synthetic: the emulator needs a version string
+        status="ga",
+        released=date(2026, 7, 21),  # "stable since July 2026"; the changelog dates it 2026-07-21
+        # Batch and flex are half the standard price; the cached-input price was not in the source.
+        prices=Prices(input=0.30, output=2.50, batch_input=0.15, batch_output=1.25,
+                      flex_input=0.15, flex_output=1.25),
+        thinking_levels=THINKING_LEVELS,
+        default_thinking_level="minimal",  # Vertex docs: default thinking level MINIMAL
+        thoughts_by_level=_FLASH_LITE_THOUGHTS,
+        # No published per-tier quotas and no measured latency yet: tier presets are refused
+        # for it (give explicit numbers), and the emulator uses its generic latency.
+        description="Gemini 3.5 Flash-Lite",
+        source=("ai.google.dev models/gemini-3.5-flash-lite (official); prices from a 2026-10-07 transcription "
+                "of the pricing page (public GitHub file api-evangelist/deepmind, "
+                "plans/deepmind-plans-pricing.yml)"),
     ),
     ModelInfo(
         id="gemini-3.1-flash-lite-preview",
@@ -163,13 +234,75 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         released=date(2026, 3, 3),
         shutdown=date(2026, 5, 25),
         replacement="gemini-3.1-flash-lite",
-        prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75),
+        prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75,
+                      search_grounding_per_1k=14.0, search_grounding_unit="search query"),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",
         thoughts_by_level=_FLASH_LITE_THOUGHTS,
         ttft_s=1.4,
         output_tokens_per_s=337.0,
         description="Gemini 3.1 Flash Lite Preview (shut down on the Gemini API on 2026-05-25)",
+        note="Vertex AI reported discontinuing it on 2026-07-09 (3rd-party)",
+        source=("Gemini API changelog https://ai.google.dev/gemini-api/docs/changelog (official): shut down "
+                f"2026-05-25, use gemini-3.1-flash-lite; prices: {_PRICING_SNAPSHOT}"),
+    ),
+    ModelInfo(
+        id="gemini-3.8-flash",
+        display_name="Gemini 3.8 Flash",
+        version="3.8-flash",  # synthetic
+        status="ga",
+        released=None,  # "later" than 3.6 (model-facts); no date found
+        thinking_levels=_NO_MINIMAL,  # MINIMAL answers 400 "not supported for this model"
+        default_thinking_level="medium",
+        thoughts_by_level=_FLASH_THOUGHTS,
+        description="Gemini 3.8 Flash",
+        source=("docs.cloud.google.com gemini-enterprise-agent-platform/models/guides/gemini-3-8-flash (official): "
+                "GA, 1,048,576 / 65,536, levels LOW/MEDIUM/HIGH (default MEDIUM); prices not in model-facts.md"),
+    ),
+    ModelInfo(
+        id="gemini-3.7-flash",
+        display_name="Gemini 3.7 Flash",
+        version="3.7-flash",  # synthetic
+        status="deprecated",
+        released=None,
+        replacement="gemini-3.8-flash",
+        thinking_levels=_NO_MINIMAL,
+        default_thinking_level="medium",
+        thoughts_by_level=_FLASH_THOUGHTS,
+        description="Gemini 3.7 Flash",
+        note="requests are routed to gemini-3.8-flash",
+        source=("ai.google.dev gemini-api/docs/models/gemini-3.7-flash (official, Aug-2026 copy): deprecated, "
+                "routed to gemini-3.8-flash; minimal thinking is not supported; prices not in model-facts.md"),
+    ),
+    ModelInfo(
+        id="gemini-3.6-flash",
+        display_name="Gemini 3.6 Flash",
+        version="3.6-flash",  # synthetic
+        status="ga",
+        released=date(2026, 7, 21),
+        thinking_levels=THINKING_LEVELS,
+        default_thinking_level="medium",
+        thoughts_by_level=_FLASH_THOUGHTS,
+        description="Gemini 3.6 Flash",
+        source=("Gemini API changelog (official, via model-facts.md): released 2026-07-21; "
+                "docs.cloud.google.com .../guides/gemini-3-7-flash (official): GA, levels MINIMAL..HIGH "
+                "(default MEDIUM); prices not in model-facts.md"),
+    ),
+    ModelInfo(
+        id="gemini-3.5-flash",
+        display_name="Gemini 3.5 Flash",
+        version="3.5-flash",  # synthetic
+        status="deprecated",
+        released=date(2026, 5, 19),
+        replacement="gemini-3.6-flash",
+        thinking_levels=THINKING_LEVELS,
+        default_thinking_level="medium",
+        thoughts_by_level=_FLASH_THOUGHTS,
+        description="Gemini 3.5 Flash",
+        note="requests are routed to gemini-3.6-flash",
+        source=("ai.google.dev models/gemini-3.5-flash (official): GA 2026-05-19; ai.google.dev "
+                "whats-new-gemini-3.5 (official): deprecated, routed to gemini-3.6-flash; prices not in "
+                "model-facts.md"),
     ),
     ModelInfo(
         id="gemini-3-flash-preview",
@@ -193,6 +326,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         description="Gemini 3 Flash Preview",
         # Official caching table, copy of 2026-05-07: "Gemini 3 Flash Preview 1,024" (model-facts 2.4).
         min_cache_tokens=1_024,
+        note="the preview of gemini-3.5-flash",
+        source=(f"prices: {_PRICING_SNAPSHOT}; the Gemini 3.5 Flash model page lists it as the preview of "
+                "gemini-3.5-flash (official)"),
     ),
     ModelInfo(
         id="gemini-2.5-flash-lite",
@@ -201,7 +337,12 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         status="ga",
         released=date(2025, 7, 22),
         shutdown=None,
-        prices=Prices(input=0.10, output=0.40, cached_input=0.01, batch_input=0.05, batch_output=0.20),
+        # Neither report is confirmed by a primary source, so the model stays served here.
+        reported_shutdown=date(2026, 10, 16),
+        note=("reported shut down (unconfirmed): a repo note citing the deprecations page gives a 2026-10-16 "
+              "sunset; a 3rd-party page reports Gemini 2.5 withdrawn on 2026-11-12"),
+        prices=Prices(input=0.10, output=0.40, cached_input=0.01, batch_input=0.05, batch_output=0.20,
+                      search_grounding_per_1k=35.0, search_grounding_unit="grounded prompt"),
         thinking_budget_range=(512, 24_576),
         default_thinking_budget=0,
         thoughts_by_level={"dynamic": 300},
@@ -217,6 +358,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         # Enforced by the API: 400 "... min_total_token_count=2048" (discuss.ai.google.dev t/178942,
         # model-facts addendum 2026-11-26).
         min_cache_tokens=2_048,
+        source=(f"prices and search grounding ($35 / 1,000 grounded prompts): {_PRICING_SNAPSHOT}; sunset "
+                "2026-10-16 from a repo note citing ai.google.dev/gemini-api/docs/deprecations (not checked "
+                "against a primary copy); withdrawal 2026-11-12 from docs.laozhang.ai (3rd-party, unconfirmed)"),
     ),
 )
 

@@ -48,7 +48,10 @@ def output_budget(model: str, thinking: str | None, answer_tokens: int) -> int:
 def _split_thinking(info: ModelInfo, thinking: str | None) -> tuple[str | None, int | None]:
     """(level, budget): exactly one is set for a known model."""
     if info.uses_thinking_levels:
-        level = (thinking or DEFAULT_THINKING_LEVEL).lower()
+        # Unset: the cheapest level the model takes (3.7/3.8 Flash have no MINIMAL).
+        fallback = DEFAULT_THINKING_LEVEL if DEFAULT_THINKING_LEVEL in info.thinking_levels else \
+            info.cheapest_thinking_level
+        level = (thinking or fallback or DEFAULT_THINKING_LEVEL).lower()
         if level not in info.thinking_levels:
             raise ConfigError(f"{info.id} does not support thinking level {thinking!r}",
                               hint=f"use one of {', '.join(info.thinking_levels)}")

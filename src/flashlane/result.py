@@ -60,7 +60,8 @@ def cost_of(model: str, usage: Usage, *, batch: bool = False) -> float:
     info = lookup(model)
     if info is None or info.prices is None:
         return 0.0
-    return info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch)
+    cost = info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch)
+    return cost if cost is not None else 0.0
 
 
 @dataclass

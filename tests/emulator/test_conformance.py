@@ -117,10 +117,13 @@ def test_models_list_shape(emu: Emulator) -> None:
         assert_same_shape(m, resp["body"]["models"][0])
     page = httpx.get(f"{emu.base_url}/v1beta/models?pageSize=2", headers=KEY).json()
     assert len(page["models"]) == 2 and page["nextPageToken"]
-    rest = httpx.get(
-        f"{emu.base_url}/v1beta/models?pageSize=2&pageToken={page['nextPageToken']}", headers=KEY
-    ).json()
-    assert [m["name"] for m in page["models"] + rest["models"]] == [m["name"] for m in ours["models"]]
+    paged = list(page["models"])
+    while page.get("nextPageToken"):
+        page = httpx.get(
+            f"{emu.base_url}/v1beta/models?pageSize=2&pageToken={page['nextPageToken']}", headers=KEY
+        ).json()
+        paged += page["models"]
+    assert [m["name"] for m in paged] == [m["name"] for m in ours["models"]]
     one = httpx.get(f"{emu.base_url}/v1beta/models/{MODEL}", headers=KEY).json()
     assert_same_shape(one, resp["body"]["models"][0])
 

@@ -12,7 +12,7 @@ import click
 from ..client import Lane
 from ..config import load_settings
 
-__all__ = ["lane_options", "make_lane", "echo_json", "note"]
+__all__ = ["lane_options", "make_lane", "echo_json", "note", "wants_emulator"]
 
 
 def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,12 +39,16 @@ def note(message: str) -> None:
     click.echo(message, err=True)
 
 
+def wants_emulator(flag: bool) -> bool:
+    """The command's own --emulator, or the group's (`flashlane --emulator COMMAND`)."""
+    ctx = click.get_current_context(silent=True)
+    return flag or bool(ctx and ctx.find_root().params.get("emulator"))
+
+
 def make_lane(*, emulator: bool, model: str | None = None, thinking: str | None = None,
               max_output_tokens: int | None = None, timeout_s: float | None = None, limits: str | None = None,
               limiter: str | None = None, **extra: Any) -> Lane:
-    ctx = click.get_current_context(silent=True)
-    group_emulator = bool(ctx and ctx.find_root().params.get("emulator"))
-    settings = load_settings(emulator=emulator or group_emulator, model=model, thinking=thinking,
+    settings = load_settings(emulator=wants_emulator(emulator), model=model, thinking=thinking,
                              max_output_tokens=max_output_tokens, timeout_s=timeout_s, limits=limits,
                              limiter=limiter, **extra)
     lane = Lane(settings)

@@ -1,4 +1,11 @@
-"""flashlane doctor: every check pass / warn / fail, each with its fix. Exit 1 if any fails."""
+"""flashlane doctor: every check pass / warn / fail, each with its fix.
+
+Each check runs the validation the commands run (settings loading, the credentials check, the
+thinking and limits parsers, ``models.get``), so doctor passes exactly what a command accepts.
+Its exit code is the one a command would give: 2 when a check failed on a usage or
+configuration error (printed on stderr exactly as every command prints it), 1 when another
+check failed, 0 otherwise.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,10 @@ from typing import Any
 import click
 
 from ..config import Settings, load_settings
-from ..errors import FlashlaneError, describe_reset, next_pacific_midnight
+from ..errors import ConfigError, FlashlaneError, describe_reset, next_pacific_midnight
 from ..models import lookup
-from .common import echo_json
+from ..request import thinking_allowance
+from .common import echo_json, wants_emulator
 
 MIN_GENAI_MAJOR = 1  # 1.x works; 3.x is what flashlane is tested with
 
@@ -23,6 +31,11 @@ class Check:
     status: str  # pass | warn | fail | skip
     detail: str
     fix: str = ""
+    error: FlashlaneError | None = None  # what a command would raise for this failure
+
+
+def _failed(name: str, error: FlashlaneError) -> Check:
+    return Check(name, "fail", error.message, error.hint or "", error)
 
 
 def _pkg_version(name: str) -> str | None:
@@ -46,25 +59,24 @@ def _checks(settings: Settings | None, load_error: FlashlaneError | None, offlin
                      f"google-generativeai {old} is installed" if old else "google-generativeai is not installed",
                      "pip uninstall google-generativeai (deprecated; flashlane uses google-genai)" if old else ""))
     if settings is None:
-        out.append(Check("configuration", "fail", load_error.message if load_error else "invalid",
-                         load_error.hint or "" if load_error else ""))
+        assert load_error is not None
+        out.append(_failed("configuration", load_error))
         return out
     out.append(Check("config file", "pass", settings.config_file or "none (environment and defaults)"))
-    if settings.backend == "emulator":
-        out.append(Check("credentials", "pass", "emulator backend (offline)"))
-    elif settings.backend == "vertex":
-        ok = bool(settings.vertex_project) or bool(settings.api_key)
-        out.append(Check("credentials", "pass" if ok else "fail",
-                         f"Vertex AI, project {settings.vertex_project or '(express mode, API key)'}, "
-                         f"location {settings.vertex_location}",
-                         "" if ok else "export GOOGLE_CLOUD_PROJECT=<project>; gcloud auth application-default login"))
-    elif settings.api_key:
-        where = "a local base URL" if settings.base_url else "Gemini API (AI Studio)"
-        out.append(Check("credentials", "pass", f"API key set ({where}); the key is not shown"))
+    try:
+        settings.require_credentials()
+    except ConfigError as e:
+        out.append(_failed("credentials", e))
     else:
-        out.append(Check("credentials", "fail", "no GEMINI_API_KEY / GOOGLE_API_KEY and no Vertex AI settings",
-                         "get a key at https://aistudio.google.com/apikey and export GEMINI_API_KEY, "
-                         "or use --emulator to try offline"))
+        if settings.backend == "emulator":
+            out.append(Check("credentials", "pass", "emulator backend (offline)"))
+        elif settings.backend == "vertex":
+            out.append(Check("credentials", "pass",
+                             f"Vertex AI, project {settings.vertex_project or '(express mode, API key)'}, "
+                             f"location {settings.vertex_location}"))
+        else:
+            where = "a local base URL" if settings.base_url else "Gemini API (AI Studio)"
+            out.append(Check("credentials", "pass", f"API key set ({where}); the key is not shown"))
     info = lookup(settings.model)
     if info is None:
         out.append(Check("model (catalog)", "warn", f"{settings.model} is not in flashlane's catalog",
@@ -72,19 +84,26 @@ def _checks(settings: Settings | None, load_error: FlashlaneError | None, offlin
     elif info.retired:
         out.append(Check("model (catalog)", "fail", f"{settings.model} was shut down on {info.shutdown}",
                          f"set FLASHLANE_MODEL={info.replacement}"))
+    elif info.status == "deprecated":
+        out.append(Check("model (catalog)", "warn", f"{settings.model} is deprecated ({info.note or 'superseded'})",
+                         f"set FLASHLANE_MODEL={info.replacement}" if info.replacement else ""))
+    elif info.reported_shutdown is not None:
+        out.append(Check("model (catalog)", "warn", f"{settings.model}: {info.note}",
+                         "check 'flashlane models' (it marks what the API lists) and plan a move to a 3.x model"))
     elif info.status == "preview":
         out.append(Check("model (catalog)", "warn", f"{settings.model} is a preview model (stricter limits, may be retired)",
                          "use a GA model such as gemini-3.1-flash-lite for production"))
     else:
         out.append(Check("model (catalog)", "pass", f"{settings.model} ({info.status})"))
     if info is not None:
-        if info.uses_thinking_levels:
-            level = (settings.thinking or "minimal").lower()
-            ok = level in info.thinking_levels
-            out.append(Check("thinking", "pass" if ok else "fail", f"level {level} for {info.id}",
-                             "" if ok else f"use one of {', '.join(info.thinking_levels)}"))
+        try:
+            thinking_allowance(info, settings.thinking)  # the check every request's builder makes
+        except ConfigError as e:
+            out.append(_failed("thinking", e))
         else:
-            out.append(Check("thinking", "pass", f"{info.id} takes a budget; using {settings.thinking or info.default_thinking_budget}"))
+            shown = (settings.thinking or info.cheapest_thinking_level or "").lower() if info.uses_thinking_levels \
+                else f"budget {settings.thinking or info.default_thinking_budget}"
+            out.append(Check("thinking", "pass", f"{shown} for {info.id}"))
     out.append(Check("timeout", "pass", f"{settings.timeout_s:g} s per request (the SDK default is none)"))
     out.append(Check("output cap", "pass", f"max_output_tokens {settings.max_output_tokens} (thinking included), "
                                           f"ceiling {settings.output_ceiling}"))
@@ -96,13 +115,12 @@ def _checks(settings: Settings | None, load_error: FlashlaneError | None, offlin
 
 
 def _limits(settings: Settings) -> str:
-    try:
-        from ..limits import make_limiter
+    from ..limits import make_limiter
 
-        text = str(make_limiter(settings.limits, "memory", model=settings.model).describe())
-        return text.replace("backend memory", f"backend {settings.limiter}")
-    except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
-        return f"{settings.limits} ({type(e).__name__})"
+    # Settings loading already parsed the limits (a bad string never gets here); this only
+    # describes them, on a memory store so that doctor never touches a shared limiter.
+    text = str(make_limiter(settings.limits, "memory", model=settings.model).describe())
+    return text.replace("backend memory", f"backend {settings.limiter}")
 
 
 def _api_check(settings: Settings, offline: bool, retired: bool) -> Check:
@@ -118,7 +136,7 @@ def _api_check(settings: Settings, offline: bool, retired: bool) -> Check:
         limit = getattr(model, "output_token_limit", None)
         return Check("model on the API", "pass", f"models.get({settings.model}) ok; output limit {limit}")
     except FlashlaneError as e:
-        return Check("model on the API", "fail", e.message, e.hint or "")
+        return _failed("model on the API", e)
 
 
 @click.command("doctor")
@@ -130,17 +148,21 @@ def doctor_command(offline: bool, emulator: bool, as_json: bool) -> None:
     settings: Settings | None = None
     error: FlashlaneError | None = None
     try:
-        settings = load_settings(emulator=emulator)
-    except FlashlaneError as e:
+        settings = load_settings(emulator=wants_emulator(emulator))
+    except ConfigError as e:
         error = e
     checks = _checks(settings, error, offline)
     if as_json:
-        echo_json([c.__dict__ for c in checks])
+        echo_json([{k: v for k, v in c.__dict__.items() if k != "error"} for c in checks])
     else:
         colors: dict[str, Any] = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "blue"}
         for c in checks:
             click.echo(click.style(f"{c.status.upper():4}", fg=colors[c.status]) + f"  {c.name}: {c.detail}")
             if c.fix:
                 click.echo(f"      fix: {c.fix}")
-    if any(c.status == "fail" for c in checks):
+    failed = [c for c in checks if c.status == "fail"]
+    usage = next((c.error for c in failed if isinstance(c.error, ConfigError)), None)
+    if usage is not None:
+        raise usage  # printed and exited (2) exactly as any command would
+    if failed:
         raise SystemExit(1)
