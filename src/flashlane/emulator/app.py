@@ -35,6 +35,7 @@ from .errors import (
     unregistered_caller,
 )
 from .keys import non_negative_float, reject_unknown
+from .files import FilesApi
 from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
@@ -93,6 +94,7 @@ class EmulatorApp:
         self.stats = Stats(self.config.request_log_size)
         self.caches = CacheBook(self.config.implicit_cache_rate)
         self.scenario.load(list(self.config.scenario))
+        self.files = FilesApi(self)
 
     # ------------------------------------------------------------------ state control
     def reset(self) -> None:
@@ -101,6 +103,7 @@ class EmulatorApp:
         self.stats.reset()
         self.clock.reset()
         self.caches.reset()
+        self.files.store.reset()
         self.caches.implicit_rate = self.config.implicit_cache_rate
 
     def load_scenario(self, rules: list[dict[str, Any]], replace: bool = True) -> None:
@@ -118,6 +121,8 @@ class EmulatorApp:
         try:
             if path.startswith("/_emulator/"):
                 await self._control(scope, receive, send, path[len("/_emulator/") :])
+            elif path.startswith(("/upload/", "/download/")):
+                await self._transfer(scope, receive, send, path)
             else:
                 await self._api(scope, receive, send, path)
         except _Dropped:
@@ -223,6 +228,9 @@ class EmulatorApp:
         if version.startswith("v") and rest and rest[0] == "cachedContents":
             await self._cached_contents(scope, receive, send, version, rest[1:], path_project)
             return
+        if version.startswith("v") and rest and rest[0] == "files":
+            await self.files.resource(scope, receive, send, version, rest[1:])
+            return
         if not version.startswith("v") or not rest or rest[0] != "models":
             await self._send_json(send, 404, error_body(404, f"Method not found: {path}"))
             return
@@ -277,6 +285,16 @@ class EmulatorApp:
                 found = lookup(model_name) if model_name else None
                 model_id = found.id if found is not None else model_name.removeprefix("models/") or None
             self.stats.record(self.clock.now(), stat_method, model_id, project, e.code)
+
+    async def _transfer(self, scope: dict[str, Any], receive: Any, send: Any, path: str) -> None:
+        """``/upload/{v}/files`` (resumable uploads) and ``/download/{v}/files/{id}:download``."""
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "upload" and parts[2] == "files":
+            await self.files.upload(scope, receive, send, parts[1])
+        elif len(parts) == 4 and parts[0] == "download" and parts[2] == "files" and parts[3].endswith(":download"):
+            await self.files.download(scope, receive, send, parts[1], parts[3].removesuffix(":download"))
+        else:
+            await self._send_json(send, 404, error_body(404, f"Method not found: {path}"))
 
     @staticmethod
     def _credentials(scope: dict[str, Any]) -> tuple[str | None, bool]:
