@@ -34,8 +34,8 @@ from .errors import (
     quota_exhausted,
     unregistered_caller,
 )
-from .keys import non_negative_float, reject_unknown
 from .files import FilesApi
+from .keys import non_negative_float, reject_unknown
 from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
