@@ -70,7 +70,7 @@ def test_sdk_cache_lifecycle_and_use(emu: Emulator, client: genai.Client) -> Non
 
     stats = emu.caches()
     assert (stats["created"], stats["deleted"], stats["live"]) == (1, 1, 0)
-    assert stats["references"] == {cache.name: len(rows) + 1}
+    assert stats["references"] == {cache.name: len(rows) + 1} and stats["uncached_requests"] == 0
     assert stats["cached_tokens"] == {cache.name: (len(rows) + 1) * PREFIX_TOKENS}
     logged = [r["cached_content"] for r in emu.requests() if r["method"] == "generateContent"]
     assert logged == [cache.name] * len(rows)
@@ -239,3 +239,31 @@ def test_flashlane_emulator_process_serves_caches() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+def test_vertex_express_caches(emu: Emulator) -> None:
+    c = genai.Client(vertexai=True, api_key="vertex-key", http_options={"base_url": emu.base_url})
+    cache = c.caches.create(model=MODEL, config=types.CreateCachedContentConfig(system_instruction=GUIDE, ttl="60s"))
+    r = c.models.generate_content(model=MODEL, contents="hi", config=types.GenerateContentConfig(cached_content=cache.name))
+    assert r.usage_metadata.cached_content_token_count == GUIDE_TOKENS
+    assert [x.name for x in c.caches.list()] == [cache.name]
+    c.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="120s"))
+    c.caches.delete(name=cache.name)
+    assert (emu.caches()["created"], emu.caches()["deleted"]) == (1, 1)
+    c.close()
+
+
+def test_free_tier_project_cannot_store_caches(emu: Emulator) -> None:
+    emu.configure(projects={"hobby": {"keys": ["free-key"], "tier": "free"}})
+    c = make_client(emu, api_key="free-key")
+    with pytest.raises(errors.ClientError) as ei:  # too small is still the 400, checked first
+        c.caches.create(model=MODEL, config=types.CreateCachedContentConfig(system_instruction="tiny"))
+    assert ei.value.code == 400
+    with pytest.raises(errors.ClientError) as ei:
+        c.caches.create(model=MODEL, config=types.CreateCachedContentConfig(system_instruction=GUIDE))
+    err = ei.value.details["error"]
+    assert ei.value.code == 429 and err["status"] == "RESOURCE_EXHAUSTED"
+    assert err["details"][0]["violations"][0]["quotaId"] == "TotalCachedContentStorageTokensPerModelFreeTier"
+    assert f"limit=0, requested={GUIDE_TOKENS}" in err["message"]
+    assert emu.caches()["created"] == 0
+    c.close()

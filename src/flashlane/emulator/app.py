@@ -334,7 +334,8 @@ class EmulatorApp:
         """cachedContents create / list / get / patch / delete; the resource lives in caches.py."""
         http_method = scope["method"]
         key, bearer = self._credentials(scope)
-        project = self.config.project_for(key, path_project)
+        # Vertex express mode (API key, no project) names caches "projects/None/locations/None/...".
+        project = self.config.project_for(key, None if path_project == "None" else path_project)
         name = "/".join(rest)
         op = {("POST", False): "create", ("GET", False): "list", ("GET", True): "get",
               ("PATCH", True): "patch", ("DELETE", True): "delete"}.get((http_method, bool(name)))
@@ -355,7 +356,8 @@ class EmulatorApp:
                     raise invalid_argument(PAYLOAD_TOO_LARGE_MESSAGE)
                 body = parse_json_body(raw)
             if op == "create":
-                out = book.create(project, body, now, version)
+                spec = self.config.projects.get(project)
+                out = book.create(project, body, now, version, free_tier=spec is not None and spec.tier == "free")
             elif op == "list":
                 out = book.list_page(project, scope.get("query_string", b"").decode("latin-1"), now)
             elif op == "get":
@@ -497,7 +499,8 @@ class EmulatorApp:
         if use is not None:
             answer.cached_tokens = use.entry.tokens
             self.caches.referenced(use)
-        elif answer.prompt_tokens:
+        else:
+            self.caches.uncached_requests += 1
             answer.cached_tokens = self.caches.implicit(
                 project, info, req.system_texts + req.texts, req.prompt_tokens, req.seed(info.id),
                 self.clock.now(),

@@ -23,7 +23,13 @@ Errors, as users report them from the live API:
 - a request that names a cache and also sets systemInstruction / tools / toolConfig: 400 ``CachedContent
   can not be used with GenerateContent request setting system_instruction, tools or tool_config.``;
 - a request for another model than the cache's: 400 ``Model used by GenerateContent request (models/a)
-  and CachedContent (models/b) has to be the same.`` (both quoted in public client code as live answers).
+  and CachedContent (models/b) has to be the same.`` (both quoted in public client code as live answers);
+- free tier: context caching is "Not available" (pricing page, model-facts §1.1); the live API refuses
+  creation with 429 RESOURCE_EXHAUSTED naming quota ``TotalCachedContentStorageTokensPerModelFreeTier``,
+  "limit=0, requested=N" (quoted in several public clients; no complete recorded body found, so the
+  emulator's body is the usual 429 shape with that quotaId and quotaValue 0). Applied to projects whose
+  projects-file ``tier`` is ``free``, after the size check (a too-small cache gets the 400 first, as
+  reported). The emulator's global default tier only names quota ids and does not refuse caches.
 
 Implicit caching (on by default for 2.5 and newer, "not guaranteed", model-facts §2.4): a request whose
 leading system + contents parts repeat a prefix seen in the last ``IMPLICIT_WINDOW_S`` seconds (same
@@ -46,7 +52,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..models import ModelInfo, lookup
-from .errors import ApiError, api_error, invalid_argument, model_not_found
+from .errors import ApiError, api_error, invalid_argument, model_not_found, quota_exhausted
 from .wire import camel_keys, content_texts, count_prompt_tokens
 
 DEFAULT_TTL_S = 3600.0  # "If not set, the TTL defaults to 1 hour" (caching docs, model-facts §2.4)
@@ -98,6 +104,17 @@ def parse_time(value: Any, path: str) -> float:
 
 def cache_not_found() -> ApiError:
     return api_error(403, NOT_FOUND_MESSAGE)
+
+
+FREE_TIER_QUOTA_ID = "TotalCachedContentStorageTokensPerModelFreeTier"
+FREE_TIER_RETRY_S = 60.0  # the RetryInfo a limit-0 quota still carries; waiting never helps
+
+
+def free_tier_refusal(model: str, requested: int) -> ApiError:
+    violation = {"quotaId": FREE_TIER_QUOTA_ID, "quotaDimensions": {"location": "global", "model": model},
+                 "quotaValue": "0"}
+    message = f"{FREE_TIER_QUOTA_ID} limit exceeded for cached content: limit=0, requested={requested}"
+    return quota_exhausted([violation], FREE_TIER_RETRY_S, message)
 
 
 def too_small(total: int, minimum: int) -> ApiError:
@@ -160,6 +177,7 @@ class CacheBook:
         self._prefixes: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
         self.implicit_hits = 0
         self.implicit_tokens = 0
+        self.uncached_requests = 0  # answered generate calls that named no cache
 
     # ------------------------------------------------------------------ lifecycle on the clock
     def _live(self, name: str, project: str, now: float) -> CachedEntry:
@@ -201,11 +219,16 @@ class CacheBook:
         return None if default is None else now + default
 
     # ------------------------------------------------------------------ REST operations
-    def create(self, project: str, body: dict[str, Any], now: float, version: str) -> dict[str, Any]:
+    def create(
+        self, project: str, body: dict[str, Any], now: float, version: str, free_tier: bool = False
+    ) -> dict[str, Any]:
         body = camel_keys(body)
         model = body.get("model")
         if not model or not isinstance(model, str):
             raise invalid_argument("* CreateCachedContentRequest.cached_content.model: model is required\n")
+        # Vertex sends "projects/{p}/locations/{l}/publishers/google/models/{m}" (express mode even with
+        # "projects/None/locations/None/..."); the model id is what follows the last "models/".
+        model = "models/" + model.rsplit("models/", 1)[1] if "models/" in model else model
         info = lookup(model)
         if info is None or info.retired:
             raise model_not_found(model.removeprefix("models/"), version, "createCachedContent")
@@ -220,6 +243,8 @@ class CacheBook:
         tokens = count_prompt_tokens(texts) + count_prompt_tokens(system_texts)
         if tokens < info.min_cache_tokens:
             raise too_small(tokens, info.min_cache_tokens)
+        if free_tier:
+            raise free_tier_refusal(info.id, tokens)
         name = NAME_PREFIX + "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in os.urandom(_ID_LENGTH))
         entry = CachedEntry(
             name=name,
@@ -357,6 +382,7 @@ class CacheBook:
                 {**e.resource(), "project": e.project, "references": self.references.get(e.name, 0)}
                 for e in self.entries.values()
             ],
+            "uncached_requests": self.uncached_requests,
             "implicit_rate": self.implicit_rate,
             "implicit_hits": self.implicit_hits,
             "implicit_tokens": self.implicit_tokens,
