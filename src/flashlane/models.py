@@ -39,7 +39,10 @@ UNLIMITED = 0  # a quota value of 0 means "not limited"
 # Smallest cachedContent the API accepts, for models with no figure of their own. The API states its
 # floor when it refuses ("Cached content is too small. total_token_count=880, min_total_token_count=1024",
 # measured on gemini-3.1-flash-lite, margince/margince PR #5780; the same 1,024 for gemini-2.5-flash,
-# BerriAI/litellm#17696); model-facts.md 2.4 and its 2026-11-26 addendum.
+# BerriAI/litellm#17696); model-facts.md 2.4 and its 2026-11-26 addendum. Models without a figure of
+# their own use it (3.5 Flash-Lite: none found). For 3.5-3.8 Flash the later official caching tables say
+# 4,096 ("3.x Flash") while a client verified live against gemini-3.6-flash reports the 400 below 1,024;
+# the catalog keeps the enforced 1,024 and says so here.
 DEFAULT_MIN_CACHE_TOKENS = 1_024
 
 
