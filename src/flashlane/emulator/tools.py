@@ -18,7 +18,8 @@ a response). The scenario action ``function_calls`` scripts the calls.
 Thought signatures (Gemini 3 models only, i.e. the catalog's thinking-level models). Per the official
 thought-signatures page (ai.google.dev/gemini-api/docs/thought-signatures): a response with function
 calls carries ``thoughtSignature`` on its *first* ``functionCall`` part only (parallel calls after it
-have none); a text answer carries one on its last part. Validation covers the current turn only: the
+have none); a text answer carries one on its last part (the emulator signs text answers only when the
+request declares tools, so tool-free answers stay as they were). Validation covers the current turn only: the
 model contents after the latest user content with ordinary parts (not only ``functionResponse``); in
 each, the first ``functionCall`` part must carry its signature, else 400 INVALID_ARGUMENT with the
 live wording (``MISSING_SIGNATURE``; quoted in langgenius/dify#29187, lbjlaq/Antigravity-Manager#938,
