@@ -11,8 +11,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from ..db import connect, transaction
 from .config import Limits
 from .window import Decision, Entry, KeyState, decide, prune_before, usage
 
@@ -52,15 +54,11 @@ class SqliteStore:
         # One connection, used under a lock: sqlite3 connections aren't safe to share between
         # threads concurrently, and one writer per process is all the file allows anyway.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000)
-        self._db.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough for counters
+        self._db = connect(self.path, busy_timeout_s=DEFAULT_BUSY_TIMEOUT_MS / 1000)
         self._db.executescript(_SCHEMA)  # idempotent; concurrent openers wait on busy_timeout
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._db, self._lock)
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self._lock)
 
     def _load(self, key: str, since: float) -> KeyState:
         db = self._db
@@ -117,25 +115,3 @@ class SqliteStore:
         with self._lock:
             self._db.close()
 
-
-class _Tx:
-    """``with`` block = one BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), under the process lock."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.db = db
-        self.lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.lock.release()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,9 @@ from ..errors import FlashlaneError
 from ..result import Usage
 from ..tasks import Task, get_task
 from .cache import ResponseCache, default_cache_path
-from .items import TEXT_FIELD, make_items
+from .items import TEXT_FIELD, ItemBuilder, make_items
 from .job import Job
-from .runfile import resolve_pack
+from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
 
@@ -67,17 +68,21 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
                      **task_options: Any) -> MapResult:
     t = get_task(task)
-    its = make_items(_rows(items), t, column=column, template=template, id_column=id_column)
+    rows = _rows(items)
+    its = make_items(rows, t, column=column, template=template, id_column=id_column)
+    builder = ItemBuilder(t, column=column, template=template, id_column=id_column)
     job = Job.create(lane, t, task_options)
-    plan = resolve_pack(job, its, pack)
+    plan = resolve_pack(job, its[:PACK_SAMPLE_ITEMS], pack)
     store = RunStore(":memory:")
     use_cache = lane.settings.cache if cache is None else cache
     rcache = ResponseCache(default_cache_path(lane.settings.state_dir)) if use_cache else None
     try:
-        store.init_items(its)
+        store.insert_items(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
+                            for it, row in zip(its, rows, strict=True)), builder.duplicate)
         store.start_session()
-        engine = Engine(job, store, pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache)
-        outcome = await engine.run(its)
+        engine = Engine(job, store, builder, pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd,
+                        cache=rcache, keep_values=True)
+        outcome = await engine.run()
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error
         stored = store.results()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+from ..db import connect, transaction
 
 __all__ = ["ResponseCache", "default_cache_path", "CACHE_FILE"]
 
@@ -31,11 +32,7 @@ def default_cache_path(state_dir: str | None) -> Path:
 
 class ResponseCache:
     def __init__(self, path: str | Path) -> None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(p), timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, value TEXT, "
                         "created REAL)")
         self.hits = 0
@@ -58,14 +55,9 @@ class ResponseCache:
         if not entries:
             return
         now = time.time()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
                                 [(k, m, json.dumps(v, ensure_ascii=False), now) for k, (m, v) in entries.items()])
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()

@@ -8,6 +8,7 @@ anything but the row: by default the 1-based row number plus a hash of the row's
 from __future__ import annotations
 
 import hashlib
+import json
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ from typing import Any
 from ..errors import InputError
 from ..tasks import Task
 
-__all__ = ["Item", "make_items", "content_hash", "TEXT_FIELD"]
+__all__ = ["Item", "ItemBuilder", "make_items", "content_hash", "columns_of", "TEXT_FIELD", "COLUMN_SAMPLE_ROWS"]
 
 TEXT_FIELD = "text"  # the field built-in task templates read
 _HASH_CHARS = 10
+COLUMN_SAMPLE_ROWS = 1000  # JSONL rows may differ; the first thousand are enough to list the columns
 
 
 def content_hash(text: str) -> str:
@@ -46,9 +48,10 @@ def _fields(template: str) -> list[str]:
         raise InputError(f"bad --template: {e}", hint="escape literal braces as {{ and }}") from None
 
 
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
+def columns_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Column names in first-seen order (JSONL rows may differ; callers pass a sample)."""
     seen: dict[str, None] = {}
-    for row in rows[:1000]:  # JSONL rows may differ; the first thousand are enough to list them
+    for row in rows:
         seen.update(dict.fromkeys(row))
     return list(seen)
 
@@ -63,51 +66,89 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas/Parquet
         return ""
+    if isinstance(value, (dict, list, tuple)):  # JSON input's nested values: the model reads JSON, not a repr
+        return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
+
+
+class ItemBuilder:
+    """How one input row becomes an item: its text, its rendered prompt, its id. Checked once
+    against the input's columns (``check``), then applied row by row (``build``), and again to
+    rows read back from the run store (``restore``)."""
+
+    def __init__(self, task: Task, *, column: str | None = None, template: str | None = None,
+                 id_column: str | None = None) -> None:
+        self.task = task
+        self.column = column
+        self.template = template
+        self.id_column = id_column or None  # "" = number the rows
+
+    def check(self, columns: list[str]) -> None:
+        column, template, id_column, task = self.column, self.template, self.id_column, self.task
+        present = set(columns)
+        if column is not None and column not in present:
+            raise _missing("column", column, columns)
+        if id_column is not None and id_column not in present:
+            raise _missing("--id-column", id_column, columns)
+        if template is not None:
+            for f in _fields(template):
+                if f not in present:
+                    raise _missing("template field", f, columns)
+        # Fields the task's own template needs beyond "text" (custom tasks read row columns directly).
+        needs_text = TEXT_FIELD in task.item_fields
+        if needs_text and column is None and template is None and TEXT_FIELD not in present:
+            raise InputError(f"no text to send: pass --column (or --template); available columns: {', '.join(columns)}",
+                             hint=f"e.g. --column {columns[0]}")
+        for f in task.item_fields:
+            if f != TEXT_FIELD and f not in present and f not in task.defaults:
+                raise _missing(f"task '{task.name}' field", f, columns)
+
+    def _values(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {k: _cell(v) for k, v in row.items()}
+        if self.template is not None:
+            values[TEXT_FIELD] = self.template.format_map(values)
+        elif self.column is not None:
+            values[TEXT_FIELD] = _cell(row.get(self.column))
+        return values
+
+    def build(self, index: int, row: Mapping[str, Any]) -> Item:
+        values = self._values(row)
+        rendered = self.task.render_item(self.task.options(values))
+        h = content_hash(rendered)
+        if self.id_column is not None:
+            item_id = _cell(row.get(self.id_column))
+            if not item_id:
+                raise InputError(f"row {index + 1} has an empty --id-column {self.id_column!r}",
+                                 hint="every row needs an id; --id-column '' numbers the rows instead")
+        else:
+            item_id = f"{index + 1}-{h[:_HASH_CHARS]}"
+        return Item(index=index, id=item_id, values=values, rendered=rendered, hash=h)
+
+    def restore(self, index: int, item_id: str, row: Mapping[str, Any]) -> Item:
+        """An item from the run store: the same text and prompt as when it was read."""
+        values = self._values(row)
+        rendered = self.task.render_item(self.task.options(values))
+        return Item(index=index, id=item_id, values=values, rendered=rendered, hash=content_hash(rendered))
+
+    def duplicate(self, item_id: str, first: int, second: int) -> InputError:
+        return InputError(f"rows {first + 1} and {second + 1} share the id {item_id!r} (--id-column {self.id_column})",
+                          hint="ids must be unique; pick another --id-column, or --id-column '' to number the rows")
 
 
 def make_items(source: Iterable[Mapping[str, Any]], task: Task, *, column: str | None = None,
                template: str | None = None, id_column: str | None = None) -> list[Item]:
+    """Items for rows held in memory (``map_items``); files stream through ``ItemBuilder``."""
     rows = [dict(r) for r in source]
     if not rows:
         return []
-    columns = _columns(rows)
-    if column is not None and column not in columns:
-        raise _missing("column", column, columns)
-    if id_column is not None and id_column not in columns:
-        raise _missing("--id-column", id_column, columns)
-    if template is not None:
-        for f in _fields(template):
-            if f not in columns:
-                raise _missing("template field", f, columns)
-    # Fields the task's own template needs beyond "text" (custom tasks read row columns directly).
-    needs_text = TEXT_FIELD in task.item_fields
-    if needs_text and column is None and template is None and TEXT_FIELD not in columns:
-        raise InputError(f"no text to send: pass --column (or --template); available columns: {', '.join(columns)}",
-                         hint=f"e.g. --column {columns[0]}")
-    for f in task.item_fields:
-        if f != TEXT_FIELD and f not in columns and f not in task.defaults:
-            raise _missing(f"task '{task.name}' field", f, columns)
-
+    builder = ItemBuilder(task, column=column, template=template, id_column=id_column)
+    builder.check(columns_of(rows[:COLUMN_SAMPLE_ROWS]))
     items: list[Item] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
-        values: dict[str, Any] = {k: _cell(v) for k, v in row.items()}
-        if template is not None:
-            values[TEXT_FIELD] = template.format_map({k: _cell(v) for k, v in row.items()})
-        elif column is not None:
-            values[TEXT_FIELD] = _cell(row.get(column))
-        rendered = task.render_item(task.options(values))
-        h = content_hash(rendered)
-        if id_column is not None:
-            item_id = _cell(row.get(id_column))
-            if not item_id:
-                raise InputError(f"row {i + 1} has an empty --id-column {id_column!r}", hint="every row needs an id")
-        else:
-            item_id = f"{i + 1}-{h[:_HASH_CHARS]}"
-        if item_id in seen:
-            raise InputError(f"rows {seen[item_id] + 1} and {i + 1} share the id {item_id!r} (--id-column {id_column})",
-                             hint="ids must be unique; pick another --id-column or drop it to use row numbers")
-        seen[item_id] = i
-        items.append(Item(index=i, id=item_id, values=values, rendered=rendered, hash=h))
+        it = builder.build(i, row)
+        if it.id in seen:
+            raise builder.duplicate(it.id, seen[it.id], i)
+        seen[it.id] = i
+        items.append(it)
     return items

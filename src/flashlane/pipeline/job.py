@@ -148,17 +148,27 @@ class Job:
 
     # ------------------------------------------------------------------ resume
 
-    def fingerprint(self, items: Sequence[Item], *, source: Mapping[str, Any]) -> str:
-        """Changes when anything that decides the answers changes: task, options, model,
-        thinking, how rows become items, and the items themselves."""
+    def fingerprint_start(self, *, source: Mapping[str, Any]) -> Any:
+        """A hash of what decides the answers (task, options, model, thinking, how rows become
+        items); each item then adds ``item_line(item)``, in input order, as it is read."""
         h = hashlib.sha256()
         opts = {k: v for k, v in self.options.items() if k not in ("schema", "text")}
         h.update(json.dumps([self.task.name, self.system, self.instructions, self.task.item_template,
                              self.item_schema.json_schema if self.item_schema else None, self.model, self.thinking,
                              jsonable(opts), dict(source)], sort_keys=True, default=str).encode())
+        return h
+
+    @staticmethod
+    def item_line(item: Item) -> bytes:
+        return f"\n{item.id}\t{item.hash}".encode("utf-8", "surrogatepass")
+
+    def fingerprint(self, items: Sequence[Item], *, source: Mapping[str, Any]) -> str:
+        """Changes when anything that decides the answers changes: task, options, model,
+        thinking, how rows become items, and the items themselves."""
+        h = self.fingerprint_start(source=source)
         for it in items:
-            h.update(f"\n{it.id}\t{it.hash}".encode("utf-8", "surrogatepass"))
-        return h.hexdigest()
+            h.update(self.item_line(it))
+        return str(h.hexdigest())
 
     def with_options(self, **changes: Any) -> Job:
         return replace(self, options={**self.options, **changes})

@@ -1,23 +1,30 @@
 """Input files to rows: CSV, TSV, JSONL, a JSON array or Parquet, from a path or stdin.
 
-Every reader returns ``list[dict[str, Any]]`` in file order. Bad input is an ``InputError``
-that names where it went wrong (line, byte offset, column) and how to fix it, so a user
-never sees a traceback for a typo in a data file. Files are read whole: the pipeline needs
-every row's id up front to fingerprint the run and to resume it.
+``iter_rows`` streams ``dict`` rows in file order (CSV, TSV and JSONL line by line, Parquet
+batch by batch; a JSON array is one document and is parsed whole, so big inputs belong in
+JSONL), so a million-row file never sits in memory. Bad input is an ``InputError`` that
+names where it went wrong (line, byte offset, column) and how to fix it, so a user never
+sees a traceback for a typo in a data file; problems that do not stop the run (a CSV whose
+last row looks cut off) go to ``warn`` as one line.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import InputError
 
-__all__ = ["FORMATS", "DEFAULT_ENCODING", "detect_format", "read_rows"]
+__all__ = ["FORMATS", "DEFAULT_ENCODING", "detect_format", "read_rows", "iter_rows", "input_digest"]
 
 DEFAULT_ENCODING = "utf-8"
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
@@ -25,6 +32,15 @@ _BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".
               ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 # csv's default limit (128 KiB) is smaller than a long document; rows are capped by the model's context later.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
+READ_CHUNK = 1 << 20
+PARQUET_BATCH_ROWS = 10_000
+SNIFF_BYTES = 8192  # how much of a text input is checked for binary content
+BINARY_CONTROL_SHARE = 0.1  # more control bytes than this in the first block: not text
+_TEXT_CONTROLS = {8, 9, 10, 12, 13, 27}
+_MAGIC = {b"PAR1": "a Parquet file", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a ZIP archive (xlsx?)",
+          b"SQLite format 3\x00": "an SQLite database"}
+
+Warn = Callable[[str], None]
 
 
 def detect_format(path: str, explicit: str | None = None) -> str:
@@ -42,11 +58,11 @@ def detect_format(path: str, explicit: str | None = None) -> str:
     return found
 
 
-def _read_bytes(path: str) -> bytes:
+def _open_binary(path: str) -> IO[bytes]:
     if path == "-":
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer
     try:
-        return Path(path).read_bytes()
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller's generator
     except FileNotFoundError:
         raise InputError(f"input file {path} does not exist", hint="check the path") from None
     except IsADirectoryError:
@@ -55,70 +71,154 @@ def _read_bytes(path: str) -> bytes:
         raise InputError(f"cannot read {path}: {e.strerror}", hint="check the file's permissions") from None
 
 
-def _decode(data: bytes, encoding: str, name: str) -> str:
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(
-            f"{name} is not valid {encoding}: byte 0x{data[e.start]:02x} at line {line} (byte offset {e.start})",
-            hint="pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252") from None
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}", hint="use e.g. utf-8, latin-1, cp1252") from None
-    return text.removeprefix("\ufeff")  # a BOM from spreadsheet exports is not part of the first header
+def input_digest(path: str) -> str | None:
+    """sha256 of a file's bytes (None for stdin): an unchanged input needs no second reading."""
+    if path == "-":
+        return None
+    h = hashlib.sha256()
+    with _open_binary(path) as f:
+        while chunk := f.read(READ_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_text(head: bytes, encoding: str, name: str) -> None:
+    """Binary data is not text in the wrong encoding: say so, instead of an encoding hint."""
+    if encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32")):
+        return  # NUL bytes are normal there
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise InputError(f"{name} is not text: it looks like {what}",
+                             hint="pass a CSV/TSV/JSONL/JSON text file" + (
+                                 " or --format parquet" if what.startswith("a Parquet") else ""))
+    sample = head[:SNIFF_BYTES]
+    nul = sample.find(b"\x00")
+    controls = sum(1 for b in sample if b < 32 and b not in _TEXT_CONTROLS)
+    if nul >= 0 or (sample and controls / len(sample) > BINARY_CONTROL_SHARE):
+        where = f" (a NUL byte at offset {nul})" if nul >= 0 else ""
+        raise InputError(f"{name} is not text: it holds binary data{where}",
+                         hint="pass a CSV/TSV/JSONL/JSON text file (UTF-16 text needs --encoding utf-16)")
+
+
+def _decode_error(path: str, encoding: str, name: str) -> InputError:
+    """Where the first undecodable byte is (line, byte offset), found by decoding again."""
+    hint = "pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
+    if path == "-":
+        return InputError(f"{name} is not valid {encoding}", hint=hint)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                pos = max(0, e.start - len(decoder.getstate()[0]))
+                bad = offset + pos
+                line = lines + chunk[:pos].count(b"\n") + 1
+                return InputError(f"{name} is not valid {encoding}: byte 0x{chunk[pos]:02x} at line {line} "
+                                  f"(byte offset {bad})", hint=hint)
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return InputError(f"{name} is not valid {encoding}", hint=hint)
+
+
+class _Text:
+    """The input as decoded lines, remembering the last one (did the file end with a newline?)."""
+
+    def __init__(self, raw: IO[bytes], path: str, encoding: str, name: str, *, newline: str | None) -> None:
+        self.path, self.encoding, self.name = path, encoding, name
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InputError(f"unknown encoding {encoding!r}", hint="use e.g. utf-8, latin-1, cp1252") from None
+        self.raw = raw
+        self.newline = newline
+        self.last = ""
+
+    def __iter__(self) -> Iterator[str]:
+        text = io.TextIOWrapper(self.raw, encoding=self.encoding, newline=self.newline)
+        first = True
+        try:
+            for line in text:
+                if first:
+                    line = line.removeprefix("\ufeff")  # a BOM from spreadsheet exports is not part of the header
+                    first = False
+                self.last = line
+                yield line
+        except UnicodeDecodeError:
+            raise _decode_error(self.path, self.encoding, self.name) from None
+        finally:
+            with contextlib.suppress(ValueError):  # the file may be closed already
+                text.detach()
 
 
 def _empty(name: str) -> InputError:
     return InputError(f"{name} is empty (no rows)", hint="check that the right file was given")
 
 
-def _read_delimited(text: str, delimiter: str, name: str) -> list[dict[str, Any]]:
+def _rows_delimited(lines: _Text, delimiter: str, name: str, warn: Warn) -> Iterator[dict[str, Any]]:
     csv.field_size_limit(CSV_FIELD_LIMIT)
     # strict=True turns a stray quote into an error instead of silently merging rows.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    n = 0
+    short_last: tuple[int, int] | None = None
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
             raise _empty(name)
         header = [h.strip() for h in header]
-        dupes = sorted({h for h in header if header.count(h) > 1})
+        dupes = [h for h, c in Counter(header).items() if c > 1]  # linear: inputs can have 100,000 columns
         if dupes:
-            raise InputError(f"{name} has a repeated column name {dupes[0]!r}", hint="give each column a unique name")
-        rows: list[dict[str, Any]] = []
+            raise InputError(f"{name} has a repeated column name {min(dupes)!r}", hint="give each column a unique name")
+        width = len(header)
         for fields in reader:
             if not fields or (len(fields) == 1 and not fields[0]):
                 continue  # blank line
-            if len(fields) > len(header):
+            if len(fields) > width:
                 raise InputError(
-                    f"{name} line {reader.line_num}: {len(fields)} fields but the header has {len(header)}",
+                    f"{name} line {reader.line_num}: {len(fields)} fields but the header has {width}",
                     hint="quote fields that contain the delimiter, or fix the line")
-            rows.append(dict(zip(header, fields + [""] * (len(header) - len(fields)), strict=True)))
+            short_last = (reader.line_num, len(fields)) if len(fields) < width else None
+            n += 1
+            yield dict(zip(header, fields + [""] * (width - len(fields)), strict=True))
     except csv.Error as e:
-        raise InputError(f"{name} line {reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({e})",
+        raise InputError(f"{name} line {reader.line_num}: malformed {kind} ({e})",
                          hint="check the quoting on that line (a field with a quote must be quoted and the "
                               "quote doubled)") from None
-    if not rows:
+    if not n:
         raise _empty(name)
-    return rows
+    if short_last is not None and not lines.last.endswith(("\n", "\r")):
+        line, got = short_last
+        warn(f"warning: {name} line {line}: the last row has {got} of {width} fields and the file does not end "
+             f"with a newline; it looks cut off (the missing fields are sent empty)")
 
 
-def _read_jsonl(text: str, name: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for n, line in enumerate(text.splitlines(), 1):
+def _too_deep(where: str) -> InputError:
+    return InputError(f"{where}: JSON nested too deeply to read", hint="flatten the data; rows must be JSON objects "
+                                                                       "of at most a few hundred levels")
+
+
+def _rows_jsonl(lines: _Text, name: str) -> Iterator[dict[str, Any]]:
+    n = 0
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise InputError(f"{name} line {n}: not valid JSON ({e.msg} at column {e.colno})",
+            raise InputError(f"{name} line {lineno}: not valid JSON ({e.msg} at column {e.colno})",
                              hint="each line must hold one JSON object") from None
-        rows.append(_as_row(obj, f"{name} line {n}"))
-    if not rows:
+        except RecursionError:
+            raise _too_deep(f"{name} line {lineno}") from None
+        n += 1
+        yield _as_row(obj, f"{name} line {lineno}")
+    if not n:
         raise _empty(name)
-    return rows
 
 
-def _read_json(text: str, name: str) -> list[dict[str, Any]]:
+def _rows_json(lines: _Text, name: str) -> Iterator[dict[str, Any]]:
+    text = "".join(lines)  # one document: parsed whole (big inputs belong in JSONL)
     if not text.strip():
         raise _empty(name)
     try:
@@ -126,11 +226,15 @@ def _read_json(text: str, name: str) -> list[dict[str, Any]]:
     except json.JSONDecodeError as e:
         raise InputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})",
                          hint="a .json input must hold one array of objects (use .jsonl for one per line)") from None
+    except RecursionError:
+        raise _too_deep(name) from None
+    del text
     if not isinstance(data, list):
         raise InputError(f"{name}: the JSON must be an array of objects", hint="wrap the rows in [ ... ]")
     if not data:
         raise _empty(name)
-    return [_as_row(obj, f"{name} item {i + 1}") for i, obj in enumerate(data)]
+    for i, obj in enumerate(data):
+        yield _as_row(obj, f"{name} item {i + 1}")
 
 
 def _as_row(obj: Any, where: str) -> dict[str, Any]:
@@ -141,37 +245,63 @@ def _as_row(obj: Any, where: str) -> dict[str, Any]:
     raise InputError(f"{where}: expected an object, got {type(obj).__name__}", hint="each row must be a JSON object")
 
 
-def _read_parquet(data: bytes, name: str) -> list[dict[str, Any]]:
+def _rows_parquet(raw: IO[bytes], path: str, name: str) -> Iterator[dict[str, Any]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError("reading Parquet needs pyarrow", hint="pip install 'flashlane[parquet]'") from None
-    if not data:
-        raise _empty(name)
+    source: Any = io.BytesIO(raw.read()) if path == "-" else raw
     try:
-        table = pq.read_table(io.BytesIO(data))
+        pf = pq.ParquetFile(source)
     except Exception as e:  # pyarrow raises ArrowInvalid and OSError variants
+        if path != "-" and Path(path).stat().st_size == 0:
+            raise _empty(name) from None
         raise InputError(f"{name} is not a readable Parquet file: {e}", hint="check the file or pass --format") from None
-    rows = table.to_pylist()
-    if not rows:
+    n = 0
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        for row in batch.to_pylist():
+            n += 1
+            yield row
+    if not n:
         raise _empty(name)
-    return rows
 
 
-def read_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCODING) -> list[dict[str, Any]]:
-    """All rows of ``path`` ('-' for stdin) as dicts, in order."""
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def iter_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCODING,
+              warn: Warn | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of ``path`` ('-' for stdin) as dicts, in order, streamed."""
     kind = detect_format(path, fmt)
     name = "stdin" if path == "-" else path
-    data = _read_bytes(path)
-    if kind == "parquet":
-        return _read_parquet(data, name)
-    if not data.strip():
-        raise _empty(name)
-    text = _decode(data, encoding, name)
-    if kind == "csv":
-        return _read_delimited(text, ",", name)
-    if kind == "tsv":
-        return _read_delimited(text, "\t", name)
-    if kind == "jsonl":
-        return _read_jsonl(text, name)
-    return _read_json(text, name)
+    raw = _open_binary(path)
+    try:
+        if kind == "parquet":
+            yield from _rows_parquet(raw, path, name)
+            return
+        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
+        head = buffered.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        if not head.strip():
+            raise _empty(name)
+        _check_text(head, encoding, name)
+        lines = _Text(buffered, path, encoding, name, newline="" if kind in ("csv", "tsv") else None)
+        if kind == "csv":
+            yield from _rows_delimited(lines, ",", name, warn or _stderr)
+        elif kind == "tsv":
+            yield from _rows_delimited(lines, "\t", name, warn or _stderr)
+        elif kind == "jsonl":
+            yield from _rows_jsonl(lines, name)
+        else:
+            yield from _rows_json(lines, name)
+    finally:
+        if path != "-":
+            raw.close()
+
+
+def read_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCODING,
+              warn: Warn | None = None) -> list[dict[str, Any]]:
+    """All rows of ``path`` ('-' for stdin) as dicts, in order (in memory; prefer ``iter_rows``)."""
+    return list(iter_rows(path, fmt=fmt, encoding=encoding, warn=warn))
+
+

@@ -14,18 +14,12 @@ __all__ = ["build_report", "format_report", "load_report"]
 
 
 def build_report(store: RunStore) -> dict[str, Any]:
-    db = store.db
     counts = store.counts()
-    by_reason = {r: n for r, n in db.execute("SELECT reason, COUNT(*) FROM failures GROUP BY reason ORDER BY 2 DESC")}
-    pt, ot, tt, ct, cost = db.execute(
-        "SELECT COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(SUM(thoughts_tokens),0),"
-        " COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0) FROM usage").fetchone()
-    requests = db.execute("SELECT COUNT(*) FROM requests WHERE outcome NOT IN ('parked', 'aborted')").fetchone()[0]
-    packed = db.execute("SELECT COUNT(*), COALESCE(SUM(n_items),0) FROM requests WHERE n_items > 1").fetchone()
-    cached = db.execute("SELECT COUNT(*) FROM results WHERE cached=1").fetchone()[0]
-    api_calls, limited, retries, wall, sessions = db.execute(
-        "SELECT COALESCE(SUM(requests),0), COALESCE(SUM(rate_limited),0), COALESCE(SUM(retries),0),"
-        " COALESCE(SUM(COALESCE(ended, started) - started),0), COUNT(*) FROM sessions").fetchone()
+    led = store.ledger()
+    pt, ot, tt, ct = led["tokens"]
+    cost = led["cost_usd"]
+    packed_n, packed_items = led["packed"]
+    wall = led["wall_s"]
     meta = store.meta()
     done = counts["ok"] + counts["failed"]
     minutes = wall / 60 if wall else 0.0
@@ -38,18 +32,21 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "output": meta.get("output"),
         "status": meta.get("status", "unknown"),
         "items": {"total": sum(counts.values()), "ok": counts["ok"], "failed": counts["failed"],
-                  "pending": counts["pending"], "cached": cached},
-        "failed_by_reason": by_reason,
+                  "pending": counts["pending"], "cached": led["cached"]},
+        "failed_by_reason": led["failed_by_reason"],
         "tokens": {"input": pt, "output": ot, "thinking": tt, "cached": ct},
         "cost_usd": round(cost, 8),
-        "requests": requests,
-        "packed_requests": packed[0],
-        "items_per_packed_request": round(packed[1] / packed[0], 2) if packed[0] else None,
-        "api_calls": api_calls,
-        "rate_limited": limited,
-        "retries": retries,
-        "sessions": sessions,
+        "requests": led["requests"],
+        "unanswered_requests": led["unanswered"],
+        "packed_requests": packed_n,
+        "items_per_packed_request": round(packed_items / packed_n, 2) if packed_n else None,
+        "api_calls": led["api_calls"],
+        "rate_limited": led["rate_limited"],
+        "retries": led["retries"],
+        "sessions": led["sessions"],
+        "killed_sessions": led["killed"],
         "wall_time_s": round(wall, 3),
+        # over the sessions' wall time (killed ones up to their last recorded request)
         "items_per_minute": round(done / minutes, 1) if minutes else None,
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done else None,
     }
@@ -57,12 +54,13 @@ def build_report(store: RunStore) -> dict[str, Any]:
 
 def load_report(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    hint = "pass the <output>.flashlane.db of a run"
     if not p.is_file():
-        raise InputError(f"run database {p} does not exist", hint="pass the <output>.flashlane.db of a run")
-    store = RunStore(p)
+        raise InputError(f"run database {p} does not exist", hint=hint)
+    store = RunStore(p, not_a_run_db_hint=hint, create=False)
     try:
         if store.is_new():
-            raise InputError(f"{p} is not a flashlane run database", hint="pass the <output>.flashlane.db of a run")
+            raise InputError(f"{p} is not a flashlane run database", hint=hint)
         return build_report(store)
     finally:
         store.close()
@@ -86,8 +84,11 @@ def format_report(r: dict[str, Any]) -> str:
         f"requests  {r['requests']}"
         + (f" ({r['packed_requests']} packed, {r['items_per_packed_request']} items each)" if r["packed_requests"]
            else "")
+        + (f", {r['unanswered_requests']} unanswered (in flight when a run stopped)"
+           if r.get("unanswered_requests") else "")
         + f"; API calls {r['api_calls']}, 429s {r['rate_limited']}, retries {r['retries']}",
         f"time      {r['wall_time_s']:.1f} s over {r['sessions']} session(s)"
+        + (f" ({r['killed_sessions']} killed)" if r.get("killed_sessions") else "")
         + (f", {r['items_per_minute']:,} items/min" if r["items_per_minute"] else ""),
     ]
     return "\n".join(lines)

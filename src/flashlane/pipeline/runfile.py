@@ -3,14 +3,23 @@
 A run is its database (default ``<output>.flashlane.db``). Running the same command again
 resumes it: rows already finished are not requested again. A different input, task, model
 or options gives a different fingerprint and is refused (``--fresh`` starts over), so a
-resumed run never mixes answers to two different questions.
+resumed run never mixes answers to two different questions; a run that did nothing yet (no
+row finished, nothing paid) is simply replaced.
+
+The input streams into the store in chunks while its fingerprint is computed; on resume an
+input whose bytes are unchanged (same sha256) is not read again, and an output already
+written from an unchanged store is not rewritten, so resuming a finished run of a million
+rows takes seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,15 +27,24 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 from ..tasks import Task
 from .cache import ResponseCache, default_cache_path
-from .items import Item, make_items
+from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
 from .progress import Progress
-from .readers import DEFAULT_ENCODING, read_rows
+from .readers import DEFAULT_ENCODING, input_digest, iter_rows
 from .report import build_report
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
-from .writers import failures_path, output_format, output_rows, write_failures, write_output
+from .writers import (
+    InputNames,
+    failures_path,
+    output_format,
+    output_record,
+    remove_stale_temp,
+    require_writer,
+    write_failures,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from ..client import Lane
@@ -34,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["RunConfig", "RunSummary", "run_file", "default_output", "default_run_db", "resolve_pack"]
 
 RUN_DB_SUFFIX = ".flashlane.db"
+PACK_SAMPLE_ITEMS = 2000  # items read back to estimate tokens per item for --pack auto
+ROWS_IDS = "rows"  # meta "ids": items are numbered by row (no id column)
 
 
 @dataclass
@@ -54,6 +74,7 @@ class RunConfig:
     cache: bool = True
     quiet: bool = False
     task_options: dict[str, Any] = field(default_factory=dict)
+    warn: Callable[[str], None] | None = None  # one-line warnings about the input (default: stderr)
 
 
 @dataclass
@@ -84,6 +105,7 @@ def _remove_db(path: Path) -> None:
 
 
 def resolve_pack(job: Job, items: list[Item], pack: int | str | None) -> PackPlan:
+    """The pack size; ``items`` is a sample of the input (for tokens per item)."""
     if pack in (None, 0, 1, "1"):
         return PackPlan(1, "one item per request")
     if not job.packable:
@@ -103,71 +125,170 @@ def resolve_pack(job: Job, items: list[Item], pack: int | str | None) -> PackPla
     return PackPlan(n, f"{n} items per request (--pack)")
 
 
-def open_run(store_path: Path, job: Job, items: list[Item], cfg: RunConfig, output: Path) -> RunStore:
-    if cfg.fresh:
-        _remove_db(store_path)
-    store = RunStore(store_path)
-    fp = job.fingerprint(items, source={"column": cfg.column, "template": cfg.template, "id_column": cfg.id_column})
+# ---------------------------------------------------------------------------- input -> store
+
+
+class _Ingest:
+    """The input read once, row by row: checked, turned into items, hashed into the
+    fingerprint, and handed to the store as ``(idx, item_id, hash, row_json)``."""
+
+    def __init__(self, cfg: RunConfig, task: Task, job: Job, id_column: str | None) -> None:
+        rows = iter_rows(cfg.input, fmt=cfg.fmt, encoding=cfg.encoding, warn=cfg.warn)
+        head = list(itertools.islice(rows, COLUMN_SAMPLE_ROWS))
+        self.columns: dict[str, None] = dict.fromkeys(columns_of(head))
+        self.builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column)
+        self.builder.check(list(self.columns))
+        self._rows = itertools.chain(head, rows)
+        self.source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
+        self.hash = job.fingerprint_start(source=self.source)
+        self.job_key = str(job.fingerprint_start(source=self.source).hexdigest())
+
+    def __iter__(self) -> Iterator[tuple[int, str, str, str]]:
+        columns = self.columns
+        for idx, row in enumerate(self._rows):
+            if len(row) != len(columns) or any(k not in columns for k in row):
+                columns.update(dict.fromkeys(row))
+            it = self.builder.build(idx, row)
+            self.hash.update(Job.item_line(it))
+            try:
+                blob = json.dumps(row, ensure_ascii=False, default=str)
+            except RecursionError:
+                raise InputError(f"row {idx + 1}: JSON nested too deeply to store", hint="flatten the data") from None
+            yield idx, it.id, it.hash, blob
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.hash.hexdigest())
+
+
+def _id_column(store: RunStore, cfg: RunConfig) -> str | None:
+    """Which column holds the ids: --id-column ('' = number the rows), else what the run used."""
+    if cfg.id_column is not None:
+        return cfg.id_column or None
+    recorded = store.get_meta("ids")
+    if recorded is None or recorded == ROWS_IDS:
+        return None  # runs made before ids were recorded numbered their rows
+    return recorded.removeprefix("column:")
+
+
+def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path) -> ItemBuilder:
+    """Fill a new run's store from the input, or check a resumed one against it."""
+    if not store.is_new() and not store.has_work():
+        store.reset()  # nothing done yet: a corrected command replaces it
     if store.is_new():
-        store.init_items(items)
-        store.set_meta(fingerprint=fp, task=job.task.name, model=job.model, input=cfg.input, output=str(output),
-                       status="running", schema_version="1")
-    elif store.get_meta("fingerprint") != fp:
-        store.close()
-        raise InputError(f"{store_path} belongs to a run with a different input, task, model or options",
+        store.reset()  # rows of an ingest that was cut off
+        ingest = _Ingest(cfg, task, job, cfg.id_column or None)
+        store.insert_items(ingest, ingest.builder.duplicate)
+        store.set_meta(fingerprint=ingest.fingerprint, job_key=ingest.job_key, input_digest=input_digest(cfg.input),
+                       ids=f"column:{ingest.source['id_column']}" if ingest.source["id_column"] else ROWS_IDS,
+                       input_columns=list(ingest.columns), task=job.task.name, model=job.model, input=cfg.input,
+                       output=str(output), status="running")
+        return ingest.builder
+    id_column = _id_column(store, cfg)
+    source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
+    builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column)
+    digest = input_digest(cfg.input)
+    job_key = str(job.fingerprint_start(source=source).hexdigest())
+    if digest is not None and store.get_meta("input_digest") == digest and store.get_meta("job_key") == job_key:
+        return builder  # the same bytes through the same job: the same fingerprint, nothing to read
+    ingest = _Ingest(cfg, task, job, id_column)
+    store.stage_rows(ingest, ingest.builder.duplicate)
+    if ingest.fingerprint != store.get_meta("fingerprint"):
+        store.drop_staged()
+        raise InputError(f"{store.path} belongs to a run with a different input, task, model or options",
                          hint="add --fresh to start over (finished rows are requested again), or pass another "
                               "--run-db")
-    if cfg.retry_failed:
-        with store._tx():
-            store.db.execute("DELETE FROM failures")
-            store.db.execute("UPDATE items SET status='pending' WHERE status='failed'")
-    return store
+    store.adopt_staged()
+    store.set_meta(job_key=job_key, input_digest=digest, input_columns=list(ingest.columns),
+                   ids=f"column:{id_column}" if id_column else ROWS_IDS)
+    return builder
 
 
-def _finalize(store: RunStore, items: list[Item], output: Path, engine: Engine | None, status: str) -> Path:
+def _sample(store: RunStore, builder: ItemBuilder) -> list[Item]:
+    return [builder.restore(idx, iid, json.loads(row)) for idx, iid, _, row in store.sample_rows(PACK_SAMPLE_ITEMS)
+            if row is not None]
+
+
+# ---------------------------------------------------------------------------- store -> output
+
+
+def _file_sig(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _output_sig(output: Path, inputs: bool) -> str:
+    return json.dumps([str(output), inputs, _file_sig(output), _file_sig(failures_path(output))])
+
+
+def _write_outputs(store: RunStore, output: Path, *, inputs: bool = False) -> Path:
+    fails = failures_path(output)
+    if not store.changed and store.get_meta("output_sig") == _output_sig(output, inputs):
+        return fails  # written from this very state already
+    id_column = _id_column(store, RunConfig(input=""))
+
+    def records() -> Iterator[dict[str, Any]]:
+        names = InputNames(id_column) if inputs else None
+        return (output_record(r, names) for r in store.iter_rows())
+
+    write_output(output, records)
+    write_failures(output, (output_record(r, None) for r in store.iter_rows(failed_only=True)))
+    store.set_meta(output_sig=_output_sig(output, inputs))
+    store.changed = False
+    return fails
+
+
+def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str) -> Path:
     if engine is not None:
         store.end_session(status, **engine.guard_delta())
     store.set_meta(status=status)
-    rows = output_rows(items, store.results())
-    write_output(output, rows)
-    return write_failures(output, rows)
+    return _write_outputs(store, output)
 
 
 def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
-    rows = read_rows(cfg.input, fmt=cfg.fmt, encoding=cfg.encoding)
-    items = make_items(rows, task, column=cfg.column, template=cfg.template, id_column=cfg.id_column)
     output = Path(cfg.output) if cfg.output else default_output(cfg.input, task)
     output_format(output)  # refuse a bad extension before doing any work
+    require_writer(output)
     if cfg.budget_usd is not None and cfg.budget_usd <= 0:
         raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
     job = Job.create(lane, task, cfg.task_options)
-    plan = resolve_pack(job, items, cfg.pack)
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
-    store = open_run(run_db, job, items, cfg, output)
-    cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
+    if cfg.fresh:
+        _remove_db(run_db)
+    store = RunStore(run_db)
+    cache: ResponseCache | None = None
     engine: Engine | None = None
     status = "interrupted"
     try:
-        finished = store.finished_ids()
-        todo = [it for it in items if it.id not in finished]
+        remove_stale_temp(output)
+        remove_stale_temp(failures_path(output))
+        builder = open_run(store, job, task, cfg, output)
+        plan = resolve_pack(job, _sample(store, builder), cfg.pack)
+        if cfg.retry_failed:
+            store.retry_failed()
+        store.close_stale_sessions()
+        cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
         store.start_session()
         store.set_meta(limits=lane.guard.limiter.describe())
         with Progress(quiet=cfg.quiet) as progress:
-            engine = Engine(job, store, pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd,
-                            cache=cache, on_progress=progress.update)
-            outcome = asyncio.run(engine.run(todo))
+            engine = Engine(job, store, builder, pack_size=plan.size, concurrency=cfg.concurrency,
+                            budget_usd=cfg.budget_usd, cache=cache, on_progress=progress.update)
+            outcome = asyncio.run(engine.run())
         status = outcome.status
         if status == "done" and store.counts()["pending"]:
             status = "incomplete"
-        fails = _finalize(store, items, output, engine, status)
+        fails = _finalize(store, output, engine, status)
         report = build_report(store)
     except BaseException:
-        with contextlib.suppress(Exception):
-            _finalize(store, items, output, engine, status)
+        if store.session is not None:
+            with contextlib.suppress(Exception):
+                _finalize(store, output, engine, status)
         raise
     finally:
         store.close()
         if cache is not None:
             cache.close()
-    return RunSummary(outcome=outcome, output=output, failures=fails if fails else failures_path(output),
-                      run_db=run_db, pack=plan, report=report)
+    return RunSummary(outcome=outcome, output=output, failures=fails, run_db=run_db, pack=plan, report=report)

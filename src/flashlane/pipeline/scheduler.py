@@ -1,6 +1,10 @@
 """The async engine: workers pull requests (single items or packs) from a queue, call the
 Lane, and commit what each request produced before taking the next.
 
+Items come from the run store a window at a time (``WINDOW_ITEMS`` pending items, read when
+the queue runs low), never as a list of the whole input, so memory stays flat however many
+rows a run has. Each request is written to the ledger before it is sent.
+
 Policy lives here, retries do not: the Lane already retries 429/5xx, re-asks on schema
 errors and grows a truncated cap. What the engine decides is per item:
 
@@ -17,6 +21,7 @@ errors and grows a truncated cap. What the engine decides is per item:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,18 +29,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import AuthError, ConfigError, FlashlaneError, ModelNotFound, RateLimited
+from ..errors import AuthError, ConfigError, FlashlaneError, InputError, ModelNotFound, RateLimited
 from ..request import Call
 from ..result import Usage
 from .cache import ResponseCache
-from .items import Item
+from .items import Item, ItemBuilder
 from .job import Job, jsonable
 from .packing import split_answer
 from .store import RunStore
 
-__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY"]
+__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "WINDOW_ITEMS"]
 
 DEFAULT_CONCURRENCY = None  # auto (see packing.auto_concurrency)
+WINDOW_ITEMS = 2000  # pending items read from the store at a time
+TICK_S = 1.0  # progress refresh while nothing finishes (a limiter wait must not freeze the display)
+WAIT_NOTICE_S = 3.0  # no answer for this long: progress says what the run is waiting for
 FATAL_ERRORS = (AuthError, ModelNotFound, ConfigError)
 GUARD_COUNTERS = ("requests", "rate_limited", "retries")
 
@@ -54,6 +62,7 @@ class Snapshot:
     thoughts_tokens: int = 0
     cost_usd: float = 0.0
     done_at_start: int = 0
+    waiting: str | None = None  # "quota" (requests held by the limiter) | "answers" | None
 
     @property
     def done(self) -> int:
@@ -66,7 +75,7 @@ class RunOutcome:
     reset_at: datetime | None = None
     error: FlashlaneError | None = None
     message: str = ""
-    values: dict[str, Any] = field(default_factory=dict)  # item id -> finished value (this session)
+    values: dict[str, Any] = field(default_factory=dict)  # item id -> finished value (keep_values only)
 
 
 def guard_counts(lane: Any) -> dict[str, int]:
@@ -83,11 +92,13 @@ def _split_usage(usage: Usage, cost: float, n: int) -> tuple[Usage, float]:
 
 
 class Engine:
-    def __init__(self, job: Job, store: RunStore, *, pack_size: int = 1, concurrency: int | None = None,
-                 budget_usd: float | None = None, cache: ResponseCache | None = None,
-                 on_progress: Callable[[Snapshot], None] | None = None) -> None:
+    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int = 1,
+                 concurrency: int | None = None, budget_usd: float | None = None, cache: ResponseCache | None = None,
+                 on_progress: Callable[[Snapshot], None] | None = None, keep_values: bool = False,
+                 window: int = WINDOW_ITEMS) -> None:
         self.job = job
         self.store = store
+        self.builder = builder
         self.pack_size = max(1, pack_size if job.packable else 1)
         if concurrency is None:  # auto: enough requests in flight to keep the quota busy
             from .packing import auto_concurrency
@@ -97,26 +108,39 @@ class Engine:
         self.budget_usd = budget_usd
         self.cache = cache
         self.on_progress = on_progress
+        self.keep_values = keep_values  # map_items returns the task's objects; file runs read the store
+        self.window = max(1, window)
         self.outcome = RunOutcome()
         self.snap = Snapshot()
         self._queue: deque[list[Item]] = deque()
+        self._partial: list[Item] = []  # a pack being filled across windows
+        self._cursor = -1  # the last input position read from the store
+        self._exhausted = False
         self._inflight = 0
         self._inflight_cost = 0.0
         self._spent = 0.0
         self._stop: str | None = None
         self._cond: asyncio.Condition | None = None
         self._guard_base = guard_counts(job.lane)
+        self._calls = 0  # requests the engine has handed to the Lane
+        self._last_done = time.monotonic()
         # Identical rows ride on the first one (only with the cache on: --no-cache means "ask every time").
+        # Bounded: leaders are forgotten once settled, and followers are read a window at a time.
         self._followers: dict[str, list[Item]] = {}
+        self._leaders: dict[str, str] = {}  # cache key -> id of the unsettled item asking it
+        self._key_of: dict[str, str] = {}  # leader id -> its cache key
 
     # ------------------------------------------------------------------ setup
+
+    def _keep(self, item_id: str, value: Any) -> None:
+        if self.keep_values:
+            self.outcome.values[item_id] = value
 
     def _prefilter(self, items: Sequence[Item]) -> list[Item]:
         """Failures known without asking (too large, empty) and cache hits, before any request."""
         todo: list[Item] = []
         failed: dict[str, tuple[str, str]] = {}
         hits: dict[str, tuple[Any, Usage, float]] = {}
-        leaders: dict[str, Item] = {}
         for it in items:
             if self.job.too_large(it):
                 failed[it.id] = ("too_large", f"the row is larger than {self.job.model}'s input limit "
@@ -127,10 +151,14 @@ class Engine:
                 continue
             if self.cache is not None:
                 key = self.job.cache_key(it)
-                if key in leaders:
-                    self._followers.setdefault(leaders[key].id, []).append(it)
+                leader = self._leaders.get(key)
+                if leader is not None:
+                    if leader in hits:
+                        hits[it.id] = hits[leader]
+                        self._keep(it.id, self.outcome.values.get(leader))
+                    else:
+                        self._followers.setdefault(leader, []).append(it)
                     continue
-                leaders[key] = it
                 raw = self.cache.get(key)
                 if raw is not None:
                     try:
@@ -138,34 +166,57 @@ class Engine:
                     except (ValueError, FlashlaneError):
                         pass  # a stale entry (schema changed shape): ask again
                     else:
-                        self.outcome.values[it.id] = value
+                        self._keep(it.id, value)
                         hits[it.id] = (jsonable(value), Usage(), 0.0)
+                        self._leaders[key] = it.id  # later identical rows in this window copy the hit
                         continue
+                self._leaders[key] = it.id
+                self._key_of[it.id] = key
             todo.append(it)
-        for leader, followers in self._followers.items():
-            if leader in hits:
-                for f in followers:
-                    self.outcome.values[f.id] = self.outcome.values[leader]
-                    hits[f.id] = hits[leader]
-        self._followers = {k: v for k, v in self._followers.items() if k not in hits}
+        for key in [k for k, leader in self._leaders.items() if leader in hits]:
+            del self._leaders[key]  # a hit is settled at once
         self.store.record_failures(failed)
         self.store.record_cached(hits)
         self.snap.cached += len(hits)
+        self.snap.ok += len(hits)
+        self.snap.failed += len(failed)
         return todo
 
+    def _refill(self) -> None:
+        """Read pending items from the store until the queue holds enough work (or none is left)."""
+        low = max(2 * self.concurrency, 8)
+        while not self._exhausted and len(self._queue) < low:
+            rows = self.store.pending_after(self._cursor, self.window)
+            if not rows:
+                self._exhausted = True
+                if self._partial:
+                    self._queue.append(self._partial)
+                    self._partial = []
+                return
+            self._cursor = rows[-1][0]
+            items = []
+            for idx, iid, _, row in rows:
+                if row is None:
+                    raise InputError(f"item {iid} has no stored input row", hint="rerun the same command: the "
+                                     "input is read again and stored with the run")
+                items.append(self.builder.restore(idx, iid, json.loads(row)))
+            self._plan(self._prefilter(items))
+
     def _plan(self, items: list[Item]) -> None:
-        unit: list[Item] = []
+        unit = self._partial
         for it in items:
             if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
                 self._queue.append(unit)
                 unit = []
             unit.append(it)
-        if unit:
+        self._partial = unit
+        if len(unit) >= self.pack_size:
             self._queue.append(unit)
+            self._partial = []
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, items: Sequence[Item]) -> RunOutcome:
+    async def run(self) -> RunOutcome:
         self._cond = asyncio.Condition()
         counts = self.store.counts()
         self.snap.total = sum(counts.values())
@@ -173,12 +224,10 @@ class Engine:
         self.snap.done_at_start = self.snap.done
         self._spent = self.store.spent_usd()
         self.snap.cost_usd = self._spent
-        todo = self._prefilter(items)
-        counts = self.store.counts()
-        self.snap.ok, self.snap.failed = counts["ok"], counts["failed"]
-        self._plan(todo)
+        self._refill()
         self._emit()
-        workers = [asyncio.create_task(self._worker()) for _ in range(min(self.concurrency, len(self._queue)) or 0)]
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency if self._queue else 0)]
+        ticker = asyncio.create_task(self._tick()) if self.on_progress is not None else None
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -187,9 +236,19 @@ class Engine:
             await asyncio.gather(*workers, return_exceptions=True)
             self.outcome.status = "interrupted"
             raise
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
         if self._stop:
             self.outcome.status = self._stop
+        self.snap.waiting = None
         return self.outcome
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._emit()
 
     async def _worker(self) -> None:
         while True:
@@ -212,6 +271,8 @@ class Engine:
             while True:
                 if self._stop:
                     return None
+                if not self._exhausted and len(self._queue) < 2 * self.concurrency:
+                    self._refill()
                 if self._queue:
                     unit = self._queue[0]
                     call = self.job.call_for(unit)
@@ -227,8 +288,10 @@ class Engine:
                     self._inflight += 1
                     self._inflight_cost += max_cost
                     return unit, call, max_cost
-                if self._inflight == 0:
+                if self._inflight == 0 and self._exhausted:
                     return None
+                if self._inflight == 0:
+                    continue  # everything read so far settled without a request: read on
                 await self._cond.wait()
 
     def _halt(self, status: str, message: str, error: FlashlaneError | None = None) -> None:
@@ -240,6 +303,8 @@ class Engine:
     async def _send(self, unit: list[Item], call: Call) -> None:
         started = time.time()
         ids = [it.id for it in unit]
+        rid = self.store.request_sent(started=started, n_items=len(unit))
+        self._calls += 1
         try:
             result = await self.job.lane.arun_call(call)
         except RateLimited as e:
@@ -247,21 +312,23 @@ class Engine:
                 self.outcome.reset_at = e.reset_at
                 self._halt("parked", e.message, e)
                 self.store.record_request(started=started, item_ids=ids, outcome="parked", error=e.message,
-                                          usage=None, cost_usd=0.0, ok={}, failed={})
+                                          usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
+                                          counters=self.guard_delta())
                 return
-            await self._failed(unit, started, e)
+            await self._failed(unit, started, e, rid)
             return
         except FATAL_ERRORS as e:
             self._halt("aborted", e.message, e)
             self.store.record_request(started=started, item_ids=ids, outcome="aborted", error=e.message,
-                                      usage=None, cost_usd=0.0, ok={}, failed={})
+                                      usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
+                                      counters=self.guard_delta())
             return
         except FlashlaneError as e:
-            await self._failed(unit, started, e)
+            await self._failed(unit, started, e, rid)
             return
-        await self._succeeded(unit, started, result)
+        await self._succeeded(unit, started, result, rid)
 
-    async def _failed(self, unit: list[Item], started: float, e: FlashlaneError) -> None:
+    async def _failed(self, unit: list[Item], started: float, e: FlashlaneError, rid: int) -> None:
         usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
         from ..result import cost_of
 
@@ -269,11 +336,13 @@ class Engine:
         ids = [it.id for it in unit]
         if len(unit) > 1:
             self.store.record_request(started=started, item_ids=ids, outcome="requeued", error=e.message,
-                                      usage=usage, cost_usd=cost, ok={}, failed={}, requeued=ids)
+                                      usage=usage, cost_usd=cost, ok={}, failed={}, requeued=ids, request_id=rid,
+                                      counters=self.guard_delta())
             self._requeue(unit)
         else:
             self.store.record_request(started=started, item_ids=ids, outcome="failed", error=e.message,
-                                      usage=usage, cost_usd=cost, ok={}, failed={ids[0]: (e.reason_code, e.message)})
+                                      usage=usage, cost_usd=cost, ok={}, failed={ids[0]: (e.reason_code, e.message)},
+                                      request_id=rid, counters=self.guard_delta())
             self.snap.failed += 1 + self._settle_followers({}, {ids[0]: (e.reason_code, e.message)})[1]
         self._account(usage, cost, requests=1)
 
@@ -282,7 +351,7 @@ class Engine:
         for it in reversed(items):
             self._queue.appendleft([it])
 
-    async def _succeeded(self, unit: list[Item], started: float, result: Any) -> None:
+    async def _succeeded(self, unit: list[Item], started: float, result: Any, rid: int) -> None:
         ok: dict[str, tuple[Any, Usage, float]] = {}
         failed: dict[str, tuple[str, str]] = {}
         requeue: list[Item] = []
@@ -307,12 +376,12 @@ class Engine:
                 else:
                     failed[it.id] = ("convert", f"the task could not use the answer: {e}")
                 continue
-            self.outcome.values[it.id] = value
+            self._keep(it.id, value)
             ok[it.id] = (jsonable(value), share_usage, share_cost)
             cache_entries[self.job.cache_key(it)] = (self.job.model, jsonable(raws[it.id]))
         self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
                                   usage=result.usage, cost_usd=result.cost_usd, ok=ok, failed=failed,
-                                  requeued=[it.id for it in requeue])
+                                  requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta())
         if self.cache is not None:
             self.cache.put_many(cache_entries)
         copies = self._settle_followers(ok, failed)
@@ -327,10 +396,13 @@ class Engine:
         copied: dict[str, tuple[Any, Usage, float]] = {}
         fails: dict[str, tuple[str, str]] = {}
         for leader in [*ok, *failed]:
+            key = self._key_of.pop(leader, None)
+            if key is not None and self._leaders.get(key) == leader:
+                del self._leaders[key]
             for f in self._followers.pop(leader, []):
                 if leader in ok:
                     copied[f.id] = (ok[leader][0], Usage(), 0.0)
-                    self.outcome.values[f.id] = self.outcome.values.get(leader)
+                    self._keep(f.id, self.outcome.values.get(leader))
                 else:
                     fails[f.id] = failed[leader]
         if copied:
@@ -343,14 +415,25 @@ class Engine:
         self._spent += cost
         self.snap.requests += requests
         self.snap.cost_usd += cost
+        self._last_done = time.monotonic()
         if usage is not None:
             self.snap.prompt_tokens += usage.prompt_tokens
             self.snap.output_tokens += usage.output_tokens
             self.snap.thoughts_tokens += usage.thoughts_tokens
         self._emit()
 
+    def _waiting(self) -> str | None:
+        """What the run waits for when nothing has finished for a while: the limiter holding
+        requests back (calls handed to the Lane that it has not yet sent) or slow answers."""
+        if self._inflight == 0 or time.monotonic() - self._last_done < WAIT_NOTICE_S:
+            return None
+        d = self.guard_delta()
+        first_attempts_sent = d["requests"] - d["retries"]
+        return "quota" if self._calls > first_attempts_sent else "answers"
+
     def _emit(self) -> None:
         if self.on_progress is not None:
+            self.snap.waiting = self._waiting()
             self.on_progress(self.snap)
 
     def guard_delta(self) -> dict[str, int]:

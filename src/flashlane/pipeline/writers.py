@@ -1,8 +1,18 @@
 """Output files: JSONL, CSV or Parquet in input order, plus the failures file.
 
-Every file is written to a temporary sibling, fsynced and moved into place with
-``os.replace``, so a crash leaves either the previous file or the new one, never half of
-one. The run database, not the output, is the checkpoint: output is rewritten from it.
+Records stream from the run store (``RunStore.iter_rows``) into a temporary sibling that
+is fsynced and moved into place with ``os.replace``, so a crash leaves either the previous
+file or the new one, never half of one, and memory does not grow with the rows. CSV and
+Parquet need their columns (and Parquet their types) before the first row, so they read
+the store twice. The run database, not the output, is the checkpoint: output is rewritten
+from it. A temporary file left by a killed writer (``.NAME.*.tmp``) is removed by the next run.
+
+Columns: ``id``, then the input row's columns (unless ``input_columns=False``), then
+``status``, ``reason``, ``error``, the result (nested under ``result`` in JSONL; one column
+per field in CSV/Parquet, nested fields dotted, lists as JSON text), the usage counts,
+``cost_usd`` and ``cached``. On a name clash flashlane's own columns keep their names, an
+input column that clashes with one is written as ``input.NAME``, and a result field that
+clashes with either as ``result.NAME``.
 """
 
 from __future__ import annotations
@@ -13,20 +23,28 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import InputError
-from .items import Item
-from .store import StoredResult
+from .store import StoredRow
 
-__all__ = ["OUTPUT_FORMATS", "atomic_write", "output_format", "output_rows", "flat_row", "write_output",
-           "write_failures", "failures_path"]
+__all__ = ["OUTPUT_FORMATS", "atomic_write", "atomic_file", "output_format", "flat_row", "write_output",
+           "write_failures", "failures_path", "output_record", "remove_stale_temp", "require_writer",
+           "INPUT_PREFIX", "RESULT_PREFIX"]
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FIXED_COLUMNS = ("id", "status", "reason", "error")
 USAGE_COLUMNS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "cost_usd", "cached")
+RECORD_KEYS = (*FIXED_COLUMNS, "result", "usage", "cost_usd", "cached")
+RESERVED = frozenset(RECORD_KEYS) | frozenset(USAGE_COLUMNS)
+INPUT_PREFIX = "input."
+RESULT_PREFIX = "result."
+PARQUET_BATCH_ROWS = 10_000
+WRITE_BUFFER = 1 << 20
+
+Records = Callable[[], Iterable[dict[str, Any]]]  # called once per pass over the store
 
 
 def output_format(path: str | Path) -> str:
@@ -37,18 +55,47 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
+def require_writer(path: str | Path) -> None:
+    """Refuse, before any request, an output this installation cannot write."""
+    if output_format(path) == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise InputError("writing Parquet needs pyarrow", hint="pip install 'flashlane[parquet]', or name the "
+                                                                   "output .jsonl or .csv") from None
+
+
 def failures_path(output: str | Path) -> Path:
     return Path(f"{output}.failures.jsonl")
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def remove_stale_temp(path: str | Path) -> list[Path]:
+    """Temporary files a killed writer left beside ``path`` (the caller holds the run)."""
+    target = Path(path)
+    gone = []
+    if target.parent.is_dir():
+        for p in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+    return gone
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file that appears at ``path`` whole (fsynced, renamed) or not at all."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs should look like any other file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb", buffering=WRITE_BUFFER) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -65,29 +112,61 @@ def atomic_write(path: str | Path, data: bytes) -> None:
             os.close(dfd)
 
 
+def atomic_write(path: str | Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def output_rows(items: Sequence[Item], results: Mapping[str, StoredResult]) -> list[dict[str, Any]]:
-    """One record per input row, in input order (JSON-shaped: the result nested)."""
-    rows = []
-    for it in sorted(items, key=lambda i: i.index):
-        r = results.get(it.id) or StoredResult(it.id, "pending")
-        rows.append({
-            "id": it.id,
-            "status": r.status,
-            "reason": r.reason,
-            "error": r.error,
-            "result": r.value,
-            "usage": {"prompt_tokens": r.usage.prompt_tokens, "output_tokens": r.usage.output_tokens,
-                      "thoughts_tokens": r.usage.thoughts_tokens},
-            "cost_usd": round(r.cost_usd, 10),
-            "cached": r.cached,
-        })
-    return rows
+# ---------------------------------------------------------------------------- records
+
+
+class InputNames:
+    """Output names of input columns: clashes with flashlane's own columns get ``input.``."""
+
+    def __init__(self, id_column: str | None) -> None:
+        self.id_column = id_column
+        self._names: dict[str, str | None] = {}
+
+    def __call__(self, column: str) -> str | None:
+        name = self._names.get(column, "")
+        if name == "":
+            if column == "id" and self.id_column == "id":
+                name = None  # the id column is the id
+            elif column in RESERVED:
+                name = INPUT_PREFIX + column
+            else:
+                name = column
+            if len(self._names) < 100_000:
+                self._names[column] = name
+        return name
+
+
+def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
+    """One output record (JSON-shaped: the result nested), input columns after the id."""
+    r = srow.result
+    rec: dict[str, Any] = {"id": r.item_id}
+    if inputs is not None and srow.row:
+        for k, v in srow.row.items():
+            name = inputs(k)
+            if name is not None:
+                rec[name] = v
+    rec.update({
+        "status": r.status,
+        "reason": r.reason,
+        "error": r.error,
+        "result": r.value,
+        "usage": {"prompt_tokens": r.usage.prompt_tokens, "output_tokens": r.usage.output_tokens,
+                  "thoughts_tokens": r.usage.thoughts_tokens},
+        "cost_usd": round(r.cost_usd, 10),
+        "cached": r.cached,
+    })
+    return rec
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -100,9 +179,19 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
+def _scalar(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (dict, list, tuple)) else value
+
+
 def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A record for tables: result fields as columns (nested ones dotted, lists as JSON)."""
-    out: dict[str, Any] = {k: row[k] for k in FIXED_COLUMNS}
+    """A record for tables: result fields as columns (nested ones dotted, lists as JSON);
+    input columns (any key that is not one of flashlane's) kept, nested values as JSON."""
+    out: dict[str, Any] = {"id": row["id"]}
+    extra = [k for k in row if k not in RECORD_KEYS]
+    for k in extra:
+        out[k] = _scalar(row[k])
+    for k in FIXED_COLUMNS[1:]:
+        out[k] = row[k]
     fields: dict[str, Any] = {}
     value = row.get("result")
     if isinstance(value, Mapping):
@@ -110,7 +199,7 @@ def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     elif value is not None:
         fields["result"] = value if not isinstance(value, (list, tuple)) else json.dumps(value, ensure_ascii=False)
     for k, v in fields.items():
-        out[f"result.{k}" if k in FIXED_COLUMNS or k in USAGE_COLUMNS else k] = v
+        out[RESULT_PREFIX + k if k in FIXED_COLUMNS or k in USAGE_COLUMNS or k in out else k] = v
     out.update(row["usage"])
     out["cost_usd"] = row["cost_usd"]
     out["cached"] = row["cached"]
@@ -120,55 +209,120 @@ def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
 def _columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     cols: dict[str, None] = {}
     for r in rows:
-        cols.update(dict.fromkeys(r))
+        if len(cols) < len(r) or any(k not in cols for k in r):
+            cols.update(dict.fromkeys(r))
     usage = [c for c in cols if c in USAGE_COLUMNS]
     return [c for c in cols if c not in USAGE_COLUMNS] + usage
 
 
-def _jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+# ---------------------------------------------------------------------------- formats
 
 
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=_columns(rows), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode("utf-8")
+def _write_jsonl(f: IO[bytes], rows: Iterable[Mapping[str, Any]]) -> None:
+    buf: list[str] = []
+    for r in rows:
+        buf.append(json.dumps(r, ensure_ascii=False, default=str))
+        if len(buf) >= 1000:
+            f.write(("\n".join(buf) + "\n").encode("utf-8"))
+            buf = []
+    if buf:
+        f.write(("\n".join(buf) + "\n").encode("utf-8"))
 
 
-def _parquet(rows: list[dict[str, Any]]) -> bytes:
+def _write_csv(f: IO[bytes], records: Records) -> None:
+    columns = _columns(flat_row(r) for r in records())
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=False)
+    try:
+        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat_row(r) for r in records())
+        text.flush()
+    finally:
+        text.detach()
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "str"
+    if isinstance(value, float):
+        return "float"
+    return "str" if isinstance(value, str) else "other"
+
+
+def _arrow_type(pa: Any, kinds: set[str]) -> Any:
+    if not kinds:
+        return pa.null()
+    if kinds == {"bool"}:
+        return pa.bool_()
+    if kinds == {"int"}:
+        return pa.int64()
+    if kinds <= {"int", "float"}:
+        return pa.float64()
+    return pa.string()  # text, or mixed types in one column: kept as text
+
+
+def _write_parquet(f: IO[bytes], records: Records) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError("writing Parquet needs pyarrow", hint="pip install 'flashlane[parquet]'") from None
-    cols = _columns(rows)
-    table = pa.table({c: _arrow_column(pa, [r.get(c) for r in rows]) for c in cols})
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    return buf.getvalue()
+    kinds: dict[str, set[str]] = {}
+    for r in records():
+        for k, v in flat_row(r).items():
+            s = kinds.setdefault(k, set())
+            if v is not None:
+                s.add(_kind(v))
+    usage = [c for c in kinds if c in USAGE_COLUMNS]
+    cols = [c for c in kinds if c not in USAGE_COLUMNS] + usage
+    schema = pa.schema([(c, _arrow_type(pa, kinds[c])) for c in cols])
+    as_text = {c for c in cols if schema.field(c).type == pa.string()}
+
+    def batch(rows: list[dict[str, Any]]) -> Any:
+        arrays = []
+        for c in cols:
+            values = [r.get(c) for r in rows]
+            if c in as_text:
+                values = [v if v is None or isinstance(v, str) else str(v) for v in values]
+            arrays.append(pa.array(values, type=schema.field(c).type))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    with pq.ParquetWriter(f, schema) as writer:
+        pending: list[dict[str, Any]] = []
+        for r in records():
+            pending.append(flat_row(r))
+            if len(pending) >= PARQUET_BATCH_ROWS:
+                writer.write_batch(batch(pending))
+                pending = []
+        if pending or not cols:
+            writer.write_batch(batch(pending))
 
 
-def _arrow_column(pa: Any, values: list[Any]) -> Any:
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in one column: keep them as text
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+def write_output(path: str | Path, records: Records | list[dict[str, Any]]) -> None:
+    """Write ``records`` (a list, or a callable giving a fresh iterable per pass) to ``path``."""
+    if isinstance(records, list):
+        fixed = records
 
+        def again() -> Iterable[dict[str, Any]]:
+            return fixed
 
-def write_output(path: str | Path, rows: list[dict[str, Any]]) -> None:
+        records = again
     fmt = output_format(path)
-    if fmt == "jsonl":
-        atomic_write(path, _jsonl(rows))
-    elif fmt == "csv":
-        atomic_write(path, _csv([flat_row(r) for r in rows]))
-    else:
-        atomic_write(path, _parquet([flat_row(r) for r in rows]))
+    with atomic_file(path) as f:
+        if fmt == "jsonl":
+            _write_jsonl(f, records())
+        elif fmt == "csv":
+            _write_csv(f, records)
+        else:
+            _write_parquet(f, records)
 
 
-def write_failures(output: str | Path, rows: list[dict[str, Any]]) -> Path:
+def write_failures(output: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """The failures file: one ``{"id", "reason", "error"}`` line per failed row."""
     path = failures_path(output)
-    atomic_write(path, _jsonl({"id": r["id"], "reason": r["reason"], "error": r["error"]}
-                              for r in rows if r["status"] == "failed"))
+    with atomic_file(path) as f:
+        _write_jsonl(f, ({"id": r["id"], "reason": r["reason"], "error": r["error"]}
+                         for r in rows if r["status"] == "failed"))
     return path
