@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,7 +40,7 @@ from .keys import non_negative_float, reject_unknown
 from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
-from .wire import parse_count_tokens, parse_generate, parse_json_body
+from .wire import GenerateRequest, parse_count_tokens, parse_generate, parse_json_body
 
 JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment")]
@@ -77,6 +78,16 @@ def model_resource(info: ModelInfo) -> dict[str, Any]:
         "maxTemperature": 2,
         "thinking": bool(info.thinking_levels or info.thinking_budget_range),
     }
+
+
+@dataclass
+class Prepared:
+    """A generate request ready to answer (see ``EmulatorApp.prepare``)."""
+
+    req: GenerateRequest
+    body: dict[str, Any]  # as answered: the named cache's prefix written in
+    toolset: tools_mod.ToolSet | None
+    cache: CacheUse | None
 
 
 class _Dropped(Exception):
@@ -462,16 +473,10 @@ class EmulatorApp:
         await self._send_json(send, 200, out)
         self.stats.record(self.clock.now(), COUNT, info.id, project, 200)
 
-    async def _generate(
-        self,
-        scope: dict[str, Any],
-        receive: Any,
-        send: Any,
-        info: ModelInfo,
-        project: str,
-        body: dict[str, Any],
-        op: str,
-    ) -> None:
+    def prepare(self, info: ModelInfo, project: str, body: dict[str, Any]) -> Prepared:
+        """A generate request read and checked as the live API does before answering: its named
+        cache written in (caches.py), the body parsed, thinking settings, tools and the current
+        turn's thought signatures checked (tools.py). Raises ApiError."""
         use = self.caches.use(project, info, body, self.clock.now())
         if use is not None and not body.get("contents"):
             raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
@@ -482,6 +487,39 @@ class EmulatorApp:
         contents = effective.get("contents")
         if isinstance(contents, list) and len(contents) > 1:  # only a history can drop a signature
             tools_mod.check_signatures(info, contents)
+        return Prepared(req, effective, toolset, use)
+
+    def answer(
+        self, info: ModelInfo, project: str, prep: Prepared, act: dict[str, Any] | None
+    ) -> ans_mod.Answer:
+        """The answer to a prepared request: text or schema instance, what its tools make of it,
+        and the cached share of its prompt (named cache, else an implicit hit). Counts the cache use."""
+        req = prep.req
+        answer = ans_mod.build(info, req, act)
+        tools_mod.apply(info, prep.toolset, prep.body, answer, act, req.seed(info.id))
+        if prep.cache is not None:
+            answer.cached_tokens = prep.cache.entry.tokens
+            self.caches.referenced(prep.cache)
+        else:
+            self.caches.uncached_requests += 1
+            answer.cached_tokens = self.caches.implicit(
+                project, info, req.system_texts + req.texts, req.prompt_tokens, req.seed(info.id),
+                self.clock.now(),
+            )
+        return answer
+
+    async def _generate(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        info: ModelInfo,
+        project: str,
+        body: dict[str, Any],
+        op: str,
+    ) -> None:
+        prep = self.prepare(info, project, body)
+        req = prep.req
         act = self._scenario_action(scope, op, info.id, project, req.prompt)
         if act:
             try:
@@ -494,17 +532,7 @@ class EmulatorApp:
             self.quota.admit(
                 project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
             )
-        answer = ans_mod.build(info, req, act)
-        tools_mod.apply(info, toolset, effective, answer, act, req.seed(info.id))
-        if use is not None:
-            answer.cached_tokens = use.entry.tokens
-            self.caches.referenced(use)
-        else:
-            self.caches.uncached_requests += 1
-            answer.cached_tokens = self.caches.implicit(
-                project, info, req.system_texts + req.texts, req.prompt_tokens, req.seed(info.id),
-                self.clock.now(),
-            )
+        answer = self.answer(info, project, prep, act)
         rid = ans_mod.new_response_id()
         scale = self.config.latency_scale
         out_tokens = answer.candidates_tokens + answer.thoughts_tokens
