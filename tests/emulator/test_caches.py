@@ -267,3 +267,15 @@ def test_free_tier_project_cannot_store_caches(emu: Emulator) -> None:
     assert f"limit=0, requested={GUIDE_TOKENS}" in err["message"]
     assert emu.caches()["created"] == 0
     c.close()
+
+
+async def test_async_sdk_caches(emu: Emulator, aclient: genai.client.AsyncClient) -> None:
+    cache = await aclient.caches.create(model=MODEL, config=types.CreateCachedContentConfig(system_instruction=GUIDE))
+    assert cache.expire_time - cache.create_time == dt.timedelta(hours=1)  # the documented default TTL
+    r = await aclient.models.generate_content(
+        model=MODEL, contents="async row", config=types.GenerateContentConfig(cached_content=cache.name)
+    )
+    assert r.usage_metadata.cached_content_token_count == GUIDE_TOKENS
+    assert [c.name async for c in await aclient.caches.list()] == [cache.name]
+    await aclient.caches.delete(name=cache.name)
+    assert emu.caches()["deleted"] == 1
