@@ -77,6 +77,8 @@ SEARCH_TOOL_TOKENS_PER_SOURCE = 120  # synthetic toolUsePromptTokenCount per sea
 URL_TOOL_TOKENS_PER_PAGE = 900  # synthetic toolUsePromptTokenCount per retrieved page
 EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
 MODES = ("AUTO", "ANY", "NONE", "VALIDATED")
+# Beside finishReason STOP on a turn of calls (live bodies quoted in public clients, 2.5 Flash and later).
+FUNCTION_CALL_FINISH_MESSAGE = "Model generated function call(s)."
 
 MISSING_SIGNATURE = (
     "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
@@ -291,6 +293,7 @@ def apply(
             ans.text = None
             ans.finish = "STOP"
             ans.lead_parts = parts
+            ans.extras["finishMessage"] = FUNCTION_CALL_FINISH_MESSAGE
             ans.candidates_tokens = estimate_tokens(json.dumps(calls, separators=(",", ":")))
             return
     if not ans.text:
