@@ -299,3 +299,20 @@ def test_signature_bytes_are_base64_on_the_wire(emu: Emulator) -> None:
     body["contents"][1]["parts"][0]["thought_signature"] = "not base64!"
     r = httpx.post(url, json=body, headers={"x-goog-api-key": "k"})
     assert r.status_code == 400 and "Base64 decoding failed" in r.json()["error"]["message"]
+
+
+def test_declarations_are_billed_as_prompt_tokens(emu: Emulator, client: genai.Client) -> None:
+    """The live API counts function declarations in promptTokenCount (ws 04); so do countTokens
+    (generateContentRequest form) and a cache that holds them."""
+    import httpx2 as httpx
+
+    plain = client.models.generate_content(model=MODEL, contents=PROMPT)
+    with_tools = _ask(client, PROMPT)
+    extra = with_tools.usage_metadata.prompt_token_count - plain.usage_metadata.prompt_token_count
+    assert extra > 20
+    body = {"generateContentRequest": {"model": f"models/{MODEL}", "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+                                       "tools": [{"functionDeclarations": [WEATHER.model_dump(exclude_none=True, by_alias=True),
+                                                                           TIME.model_dump(exclude_none=True, by_alias=True)]}]}}
+    counted = httpx.post(f"{emu.base_url}/v1beta/models/{MODEL}:countTokens", json=body,
+                         headers={"x-goog-api-key": "k"}).json()["totalTokens"]
+    assert counted == with_tools.usage_metadata.prompt_token_count

@@ -40,7 +40,7 @@ from .keys import non_negative_float, reject_unknown
 from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
-from .wire import GenerateRequest, parse_count_tokens, parse_generate, parse_json_body
+from .wire import GenerateRequest, camel_keys, parse_count_tokens, parse_generate, parse_json_body
 
 JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment")]
@@ -460,6 +460,8 @@ class EmulatorApp:
             if use is not None:
                 body = {"generateContentRequest": use.body}
         total = parse_count_tokens(body)
+        if isinstance(inner, dict):
+            total += tools_mod.declaration_tokens(camel_keys(use.body if use else inner).get("tools"))
         act = self._scenario_action(scope, COUNT, info.id, project, "") if self.scenario.rules else None
         if act:
             await self._apply_fault(receive, send, act, info.id, project)
@@ -484,6 +486,8 @@ class EmulatorApp:
         req = parse_generate(effective)
         ans_mod.check_thinking(info, req)
         toolset = tools_mod.parse(effective)
+        if toolset is not None:
+            req.prompt_tokens += toolset.declaration_tokens
         contents = effective.get("contents")
         if isinstance(contents, list) and len(contents) > 1:  # only a history can drop a signature
             tools_mod.check_signatures(info, contents)

@@ -53,6 +53,7 @@ from urllib.parse import parse_qs
 
 from ..models import ModelInfo, lookup
 from .errors import ApiError, api_error, invalid_argument, model_not_found, quota_exhausted
+from .tools import declaration_tokens
 from .wire import camel_keys, content_texts, count_prompt_tokens
 
 DEFAULT_TTL_S = 3600.0  # "If not set, the TTL defaults to 1 hour" (caching docs, model-facts §2.4)
@@ -240,7 +241,8 @@ class CacheBook:
         system_texts = content_texts(system, "cached_content.system_instruction") if system else []
         expire = self._expiry(body, now, DEFAULT_TTL_S)
         assert expire is not None
-        tokens = count_prompt_tokens(texts) + count_prompt_tokens(system_texts)
+        tokens = (count_prompt_tokens(texts) + count_prompt_tokens(system_texts)
+                  + declaration_tokens(body.get("tools")))
         if tokens < info.min_cache_tokens:
             raise too_small(tokens, info.min_cache_tokens)
         if free_tier:

@@ -115,6 +115,7 @@ class ToolSet:
     google_search: bool = False
     url_context: bool = False
     code_execution: bool = False
+    declaration_tokens: int = 0  # what the declarations add to promptTokenCount
 
     @property
     def builtins(self) -> bool:
@@ -145,6 +146,7 @@ def parse(body: dict[str, Any]) -> ToolSet | None:
         ts.code_execution |= "codeExecution" in tool
     if errors:
         raise invalid_argument("".join(errors))
+    ts.declaration_tokens = declaration_tokens(tools)
     config = camel_keys(body.get("toolConfig") or {})
     fcc = camel_keys(config.get("functionCallingConfig") or {}) if isinstance(config, dict) else {}
     mode = str(fcc.get("mode") or "AUTO").upper()
@@ -159,6 +161,20 @@ def parse(body: dict[str, Any]) -> ToolSet | None:
     allowed = fcc.get("allowedFunctionNames")
     ts.allowed = [str(n) for n in allowed] if isinstance(allowed, list) and allowed else None
     return ts
+
+
+def declaration_tokens(tools: Any) -> int:
+    """Input tokens the function declarations cost: the live API bills them as prompt (ws 04: a
+    13-token question with a 6-token system instruction and two declarations was 69 prompt tokens).
+    Estimated on their compact JSON with keywords camel-cased (so spelling does not change the count),
+    the same rule for generate, countTokens and cachedContents."""
+    decls: list[Any] = []
+    for tool in tools if isinstance(tools, list) else [tools] if isinstance(tools, dict) else []:
+        tool = camel_keys(tool) if isinstance(tool, dict) else {}
+        decls.extend(tool.get("functionDeclarations") or [])
+    if not decls:
+        return 0
+    return estimate_tokens(json.dumps(normalize_schema(decls), separators=(",", ":"), sort_keys=True))
 
 
 # ---------------------------------------------------------------------- thought signatures
