@@ -44,6 +44,7 @@ class Answer:
     candidates_tokens: int
     thoughts_tokens: int
     block_reason: str | None = None
+    service_tier: str | None = None  # usageMetadata.serviceTier: the tier that served the request
     cached_tokens: int = 0  # of prompt_tokens, served from a cachedContent or an implicit cache hit
     # Set by tools.apply: parts before the text (functionCall / executableCode / codeExecutionResult),
     # candidate-level metadata (groundingMetadata, urlContextMetadata), the Gemini 3 signature of the
@@ -160,6 +161,8 @@ def usage(ans: Answer, final: bool = True) -> dict[str, Any]:
         u["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.cached_tokens}]
     if ans.thoughts_tokens:
         u["thoughtsTokenCount"] = ans.thoughts_tokens
+    if ans.service_tier:
+        u["serviceTier"] = ans.service_tier
     if ans.tool_use_tokens:
         u["toolUsePromptTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.tool_use_tokens}]
     return u

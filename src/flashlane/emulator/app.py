@@ -18,8 +18,9 @@ from urllib.parse import parse_qs
 
 from ..models import CATALOG, ModelInfo, lookup
 from . import answer as ans_mod
-from . import latency
+from . import flex, latency
 from . import tools as tools_mod
+from .batches import BATCH_OP, BatchesApi
 from .caches import CacheBook, CacheUse
 from .clock import EmulatorClock
 from .config import EmulatorConfig
@@ -106,6 +107,8 @@ class EmulatorApp:
         self.caches = CacheBook(self.config.implicit_cache_rate)
         self.scenario.load(list(self.config.scenario))
         self.files = FilesApi(self)
+        self.flex = flex.Shedder()
+        self.batches = BatchesApi(self)
 
     # ------------------------------------------------------------------ state control
     def reset(self) -> None:
@@ -115,6 +118,8 @@ class EmulatorApp:
         self.clock.reset()
         self.caches.reset()
         self.files.store.reset()
+        self.flex.reset()
+        self.batches.book.reset()
         self.caches.implicit_rate = self.config.implicit_cache_rate
 
     def load_scenario(self, rules: list[dict[str, Any]], replace: bool = True) -> None:
@@ -242,6 +247,14 @@ class EmulatorApp:
         if version.startswith("v") and rest and rest[0] == "files":
             await self.files.resource(scope, receive, send, version, rest[1:])
             return
+        if version.startswith("v") and rest and rest[0] == "batches":
+            try:
+                batch_project = self.authorized_project(scope, path_project)
+            except ApiError as e:
+                await self._send_json(send, e.code, e.body)
+                return
+            await self.batches.resource(scope, receive, send, version, rest[1:], batch_project)
+            return
         if not version.startswith("v") or not rest or rest[0] != "models":
             await self._send_json(send, 404, error_body(404, f"Method not found: {path}"))
             return
@@ -275,6 +288,11 @@ class EmulatorApp:
                 await self._send_json(send, 200, model_resource(info))
                 self.stats.record(self.clock.now(), stat_method, info.id, project, 200)
                 return
+            if op == BATCH_OP:
+                if info is None or info.retired:
+                    raise model_not_found(model_name.removeprefix("models/"), version, op)
+                await self.batches.create(scope, receive, send, info, project, version)
+                return
             if op not in KNOWN_OPS:
                 raise api_error(404, f"Method not found: {op}")
             if info is None or info.retired:
@@ -306,6 +324,15 @@ class EmulatorApp:
             await self.files.download(scope, receive, send, parts[1], parts[3].removesuffix(":download"))
         else:
             await self._send_json(send, 404, error_body(404, f"Method not found: {path}"))
+
+    def authorized_project(self, scope: dict[str, Any], path_project: str | None = None) -> str:
+        """The caller's project, or the 403/400 for a missing or invalid key."""
+        key, bearer = self._credentials(scope)
+        if key is None and not bearer:
+            raise unregistered_caller()
+        if key is not None and self.config.key_is_invalid(key):
+            raise api_key_invalid()
+        return self.config.project_for(key, path_project)
 
     @staticmethod
     def _credentials(scope: dict[str, Any]) -> tuple[str | None, bool]:
@@ -524,6 +551,7 @@ class EmulatorApp:
     ) -> None:
         prep = self.prepare(info, project, body)
         req = prep.req
+        tier = flex.requested_tier(body)
         act = self._scenario_action(scope, op, info.id, project, req.prompt)
         if act:
             try:
@@ -531,14 +559,17 @@ class EmulatorApp:
             except _Dropped:
                 self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, None, (body, scope["headers"]))
                 raise
+        if tier == flex.FLEX and (act and act.get("shed") or self.flex.shed(self.config.flex_shed_rate)):
+            raise flex.shed_error()
         limits = self.config.limits_for(project, info.id)
         if limits.rpm or limits.tpm or limits.rpd:
             self.quota.admit(
                 project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
             )
         answer = self.answer(info, project, prep, act)
+        answer.service_tier = tier
         rid = ans_mod.new_response_id()
-        scale = self.config.latency_scale
+        scale = self.config.latency_scale * (self.config.flex_latency_factor if tier == flex.FLEX else 1.0)
         out_tokens = answer.candidates_tokens + answer.thoughts_tokens
         if op == GENERATE:
             if scale > 0:
@@ -594,7 +625,9 @@ class EmulatorApp:
         if what == "health":
             return {"status": "ok"}
         if what == "stats" and method == "GET":
-            return self.stats.snapshot()
+            return {**self.stats.snapshot(), "batches": self.batches.book.snapshot()}
+        if what == "batches" and method == "GET":
+            return self.batches.book.snapshot(with_keys="keys=1" in query)
         if what == "requests" and method == "GET":
             q = parse_qs(query)
             limit = int(q["limit"][0]) if "limit" in q else None

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .caches import format_time
-from .errors import ApiError, api_error, api_key_invalid, invalid_argument, unregistered_caller
+from .errors import ApiError, api_error, invalid_argument
 from .wire import camel_keys, parse_json_body
 
 if TYPE_CHECKING:
@@ -223,12 +223,7 @@ class FilesApi:
         self.store = FileStore()
 
     def _project(self, scope: dict[str, Any]) -> str:
-        key, bearer = self.app._credentials(scope)
-        if key is None and not bearer:
-            raise unregistered_caller()
-        if key is not None and self.app.config.key_is_invalid(key):
-            raise api_key_invalid()
-        return self.app.config.project_for(key, None)
+        return self.app.authorized_project(scope)
 
     async def _error(self, send: Any, e: ApiError, stat: str, project: str | None,
                      upload: bool = False) -> None:

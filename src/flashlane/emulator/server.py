@@ -167,7 +167,14 @@ class Emulator:
         return asyncio.run_coroutine_threadsafe(_do(), loop).result(SHUTDOWN_TIMEOUT_S)
 
     def stats(self) -> dict[str, Any]:
-        return self._call(self.app.stats.snapshot)
+        result: dict[str, Any] = self._call(lambda: self.app.control("GET", "stats", {}))
+        return result
+
+    def batches(self, keys: bool = False) -> dict[str, Any]:
+        """Batch counters: jobs created per project/model, requests answered, keys answered twice
+        (``keys=True`` adds the count per key)."""
+        result: dict[str, Any] = self._call(lambda: self.app.control("GET", "batches", {}, "keys=1" if keys else ""))
+        return result
 
     def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._call(lambda: self.app.stats.recent(limit))

@@ -1,0 +1,544 @@
+"""The Batch API: create (inline or a JSONL file), get, list, cancel, delete, on the emulator's clock.
+
+Wire (``gemini-api-wire.md`` §1.2, wire sample 28): ``POST /{v}/models/{m}:batchGenerateContent``
+with ``{"batch": {"displayName", "inputConfig": {"requests": {"requests": [{"request": {...},
+"metadata": {"key": ...}}]}} | {"fileName": "files/..."}}}`` answers an Operation; ``GET
+/{v}/batches/{id}``, ``GET /{v}/batches`` (``operations``, ``nextPageToken``), ``POST
+/{v}/batches/{id}:cancel`` and ``DELETE /{v}/batches/{id}`` (both ``{}``).
+
+Operation shape: ``name``, ``metadata`` (``@type`` GenerateContentBatch, ``model``,
+``displayName``, ``inputConfig`` for file jobs, ``output`` once there are results, times,
+``batchStats`` with int64 counts as strings and zero counts left out, ``state``, ``name``);
+``done: true`` only in a terminal state, then either ``response`` (``@type``
+GenerateContentBatchOutput, the same output as ``metadata.output``: the Python SDK reads only
+``metadata.output``, the guide's curl reads ``response``) or, for a job that did not succeed,
+``error`` (a google.rpc.Status: the two are a oneof in google.longrunning.Operation). Cancelled
+jobs carry ``error.code`` 1 CANCELLED (the REST reference); failed ones 13 INTERNAL, expired
+ones 4 DEADLINE_EXCEEDED (our choice; no recorded body).
+
+Timeline: PENDING for the first fifth of the turnaround, RUNNING (``successfulRequestCount``
+grows with time) until it ends, then SUCCEEDED. The turnaround is ``--batch-turnaround``
+seconds, by default 3 s times ``--latency-scale`` (0 in tests: done at the first look). A job
+still pending or running 48 h after creation expires (the documented limit). State is computed
+lazily from the clock when a job is read, so ``/_emulator/clock`` moves jobs too.
+
+Answers honour each request as generateContent does (same parsing, schema, thinking, tools,
+caches: ``EmulatorApp.prepare``/``compose``); JSONL lines may use snake_case
+(``generation_config``), as the guide's example does. A request that the API would refuse
+gets its error Status in its slot. Inline results come back in ``inlinedResponses`` with each
+request's ``metadata``; file jobs write ``files/batch-{id}``, one ``{"key", "response"}`` or
+``{"key", "error"}`` line per request. Answers are computed when the job is created and revealed
+when it reaches a terminal state.
+
+Partial results: the docs say nothing about what an expired, failed or cancelled job returns
+(no source found). The emulator keeps what was done before the end: those requests' results
+appear in ``metadata.output`` (inline list or output file) exactly as for a succeeded job, the
+others are absent, and ``batchStats`` counts them (``pendingRequestCount`` for the rest). A
+client that joins by key resubmits exactly the missing keys.
+
+Enqueued tokens: the input tokens of a project's unfinished jobs per model may not exceed
+``--batch-enqueued-tokens`` (or the projects file's ``batch_enqueued_tokens``); over it, create
+answers 429 RESOURCE_EXHAUSTED with the body the live API sends for batch quota (message and a
+``Help`` link only, as printed in langchain4j/langchain4j#3942 and python-genai #1901).
+
+Scenario rules with ``match: {method: batchGenerateContent}`` act on creation (see ``scenario``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from ..models import ModelInfo
+from . import answer as ans_mod
+from .caches import format_time
+from .errors import (
+    QUOTA_HELP_URL,
+    ApiError,
+    api_error,
+    error_body,
+    invalid_argument,
+)
+from .files import JSON_HEADERS, StoredFile, _dumps
+from .wire import camel_keys, parse_json_body
+
+if TYPE_CHECKING:
+    from .app import EmulatorApp
+
+BATCH_OP = "batchGenerateContent"
+REQUEST_STAT = "batchGenerateContent.request"  # one stats entry per answered request in a batch
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+BATCH_TTL_S = 48 * 3600  # pending or running longer than this: EXPIRED (batch guide)
+PENDING_SHARE = 0.2  # share of the turnaround spent in PENDING before RUNNING
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+_ID_LENGTH = 36  # live batch ids look like "leg9wy9p5df66syjxke2eq4xfjqcwp47ejv3" (wire sample 28)
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
+# google.rpc.Code numbers for per-request errors given as HTTP statuses in scenarios
+RPC_CODE = {400: 3, 403: 7, 404: 5, 409: 10, 429: 8, 499: 1, 500: 13, 501: 12, 503: 14, 504: 4}
+RPC_STATUS = {1: "CANCELLED", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+              7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 10: "ABORTED", 12: "UNIMPLEMENTED",
+              13: "INTERNAL", 14: "UNAVAILABLE"}
+END_ERRORS = {
+    "FAILED": (13, "Batch job failed."),
+    "CANCELLED": (1, "Batch job was cancelled."),
+    "EXPIRED": (4, "Batch job expired: it was pending or running for more than 48 hours."),
+}
+BATCH_QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    f"information on this error, head to: {QUOTA_HELP_URL}. To monitor your current usage, head "
+    "to: https://ai.dev/rate-limit. "
+)
+_BATCH_KEYS = ("displayName", "inputConfig", "priority", "model", "webhookConfig", "name")
+_INPUT_KEYS = ("requests", "fileName")
+
+
+def new_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(_ID_LENGTH))
+
+
+def status(code: int, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message}
+
+
+def unknown_field(name: str, where: str) -> ApiError:
+    return invalid_argument(f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\': Cannot find field.')
+
+
+@dataclass
+class Job:
+    id: str
+    project: str
+    model: str
+    display_name: str
+    create_time: float
+    turnaround: float
+    count: int
+    tokens: int
+    input_file: str | None  # "files/..." for file jobs
+    results: list[dict[str, Any]]  # inline: InlinedResponse per request, in output order
+    output: StoredFile | None  # file jobs: every result line, revealed at the end
+    keys: list[str | None]  # per output slot, for the answered-per-key counters
+    failed_slots: set[int]
+    usage: list[tuple[int, int, int]]
+    action: dict[str, Any] = field(default_factory=dict)
+    priority: str | None = None
+    state: str = "PENDING"
+    end_time: float | None = None
+    update_time: float = 0.0
+    done_count: int = 0  # results revealed (terminal states)
+    published: StoredFile | None = None
+
+    @property
+    def name(self) -> str:
+        return f"batches/{self.id}"
+
+    def timeline(self) -> tuple[float, float]:
+        start = self.create_time + self.turnaround * PENDING_SHARE
+        return start, self.create_time + self.turnaround
+
+    def progress(self, now: float) -> int:
+        """Requests a running job has done by ``now`` (shown in batchStats)."""
+        start, end = self.timeline()
+        if now < start:
+            return 0
+        if now >= end or end <= start:
+            return self.count
+        return math.floor(self.count * (now - start) / (end - start))
+
+
+class BatchBook:
+    """Jobs by id, and the counters tests read (jobs created, requests answered per key)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        for job in self.jobs.values():
+            for f in (job.output,):
+                if f is not None and f is not job.published:
+                    f.close()
+        self.jobs = {}
+        self.created: Counter[str] = Counter()  # "project/model" -> jobs created
+        self.answered: dict[str, Counter[str]] = {}  # project -> key -> times answered
+        self.requests_answered = 0
+
+    def snapshot(self, with_keys: bool = False) -> dict[str, Any]:
+        dup = {p: sorted(k for k, n in c.items() if n > 1) for p, c in self.answered.items()}
+        out: dict[str, Any] = {
+            "jobs_created": dict(self.created),
+            "requests_answered": self.requests_answered,
+            "keys_answered": sum(len(c) for c in self.answered.values()),
+            "keys_answered_twice": {p: keys[:100] for p, keys in dup.items() if keys},
+            "jobs": [
+                {"name": j.name, "project": j.project, "model": j.model, "state": j.state,
+                 "requests": j.count, "done": j.done_count, "enqueued_tokens": j.tokens}
+                for j in self.jobs.values()
+            ],
+        }
+        if with_keys:
+            out["answered_by_key"] = {p: dict(c) for p, c in self.answered.items()}
+        return out
+
+
+class BatchesApi:
+    """HTTP handlers for batches; the routing in ``app`` sends batch paths here."""
+
+    def __init__(self, app: EmulatorApp):
+        self.app = app
+        self.book = BatchBook()
+
+    # ---------------------------------------------------------------- state machine
+    def advance(self, job: Job, now: float) -> None:
+        if job.state in TERMINAL:
+            return
+        act = job.action
+        target = str(act.get("batch_state", "succeeded")).lower().removeprefix("batch_state_").upper()
+        start, end = job.timeline()
+        if now >= job.create_time + BATCH_TTL_S and target in ("PENDING", "RUNNING"):
+            fraction = float(act.get("done_fraction", 0.0))
+            self._finish(job, "EXPIRED", math.floor(job.count * fraction), job.create_time + BATCH_TTL_S)
+            return
+        if target == "PENDING" or now < start:
+            return
+        if target == "RUNNING" or now < end:
+            if job.state == "PENDING":
+                job.state, job.update_time = "RUNNING", start
+            return
+        if target == "SUCCEEDED":
+            self._finish(job, "SUCCEEDED", job.count, end)
+        else:
+            self._finish(job, target, math.floor(job.count * float(act.get("done_fraction", 0.0))), end)
+
+    def _finish(self, job: Job, state: str, done: int, at: float) -> None:
+        """Reveal the first ``done`` results and count them as answered."""
+        job.state, job.end_time, job.update_time, job.done_count = state, at, at, done
+        counter = self.book.answered.setdefault(job.project, Counter())
+        stats = self.app.stats
+        for i in range(done):
+            key = job.keys[i]
+            if key is not None:
+                counter[key] += 1
+            failed = i in job.failed_slots
+            stats.record(at, REQUEST_STAT, job.model, job.project, 500 if failed else 200, None,
+                         None if failed else job.usage[i])
+        self.book.requests_answered += done
+        if job.output is not None:
+            if done == job.count:
+                published = job.output
+            else:
+                published = StoredFile(f"batch-{job.id}", job.project, "", "application/jsonl", at,
+                                       "GENERATED")
+                for i, line in enumerate(job.output.lines()):
+                    if i >= done:
+                        break
+                    published.write(line)
+                job.output.close()
+            published.id = f"batch-{job.id}"
+            published.source = "GENERATED"
+            published.create_time = published.update_time = at
+            if done or state == "SUCCEEDED":
+                self.app.files.store.add(published)
+                job.published = published
+            else:
+                published.close()
+            job.output = None
+        elif done < job.count:
+            job.results = job.results[:done]
+
+    # ---------------------------------------------------------------- shapes
+    def operation(self, job: Job) -> dict[str, Any]:
+        meta: dict[str, Any] = {"@type": BATCH_TYPE, "model": f"models/{job.model}"}
+        if job.display_name:
+            meta["displayName"] = job.display_name
+        if job.input_file:
+            meta["inputConfig"] = {"fileName": job.input_file}
+        output = self._output(job)
+        if output is not None:
+            meta["output"] = output
+        meta["createTime"] = format_time(job.create_time)
+        if job.end_time is not None:
+            meta["endTime"] = format_time(job.end_time)
+        meta["updateTime"] = format_time(job.update_time or job.create_time)
+        meta["batchStats"] = self._stats(job)
+        meta["state"] = f"BATCH_STATE_{job.state}"
+        meta["name"] = job.name
+        if job.priority is not None:
+            meta["priority"] = job.priority
+        op: dict[str, Any] = {"name": job.name, "metadata": meta}
+        if job.state in TERMINAL:
+            op["done"] = True
+            if job.state == "SUCCEEDED":
+                op["response"] = {"@type": OUTPUT_TYPE, **(output or {})}
+            else:
+                op["error"] = status(*END_ERRORS[job.state])
+        return op
+
+    def _output(self, job: Job) -> dict[str, Any] | None:
+        if job.state not in TERMINAL:
+            return None
+        if job.input_file is not None:
+            return {"responsesFile": job.published.name} if job.published is not None else None
+        if not job.results and job.state != "SUCCEEDED":
+            return None
+        return {"inlinedResponses": {"inlinedResponses": job.results}}
+
+    def _stats(self, job: Job) -> dict[str, str]:
+        if job.state in TERMINAL:
+            done = job.done_count
+        else:
+            done = job.progress(self.app.clock.now()) if job.state == "RUNNING" else 0
+            if job.action.get("batch_state", "").lower() in ("running", "batch_state_running"):
+                done = math.floor(job.count * float(job.action.get("done_fraction", 0.0)))
+        failed = sum(1 for i in job.failed_slots if i < done) if job.state in TERMINAL else 0
+        counts = {"requestCount": job.count, "successfulRequestCount": done - failed,
+                  "failedRequestCount": failed, "pendingRequestCount": job.count - done}
+        return {k: str(v) for k, v in counts.items() if v}  # int64 as strings; zeros omitted (ws 28)
+
+    # ---------------------------------------------------------------- create
+    async def create(self, scope: dict[str, Any], receive: Any, send: Any, info: ModelInfo, project: str,
+                     version: str) -> None:
+        """``models/{m}:batchGenerateContent`` (auth and model already checked by ``app``)."""
+        app = self.app
+        now = app.clock.now()
+        if scope["method"] != "POST":
+            raise api_error(404, f"Method not found: {scope['method']} {scope['path']}")
+        raw = await app._read_body(receive)
+        if raw is None:
+            raise invalid_argument("Request payload size exceeds the limit: 20971520 bytes.")
+        body = camel_keys(parse_json_body(raw))
+        for k in body:
+            if k != "batch":
+                raise unknown_field(k, "")
+        batch = camel_keys(body.get("batch") or {})
+        if not isinstance(batch, dict) or not batch:
+            raise invalid_argument("* BatchGenerateContentRequest.batch: batch is required\n")
+        for k in batch:
+            if k not in _BATCH_KEYS:
+                raise unknown_field(k, "batch")
+        config = camel_keys(batch.get("inputConfig") or {})
+        if not isinstance(config, dict):
+            raise invalid_argument("Invalid value at 'batch.input_config'")
+        for k in config:
+            if k not in _INPUT_KEYS:
+                raise unknown_field(k, "batch.input_config")
+        if ("requests" in config) == ("fileName" in config):
+            raise invalid_argument(
+                "* BatchGenerateContentRequest.batch.input_config: exactly one of requests or file_name "
+                "must be set\n"
+            )
+        act = app._scenario_action(scope, BATCH_OP, info.id, project, "") or {}
+        if act:
+            await app._apply_fault(receive, send, act, info.id, project)
+        job = self._new_job(info, project, batch, now, act)
+        if "requests" in config:
+            self._load_inline(job, info, config["requests"])
+        else:
+            self._load_file(job, info, str(config["fileName"]), now)
+        self._admit(job, info)
+        self.book.jobs[job.id] = job
+        self.book.created[f"{project}/{info.id}"] += 1
+        # the create answer is the job as created (PENDING, no "done"), as the live API answers (ws 28)
+        await app._send_bytes(send, 200, _dumps(self.operation(job)), JSON_HEADERS)
+        app.stats.record(now, BATCH_OP, info.id, project, 200)
+
+    def _new_job(self, info: ModelInfo, project: str, batch: dict[str, Any], now: float,
+                 act: dict[str, Any]) -> Job:
+        turnaround = act.get("turnaround")
+        if turnaround is None:
+            turnaround = self.app.config.batch_turnaround()
+        priority = batch.get("priority")
+        return Job(
+            id=new_id(), project=project, model=info.id, display_name=str(batch.get("displayName") or ""),
+            create_time=now, turnaround=float(turnaround), count=0, tokens=0, input_file=None, results=[],
+            output=None, keys=[], failed_slots=set(), usage=[], action=dict(act),
+            priority=None if priority is None else str(priority), update_time=now,
+        )
+
+    def _answer(self, job: Job, info: ModelInfo, request: Any, key: str | None,
+                slot: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(GenerateContentResponse, None) or (None, Status) for one request."""
+        act = job.action
+        error_keys = act.get("error_keys") or []
+        rate = float(act.get("error_rate", 0.0) or 0.0)
+        scripted = (key is not None and key in error_keys) or (
+            rate > 0 and math.floor((slot + 1) * rate + 1e-9) > math.floor(slot * rate + 1e-9))
+        if scripted:
+            http = int(act.get("error_code", 500))
+            return None, status(RPC_CODE.get(http, 13), str(act.get("message") or error_body(http)["error"]["message"]))
+        if not isinstance(request, dict):
+            return None, status(3, "Invalid request: expected a GenerateContentRequest object.")
+        try:
+            prepared = self.app.prepare(info, job.project, camel_keys(request))
+            answer = self.app.answer(info, job.project, prepared, None)
+        except ApiError as e:
+            return None, status(RPC_CODE.get(e.code, 13), e.body["error"]["message"])
+        job.tokens += prepared.req.prompt_tokens
+        job.usage[slot] = answer.usage_tuple
+        return ans_mod.response(answer, info.id, ans_mod.new_response_id()), None
+
+    def _order(self, job: Job, n: int) -> list[int]:
+        order = list(range(n))
+        if job.action.get("shuffle"):
+            random.Random(job.id).shuffle(order)
+        return order
+
+    def _load_inline(self, job: Job, info: ModelInfo, requests: Any) -> None:
+        items = camel_keys(requests).get("requests") if isinstance(requests, dict) else None
+        if not isinstance(items, list) or not items:
+            raise invalid_argument(
+                "* BatchGenerateContentRequest.batch.input_config.requests.requests: at least one request "
+                "is required\n"
+            )
+        job.count = len(items)
+        job.usage = [(0, 0, 0)] * job.count
+        order = self._order(job, job.count)
+        for slot, i in enumerate(order):
+            item = camel_keys(items[i]) if isinstance(items[i], dict) else {}
+            metadata = item.get("metadata")
+            key = metadata.get("key") if isinstance(metadata, dict) else None
+            response, error = self._answer(job, info, item.get("request"), None if key is None else str(key),
+                                           slot)
+            entry: dict[str, Any] = {}
+            if metadata is not None:
+                entry["metadata"] = metadata
+            if response is not None:
+                entry["response"] = response
+            else:
+                entry["error"] = error
+                job.failed_slots.add(slot)
+            job.results.append(entry)
+            job.keys.append(None if key is None else str(key))
+
+    def _load_file(self, job: Job, info: ModelInfo, file_name: str, now: float) -> None:
+        source = self.app.files.store.get(job.project, file_name, now)
+        job.input_file = source.name
+        out = StoredFile(f"batch-{job.id}", job.project, "", "application/jsonl", now, "GENERATED")
+        slot = 0  # file results keep input order ('shuffle' is for inline results)
+        for raw in source.lines():  # synchronous: no awaits between reads of the spooled file
+            if not raw.strip():
+                continue
+            job.usage.append((0, 0, 0))
+            key: str | None = None
+            try:
+                line = json.loads(raw)
+            except (ValueError, RecursionError):
+                line = None
+            if isinstance(line, dict):
+                key = None if line.get("key") is None else str(line.get("key"))
+                response, error = self._answer(job, info, line.get("request"), key, slot)
+            else:
+                response, error = None, status(3, f"Invalid JSON on line {slot + 1} of {source.name}.")
+            record: dict[str, Any] = {}
+            if key is not None:
+                record["key"] = key
+            if response is not None:
+                record["response"] = response
+            else:
+                record["error"] = error
+                job.failed_slots.add(slot)
+            out.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+            job.keys.append(key)
+            slot += 1
+        if slot == 0:
+            out.close()
+            raise invalid_argument(f"The input file {source.name} has no requests.")
+        job.count = slot
+        job.output = out
+
+    def _admit(self, job: Job, info: ModelInfo) -> None:
+        limit = self.app.config.batch_tokens_for(job.project, info.id)
+        if not limit:
+            return
+        now = self.app.clock.now()
+        enqueued = 0
+        for other in self.book.jobs.values():
+            if other.project == job.project and other.model == job.model:
+                self.advance(other, now)
+                if other.state not in TERMINAL:
+                    enqueued += other.tokens
+        if enqueued + job.tokens > limit:
+            if job.output is not None:
+                job.output.close()
+            details = [{"@type": "type.googleapis.com/google.rpc.Help",
+                        "links": [{"description": "Learn more about Gemini API quotas", "url": QUOTA_HELP_URL}]}]
+            raise ApiError(429, error_body(429, BATCH_QUOTA_MESSAGE, details=details))
+
+    # ---------------------------------------------------------------- get / list / cancel / delete
+    def _job(self, project: str, name: str) -> Job:
+        job = self.book.jobs.get(name.removeprefix("batches/"))
+        if job is None or job.project != project:
+            raise api_error(404, f"Batch {name.removeprefix('batches/')} not found.")
+        return job
+
+    async def resource(self, scope: dict[str, Any], receive: Any, send: Any, version: str, rest: list[str],
+                       project: str) -> None:
+        """``/{v}/batches[/{id}[:cancel]]`` (auth checked by ``app``)."""
+        app = self.app
+        now = app.clock.now()
+        method = scope["method"]
+        name = "/".join(rest)
+        verb = None
+        if ":" in name:
+            name, verb = name.rsplit(":", 1)
+        op = {("GET", False, None): "list", ("GET", True, None): "get", ("DELETE", True, None): "delete",
+              ("POST", True, "cancel"): "cancel"}.get((method, bool(name), verb))
+        stat = f"batches.{op or method.lower()}"
+        try:
+            if op is None:
+                raise api_error(404, f"Method not found: {method} {scope['path']}")
+            if op == "list":
+                out = self._list(project, scope.get("query_string", b"").decode("latin-1"), now)
+            else:
+                job = self._job(project, name)
+                self.advance(job, now)
+                if op == "get":
+                    out = self.operation(job)
+                elif op == "cancel":
+                    await app._read_body(receive)
+                    if job.state not in TERMINAL:
+                        self._finish(job, "CANCELLED", job.progress(now) if job.state == "RUNNING" else 0, now)
+                    out = {}
+                else:
+                    self.book.jobs.pop(job.id)
+                    if job.output is not None:
+                        job.output.close()
+                    out = {}
+        except ApiError as e:
+            await app._send_json(send, e.code, e.body)
+            app.stats.record(now, stat, None, project, e.code)
+            return
+        await app._send_bytes(send, 200, _dumps(out), JSON_HEADERS)
+        app.stats.record(now, stat, None, project, 200)
+
+    def _list(self, project: str, query: str, now: float) -> dict[str, Any]:
+        q = parse_qs(query)
+        try:
+            size = int(q.get("pageSize", q.get("page_size", [DEFAULT_PAGE_SIZE]))[0]) or DEFAULT_PAGE_SIZE
+            start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
+        except ValueError:
+            raise invalid_argument("Invalid page token or page size.") from None
+        size = min(max(size, 1), MAX_PAGE_SIZE)
+        mine = sorted((j for j in self.book.jobs.values() if j.project == project),
+                      key=lambda j: (-j.create_time, j.id))  # newest first
+        out: dict[str, Any] = {}
+        page = mine[start : start + size]
+        for job in page:
+            self.advance(job, now)
+        if page:
+            out["operations"] = [self.operation(j) for j in page]
+        if start + size < len(mine):
+            out["nextPageToken"] = str(start + size)
+        return out
+
+
+__all__ = ["BATCH_OP", "BatchBook", "BatchesApi"]
