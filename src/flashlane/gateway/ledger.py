@@ -1,6 +1,6 @@
 """The gateway's usage ledger: one SQLite file, a row per (token label, project, model).
 
-Schema (WAL, like every flashlane database)::
+Schema (opened through ``flashlane.db``: WAL, busy timeout, BEGIN IMMEDIATE writes)::
 
     gateway_meta   (key TEXT PRIMARY KEY, value TEXT)       kind = "flashlane-gateway-ledger", schema
     gateway_usage  (label, project, model,                   PRIMARY KEY (label, project, model)
@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..db import connect, transaction
 from ..errors import InputError
 from ..result import Usage, cost_of
 
@@ -34,7 +35,6 @@ __all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "format_ledger
 LEDGER_KIND = "flashlane-gateway-ledger"
 SCHEMA_VERSION = "1"
 FLUSH_EVERY_S = 1.0
-BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -77,10 +77,7 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = connect(self.path)
             self._db.executescript(_SCHEMA)
             kind = self._db.execute("SELECT value FROM gateway_meta WHERE key='kind'").fetchone()
             if kind is None:
@@ -89,7 +86,8 @@ class Ledger:
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path} is not a flashlane gateway ledger ({e})",
                              hint="pass another --ledger path") from None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending counts (event loop vs flusher)
+        self._db_lock = threading.Lock()  # the connection (flusher vs close)
         self._pending: dict[tuple[str, str, str], LedgerRow] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flashlane-gateway-ledger", daemon=True)
@@ -137,19 +135,15 @@ class Ledger:
                "first_ts = min(COALESCE(first_ts, excluded.first_ts), excluded.first_ts), "
                "last_ts = max(COALESCE(last_ts, excluded.last_ts), excluded.last_ts)")
         rows = [(*k, *(getattr(r, c) for c in _COUNTERS), r.first_ts, r.last_ts) for k, r in pending.items()]
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db, self._db_lock):
             self._db.executemany(sql, rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(FLUSH_EVERY_S * 5)
         self.flush()
-        self._db.close()
+        with self._db_lock:
+            self._db.close()
 
 
 def is_ledger(path: str | Path) -> bool:
