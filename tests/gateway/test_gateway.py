@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +34,20 @@ def keep(c: genai.Client) -> genai.Client:
     """Hold the client: a temporary genai.Client closes its HTTP client when collected."""
     _KEPT.append(c)
     return c
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``flashlane ARGS`` in this process: (exit code, stdout, stderr)."""
+    from flashlane.cli.main import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def by_status(emu: Emulator) -> dict[str, int]:
@@ -190,7 +202,8 @@ def test_healthz_and_metrics_have_no_secrets(gateway: Gateway) -> None:
     assert TOKEN not in text and UPSTREAM_KEY not in text
 
 
-def test_report_prints_the_ledger(upstream: Emulator, tokens_file: Path, tmp_path: Path) -> None:
+def test_report_prints_the_ledger(upstream: Emulator, tokens_file: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     ledger = tmp_path / "usage.db"
     gw = start_gateway(upstream, tokens_file, ledger=ledger)
     try:
@@ -204,13 +217,11 @@ def test_report_prints_the_ledger(upstream: Emulator, tokens_file: Path, tmp_pat
     assert rows["alice"]["requests"] == 3 and rows["alice"]["project"] == "team-a"
     assert rows["alice"]["prompt_tokens"] > 0 and rows["alice"]["cost_usd"] > 0
     assert rows["bob"]["requests"] == 1
-    p = subprocess.run([sys.executable, "-m", "flashlane", "report", str(ledger)], capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 0, p.stderr
-    assert "gateway ledger" in p.stdout and "alice" in p.stdout and "team-b" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "flashlane", "report", str(ledger), "--json"], capture_output=True,
-                       text=True, timeout=60)
-    assert {r["label"] for r in json.loads(p.stdout)} == {"alice", "bob"}
+    code, out, err = run_cli(capsys, "report", str(ledger))
+    assert code == 0, err
+    assert "gateway ledger" in out and "alice" in out and "team-b" in out
+    code, out, _ = run_cli(capsys, "report", str(ledger), "--json")
+    assert {r["label"] for r in json.loads(out)} == {"alice", "bob"}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -219,14 +230,21 @@ def test_report_prints_the_ledger(upstream: Emulator, tokens_file: Path, tmp_pat
     ('[tokenz.a]\ntoken = "t"\n', "unknown key 'tokenz'"),
     ('[tokens.a]\nproject = "p"\n', "tokens.a in"),
 ])
-def test_bad_tokens_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_tokens_files_are_one_line_errors(tmp_path: Path, text: str, message: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "tokens.toml"
     f.write_text(text)
-    p = subprocess.run([sys.executable, "-m", "flashlane", "gateway", "--emulator", "--port", "0", "--tokens", str(f)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2
-    assert message in p.stderr.splitlines()[0], p.stderr
-    assert "Traceback" not in p.stderr
+    code, _, err = run_cli(capsys, "gateway", "--emulator", "--port", "0", "--tokens", str(f))
+    assert code == 2
+    assert message in err.splitlines()[0], err
+    assert "Traceback" not in err
+
+
+def test_tokens_and_pass_keys_are_exclusive(tmp_path: Path, tokens_file: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    for args in ((), ("--pass-keys", "--tokens", str(tokens_file))):
+        code, _, err = run_cli(capsys, "gateway", "--emulator", "--port", "0", *args)
+        assert code == 2 and "exactly one of --tokens FILE or --pass-keys" in err
 
 
 def test_yaml_tokens_file(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_two_replicas_on_one_redis_keep_the_upstream_under_its_quota(tokens_file
         args = ["--tokens", str(tokens_file), "--limits", LIMITS, "--limiter", "redis", "--redis-url", redis_url]
         replicas = [GatewayProcess(args, env, tmp_path / f"gw{i}.log") for i in range(2)]
         try:
-            plan = [("python", replicas[i % 2].base_url, 25) for i in range(4)]
+            plan = [("python", r.base_url, 50) for r in replicas]  # one client process per replica
             results = run_clients(plan, gateway_env(tmp_path))
         finally:
             for r in replicas:

@@ -29,7 +29,6 @@ import math
 import random
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -277,15 +276,14 @@ class GatewayApp:
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in DROP_REQUEST_HEADERS]
         headers += await self.upstream.auth_headers(principal.upstream_key)
-        if route.kind == "upload":
-            # Bytes of a file upload stream straight through; an upload is never retried here
-            # (the SDK resumes it itself).
-            await self._forward_once(scope, send, method, url, headers, _body_stream(receive), route, principal, out)
-            return
         body = await _read_body(receive)
         if body is None:
             out.code = 400
             await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit."))
+            return
+        if route.kind == "upload":
+            # File bytes (the SDKs send 8 MiB chunks) go once: the SDK resumes an upload itself.
+            await self._forward_once(scope, send, method, url, headers, body, route, principal, out)
             return
         est = 0
         if route.limited:
@@ -323,14 +321,15 @@ class GatewayApp:
                 t0 = clock.monotonic()
                 try:
                     if remaining <= 0:
-                        raise asyncio.TimeoutError
-                    res = await asyncio.wait_for(limiter.aacquire(key, est), remaining)
+                        raise TimeoutError
+                    async with asyncio.timeout(remaining):  # no task per request, unlike wait_for
+                        res = await limiter.aacquire(key, est)
                 except RateLimited as e:  # the day is used up (counted here, or reported by the server)
                     out.limiter_wait_s += clock.monotonic() - t0
                     out.code, out.refused = 429, True
                     await self._send(send, 429, _day_body(e, model))
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     out.limiter_wait_s += clock.monotonic() - t0
                     out.code, out.refused = 504, True
                     await self._send(send, 504, error_body(
@@ -351,7 +350,7 @@ class GatewayApp:
                     await self._deliver(send, resp, route, res, principal, scope, out)
                     return
                 try:
-                    raw = await resp.read()
+                    raw = await resp.read(max(remaining, 0.001))
                 except Exception as exc:  # noqa: BLE001
                     err = _transport_error(exc, model, remaining)
                     resp = None
@@ -399,9 +398,10 @@ class GatewayApp:
         headers = _response_headers(resp.headers)
         if route.kind == "upload":
             headers = self._rewrite_upload_url(headers, scope, principal)
+        stall = self.config.max_wait_s  # the longest the upstream may go quiet mid-answer
         if route.op != STREAM:
             try:
-                raw = await resp.read()
+                raw = await resp.read(stall)
             except Exception as exc:  # noqa: BLE001 - a body lost before any byte reached the client
                 await resp.close()
                 if res is not None:
@@ -421,7 +421,7 @@ class GatewayApp:
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         prev = last = b""
         try:
-            async for chunk in resp.chunks():
+            async for chunk in resp.chunks(stall):
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     prev, last = last, chunk
@@ -438,7 +438,7 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _forward_once(self, scope: dict[str, Any], send: Any, method: str, url: str,
-                            headers: list[tuple[bytes, bytes]], body: Any, route: Route, principal: Principal,
+                            headers: list[tuple[bytes, bytes]], body: bytes, route: Route, principal: Principal,
                             out: _Outcome) -> None:
         try:
             resp = await self.upstream.send(method, url, headers, body, self._deadline(scope["headers"]))
@@ -526,18 +526,6 @@ async def _read_body(receive: Any) -> bytes | None:
         if not msg.get("more_body"):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _body_stream(receive: Any) -> AsyncIterator[bytes]:
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return
-        part = msg.get("body", b"")
-        if part:
-            yield part
-        if not msg.get("more_body"):
-            return
 
 
 def _close_client(send: Any) -> None:

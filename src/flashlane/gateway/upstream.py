@@ -2,8 +2,8 @@
 
 This is the one place flashlane talks to Gemini without the google-genai SDK: a gateway must
 forward requests it does not understand byte for byte, which the SDK cannot. The client is
-``httpx2``, pydantic's drop-in fork of httpx that google-genai itself depends on (3.6:
-``Requires: httpx2``; ``_api_client.py`` imports both), pooled and kept alive.
+``http.HttpClient``: pooled keep-alive HTTP/1.1 on asyncio with the httptools parser (why not
+httpx: see that module).
 
 Upstream choice follows the settings every command uses: ``GOOGLE_GEMINI_BASE_URL`` / the
 config's ``base_url``, ``--emulator`` (an in-process emulator), or Vertex AI
@@ -18,9 +18,8 @@ import asyncio
 import time
 from typing import Any
 
-import httpx2
-
 from ..config import DEFAULT_VERTEX_LOCATION, EMULATOR_API_KEY, Settings
+from .http import HttpClient, HttpResponse
 from .wire import Route
 
 __all__ = ["GEMINI_BASE_URL", "Upstream", "UpstreamResponse"]
@@ -28,7 +27,6 @@ __all__ = ["GEMINI_BASE_URL", "Upstream", "UpstreamResponse"]
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 VERTEX_API_VERSION = "v1beta1"  # what google-genai uses for Vertex (see gemini-api-wire.md §1.5)
 CONNECT_TIMEOUT_S = 10.0
-POOL_CONNECTIONS = 512  # sockets kept to the upstream; more clients than this queue in the pool
 VERTEX_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 TOKEN_REFRESH_MARGIN_S = 300.0
 # Hop-by-hop (RFC 9110 §7.6.1) plus what the gateway sets itself: the credential, the length of a
@@ -50,22 +48,7 @@ def vertex_base_url(location: str) -> str:
     return f"https://{location}-aiplatform.googleapis.com"
 
 
-class UpstreamResponse:
-    __slots__ = ("_r", "headers", "status")
-
-    def __init__(self, r: httpx2.Response) -> None:
-        self._r = r
-        self.status = r.status_code
-        self.headers: list[tuple[bytes, bytes]] = r.headers.raw
-
-    def chunks(self) -> Any:
-        return self._r.aiter_raw()
-
-    async def read(self) -> bytes:
-        return await self._r.aread()
-
-    async def close(self) -> None:
-        await self._r.aclose()
+UpstreamResponse = HttpResponse
 
 
 class Upstream:
@@ -81,9 +64,7 @@ class Upstream:
         self.default_key = settings.api_key or (EMULATOR_API_KEY if settings.backend == "emulator" else None)
         self._creds: Any = None
         self._creds_lock = asyncio.Lock()
-        self.client = httpx2.AsyncClient(
-            limits=httpx2.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS),
-            timeout=httpx2.Timeout(None, connect=CONNECT_TIMEOUT_S), follow_redirects=False)
+        self.client = HttpClient()
 
     @property
     def describe(self) -> str:
@@ -138,14 +119,12 @@ class Upstream:
     # ------------------------------------------------------------------ sending
 
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
-                   timeout: float | None) -> UpstreamResponse:
+                   timeout: float) -> UpstreamResponse:
         """Send and return once the status line and headers are in; the body streams after.
-        Transport failures raise httpx2's exceptions (``errors.from_sdk_error`` maps them)."""
-        req = self.client.build_request(
-            method, url, headers=headers, content=body if body or method in ("POST", "PUT", "PATCH") else None,
-            timeout=httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT_S, timeout or CONNECT_TIMEOUT_S)))
-        r = await self.client.send(req, stream=True)
-        return UpstreamResponse(r)
+        Transport failures raise ``ConnectionError`` / ``TimeoutError`` (``errors.from_sdk_error``
+        maps them)."""
+        return await self.client.request(method, url, headers, body, timeout=timeout or CONNECT_TIMEOUT_S,
+                                         connect_timeout=CONNECT_TIMEOUT_S)
 
     async def aclose(self) -> None:
         await self.client.aclose()
