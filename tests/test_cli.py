@@ -218,3 +218,13 @@ def test_doctor_fails_what_every_command_refuses(env: dict[str, str]) -> None:
     assert first.startswith("error: ") and first == first_error_line(doctor.stderr)
     assert "FAIL" in doctor.stdout and "PASS  rate limits" not in doctor.stdout
     assert "Traceback" not in ask.stderr + doctor.stderr
+
+
+def test_report_on_a_file_that_is_not_a_run_database(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    code, _, err = run(capsys, "report", REVIEWS)
+    assert code == 2 and first_error_line(err).startswith("error: ") and "not a flashlane run database" in err
+    suggested = set(re.findall(r"--[a-z][a-z-]+", err))
+    assert suggested <= {"--json"}, f"report suggests options it does not take: {suggested}"
+    assert "Traceback" not in err

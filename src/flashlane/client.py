@@ -35,7 +35,8 @@ class Totals:
 
     calls: int = 0
     usage: Usage = Usage()
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # of the calls whose price is known
+    unpriced_calls: int = 0  # calls to a model whose price is unknown (not in cost_usd)
 
 
 class Lane(TaskMethods):
@@ -147,7 +148,11 @@ class Lane(TaskMethods):
         with self._lock:
             self.totals.calls += 1
             self.totals.usage = self.totals.usage + usage
-            self.totals.cost_usd += cost_of(model, usage)
+            cost = cost_of(model, usage)
+            if cost is None:
+                self.totals.unpriced_calls += 1
+            else:
+                self.totals.cost_usd += cost
 
     def _send(self, call: Call) -> Sent:
         def once() -> Sent:

@@ -30,6 +30,7 @@ __all__ = [
     "get_model",
     "estimate_tokens",
     "lookup",
+    "uncatalogued",
 ]
 
 DEFAULT_MODEL = "gemini-3.1-flash-lite"
@@ -384,6 +385,16 @@ def lookup(model: str) -> ModelInfo | None:
     """The catalog entry for an ID or alias (retired ones included), or None."""
     name = canonical_id(model)
     return CATALOG.get(name) or CATALOG.get(_ALIASES.get(name, ""))
+
+
+def uncatalogued(model: str) -> ModelInfo:
+    """What is assumed about a model the catalog does not know (one newer than this release):
+    Gemini 3 thinking levels and the usual limits; its prices stay unknown. The emulator serves
+    such models on request (``extra_models``) so clients can be tested against one."""
+    name = canonical_id(model)
+    return ModelInfo(id=name, display_name=name, version=name, status="unknown", released=None,
+                     thinking_levels=THINKING_LEVELS, default_thinking_level="minimal",
+                     thoughts_by_level=_FLASH_LITE_THOUGHTS, description="a model flashlane's catalog does not know")
 
 
 def get_model(model: str) -> ModelInfo:

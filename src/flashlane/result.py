@@ -55,13 +55,15 @@ def usage_from_response(response: Any) -> Usage:
     return Usage(prompt, out, thoughts, cached, total)
 
 
-def cost_of(model: str, usage: Usage, *, batch: bool = False) -> float:
-    """USD for the usage at the catalog's paid-tier prices (0.0 for unknown models)."""
+def cost_of(model: str, usage: Usage, *, batch: bool = False, tier: str = "standard") -> float | None:
+    """USD for the usage at the catalog's paid-tier prices, or None when the price is unknown
+    (a model the catalog does not know, or one whose prices are not published): an unknown
+    cost is reported as unknown, never as $0 or as another model's price."""
     info = lookup(model)
     if info is None or info.prices is None:
-        return 0.0
-    cost = info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch)
-    return cost if cost is not None else 0.0
+        return None
+    return info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch,
+                            tier=tier)
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Result:
     text: str
     parsed: Any = None
     usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: the model's price is unknown (see cost_of)
     finish_reason: str | None = None
     model: str = ""
     model_version: str | None = None
@@ -87,7 +89,7 @@ class Result:
             "text": self.text,
             "parsed": parsed,
             "usage": self.usage.as_dict(),
-            "cost_usd": round(self.cost_usd, 8),
+            "cost_usd": round(self.cost_usd, 8) if self.cost_usd is not None else None,
             "finish_reason": self.finish_reason,
             "model": self.model,
             "model_version": self.model_version,

@@ -26,7 +26,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _run(lane: Lane, task: Task, as_json: bool, show: Any, **values: Any) -> None:
-    before_cost, before_usage = lane.totals.cost_usd, lane.totals.usage
+    before_cost, before_usage, before_unpriced = lane.totals.cost_usd, lane.totals.usage, lane.totals.unpriced_calls
     value = run_task(lane, task, **values)
     if as_json:
         data = _jsonable(value)
@@ -37,7 +37,8 @@ def _run(lane: Lane, task: Task, as_json: bool, show: Any, **values: Any) -> Non
             "output_tokens": used.output_tokens - before_usage.output_tokens,
             "thoughts_tokens": used.thoughts_tokens - before_usage.thoughts_tokens,
         }
-        out["cost_usd"] = round(lane.totals.cost_usd - before_cost, 8)
+        unpriced = lane.totals.unpriced_calls > before_unpriced  # the model's price is unknown
+        out["cost_usd"] = None if unpriced else round(lane.totals.cost_usd - before_cost, 8)
         out["model"] = lane.settings.model
         echo_json(out)
     else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..models import CATALOG, ModelInfo, lookup
+from ..models import CATALOG, ModelInfo, canonical_id, lookup, uncatalogued
 from . import answer as ans_mod
 from . import flex, latency
 from . import tools as tools_mod
@@ -279,7 +279,7 @@ class EmulatorApp:
                 await self._send_json(send, 200, self._list_models(scope))
                 self.stats.record(self.clock.now(), stat_method, None, project, 200)
                 return
-            info = lookup(model_name)
+            info = self._model(model_name)
             if op is None:
                 if http_method != "GET":
                     raise api_error(404, f"Method not found: {http_method} {path}")
@@ -351,6 +351,13 @@ class EmulatorApp:
                     key = vals[0].strip()
         return key, bearer
 
+    def _model(self, name: str) -> ModelInfo | None:
+        """The catalog's entry, or a served extra model the catalog does not know."""
+        info = lookup(name)
+        if info is None and canonical_id(name) in self.config.extra_models:
+            return uncatalogued(name)
+        return info
+
     def _list_models(self, scope: dict[str, Any]) -> dict[str, Any]:
         q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
@@ -358,7 +365,7 @@ class EmulatorApp:
             start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
         except ValueError:
             raise invalid_argument("Invalid page token or page size.") from None
-        live = [m for m in CATALOG.values() if not m.retired]
+        live = [m for m in CATALOG.values() if not m.retired] + [uncatalogued(m) for m in self.config.extra_models]
         page = live[start : start + size]
         out: dict[str, Any] = {"models": [model_resource(m) for m in page]}
         if start + size < len(live):

@@ -140,6 +140,12 @@ def _load_rules(path: str) -> list[dict[str, Any]]:
     show_default=True,
     help="Largest file the Files API accepts (bigger uploads get the 400).",
 )
+@click.option(
+    "--extra-model",
+    "extra_models",
+    multiple=True,
+    help="Also serve this model ID, which the catalog does not know (prices unknown); repeatable.",
+)
 def emulator_command(
     host: str,
     port: int,
@@ -157,6 +163,7 @@ def emulator_command(
     flex_latency_factor: float,
     flex_shed_rate: float,
     file_max_bytes: int,
+    extra_models: tuple[str, ...],
 ) -> None:
     """Run a local Gemini API emulator (the SDKs talk to it via base_url)."""
     from .server import Emulator
@@ -176,6 +183,7 @@ def emulator_command(
         flex_latency_factor=flex_latency_factor,
         flex_shed_rate=flex_shed_rate,
         file_max_bytes=file_max_bytes,
+        extra_models=list(extra_models),
     )
     _load_or_fail("--projects", projects_file, lambda f: load_projects_file(config, f))
     if scenario_file:

@@ -88,6 +88,9 @@ class EmulatorConfig:
     flex_latency_factor: float = DEFAULT_FLEX_LATENCY_FACTOR
     flex_shed_rate: float = 0.0
     file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
+    # Model IDs served beyond the catalog, with unknown prices (models.uncatalogued): how a client
+    # behaves when the API lists a model newer than its catalog.
+    extra_models: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._key_to_project: dict[str, str] = {}

@@ -110,7 +110,8 @@ class Ledger:
                 row.output_tokens += usage.output_tokens
                 row.thoughts_tokens += usage.thoughts_tokens
                 row.cached_tokens += usage.cached_tokens
-                row.cost_usd += cost_of(model, usage)
+                # A model without a known price adds nothing here (flashlane models shows it as unknown).
+                row.cost_usd += cost_of(model, usage) or 0.0
             row.rate_limited_absorbed += absorbed
             row.retries += retries
             row.upstream_errors += upstream_error

@@ -53,7 +53,9 @@ class Metrics:
                             ("thinking", usage.thoughts_tokens), ("cached", usage.cached_tokens)):
                 if n:
                     self.tokens[(project, model, kind)] += n
-            self.cost[key] += cost_of(model, usage)
+            cost = cost_of(model, usage)
+            if cost is not None:  # an unknown price adds nothing rather than a made-up figure
+                self.cost[key] += cost
         if absorbed:
             self.absorbed[key] += absorbed
         if retries:

@@ -39,7 +39,7 @@ class ItemResult:
     error: str | None = None
     reason: str | None = None  # the error's reason_code: schema, safety, too_large, ...
     usage: Usage = Usage()
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: the model's price is unknown
     cached: bool = False
 
     @property

@@ -108,8 +108,9 @@ class Job:
         return (tokens <= self._in_limit // 2
                 and pack_output_tokens(self.model, self.thinking, per_item, len(items) + 1) < out_limit)
 
-    def max_cost(self, call: Call) -> float:
-        """What a request can cost at most: its input estimate plus its full output cap."""
+    def max_cost(self, call: Call) -> float | None:
+        """What a request can cost at most: its input estimate plus its full output cap
+        (None when the model's price is unknown)."""
         return cost_of(call.model, Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
                                          output_tokens=call.max_output_tokens))
 

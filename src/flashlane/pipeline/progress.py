@@ -32,11 +32,15 @@ def _fmt_eta(eta: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def _cost(snap: Snapshot) -> str:
+    return "cost unknown" if snap.unpriced_requests else f"${snap.cost_usd:.4f}"
+
+
 def describe(snap: Snapshot, elapsed: float) -> str:
     rate, eta = _rate_eta(snap, elapsed)
     tokens = snap.prompt_tokens + snap.output_tokens + snap.thoughts_tokens
     return (f"{snap.done}/{snap.total} done ({snap.failed} failed) | {rate:.0f} items/min | ETA {_fmt_eta(eta)} | "
-            f"{tokens:,} tokens | ${snap.cost_usd:.4f}")
+            f"{tokens:,} tokens | {_cost(snap)}")
 
 
 class Progress:
@@ -74,7 +78,7 @@ class Progress:
             rate, eta = _rate_eta(snap, elapsed)
             tokens = snap.prompt_tokens + snap.output_tokens + snap.thoughts_tokens
             info = (f"{snap.done}/{snap.total} ({snap.failed} failed) {rate:.0f}/min ETA {_fmt_eta(eta)} "
-                    f"{tokens:,} tok ${snap.cost_usd:.4f}")
+                    f"{tokens:,} tok {_cost(snap)}")
             self._rich.update(self._task, total=snap.total, completed=snap.done, info=info)
             return
         now = time.monotonic()

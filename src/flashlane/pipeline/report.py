@@ -17,7 +17,8 @@ def build_report(store: RunStore) -> dict[str, Any]:
     counts = store.counts()
     led = store.ledger()
     pt, ot, tt, ct = led["tokens"]
-    cost = led["cost_usd"]
+    # Requests to a model whose price is unknown make the whole cost unknown, not a smaller number.
+    cost: float | None = None if led["unpriced_requests"] else led["cost_usd"]
     packed_n, packed_items = led["packed"]
     wall = led["wall_s"]
     meta = store.meta()
@@ -35,7 +36,8 @@ def build_report(store: RunStore) -> dict[str, Any]:
                   "pending": counts["pending"], "cached": led["cached"]},
         "failed_by_reason": led["failed_by_reason"],
         "tokens": {"input": pt, "output": ot, "thinking": tt, "cached": ct},
-        "cost_usd": round(cost, 8),
+        "cost_usd": round(cost, 8) if cost is not None else None,
+        "unpriced_requests": led["unpriced_requests"],
         "requests": led["requests"],
         "unanswered_requests": led["unanswered"],
         "packed_requests": packed_n,
@@ -48,7 +50,7 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "wall_time_s": round(wall, 3),
         # over the sessions' wall time (killed ones up to their last recorded request)
         "items_per_minute": round(done / minutes, 1) if minutes else None,
-        "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done else None,
+        "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
     }
 
 
@@ -79,8 +81,11 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append("failed    " + ", ".join(f"{k}: {v}" for k, v in r["failed_by_reason"].items()))
     lines += [
         f"tokens    {tok['input']:,} in, {tok['output']:,} out, {tok['thinking']:,} thinking",
-        f"cost      ${r['cost_usd']:.6f}"
-        + (f" (${r['cost_per_1000_items_usd']:.4f} per 1,000 items)" if r["cost_per_1000_items_usd"] else ""),
+        (f"cost      ${r['cost_usd']:.6f}"
+         + (f" (${r['cost_per_1000_items_usd']:.4f} per 1,000 items)" if r["cost_per_1000_items_usd"] else ""))
+        if r["cost_usd"] is not None else
+        f"cost      unknown ({r.get('unpriced_requests')} requests to a model whose price flashlane does not know; "
+        "see 'flashlane models')",
         f"requests  {r['requests']}"
         + (f" ({r['packed_requests']} packed, {r['items_per_packed_request']} items each)" if r["packed_requests"]
            else "")

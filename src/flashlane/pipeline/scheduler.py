@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import AuthError, ConfigError, FlashlaneError, InputError, ModelNotFound, RateLimited
 from ..request import Call
-from ..result import Usage
+from ..result import Usage, cost_of
 from .cache import ResponseCache
 from .items import Item, ItemBuilder
 from .job import Job, jsonable
@@ -60,7 +60,8 @@ class Snapshot:
     prompt_tokens: int = 0
     output_tokens: int = 0
     thoughts_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # of the requests whose price is known
+    unpriced_requests: int = 0  # requests to a model whose price is unknown
     done_at_start: int = 0
     waiting: str | None = None  # "quota" (requests held by the limiter) | "answers" | None
 
@@ -84,11 +85,11 @@ def guard_counts(lane: Any) -> dict[str, int]:
     return {name: int(getattr(stats, name)) for name in GUARD_COUNTERS}
 
 
-def _split_usage(usage: Usage, cost: float, n: int) -> tuple[Usage, float]:
+def _split_usage(usage: Usage, cost: float | None, n: int) -> tuple[Usage, float | None]:
     if n <= 1:
         return usage, cost
     return Usage(usage.prompt_tokens // n, usage.output_tokens // n, usage.thoughts_tokens // n,
-                 usage.cached_tokens // n, usage.total_tokens // n), cost / n
+                 usage.cached_tokens // n, usage.total_tokens // n), (cost / n if cost is not None else None)
 
 
 class Engine:
@@ -105,6 +106,9 @@ class Engine:
 
             concurrency = auto_concurrency(job.lane.settings.limits, job.model)
         self.concurrency = max(1, concurrency)
+        if budget_usd is not None and cost_of(job.model, Usage()) is None:
+            raise ConfigError(f"the price of {job.model} is unknown, so a budget cannot be enforced",
+                              hint="drop --budget-usd, or use a model whose price 'flashlane models' shows")
         self.budget_usd = budget_usd
         self.cache = cache
         self.on_progress = on_progress
@@ -140,7 +144,7 @@ class Engine:
         """Failures known without asking (too large, empty) and cache hits, before any request."""
         todo: list[Item] = []
         failed: dict[str, tuple[str, str]] = {}
-        hits: dict[str, tuple[Any, Usage, float]] = {}
+        hits: dict[str, tuple[Any, Usage, float | None]] = {}
         for it in items:
             if self.job.too_large(it):
                 failed[it.id] = ("too_large", f"the row is larger than {self.job.model}'s input limit "
@@ -276,7 +280,7 @@ class Engine:
                 if self._queue:
                     unit = self._queue[0]
                     call = self.job.call_for(unit)
-                    max_cost = self.job.max_cost(call)
+                    max_cost = self.job.max_cost(call) or 0.0  # known whenever there is a budget
                     if self.budget_usd is not None and self._spent + self._inflight_cost + max_cost > self.budget_usd:
                         if self._inflight:  # what is in flight may cost less than its maximum: wait and see
                             await self._cond.wait()
@@ -330,9 +334,7 @@ class Engine:
 
     async def _failed(self, unit: list[Item], started: float, e: FlashlaneError, rid: int) -> None:
         usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
-        from ..result import cost_of
-
-        cost = cost_of(self.job.model, usage) if usage is not None else 0.0
+        cost: float | None = cost_of(self.job.model, usage) if usage is not None else 0.0
         ids = [it.id for it in unit]
         if len(unit) > 1:
             self.store.record_request(started=started, item_ids=ids, outcome="requeued", error=e.message,
@@ -352,7 +354,7 @@ class Engine:
             self._queue.appendleft([it])
 
     async def _succeeded(self, unit: list[Item], started: float, result: Any, rid: int) -> None:
-        ok: dict[str, tuple[Any, Usage, float]] = {}
+        ok: dict[str, tuple[Any, Usage, float | None]] = {}
         failed: dict[str, tuple[str, str]] = {}
         requeue: list[Item] = []
         raws: dict[str, Any] = {}
@@ -390,10 +392,10 @@ class Engine:
         self.snap.failed += len(failed) + copies[1]
         self._account(result.usage, result.cost_usd, requests=1)
 
-    def _settle_followers(self, ok: dict[str, tuple[Any, Usage, float]],
+    def _settle_followers(self, ok: dict[str, tuple[Any, Usage, float | None]],
                           failed: dict[str, tuple[str, str]]) -> tuple[int, int]:
         """Identical rows get their leader's answer (at no cost) or its failure."""
-        copied: dict[str, tuple[Any, Usage, float]] = {}
+        copied: dict[str, tuple[Any, Usage, float | None]] = {}
         fails: dict[str, tuple[str, str]] = {}
         for leader in [*ok, *failed]:
             key = self._key_of.pop(leader, None)
@@ -411,7 +413,10 @@ class Engine:
             self.store.record_failures(fails)
         return len(copied), len(fails)
 
-    def _account(self, usage: Usage | None, cost: float, *, requests: int) -> None:
+    def _account(self, usage: Usage | None, cost: float | None, *, requests: int) -> None:
+        if cost is None:
+            self.snap.unpriced_requests += requests
+            cost = 0.0
         self._spent += cost
         self.snap.requests += requests
         self.snap.cost_usd += cost

@@ -103,7 +103,7 @@ class StoredResult:
     reason: str | None = None
     error: str | None = None
     usage: Usage = Usage()
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: answered by a model whose price is unknown
     cached: bool = False
 
 
@@ -341,8 +341,8 @@ class RunStore:
         return int(cur.lastrowid or 0)
 
     def record_request(self, *, started: float, item_ids: list[str], outcome: str, error: str | None,
-                       usage: Usage | None, cost_usd: float,
-                       ok: dict[str, tuple[Any, Usage, float]], failed: dict[str, tuple[str, str]],
+                       usage: Usage | None, cost_usd: float | None,
+                       ok: dict[str, tuple[Any, Usage, float | None]], failed: dict[str, tuple[str, str]],
                        requeued: Iterable[str] = (), request_id: int | None = None,
                        counters: dict[str, int] | None = None) -> int:
         """Everything one request produced, in one transaction: its ledger line (the one
@@ -376,7 +376,7 @@ class RunStore:
             self._touch_session(counters)
         return rid
 
-    def record_cached(self, ok: dict[str, tuple[Any, Usage, float]]) -> None:
+    def record_cached(self, ok: dict[str, tuple[Any, Usage, float | None]]) -> None:
         if not ok:
             return
         with self._tx():
@@ -389,7 +389,7 @@ class RunStore:
         with self._tx():
             self._write_failed(failed)
 
-    def _write_ok(self, ok: dict[str, tuple[Any, Usage, float]], rid: int | None, *, cached: bool) -> None:
+    def _write_ok(self, ok: dict[str, tuple[Any, Usage, float | None]], rid: int | None, *, cached: bool) -> None:
         if not ok:
             return
         self.changed = True
@@ -429,8 +429,10 @@ class RunStore:
                 return
             for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error in batch:
                 usage = Usage(pt or 0, ot or 0, tt or 0, 0, (pt or 0) + (ot or 0) + (tt or 0))
+                # a result row with no cost: its model's price is unknown (NULL), not free
+                price = None if (cost is None and pt is not None) else float(cost or 0.0)
                 yield StoredRow(int(idx), _loads(row), StoredResult(iid, status, _loads(value), reason, error, usage,
-                                                                    float(cost or 0.0), bool(cached)))
+                                                                    price, bool(cached)))
 
     def results(self) -> dict[str, StoredResult]:
         """Every item's state keyed by id (pending items included). In memory: for small runs
@@ -458,6 +460,7 @@ class RunStore:
             "SELECT COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(SUM(thoughts_tokens),0),"
             " COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0) FROM usage").fetchone()
         requests = db.execute("SELECT COUNT(*) FROM requests WHERE outcome NOT IN ('parked', 'aborted')").fetchone()[0]
+        unpriced = db.execute("SELECT COUNT(*) FROM usage WHERE cost_usd IS NULL").fetchone()[0]
         unanswered = db.execute("SELECT COUNT(*) FROM requests WHERE outcome IN ('sent', 'unanswered')").fetchone()[0]
         packed = db.execute("SELECT COUNT(*), COALESCE(SUM(n_items),0) FROM requests WHERE n_items > 1").fetchone()
         cached = db.execute("SELECT COUNT(*) FROM results WHERE cached=1").fetchone()[0]
@@ -466,6 +469,7 @@ class RunStore:
             " COALESCE(SUM(MAX(COALESCE(ended, started) - started, 0)),0), COUNT(*) FROM sessions").fetchone()
         killed = db.execute("SELECT COUNT(*) FROM sessions WHERE outcome='killed'").fetchone()[0]
         return {"failed_by_reason": by_reason, "tokens": (pt, ot, tt, ct), "cost_usd": float(cost),
+                "unpriced_requests": int(unpriced),
                 "requests": int(requests), "unanswered": int(unanswered), "packed": (int(packed[0]), int(packed[1])),
                 "cached": int(cached), "api_calls": int(api_calls), "rate_limited": int(limited),
                 "retries": int(retries), "wall_s": float(wall), "sessions": int(sessions), "killed": int(killed)}
