@@ -276,3 +276,34 @@ def test_files_and_batches_pass_through_with_upload_urls_on_the_gateway(gateway:
     answered = sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                    if line.startswith("flashlane_gateway_requests_total{") and 'code="200"' in line)
     assert answered == len(methods)
+
+
+def test_a_stream_is_retried_before_its_first_byte_and_cut_after_it(gateway: Gateway, upstream: Emulator) -> None:
+    c = keep(client(gateway))
+    scenario(upstream.base_url, {"times": 1, "match": {"method": "streamGenerateContent"}, "action": {"error": 503}})
+    chunks = list(c.models.generate_content_stream(model=MODEL, contents="a story"))
+    assert chunks[-1].candidates[0].finish_reason == "STOP"  # the 503 came before any byte: retried
+    scenario(upstream.base_url, {"times": 1, "match": {"method": "streamGenerateContent"}, "action": {"cut_after": 1}})
+    got = []
+    with pytest.raises(Exception) as e:  # noqa: B017 - whatever the SDK's transport raises for a cut body
+        for ch in c.models.generate_content_stream(model=MODEL, contents="another story"):
+            got.append(ch)
+    assert len(got) <= 1 and not isinstance(e.value, errors.APIError)  # cut, not an ordinary end
+    assert by_status(upstream) == {"503": 1, "200": 1, "0": 1}
+
+
+def test_vertex_express_upstream(upstream: Emulator, tokens_file: Path) -> None:
+    """With Vertex selected and an API key, model calls go to Vertex express paths."""
+    settings = load_settings(env={"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_GEMINI_BASE_URL": upstream.base_url,
+                                  "GEMINI_API_KEY": UPSTREAM_KEY})
+    gw = Gateway.from_settings(settings, tokens_file=tokens_file, config=GatewayConfig()).start()
+    try:
+        c = client(gw)
+        assert c.models.generate_content(model=MODEL, contents="hi").text
+        with pytest.raises(errors.ClientError) as e:
+            c.files.list()  # the Gemini API's files have no Vertex equivalent at that path
+        assert e.value.code == 404 and "Vertex AI" in e.value.message
+    finally:
+        gw.stop()
+    (entry,) = upstream.requests()
+    assert entry["method"] == "generateContent" and entry["project"] == "team-a"
