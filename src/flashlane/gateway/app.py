@@ -74,6 +74,7 @@ DEADLINE_MARGIN_FRACTION = 0.1
 MAX_BODY_BYTES = 64 * 1024 * 1024  # the request sizes the API accepts inline are far below this
 TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last usageMetadata
 UPLOAD_IDS_KEPT = 10_000
+MAX_LIMITERS = 256
 
 JSON = b"application/json; charset=UTF-8"
 UNREGISTERED = ("Method doesn't allow unregistered callers (callers without established identity). "
@@ -144,7 +145,9 @@ class GatewayApp:
                 limits = Limits.parse(self.config.limits, model)
             except FlashlaneError:  # a tier preset the catalog lacks for this model: the default's numbers
                 limits = Limits.parse(self.config.limits, DEFAULT_MODEL)
-            lim = self._limiters[model] = Limiter(self.store, limits, clock=self.clock, model=model)
+            lim = Limiter(self.store, limits, clock=self.clock, model=model)
+            if len(self._limiters) < MAX_LIMITERS:  # client-chosen model names must not grow this forever
+                self._limiters[model] = lim
         return lim
 
     def _policy(self, deadline_s: float) -> RetryPolicy:
@@ -233,7 +236,7 @@ class GatewayApp:
         finally:
             self.metrics.in_flight -= 1
             if principal is not None or out.code:
-                self._note(scope, principal, route.model, out, started)
+                self._note(scope, principal, _model_label(route, principal, out.code), out, started)
 
     async def _authenticate(self, scope: dict[str, Any], send: Any, route: Route, out: _Outcome) -> Principal | None:
         key = _client_key(scope)
@@ -469,6 +472,19 @@ class GatewayApp:
 
 
 # ---------------------------------------------------------------------- request helpers
+
+
+def _model_label(route: Route, principal: Principal | None, code: int) -> str:
+    """The model as metrics and the ledger name it. Client-chosen names that no model answers
+    to are folded into one label, so garbage paths cannot grow the metrics without bound."""
+    if not route.model:
+        return "-"
+    if principal is None:
+        return "-"
+    info = lookup(route.model)
+    if info is not None:
+        return info.id
+    return route.model if code < 400 else "unknown"
 
 
 def _client_key(scope: dict[str, Any]) -> str | None:

@@ -35,11 +35,31 @@ DEFAULT_PORT = 8790
 DEFAULT_LEDGER_FILENAME = "gateway-ledger.sqlite3"
 STARTUP_TIMEOUT_S = 15.0
 SHUTDOWN_TIMEOUT_S = 5.0
+GRACEFUL_SHUTDOWN_S = 2  # streams in flight get this long to finish on SIGTERM
+KEEP_ALIVE_S = 75  # longer than common client pools' idle timeouts, so clients close first
+BACKLOG = 2048
 
 
 def default_ledger_path() -> Path:
     """Next to the SQLite limiter's file: ``$FLASHLANE_STATE_DIR`` or the user state dir."""
     return default_path().parent / DEFAULT_LEDGER_FILENAME
+
+
+def _uvicorn_config(app: GatewayApp, host: str, port: int) -> Any:
+    """uvicorn with the httptools parser; no proxy-headers middleware (the gateway reads no
+    X-Forwarded-* header) and no access log of its own (``--access-log`` writes a safe one)."""
+    import uvicorn
+
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    return uvicorn.Config(app, host=host, port=port, loop=loop, http="httptools", lifespan="off",
+                          log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
+                          backlog=BACKLOG)
 
 
 class Gateway:
@@ -89,11 +109,11 @@ class Gateway:
     def start(self) -> Gateway:
         import uvicorn
 
-        from ..emulator.server import bind_socket, uvicorn_config
+        from ..emulator.server import bind_socket
 
         self._sock = bind_socket(self.host, self.port)
         self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn_config(self.app, self.host, self.port))  # type: ignore[arg-type]
+        self._server = uvicorn.Server(_uvicorn_config(self.app, self.host, self.port))
         self._thread = threading.Thread(target=self._run, name=f"flashlane-gateway-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
