@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx2 as httpx
 import jsonschema
@@ -14,7 +18,7 @@ from google import genai
 from google.genai import errors, types
 
 from flashlane.emulator import Emulator
-from flashlane.emulator.batches import BATCH_TTL_S, BATCH_TYPE, OUTPUT_TYPE
+from flashlane.emulator.batches import BATCH_TTL_S, BATCH_TYPE, OUTPUT_TYPE, SYNC_REQUESTS
 
 from .conftest import MODEL, make_client
 
@@ -225,3 +229,45 @@ def test_bad_create_bodies(emu: Emulator) -> None:
         assert r.status_code in (400, 403) and text in r.json()["error"]["message"], r.text
     r = httpx.post(f"{emu.base_url}/v1beta/models/gemini-0-x:batchGenerateContent", json={}, headers=KEY)
     assert r.status_code == 404
+
+
+def test_emulator_process_turnaround_in_real_time(tmp_path: Path) -> None:
+    """``flashlane emulator --batch-turnaround 1``: a job is pending at first and done a second later."""
+    proc = subprocess.Popen([sys.executable, "-m", "flashlane", "emulator", "--port", "0", "--latency-scale", "0",
+                             "--batch-turnaround", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=url))
+        job = client.batches.create(model=MODEL, src=_inline(3))
+        t0 = time.monotonic()
+        assert client.batches.get(name=job.name).state in (types.JobState.JOB_STATE_PENDING,
+                                                           types.JobState.JOB_STATE_RUNNING)
+        while (state := client.batches.get(name=job.name).state) != types.JobState.JOB_STATE_SUCCEEDED:
+            assert time.monotonic() - t0 < 10, state
+            time.sleep(0.1)
+        assert time.monotonic() - t0 >= 0.5
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_big_job_is_answered_in_the_background(emu: Emulator, client: genai.Client) -> None:
+    n = SYNC_REQUESTS * 3
+    f = client.files.upload(file=io.BytesIO(_jsonl(n, schema=False)), config={"mime_type": "application/jsonl"})
+    job = client.batches.create(model=MODEL, src=f.name)
+    client.files.delete(name=f.name)  # the job keeps reading its input
+    t = time.monotonic()
+    assert client.models.generate_content(model=MODEL, contents="still serving?").text
+    served_s = time.monotonic() - t
+    while (got := client.batches.get(name=job.name)).state != types.JobState.JOB_STATE_SUCCEEDED:
+        assert got.state == types.JobState.JOB_STATE_RUNNING and time.monotonic() - t < 60
+        time.sleep(0.05)
+    assert served_s < 5  # a slice, not the whole job, stood between the call and its answer
+    lines = client.files.download(file=got.dest.file_name).decode().splitlines()
+    assert [json.loads(x)["key"] for x in lines] == [f"k{i}" for i in range(n)]
+    stats = emu.batches()
+    assert stats["requests_answered"] == n and stats["keys_answered_twice"] == {}

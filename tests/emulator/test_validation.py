@@ -49,6 +49,13 @@ def test_cli_rejects_nonsense_options(args: list[str], first: str) -> None:
     assert code == 2 and line.startswith(first)
 
 
+def test_module_entry_point_is_one_line_too() -> None:
+    proc = subprocess.run([sys.executable, "-m", "flashlane.emulator", "--rpm", "-3"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: Invalid value for '--rpm': -3 is not in the range x>=0."
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -27,8 +27,11 @@ caches: ``EmulatorApp.prepare``/``compose``); JSONL lines may use snake_case
 (``generation_config``), as the guide's example does. A request that the API would refuse
 gets its error Status in its slot. Inline results come back in ``inlinedResponses`` with each
 request's ``metadata``; file jobs write ``files/batch-{id}``, one ``{"key", "response"}`` or
-``{"key", "error"}`` line per request. Answers are computed when the job is created and revealed
-when it reaches a terminal state.
+``{"key", "error"}`` line per request. Jobs of up to ``SYNC_REQUESTS`` requests are answered
+when created; bigger ones in the background, a slice at a time, so the emulator keeps serving
+other calls (a job is not SUCCEEDED before all its answers exist). Results are revealed when the
+job reaches a terminal state. Input files are read line by line and results spool to disk, so
+a million-line job costs little memory.
 
 Partial results: the docs say nothing about what an expired, failed or cancelled job returns
 (no source found). The emulator keeps what was done before the end: those requests' results
@@ -46,11 +49,13 @@ Scenario rules with ``match: {method: batchGenerateContent}`` act on creation (s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -66,7 +71,7 @@ from .errors import (
     invalid_argument,
 )
 from .files import JSON_HEADERS, StoredFile, _dumps
-from .wire import camel_keys, parse_json_body
+from .wire import camel_keys, content_texts, count_prompt_tokens, parse_json_body
 
 if TYPE_CHECKING:
     from .app import EmulatorApp
@@ -77,6 +82,8 @@ BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateCo
 OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
 BATCH_TTL_S = 48 * 3600  # pending or running longer than this: EXPIRED (batch guide)
 PENDING_SHARE = 0.2  # share of the turnaround spent in PENDING before RUNNING
+SYNC_REQUESTS = 1000  # jobs up to this size are answered at creation; bigger ones in the background
+SLICE = 50  # background answering yields to other requests after this many
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _ID_LENGTH = 36  # live batch ids look like "leg9wy9p5df66syjxke2eq4xfjqcwp47ejv3" (wire sample 28)
@@ -121,14 +128,19 @@ class Job:
     display_name: str
     create_time: float
     turnaround: float
-    count: int
-    tokens: int
-    input_file: str | None  # "files/..." for file jobs
-    results: list[dict[str, Any]]  # inline: InlinedResponse per request, in output order
-    output: StoredFile | None  # file jobs: every result line, revealed at the end
-    keys: list[str | None]  # per output slot, for the answered-per-key counters
-    failed_slots: set[int]
-    usage: list[tuple[int, int, int]]
+    count: int = 0
+    tokens: int = 0  # input tokens (counted up front when an enqueued-token limit applies)
+    input_file: str | None = None  # "files/..." for file jobs
+    items: list[Any] = field(default_factory=list, repr=False)  # inline requests, until answered
+    source: StoredFile | None = field(default=None, repr=False)  # file jobs: the input, pinned
+    results: list[dict[str, Any]] = field(default_factory=list)  # inline: InlinedResponse per slot
+    output: StoredFile | None = field(default=None, repr=False)  # file jobs: result lines so far
+    keys: list[str | None] = field(default_factory=list)  # per output slot, for the per-key counters
+    failed_slots: set[int] = field(default_factory=set)
+    usage: list[tuple[int, int, int]] = field(default_factory=list)
+    processed: int = 0  # requests answered so far (in output order)
+    tokens_counted: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
     action: dict[str, Any] = field(default_factory=dict)
     priority: str | None = None
     state: str = "PENDING"
@@ -146,13 +158,26 @@ class Job:
         return start, self.create_time + self.turnaround
 
     def progress(self, now: float) -> int:
-        """Requests a running job has done by ``now`` (shown in batchStats)."""
+        """Requests a running job has done by ``now`` (shown in batchStats): the clock's share,
+        and never more than have really been answered."""
         start, end = self.timeline()
         if now < start:
-            return 0
-        if now >= end or end <= start:
-            return self.count
-        return math.floor(self.count * (now - start) / (end - start))
+            by_clock = 0
+        elif now >= end or end <= start:
+            by_clock = self.count
+        else:
+            by_clock = math.floor(self.count * (now - start) / (end - start))
+        return min(by_clock, self.processed)
+
+    def stop(self) -> None:
+        """No more answering: cancel the background task, release the input file."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.task = None
+        self.items = []
+        if self.source is not None:
+            self.source.unpin()
+            self.source = None
 
 
 class BatchBook:
@@ -164,9 +189,9 @@ class BatchBook:
 
     def reset(self) -> None:
         for job in self.jobs.values():
-            for f in (job.output,):
-                if f is not None and f is not job.published:
-                    f.close()
+            job.stop()
+            if job.output is not None:
+                job.output.close()
         self.jobs = {}
         self.created: Counter[str] = Counter()  # "project/model" -> jobs created
         self.answered: dict[str, Counter[str]] = {}  # project -> key -> times answered
@@ -204,9 +229,10 @@ class BatchesApi:
         act = job.action
         target = str(act.get("batch_state", "succeeded")).lower().removeprefix("batch_state_").upper()
         start, end = job.timeline()
-        if now >= job.create_time + BATCH_TTL_S and target in ("PENDING", "RUNNING"):
-            fraction = float(act.get("done_fraction", 0.0))
-            self._finish(job, "EXPIRED", math.floor(job.count * fraction), job.create_time + BATCH_TTL_S)
+        if now >= job.create_time + BATCH_TTL_S and (target in ("PENDING", "RUNNING") or job.processed < job.count):
+            fraction = float(act.get("done_fraction", 0.0)) if target in ("PENDING", "RUNNING") else 1.0
+            done = min(math.floor(job.count * fraction), job.processed)
+            self._finish(job, "EXPIRED", done, job.create_time + BATCH_TTL_S)
             return
         if target == "PENDING" or now < start:
             return
@@ -214,13 +240,16 @@ class BatchesApi:
             if job.state == "PENDING":
                 job.state, job.update_time = "RUNNING", start
             return
-        if target == "SUCCEEDED":
-            self._finish(job, "SUCCEEDED", job.count, end)
-        else:
-            self._finish(job, target, math.floor(job.count * float(act.get("done_fraction", 0.0))), end)
+        done = job.count if target == "SUCCEEDED" else math.floor(job.count * float(act.get("done_fraction", 0.0)))
+        if job.processed < done:  # a big job still being answered in the background: still running
+            if job.state == "PENDING":
+                job.state, job.update_time = "RUNNING", start
+            return
+        self._finish(job, target, done, end)
 
     def _finish(self, job: Job, state: str, done: int, at: float) -> None:
         """Reveal the first ``done`` results and count them as answered."""
+        job.stop()
         job.state, job.end_time, job.update_time, job.done_count = state, at, at, done
         counter = self.book.answered.setdefault(job.project, Counter())
         stats = self.app.stats
@@ -341,12 +370,24 @@ class BatchesApi:
             await app._apply_fault(receive, send, act, info.id, project)
         job = self._new_job(info, project, batch, now, act)
         if "requests" in config:
-            self._load_inline(job, info, config["requests"])
+            self._load_inline(job, config["requests"])
         else:
-            self._load_file(job, info, str(config["fileName"]), now)
-        self._admit(job, info)
+            self._load_file(job, str(config["fileName"]), now)
+        try:
+            self._admit(job, info)
+        except ApiError:
+            job.stop()
+            if job.output is not None:
+                job.output.close()
+            raise
         self.book.jobs[job.id] = job
         self.book.created[f"{project}/{info.id}"] += 1
+        if job.count <= SYNC_REQUESTS:
+            for _ in self._steps(job, info):
+                pass
+            job.stop()
+        else:  # answered in slices in the background, so the emulator keeps serving meanwhile
+            job.task = asyncio.get_running_loop().create_task(self._run(job, info))
         # the create answer is the job as created (PENDING, no "done"), as the live API answers (ws 28)
         await app._send_bytes(send, 200, _dumps(self.operation(job)), JSON_HEADERS)
         app.stats.record(now, BATCH_OP, info.id, project, 200)
@@ -382,7 +423,8 @@ class BatchesApi:
             answer = self.app.answer(info, job.project, prepared, None)
         except ApiError as e:
             return None, status(RPC_CODE.get(e.code, 13), e.body["error"]["message"])
-        job.tokens += prepared.req.prompt_tokens
+        if not job.tokens_counted:
+            job.tokens += prepared.req.prompt_tokens
         job.usage[slot] = answer.usage_tuple
         return ans_mod.response(answer, info.id, ans_mod.new_response_id()), None
 
@@ -392,73 +434,106 @@ class BatchesApi:
             random.Random(job.id).shuffle(order)
         return order
 
-    def _load_inline(self, job: Job, info: ModelInfo, requests: Any) -> None:
+    def _load_inline(self, job: Job, requests: Any) -> None:
         items = camel_keys(requests).get("requests") if isinstance(requests, dict) else None
         if not isinstance(items, list) or not items:
             raise invalid_argument(
                 "* BatchGenerateContentRequest.batch.input_config.requests.requests: at least one request "
                 "is required\n"
             )
+        job.items = items
         job.count = len(items)
-        job.usage = [(0, 0, 0)] * job.count
-        order = self._order(job, job.count)
-        for slot, i in enumerate(order):
-            item = camel_keys(items[i]) if isinstance(items[i], dict) else {}
-            metadata = item.get("metadata")
-            key = metadata.get("key") if isinstance(metadata, dict) else None
-            response, error = self._answer(job, info, item.get("request"), None if key is None else str(key),
-                                           slot)
-            entry: dict[str, Any] = {}
-            if metadata is not None:
-                entry["metadata"] = metadata
+
+    def _load_file(self, job: Job, file_name: str, now: float) -> None:
+        source = self.app.files.store.get(job.project, file_name, now)
+        job.count = source.count_lines()
+        if job.count == 0:
+            raise invalid_argument(f"The input file {source.name} has no requests.")
+        job.input_file = source.name
+        job.source = source
+        source.pins += 1
+        job.output = StoredFile(f"batch-{job.id}", job.project, "", "application/jsonl", now, "GENERATED")
+
+    def _lines(self, job: Job) -> Iterator[tuple[str | None, Any, str | None]]:
+        """(key, request, parse error) per request of a job, in output order."""
+        if job.source is None:
+            for i in self._order(job, job.count):
+                item = camel_keys(job.items[i]) if isinstance(job.items[i], dict) else {}
+                metadata = item.get("metadata")
+                key = metadata.get("key") if isinstance(metadata, dict) else None
+                yield (None if key is None else str(key)), item, None
+            return
+        n = 0
+        for raw in job.source.lines():
+            if not raw.strip():
+                continue
+            n += 1
+            try:
+                line = json.loads(raw)
+            except (ValueError, RecursionError):
+                line = None
+            if not isinstance(line, dict):
+                yield None, None, f"Invalid JSON on line {n} of {job.input_file}."
+                continue
+            key = line.get("key")
+            yield (None if key is None else str(key)), line, None
+
+    def _steps(self, job: Job, info: ModelInfo) -> Iterator[None]:
+        """Answer a job's requests one by one (a generator, so big jobs can pause between them)."""
+        for slot, (key, item, problem) in enumerate(self._lines(job)):
+            job.usage.append((0, 0, 0))
+            response: dict[str, Any] | None
+            error: dict[str, Any] | None
+            if problem is not None or item is None:
+                response, error = None, status(3, problem or "Invalid request.")
+            else:
+                response, error = self._answer(job, info, item.get("request"), key, slot)
+            if job.source is None:  # inline: InlinedResponse with the request's metadata
+                entry: dict[str, Any] = {}
+                if item is not None and item.get("metadata") is not None:
+                    entry["metadata"] = item["metadata"]
+            else:  # file: a result line with the request's key
+                entry = {} if key is None else {"key": key}
             if response is not None:
                 entry["response"] = response
             else:
                 entry["error"] = error
                 job.failed_slots.add(slot)
-            job.results.append(entry)
-            job.keys.append(None if key is None else str(key))
-
-    def _load_file(self, job: Job, info: ModelInfo, file_name: str, now: float) -> None:
-        source = self.app.files.store.get(job.project, file_name, now)
-        job.input_file = source.name
-        out = StoredFile(f"batch-{job.id}", job.project, "", "application/jsonl", now, "GENERATED")
-        slot = 0  # file results keep input order ('shuffle' is for inline results)
-        for raw in source.lines():  # synchronous: no awaits between reads of the spooled file
-            if not raw.strip():
-                continue
-            job.usage.append((0, 0, 0))
-            key: str | None = None
-            try:
-                line = json.loads(raw)
-            except (ValueError, RecursionError):
-                line = None
-            if isinstance(line, dict):
-                key = None if line.get("key") is None else str(line.get("key"))
-                response, error = self._answer(job, info, line.get("request"), key, slot)
+            if job.output is not None:
+                job.output.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
             else:
-                response, error = None, status(3, f"Invalid JSON on line {slot + 1} of {source.name}.")
-            record: dict[str, Any] = {}
-            if key is not None:
-                record["key"] = key
-            if response is not None:
-                record["response"] = response
-            else:
-                record["error"] = error
-                job.failed_slots.add(slot)
-            out.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+                job.results.append(entry)
             job.keys.append(key)
-            slot += 1
-        if slot == 0:
-            out.close()
-            raise invalid_argument(f"The input file {source.name} has no requests.")
-        job.count = slot
-        job.output = out
+            job.processed += 1
+            yield None
+
+    async def _run(self, job: Job, info: ModelInfo) -> None:
+        for i, _ in enumerate(self._steps(job, info)):
+            if i % SLICE == SLICE - 1:
+                await asyncio.sleep(0)
+        job.stop()
+
+    def _input_tokens(self, job: Job) -> int:
+        """Prompt tokens of every request (for the enqueued-token limit), without answering."""
+        total = 0
+        for _key, item, problem in self._lines(job):
+            request = item.get("request") if problem is None and item is not None else None
+            if isinstance(request, dict):
+                request = camel_keys(request)
+                try:
+                    total += count_prompt_tokens(content_texts(request.get("contents") or []))
+                    system = request.get("systemInstruction")
+                    if isinstance(system, dict):
+                        total += count_prompt_tokens(content_texts(system, "system_instruction"))
+                except ApiError:
+                    pass  # answered with its error later; it enqueues nothing
+        return total
 
     def _admit(self, job: Job, info: ModelInfo) -> None:
         limit = self.app.config.batch_tokens_for(job.project, info.id)
         if not limit:
             return
+        job.tokens, job.tokens_counted = self._input_tokens(job), True
         now = self.app.clock.now()
         enqueued = 0
         for other in self.book.jobs.values():
@@ -467,8 +542,6 @@ class BatchesApi:
                 if other.state not in TERMINAL:
                     enqueued += other.tokens
         if enqueued + job.tokens > limit:
-            if job.output is not None:
-                job.output.close()
             details = [{"@type": "type.googleapis.com/google.rpc.Help",
                         "links": [{"description": "Learn more about Gemini API quotas", "url": QUOTA_HELP_URL}]}]
             raise ApiError(429, error_body(429, BATCH_QUOTA_MESSAGE, details=details))
@@ -510,6 +583,7 @@ class BatchesApi:
                     out = {}
                 else:
                     self.book.jobs.pop(job.id)
+                    job.stop()
                     if job.output is not None:
                         job.output.close()
                     out = {}

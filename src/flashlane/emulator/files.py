@@ -79,6 +79,8 @@ class StoredFile:
     done: bool = False
     update_time: float = 0.0
     data: Any = field(default=None, repr=False)
+    pins: int = 0  # batch jobs still reading this file: deleting it then closes it after them
+    closing: bool = False
     digest: Any = field(default_factory=hashlib.sha256, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,13 +109,34 @@ class StoredFile:
         return chunk
 
     def lines(self) -> Iterator[bytes]:
-        """The content line by line (never the whole file in memory). No awaits may run
-        between two reads, so callers consume it synchronously."""
-        self.data.seek(0)
-        yield from self.data
+        """The content line by line, never the whole file in memory. Each read seeks to where
+        the last one ended, so a consumer may pause between lines (awaits) while others read
+        or append to the same file."""
+        pos = 0
+        while True:
+            self.data.seek(pos)
+            line: bytes = self.data.readline()
+            if not line:
+                return
+            pos = self.data.tell()
+            yield line
+
+    def count_lines(self) -> int:
+        """Non-blank lines (a cheap pass: no parsing)."""
+        return sum(1 for line in self.lines() if line.strip())
 
     def close(self) -> None:
-        self.data.close()
+        """Close now, or once the last reader (a batch job) unpins it."""
+        if self.pins:
+            self.closing = True
+        else:
+            self.data.close()
+
+    def unpin(self) -> None:
+        self.pins -= 1
+        if self.pins <= 0 and self.closing:
+            self.pins = 0
+            self.data.close()
 
     def resource(self, base_url: str, version: str) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -147,6 +170,7 @@ class FileStore:
 
     def reset(self) -> None:
         for f in [*self.files.values(), *self.uploads.values()]:
+            f.pins = 0
             f.close()
         self.files.clear()
         self.uploads.clear()
