@@ -234,7 +234,10 @@ class Emulator:
         return result
 
     def configure(self, **quotas: Any) -> dict[str, Any]:
-        """Change quotas at runtime: ``rpm``, ``tpm``, ``rpd``, ``window_seconds``, ``tier``,
-        ``projects`` (projects-file mapping), ``invalid_keys``."""
+        """Change settings at runtime (``POST /_emulator/quotas``): ``rpm``, ``tpm``, ``rpd``,
+        ``window_seconds``, ``tier``, ``latency_scale``, ``batch_turnaround_s``,
+        ``batch_enqueued_tokens``, ``flex_latency_factor``, ``flex_shed_rate``, ``file_max_bytes``,
+        and the projects-file keys (``projects``, ``invalid_keys``, ``strict_keys``,
+        ``default_project``). Unknown keys and bad values raise ValueError naming the key."""
         result: dict[str, Any] = self._call(lambda: self.app.control("POST", "quotas", quotas))
         return result
