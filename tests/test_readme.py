@@ -1,4 +1,5 @@
-"""Every fenced command block in README.md runs as written, so an example cannot break unnoticed.
+"""Every fenced command block in README.md (and examples/README.md) runs as written, so an example
+cannot break unnoticed.
 
 Which blocks run
     ```bash, ```sh and ```console blocks (for console, the lines starting with "$ "), and every
@@ -56,7 +57,7 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+READMES = (ROOT / "README.md", ROOT / "examples" / "README.md")  # run in this order
 RUNNABLE = {"bash", "sh", "console", "python"}
 MODES = {"run", "server", "install", "ci", "skip"}
 BLOCK_TIMEOUT_S = 180
@@ -72,7 +73,7 @@ _IGNORED_IN_COPY = {".git", ".venv", "out", "node_modules", "__pycache__", ".pyt
 
 @dataclass
 class Block:
-    index: int
+    source: str
     line: int
     lang: str
     code: str
@@ -81,10 +82,10 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"README.md:{self.line} ```{self.lang} ({self.mode})"
+        return f"{self.source}:{self.line} ```{self.lang} ({self.mode})"
 
 
-def parse_blocks(text: str) -> list[Block]:
+def parse_blocks(text: str, source: str = "README.md") -> list[Block]:
     blocks: list[Block] = []
     for m in _FENCE.finditer(text):
         lang = m.group(1).lower()
@@ -97,16 +98,16 @@ def parse_blocks(text: str) -> list[Block]:
         if marker:
             mode, reason = marker.group(1), (marker.group(2) or "")
         elif "readme-test" in before:
-            raise ValueError(f"README.md:{line - 1}: malformed readme-test marker {before!r}")
+            raise ValueError(f"{source}:{line - 1}: malformed readme-test marker {before!r}")
         if mode not in MODES:
-            raise ValueError(f"README.md:{line - 1}: unknown readme-test marker {mode!r}; known: {sorted(MODES)}")
+            raise ValueError(f"{source}:{line - 1}: unknown readme-test marker {mode!r}; known: {sorted(MODES)}")
         if mode == "skip" and not reason:
-            raise ValueError(f"README.md:{line - 1}: 'readme-test: skip' needs a reason ('skip: why')")
-        blocks.append(Block(len(blocks), line, lang, m.group(2), mode, reason))
+            raise ValueError(f"{source}:{line - 1}: 'readme-test: skip' needs a reason ('skip: why')")
+        blocks.append(Block(source, line, lang, m.group(2), mode, reason))
     return blocks
 
 
-BLOCKS = parse_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [b for path in READMES for b in parse_blocks(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
 
 
 # ---------------------------------------------------------------- the environment the blocks run in
@@ -288,7 +289,7 @@ def test_markers_are_checked() -> None:
         == ["server"]
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: f"line{b.line}-{b.lang}-{b.mode}")
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: f"{b.source}:{b.line}-{b.lang}-{b.mode}")
 def test_readme_block_runs(block: Block, workspace: Workspace, tmp_path: Path) -> None:
     examples_before = tree_state(workspace.root / "examples")
     if block.mode == "skip":

@@ -107,20 +107,24 @@ def _checks(settings: Settings | None, load_error: FlashlaneError | None, offlin
     out.append(Check("timeout", "pass", f"{settings.timeout_s:g} s per request (the SDK default is none)"))
     out.append(Check("output cap", "pass", f"max_output_tokens {settings.max_output_tokens} (thinking included), "
                                           f"ceiling {settings.output_ceiling}"))
-    out.append(Check("rate limits", "pass", _limits(settings)))
+    out.append(_limits(settings))
     reset = next_pacific_midnight(datetime.now(timezone.utc))
     out.append(Check("daily quota reset", "pass", f"next requests-per-day reset: {describe_reset(reset)}"))
     out.append(_api_check(settings, offline, info is not None and info.retired))
     return out
 
 
-def _limits(settings: Settings) -> str:
+def _limits(settings: Settings) -> Check:
     from ..limits import make_limiter
 
-    # Settings loading already parsed the limits (a bad string never gets here); this only
-    # describes them, on a memory store so that doctor never touches a shared limiter.
-    text = str(make_limiter(settings.limits, "memory", model=settings.model).describe())
-    return text.replace("backend memory", f"backend {settings.limiter}")
+    # Built exactly as a Lane builds it (same backend, path and URL), so a limiter a command
+    # could not create (e.g. redis without the package) fails here with the same error.
+    try:
+        limiter = make_limiter(settings.limits, settings.limiter, path=settings.limiter_path,
+                               redis_url=settings.redis_url, model=settings.model)
+    except ConfigError as e:
+        return _failed("rate limits", e)
+    return Check("rate limits", "pass", str(limiter.describe()))
 
 
 def _api_check(settings: Settings, offline: bool, retired: bool) -> Check:
