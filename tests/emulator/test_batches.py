@@ -20,7 +20,7 @@ from google.genai import errors, types
 from flashlane.emulator import Emulator
 from flashlane.emulator.batches import BATCH_TTL_S, BATCH_TYPE, OUTPUT_TYPE, SYNC_REQUESTS
 
-from .conftest import MODEL, make_client
+from .conftest import AIOHTTP_SUBCLASS_WARNING, MODEL, make_client
 
 KEY = {"x-goog-api-key": "test-key"}
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string", "enum": ["pos", "neg"]},
@@ -239,7 +239,8 @@ def test_emulator_process_turnaround_in_real_time(tmp_path: Path) -> None:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=url))
-        job = client.batches.create(model=MODEL, src=_inline(3))
+        f = client.files.upload(file=io.BytesIO(_jsonl(3)), config={"mime_type": "application/jsonl"})
+        job = client.batches.create(model=MODEL, src=f.name)
         t0 = time.monotonic()
         assert client.batches.get(name=job.name).state in (types.JobState.JOB_STATE_PENDING,
                                                            types.JobState.JOB_STATE_RUNNING)
@@ -247,6 +248,8 @@ def test_emulator_process_turnaround_in_real_time(tmp_path: Path) -> None:
             assert time.monotonic() - t0 < 10, state
             time.sleep(0.1)
         assert time.monotonic() - t0 >= 0.5
+        out = client.files.download(file=client.batches.get(name=job.name).dest.file_name).decode()
+        assert [json.loads(x)["key"] for x in out.splitlines()] == ["k0", "k1", "k2"]
         client.close()
     finally:
         proc.terminate()
@@ -271,3 +274,13 @@ def test_big_job_is_answered_in_the_background(emu: Emulator, client: genai.Clie
     assert [json.loads(x)["key"] for x in lines] == [f"k{i}" for i in range(n)]
     stats = emu.batches()
     assert stats["requests_answered"] == n and stats["keys_answered_twice"] == {}
+
+
+@pytest.mark.filterwarnings(AIOHTTP_SUBCLASS_WARNING)
+async def test_async_client(aclient: genai.client.AsyncClient) -> None:
+    f = await aclient.files.upload(file=io.BytesIO(_jsonl(3)), config={"mime_type": "application/jsonl"})
+    job = await aclient.batches.create(model=MODEL, src=f.name)
+    job = await aclient.batches.get(name=job.name)
+    assert job.state == types.JobState.JOB_STATE_SUCCEEDED
+    assert [j.name async for j in await aclient.batches.list()] == [job.name]
+    await aclient.batches.delete(name=job.name)
