@@ -307,3 +307,19 @@ def test_vertex_express_upstream(upstream: Emulator, tokens_file: Path) -> None:
         gw.stop()
     (entry,) = upstream.requests()
     assert entry["method"] == "generateContent" and entry["project"] == "team-a"
+
+
+def test_no_room_in_the_quota_within_the_deadline_is_a_504_before_the_client_gives_up(
+        upstream: Emulator, tokens_file: Path) -> None:
+    gw = start_gateway(upstream, tokens_file, limits="rpm=1")
+    try:
+        c = keep(client(gw, timeout=2000))  # X-Server-Timeout: 2
+        assert c.models.generate_content(model=MODEL, contents="first").text
+        t0 = time.monotonic()
+        with pytest.raises(errors.ServerError) as e:
+            c.models.generate_content(model=MODEL, contents="second")  # the next slot is a minute away
+        assert e.value.code == 504 and e.value.status == "DEADLINE_EXCEEDED"
+        assert 1.0 < time.monotonic() - t0 < 2.0
+    finally:
+        gw.stop()
+    assert by_status(upstream) == {"200": 1}  # the second never went upstream
