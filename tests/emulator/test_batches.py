@@ -284,3 +284,14 @@ async def test_async_client(aclient: genai.client.AsyncClient) -> None:
     assert job.state == types.JobState.JOB_STATE_SUCCEEDED
     assert [j.name async for j in await aclient.batches.list()] == [job.name]
     await aclient.batches.delete(name=job.name)
+
+
+def test_stays_running_with_progress(emu: Emulator, client: genai.Client) -> None:
+    emu.load_scenario([{"match": {"method": "batchGenerateContent"},
+                        "action": {"batch_state": "running", "done_fraction": 0.3}}])
+    job = client.batches.create(model=MODEL, src=_inline(10))
+    emu.advance_clock(3600)
+    op = _raw_get(emu, job.name)
+    assert op["metadata"]["state"] == "BATCH_STATE_RUNNING" and "done" not in op
+    assert op["metadata"]["batchStats"] == {"requestCount": "10", "successfulRequestCount": "3",
+                                            "pendingRequestCount": "7"}

@@ -326,8 +326,8 @@ class BatchesApi:
             done = job.done_count
         else:
             done = job.progress(self.app.clock.now()) if job.state == "RUNNING" else 0
-            if job.action.get("batch_state", "").lower() in ("running", "batch_state_running"):
-                done = math.floor(job.count * float(job.action.get("done_fraction", 0.0)))
+            if str(job.action.get("batch_state", "")).lower().removeprefix("batch_state_") == "running":
+                done = min(math.floor(job.count * float(job.action.get("done_fraction", 0.0))), job.processed)
         failed = sum(1 for i in job.failed_slots if i < done) if job.state in TERMINAL else 0
         counts = {"requestCount": job.count, "successfulRequestCount": done - failed,
                   "failedRequestCount": failed, "pendingRequestCount": job.count - done}
