@@ -1,4 +1,4 @@
-"""The SDK-error mapper on the real error bodies recorded from the Gemini API (shared/wire-samples)."""
+"""The SDK boundary's mapping on the real error bodies recorded from the Gemini API (shared/wire-samples)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from google.genai import errors as genai_errors
 
 from flashlane import errors as fl
-from flashlane.errors import from_sdk_error, next_pacific_midnight, parse_duration
+from flashlane.errors import next_pacific_midnight, parse_duration
+from flashlane.sdk import boundary, map_exception
 
 SAMPLES = Path(__file__).parent / "emulator" / "wire_samples"
 if not SAMPLES.is_dir():  # before the emulator suite's copy exists
@@ -19,6 +20,12 @@ if not SAMPLES.is_dir():  # before the emulator suite's copy exists
 
 def _sample(name: str) -> dict:
     return json.loads((SAMPLES / name).read_text())
+
+
+def from_sdk_error(exc: BaseException, **kw: object) -> fl.FlashlaneError:
+    mapped = map_exception(exc, **kw)  # type: ignore[arg-type]
+    assert mapped is not None
+    return mapped
 
 
 def _sdk_error(code: int, body: dict) -> genai_errors.APIError:
@@ -102,8 +109,38 @@ def test_400_invalid_argument_is_not_retryable() -> None:
 
 
 def test_unrelated_exceptions_are_not_swallowed() -> None:
-    with pytest.raises(KeyError):
-        from_sdk_error(KeyError("x"))
+    assert map_exception(KeyError("x")) is None
+    with pytest.raises(KeyError), boundary(model="m"):
+        raise KeyError("x")
+
+
+def test_boundary_maps_and_chains_the_cause() -> None:
+    body = {"error": {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."}}
+    with pytest.raises(fl.ServiceUnavailable) as info, boundary(model="m"):
+        raise _sdk_error(503, body)
+    assert isinstance(info.value.__cause__, genai_errors.ServerError)
+
+
+def test_limit_zero_on_every_violation_is_no_quota_not_a_rate() -> None:
+    # The newer message text (python-genai #2044): every violation says limit 0 -> the tier has none.
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                      "You exceeded your current quota.\n* Quota exceeded for metric: generate_content_free_tier_requests, "
+                      "limit: 0, model: gemini-2.5-pro\n* Quota exceeded for metric: generate_content_free_tier_input_token_count, "
+                      "limit: 0, model: gemini-2.5-pro\nPlease retry in 20s.", "details": [
+                          {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                              {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                               "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},
+                          {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "20s"}]}}
+    err = from_sdk_error(_sdk_error(429, body), model="gemini-2.5-pro")
+    assert isinstance(err, fl.NoQuota) and not err.retryable
+    assert "no quota" in err.message and "billing" in (err.hint or "")
+
+
+def test_rate_message_is_clean_after_giving_up() -> None:
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Resource has been exhausted (e.g. check quota)."}}
+    err = from_sdk_error(_sdk_error(429, body), model="m")
+    assert isinstance(err, fl.RateLimited) and "over a rate quota" in err.message
+    assert "retry in" not in err.message and "FLASHLANE_TIER" not in (err.hint or "")
 
 
 def test_durations_and_pacific_midnight_across_dst() -> None:

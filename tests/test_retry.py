@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from flashlane.config import DEFAULT_MAX_ATTEMPTS
 from flashlane.errors import (
     AuthError,
     BadRequest,
@@ -15,7 +16,7 @@ from flashlane.errors import (
     Timeout,
     TransportError,
 )
-from flashlane.retry import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DELAY, RetryPolicy
+from flashlane.retry import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, RetryPolicy
 
 RNG = random.Random(7)
 
@@ -40,7 +41,7 @@ def test_never_retried(error: Exception) -> None:
 
 def test_defaults() -> None:
     p = RetryPolicy()
-    assert (p.max_attempts, p.initial_delay, p.max_delay, p.deadline_s) == (8, 1.0, 60.0, 600.0)
+    assert (p.max_attempts, p.initial_delay, p.max_delay, p.deadline_s) == (8, 1.0, 60.0, 60.0)
     assert (DEFAULT_MAX_ATTEMPTS, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY) == (8, 1.0, 60.0)
 
 

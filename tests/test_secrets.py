@@ -19,13 +19,17 @@ def test_key_never_leaks(gemini_emulator, tmp_path: Path) -> None:  # type: igno
     env.update({"GEMINI_API_KEY": SECRET, "GOOGLE_GEMINI_BASE_URL": gemini_emulator.base_url,
                 "FLASHLANE_STATE_DIR": str(tmp_path / "state")})
     outputs = []
-    for args in (["ask", "hi", "--json"], ["doctor"], ["models", "--json"],
-                 ["run", "classify", str(csv), "--column", "text", "--labels", "a,b", "-o", str(tmp_path / "o.jsonl")],
-                 ["report", str(tmp_path / "o.jsonl.flashlane.db"), "--json"],
-                 ["ask", "hi", "--model", "gemini-3.1-flash-lite-preview"]):
+    # Each command must have done its work (exit code), or a leak check on its output means nothing.
+    for args, code in ((["ask", "hi", "--json"], 0), (["doctor"], 0), (["models", "--json"], 0),
+                       (["run", "classify", str(csv), "--column", "text", "--labels", "a,b", "-o",
+                         str(tmp_path / "o.jsonl")], 0),
+                       (["report", str(tmp_path / "o.jsonl.flashlane.db"), "--json"], 0),
+                       (["ask", "hi", "--model", "gemini-3.1-flash-lite-preview"], 1)):
         p = subprocess.run([sys.executable, "-m", "flashlane", *args], capture_output=True, text=True, env=env,
                            cwd=tmp_path, timeout=60)
+        assert p.returncode == code, (args, p.stdout, p.stderr)
         outputs.append(p.stdout + p.stderr)
+    assert "label" in outputs[3] + (tmp_path / "o.jsonl").read_text()
     env["GEMINI_API_KEY"] = "invalid"  # the emulator's API_KEY_INVALID trigger
     p = subprocess.run([sys.executable, "-m", "flashlane", "ask", "hi"], capture_output=True, text=True, env=env,
                        cwd=tmp_path, timeout=60)

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
-from .client import Lane, TextStream
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import Settings, load_settings
 from .errors import (
     AuthError,
@@ -18,7 +20,10 @@ from .errors import (
     EmptyAnswer,
     FlashlaneError,
     InputError,
+    MalformedResponse,
     ModelNotFound,
+    NoQuota,
+    Outage,
     OutputTruncated,
     RateLimited,
     SafetyBlocked,
@@ -28,8 +33,42 @@ from .errors import (
     TransportError,
 )
 from .models import CATALOG, DEFAULT_MODEL, ModelInfo
-from .result import Result, Usage
-from .tasks import Classification, Summary, Task, Translation
+
+__version__ = "0.2.0"
+
+# The names below import google-genai (about 0.5 s). They load on first use, so that
+# ``import flashlane.emulator`` (and the pytest plugin, loaded in every project that has
+# flashlane installed) stays free of the SDK. PEP 562 module __getattr__.
+_LAZY = {
+    "Lane": "lane",
+    "Result": "result",
+    "Usage": "result",
+    "TextStream": "stream",
+    "Classification": "tasks",
+    "Summary": "tasks",
+    "Task": "tasks",
+    "Translation": "tasks",
+}
+
+if TYPE_CHECKING:
+    from .lane import Lane
+    from .result import Result, Usage
+    from .stream import TextStream
+    from .tasks import Classification, Summary, Task, Translation
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flashlane' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CATALOG",
@@ -44,8 +83,11 @@ __all__ = [
     "FlashlaneError",
     "InputError",
     "Lane",
+    "MalformedResponse",
     "ModelInfo",
     "ModelNotFound",
+    "NoQuota",
+    "Outage",
     "OutputTruncated",
     "RateLimited",
     "Result",
@@ -60,5 +102,6 @@ __all__ = [
     "Translation",
     "TransportError",
     "Usage",
+    "__version__",
     "load_settings",
 ]

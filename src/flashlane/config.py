@@ -25,7 +25,12 @@ from .errors import AI_STUDIO_KEY_URL, ConfigError
 from .models import DEFAULT_MODEL, THINKING_LEVELS, lookup
 
 __all__ = [
+    "DEFAULT_BREAKER_COOLDOWN_S",
+    "DEFAULT_BREAKER_THRESHOLD",
+    "DEFAULT_DEADLINE_S",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_OUTPUT_TOKENS",
+    "RUN_DEADLINE_S",
     "DEFAULT_OUTPUT_CEILING",
     "DEFAULT_THINKING_LEVEL",
     "DEFAULT_TIMEOUT_S",
@@ -39,8 +44,17 @@ DEFAULT_THINKING_LEVEL = "minimal"  # Flash-Lite's cheapest; "high" doubles outp
 DEFAULT_MAX_OUTPUT_TOKENS = 2048  # always sent: without a cap Gemini 3 can think without end
 DEFAULT_OUTPUT_CEILING = 16_384  # the truncation retry never asks for more than this
 DEFAULT_VERTEX_LOCATION = "global"
+# Retries: google-api-core / google-genai use 1 s initial, 60 s cap, x2; we allow more attempts
+# than the SDK's 5 because a free-tier run meets per-minute 429s routinely, each cheap to wait out.
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_RETRY_DEADLINE_S = 600.0
+# One call, all attempts included, ends within this: a hung or failing service must not hold
+# an interactive command for minutes (8 attempts x 30 s measured 269-319 s before). Each
+# attempt's timeout is cut to what is left of it. Runs raise it per item (RUN_DEADLINE_S).
+DEFAULT_DEADLINE_S = 60.0
+RUN_DEADLINE_S = 600.0  # a row in a file run may wait out several per-minute windows
+# The outage breaker (breaker.py): this many failed attempts in a row across calls opens it.
+DEFAULT_BREAKER_THRESHOLD = 10
+DEFAULT_BREAKER_COOLDOWN_S = 30.0
 DEFAULT_PROJECT = "default"  # quotas are per project; AI Studio keys don't reveal theirs
 EMULATOR_API_KEY = "emulator-key"  # a dummy key; the in-process emulator accepts any
 
@@ -63,7 +77,9 @@ class Settings:
     limiter_path: str | None = None
     redis_url: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S
+    retry_deadline_s: float = DEFAULT_DEADLINE_S  # one call, all attempts
+    on_outage: str = "stop"  # stop | wait: what calls do while the outage breaker is open
+    budget_usd: float | None = None  # a Lane refuses calls that could pass it (BudgetExceeded)
     cache: bool = True
     state_dir: str | None = None
     emulator_latency_scale: float = 0.0
@@ -92,7 +108,7 @@ class Settings:
 
 
 _INT = {"max_output_tokens", "output_ceiling", "max_attempts"}
-_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale"}
+_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale", "budget_usd"}
 _BOOL = {"cache", "reframe_on_block"}
 _ENV_ALIASES = {"timeout_s": "FLASHLANE_TIMEOUT"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -175,10 +191,13 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
 
 
 def load_settings(*, emulator: bool = False, config_file: str | None = None,
-                  env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Resolve settings. ``overrides`` are call arguments; ``None`` means "not given"."""
+                  env: dict[str, str] | None = None, defaults: dict[str, Any] | None = None,
+                  **overrides: Any) -> Settings:
+    """Resolve settings. ``overrides`` are call arguments; ``None`` means "not given".
+    ``defaults`` replace the built-in defaults for one command (a file run allows each row a
+    longer deadline than an interactive call); the file and the environment still win."""
     environ = dict(os.environ if env is None else env)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(defaults or {})
     path = _config_path(config_file) if env is None or config_file else None
     if path is not None:
         values.update(_from_toml(path))
@@ -199,6 +218,8 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
 
 
 def _validate(s: Settings) -> None:
+    if s.on_outage not in ("stop", "wait"):
+        raise ConfigError(f"unknown on_outage setting {s.on_outage!r}", hint="use 'stop' or 'wait'")
     if s.thinking is not None:
         t = s.thinking.strip().lower()
         if t not in THINKING_LEVELS and not t.lstrip("-").isdigit():

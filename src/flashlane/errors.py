@@ -1,32 +1,35 @@
-"""Every error flashlane raises, and the one place SDK exceptions become them.
+"""Every error flashlane raises. SDK exceptions become these in one place, ``sdk.boundary``;
+``from_status`` here is the pure mapping of an HTTP error answer (status + JSON body), shared
+by that boundary and the gateway.
 
 ::
 
     FlashlaneError                       exit 1 unless noted; .hint names the fix
     ├── ConfigError                      exit 2: missing credentials, bad settings
     │   └── InputError                   exit 2: a bad input file, column or schema
-    ├── AuthError                        API_KEY_INVALID, 401, 403 variants
+    ├── AuthError                        400 API_KEY_INVALID, 401, 403 variants
     ├── ModelNotFound                    404 / retired or unknown model ID
     ├── BadRequest                       other 400 INVALID_ARGUMENT / FAILED_PRECONDITION
     ├── RateLimited                      429; .kind rpm | tpm | rpd | unknown; .retry_after; .reset_at
-    ├── Timeout                          the call outlived its deadline (client or 408/504)
-    ├── ServiceUnavailable               500 / 502 / 503 / 504
+    ├── NoQuota                          429 whose every violation says limit 0: the tier has no quota
+    │                                    for this model (never retried)
+    ├── Timeout                          no answer within the timeout (client side, 408, 504)
+    ├── ServiceUnavailable               500 / 502 / 503; .retry_after from Retry-After
+    │   └── Outage                       the breaker is open: many calls in a row failed (not retried)
     ├── TransportError                   connection refused, reset, dropped mid-stream
+    │   └── MalformedResponse            a 200 whose body or stream event could not be read
     ├── ContentError                     the call worked but gave no usable answer
     │   ├── SafetyBlocked                .stage prompt | answer; .reason; .ratings
     │   ├── EmptyAnswer                  STOP with no text
     │   ├── OutputTruncated              MAX_TOKENS; names the setting to raise
     │   └── SchemaViolation              .raw_text; .validation_error
-    └── BudgetExceeded                   --budget-usd would be passed
+    └── BudgetExceeded                   a Lane's budget_usd would be passed by the next request
 
-``from_sdk_error`` maps google-genai ``APIError`` and the transport exceptions of httpx,
-httpx2 and aiohttp; nothing else in flashlane inspects SDK exceptions.
-Messages never contain an API key: the SDK's bodies don't, and we never format one in.
+Messages never contain an API key: the server's bodies don't, and we never format one in.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,15 +51,17 @@ __all__ = [
     "EmptyAnswer",
     "FlashlaneError",
     "InputError",
+    "MalformedResponse",
     "ModelNotFound",
+    "NoQuota",
     "OutputTruncated",
+    "Outage",
     "RateLimited",
     "SafetyBlocked",
     "SchemaViolation",
     "ServiceUnavailable",
     "Timeout",
     "TransportError",
-    "from_sdk_error",
     "from_status",
     "next_pacific_midnight",
     "parse_duration",
@@ -131,6 +136,17 @@ class Timeout(FlashlaneError):
     reason_code = "timeout"
 
 
+class NoQuota(FlashlaneError):
+    """The project's tier has no quota at all for this model (every QuotaFailure violation
+    states ``quotaValue`` 0; python-genai #2044, langchain-google #1445): waiting never helps."""
+
+    reason_code = "no_quota"
+
+    def __init__(self, message: str, *, quota_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.quota_id = quota_id
+
+
 class ServiceUnavailable(FlashlaneError):
     retryable = True
     reason_code = "unavailable"
@@ -140,9 +156,20 @@ class ServiceUnavailable(FlashlaneError):
         self.retry_after = retry_after
 
 
+class Outage(ServiceUnavailable):
+    """The circuit breaker is open: calls fail without being sent until the service answers again."""
+
+    retryable = False
+    reason_code = "outage"
+
+
 class TransportError(FlashlaneError):
     retryable = True
     reason_code = "transport"
+
+
+class MalformedResponse(TransportError):
+    reason_code = "malformed"
 
 
 class ContentError(FlashlaneError):
@@ -237,17 +264,6 @@ def quota_kind(quota_id: str) -> str:
     return "unknown"
 
 
-def _error_body(exc: Any) -> dict[str, Any]:
-    details = getattr(exc, "details", None)
-    if isinstance(details, dict):
-        err = details.get("error", details)
-        if isinstance(err, dict):
-            return err
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        return details[0].get("error", {})
-    return {}
-
-
 def _detail(body: dict[str, Any], type_suffix: str) -> dict[str, Any] | None:
     for d in body.get("details") or []:
         if isinstance(d, dict) and str(d.get("@type", "")).endswith(type_suffix):
@@ -297,47 +313,6 @@ def _deprecated_sdk_installed() -> bool:
         return False
 
 
-_TRANSPORT_NAMES = {
-    "ConnectError", "ConnectTimeout", "RemoteProtocolError", "ReadError", "WriteError",
-    "ClientConnectionError", "ServerDisconnectedError", "ClientPayloadError", "ClientOSError",
-    "ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError", "IncompleteRead",
-    "ProtocolError", "NetworkError",
-}
-_TIMEOUT_NAMES = {"TimeoutException", "ReadTimeout", "WriteTimeout", "PoolTimeout", "ServerTimeoutError",
-                  "TimeoutError"}
-
-
-def from_sdk_error(exc: BaseException, *, model: str | None = None, now: datetime | None = None,
-                   timeout_s: float | None = None) -> FlashlaneError:
-    """Map one SDK / transport exception to the flashlane error a user can act on."""
-    if isinstance(exc, FlashlaneError):
-        return exc
-    names = {c.__name__ for c in type(exc).__mro__}
-    if "APIError" in names:
-        return _from_api_error(exc, model=model, now=now)
-    if names & {"DefaultCredentialsError", "RefreshError"}:
-        return ConfigError(f"Google Cloud credentials are not usable: {type(exc).__name__}",
-                           hint="run 'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS")
-    if names & _TIMEOUT_NAMES or isinstance(exc, asyncio.TimeoutError):
-        limit = f" of {timeout_s:g} s" if timeout_s else ""
-        return Timeout(f"the request to {model or 'Gemini'} timed out after the client timeout{limit}",
-                       hint="raise timeout_s (FLASHLANE_TIMEOUT) if long answers are expected")
-    if names & _TRANSPORT_NAMES or isinstance(exc, ConnectionError):
-        return TransportError(f"connection to the Gemini endpoint failed: {type(exc).__name__}",
-                              hint="check the network or the base URL; the call is retried automatically")
-    raise exc
-
-
-def _from_api_error(exc: Any, *, model: str | None, now: datetime | None) -> FlashlaneError:
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    body = _error_body(exc)
-    if not body.get("status") and getattr(exc, "status", None):
-        body = {**body, "status": exc.status}
-    if not body.get("message") and getattr(exc, "message", None):
-        body = {**body, "message": exc.message}
-    return from_status(int(getattr(exc, "code", 0) or 0), body, headers=headers, model=model, now=now)
-
-
 def from_status(code: int, body: dict[str, Any], *, headers: Any = None, model: str | None = None,
                 now: datetime | None = None) -> FlashlaneError:
     """The flashlane error for one HTTP error answer: its status code and the ``error`` object of
@@ -385,22 +360,43 @@ def _model_from_message(message: str) -> str | None:
     return m.group(1) if m else None
 
 
+_LIMIT_IN = re.compile(r"limit:\s*(\d+)")
+
+
+def _stated_limits(violations: list[Any], message: str) -> list[int]:
+    """Every quota limit the body states: ``quotaValue`` of each violation, else the
+    ``limit: N`` lines of the newer message text."""
+    values = []
+    for v in violations:
+        try:
+            values.append(int(v["quotaValue"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return values or [int(x) for x in _LIMIT_IN.findall(message)]
+
+
 def _rate_limited(body: dict[str, Any], message: str, headers: Any, *, now: datetime | None,
-                  **kw: Any) -> RateLimited:
+                  **kw: Any) -> FlashlaneError:
     failure = _detail(body, "google.rpc.QuotaFailure") or {}
-    violations = failure.get("violations") or []
+    violations = [v for v in failure.get("violations") or [] if isinstance(v, dict)]
     quota_id = str(violations[0].get("quotaId", "")) if violations else ""
-    try:
-        quota_value: int | None = int(violations[0]["quotaValue"]) if violations else None
-    except (KeyError, TypeError, ValueError):
-        quota_value = None
+    stated = _stated_limits(violations, message)
+    model = kw.get("model")
+    if stated and not any(stated):
+        # Every violation says limit 0: the tier has no quota for this model at all (python-genai
+        # #2044, langchain-google #1445). Not a rate: no wait ever admits the request.
+        return NoQuota(
+            f"the project has no quota for {model or 'this model'} on its current tier (limit 0"
+            + (f", {quota_id}" if quota_id else "") + ")",
+            hint="enable billing for the project (https://aistudio.google.com/usage), or use another model "
+                 "(--model / FLASHLANE_MODEL)", quota_id=quota_id or None, **kw)
+    quota_value = stated[0] if stated else None
     kind = quota_kind(quota_id) if quota_id else "unknown"
     retry = _detail(body, "google.rpc.RetryInfo") or {}
     retry_after = parse_duration(retry.get("retryDelay"))
     if retry_after is None:
         m = _RETRY_IN.search(message)
         retry_after = float(m.group(1)) if m else _retry_after_header(headers)
-    model = kw.get("model")
     if kind == "rpd":
         reset_at = next_pacific_midnight(now or datetime.now(PACIFIC))
         return RateLimited(
@@ -408,9 +404,10 @@ def _rate_limited(body: dict[str, Any], message: str, headers: Any, *, now: date
             f"it resets at {describe_reset(reset_at)}",
             hint="rerun after the reset (finished work is kept), or move the project to a paid tier",
             kind="rpd", retry_after=retry_after, reset_at=reset_at, quota_id=quota_id, quota_value=quota_value, **kw)
-    what = {"rpm": "requests-per-minute", "tpm": "input-tokens-per-minute"}.get(kind, "a rate")
-    wait = f"; retry in {retry_after:.1f} s" if retry_after is not None else ""
+    what = {"rpm": "the requests-per-minute quota", "tpm": "the input-tokens-per-minute quota"}.get(kind, "a rate quota")
+    # No "retry in N s" here: the message is also what a user reads after the retries gave up.
     return RateLimited(
-        f"over the {what} quota for {model or 'this model'}" + (f" ({quota_id})" if quota_id else "") + wait,
-        hint="flashlane waits and retries; set a tier (FLASHLANE_TIER) so requests are paced below the quota",
+        f"over {what} for {model or 'this model'}" + (f" ({quota_id})" if quota_id else ""),
+        hint="flashlane waits and retries; set --limits / FLASHLANE_LIMITS (free, tier1, ... or rpm=N) "
+             "so requests are paced below the quota",
         kind=kind, retry_after=retry_after, quota_id=quota_id or None, quota_value=quota_value, **kw)

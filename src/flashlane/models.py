@@ -21,6 +21,8 @@ __all__ = [
     "CATALOG",
     "ModelInfo",
     "Prices",
+    "DEFAULT_INPUT_TOKEN_LIMIT",
+    "DEFAULT_OUTPUT_TOKEN_LIMIT",
     "Quota",
     "SERVICE_TIERS",
     "TIERS",
@@ -97,6 +99,12 @@ class Prices:
         return (uncached * in_rate + cached_cost + output_tokens * out_rate) / 1e6
 
 
+# What the Gemini 3 family serves (ai.google.dev model pages); used for a model the catalog
+# does not know, so sizing never invents a smaller or larger window.
+DEFAULT_INPUT_TOKEN_LIMIT = 1_048_576
+DEFAULT_OUTPUT_TOKEN_LIMIT = 65_536
+
+
 @dataclass(frozen=True)
 class Quota:
     """Per-project, per-model limits. 0 means unlimited."""
@@ -123,8 +131,8 @@ class ModelInfo:
     source: str = ""  # where the facts above come from (as cited in model-facts.md)
     aliases: tuple[str, ...] = ()
     prices: Prices | None = None
-    input_token_limit: int = 1_048_576
-    output_token_limit: int = 65_536
+    input_token_limit: int = DEFAULT_INPUT_TOKEN_LIMIT
+    output_token_limit: int = DEFAULT_OUTPUT_TOKEN_LIMIT
     thinking_levels: tuple[str, ...] = ()  # Gemini 3: levels
     default_thinking_level: str | None = None
     thinking_budget_range: tuple[int, int] | None = None  # Gemini 2.5: budgets

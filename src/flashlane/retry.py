@@ -17,25 +17,20 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from .config import DEFAULT_DEADLINE_S, DEFAULT_MAX_ATTEMPTS
 from .errors import FlashlaneError
 
 __all__ = [
-    "DEFAULT_DEADLINE_S",
     "DEFAULT_INITIAL_DELAY",
-    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_DELAY",
     "DEFAULT_MULTIPLIER",
     "RetryPolicy",
 ]
 
-# google-api-core / google-genai use 1 s initial, 60 s cap, x2; we allow more attempts than the
-# SDK's 5 because a free-tier run hits per-minute 429s routinely and each one is cheap to wait out.
-DEFAULT_MAX_ATTEMPTS = 8
+# google-api-core / google-genai: 1 s initial, 60 s cap, x2 (attempts and deadline: config.py).
 DEFAULT_INITIAL_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
 DEFAULT_MULTIPLIER = 2.0
-# Across all attempts. Long enough to ride out a couple of full per-minute windows.
-DEFAULT_DEADLINE_S = 600.0
 
 
 class Uniform(Protocol):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flashlane.limits import AdaptivePolicy, Limits
+from flashlane.limits import AdaptiveLimits, Limits
 
 K = "p:m"
 
 
-def policy() -> AdaptivePolicy:
-    return AdaptivePolicy(Limits.parse("adaptive,window=10,margin=0"))
+def policy() -> AdaptiveLimits:
+    return AdaptiveLimits(Limits.parse("adaptive,window=10,margin=0"))
 
 
 def test_starts_unthrottled() -> None:
@@ -48,23 +48,34 @@ def test_tpm_learns_tokens_without_this_request() -> None:
     assert p.learned(K) == (0, 1000)
 
 
-def test_probes_up_only_after_a_saturated_quiet_window() -> None:
-    p = policy()
+def test_nothing_answered_yet_means_nothing_to_learn() -> None:
+    p = policy()  # a burst of 429s before any success (the start-up case that once paced runs to ~1 RPM)
+    p.on_429(K, "rpm", quota_value=None, observed_requests=1, observed_tokens=0, request_tokens=0, now=0)
+    assert p.learned(K) == (0, 0)
+
+
+def test_probes_up_fast_while_saturated_and_answered() -> None:
+    p = policy()  # span 10 s: a probe every 10/12 s
     p.on_429(K, "unknown", quota_value=None, observed_requests=11, observed_tokens=0, request_tokens=0, now=0)
-    assert p.limits_for(K, 50).rpm == 10  # not saturated: demand, not the limit, set the pace
+    p.on_success(K, 5)
+    assert p.limits_for(K, 5).rpm == 10  # not saturated: demand, not the limit, set the pace
     p.note_saturated(K)
-    assert p.limits_for(K, 5).rpm == 10  # within a window of the cut
-    assert p.limits_for(K, 60).rpm == 11
-    assert p.limits_for(K, 61).rpm == 11  # one step per saturated window
+    p.on_success(K, 5.5)
+    assert p.limits_for(K, 5.5).rpm == 20  # doubled
+    p.on_success(K, 5.6)
+    assert p.limits_for(K, 5.6).rpm == 20  # one step per interval, and only while saturated
 
 
 def test_a_failed_probe_restores_the_limit_and_probes_less_often() -> None:
     p = policy()
     p.on_429(K, "rpm", quota_value=None, observed_requests=16, observed_tokens=0, request_tokens=0, now=0)
     p.note_saturated(K)
-    assert p.limits_for(K, 10).rpm == 16  # probe
-    p.on_429(K, "rpm", quota_value=None, observed_requests=17, observed_tokens=0, request_tokens=0, now=12)
+    p.on_success(K, 1)
+    assert p.limits_for(K, 1).rpm == 30  # probe
+    p.on_429(K, "rpm", quota_value=None, observed_requests=31, observed_tokens=0, request_tokens=0, now=1.2)
     assert p.learned(K) == (15, 0)  # back to what worked, not cut below it
     p.note_saturated(K)
-    assert p.limits_for(K, 22).rpm == 15  # next probe after 2 windows, not 1
-    assert p.limits_for(K, 32).rpm == 16
+    p.on_success(K, 2.5)
+    assert p.limits_for(K, 2.5).rpm == 15  # next probe after 2 intervals, not 1
+    p.on_success(K, 3.0)
+    assert p.limits_for(K, 3.0).rpm == 30

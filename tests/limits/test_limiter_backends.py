@@ -193,6 +193,9 @@ def test_adaptive_learns_from_the_window_and_probes_up(make: Make, clock: TestCl
     lim = make("adaptive,window=10,margin=0")
     res = [lim.acquire(KEY, 1) for _ in range(16)]  # unthrottled at first
     assert clock.sleeps == []
+    for r in res[:15]:  # fifteen answered; the sixteenth is refused
+        r.reconcile(1, at=clock.time())
+        lim.on_success(KEY, 1)
     lim.on_rate_limited(KEY, RateLimited("rpm", kind="rpm", retry_after=None), res[-1])
     res[-1].release()
     assert lim.adaptive is not None and lim.adaptive.learned(KEY) == (15, 0)

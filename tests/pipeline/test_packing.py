@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from flashlane.models import Quota
 from flashlane.pipeline import map_items
-from flashlane.pipeline.packing import Quota, auto_pack_size, pack_schema, quota_from_limits
-from flashlane.request import Schema
+from flashlane.pipeline.packing import auto_pack_size, pack_schema, quota_from_limits
+from flashlane.schema import Schema
 from flashlane.tasks import CLASSIFY
 
 from .conftest import LABELS, reviews, scenario
@@ -52,7 +53,10 @@ def test_bad_item_requeued_alone(lane: Any, emu: Any, answer: list[dict[str, Any
     singles = _singles(emu)
     expected = ["row-0001"] if why != "duplicated" else ["row-0000", "row-0001"]
     assert sorted(m for m in ("row-0000", "row-0001", "row-0002") if any(m in p for p in singles)) == expected
-    assert out[0].value.label == ("positive" if why != "duplicated" else out[0].value.label)
+    if why == "duplicated":  # i1 was asked again alone: its answer is the single request's, a valid label
+        assert out[0].value.label in LABEL_LIST
+    else:  # i1's answer in the pack was good and kept
+        assert out[0].value.label == "positive"
     assert out[2].value.label == "neutral"
 
 
@@ -90,7 +94,7 @@ def test_auto_pack_sizing() -> None:
     kw = dict(model="gemini-3.1-flash-lite", thinking=None, shared_input=200, per_item_answer=64,
               output_ceiling=16384)
     free = quota_from_limits("free", "gemini-3.1-flash-lite")
-    assert free == Quota(15, 250_000)
+    assert free == Quota(rpm=15, tpm=250_000, rpd=1_000)
     assert auto_pack_size(per_item_input=30, quota=free, **kw).size == 25  # request-bound: pack the most
     assert auto_pack_size(per_item_input=3000, quota=free, **kw).size < 10  # token-bound: less
     assert auto_pack_size(per_item_input=30, quota=None, **kw).size == 10

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from ..client import Lane
 from ..config import load_settings
+from ..lane import Lane
 
 __all__ = ["lane_options", "make_lane", "echo_json", "note", "wants_emulator"]
 
@@ -47,10 +47,10 @@ def wants_emulator(flag: bool) -> bool:
 
 def make_lane(*, emulator: bool, model: str | None = None, thinking: str | None = None,
               max_output_tokens: int | None = None, timeout_s: float | None = None, limits: str | None = None,
-              limiter: str | None = None, **extra: Any) -> Lane:
+              limiter: str | None = None, defaults: dict[str, Any] | None = None, **extra: Any) -> Lane:
     settings = load_settings(emulator=wants_emulator(emulator), model=model, thinking=thinking,
                              max_output_tokens=max_output_tokens, timeout_s=timeout_s, limits=limits,
-                             limiter=limiter, **extra)
+                             limiter=limiter, defaults=defaults, **extra)
     lane = Lane(settings)
     if lane.settings.backend == "emulator":
         note(f"flashlane: using the built-in emulator at {lane.emulator_url} (offline; answers are synthetic)")

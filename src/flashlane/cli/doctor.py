@@ -132,7 +132,7 @@ def _api_check(settings: Settings, offline: bool, retired: bool) -> Check:
         return Check("model on the API", "skip", "skipped (--offline)")
     if not settings.has_credentials:
         return Check("model on the API", "skip", "skipped (no credentials)")
-    from ..client import Lane
+    from ..lane import Lane
 
     try:
         with Lane(settings) as lane:

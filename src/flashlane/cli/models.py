@@ -142,7 +142,7 @@ def _listed_models(emulator: bool) -> set[str] | None:
     settings = load_settings(emulator=emulator)
     if not settings.has_credentials:
         return None
-    from ..client import Lane
+    from ..lane import Lane
 
     try:
         with Lane(settings) as lane:

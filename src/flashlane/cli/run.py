@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ..config import RUN_DEADLINE_S
 from ..errors import describe_reset
 from ..pipeline.readers import FORMATS
 from ..pipeline.report import format_report, load_report, report_json
@@ -82,6 +83,8 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
               help="Requests in flight (default: auto, from the quota and the model's latency; the limiter "
                    "still paces them).")
 @click.option("--pack", default=None, help="Items per request for structured tasks: N or auto.")
+@click.option("--on-outage", type=click.Choice(["stop", "wait"]), default=None,
+              help="When many calls in a row fail (an outage): stop and leave rows pending (default), or wait and probe.")
 @click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
 @click.option("--run-db", default=None, help="The run database (default <output>.flashlane.db).")
 @click.option("--fresh", is_flag=True, help="Start the run over, discarding its database.")
@@ -106,7 +109,8 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
                     concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
                     task_options=task_options)
-    with make_lane(**lane_kw) as lane:
+    # A row in a file run may wait out several per-minute windows; an interactive call may not.
+    with make_lane(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
         summary = run_file(lane, the_task, cfg)
     r = summary.report
     items = r["items"]
@@ -121,6 +125,9 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
         sys.exit(1)
     if out.status == "budget":
         note(f"budget: {out.message}")
+        sys.exit(1)
+    if out.status == "outage":
+        note(f"outage: {out.message}; the unfinished rows are pending: rerun the same command to resume")
         sys.exit(1)
     if out.status == "aborted" and out.error is not None:
         raise out.error

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ..client import Lane
 from ..errors import InputError
+from ..lane import Lane
 from ..tasks import CLASSIFY, EXTRACT, SUMMARIZE, TRANSLATE, Task, run_task, stream_task
 from .common import echo_json, lane_options, make_lane
 

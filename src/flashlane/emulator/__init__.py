@@ -17,8 +17,25 @@ implicit hits), ``tools`` (function calls, signatures, built-ins), ``server``, `
 
 from __future__ import annotations
 
-from .app import EmulatorApp
-from .config import EmulatorConfig, ProjectConfig
-from .server import Emulator
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["Emulator", "EmulatorApp", "EmulatorConfig", "ProjectConfig"]
+
+# Loaded on first use (PEP 562), so the pytest plugin costs next to nothing in projects that
+# never start an emulator.
+_LAZY = {"Emulator": "server", "EmulatorApp": "app", "EmulatorConfig": "config", "ProjectConfig": "config"}
+
+if TYPE_CHECKING:
+    from .app import EmulatorApp
+    from .config import EmulatorConfig, ProjectConfig
+    from .server import Emulator
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flashlane.emulator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -573,6 +573,10 @@ class EmulatorApp:
             self.quota.admit(
                 project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
             )
+        if act and act.get("raw_body") is not None:
+            await self._send_raw(send, op, str(act["raw_body"]), str(act.get("content_type", "application/json")))
+            self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, None, (body, scope["headers"]))
+            return
         answer = self.answer(info, project, prep, act)
         answer.service_tier = tier
         rid = ans_mod.new_response_id()
@@ -602,6 +606,19 @@ class EmulatorApp:
             await self._drop(receive, send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple, (body, scope["headers"]))
+
+    async def _send_raw(self, send: Any, op: str, raw: str, content_type: str) -> None:
+        """A 200 whose body is exactly ``raw`` (cut-off JSON, an HTML error page from a proxy);
+        for a stream, one SSE event carrying ``raw`` as its data."""
+        if op == GENERATE:
+            headers = [(b"content-type", content_type.encode("latin-1")),
+                       (b"content-length", str(len(raw.encode())).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": raw.encode(), "more_body": False})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.body", "body": b"data: " + raw.encode() + b"\r\n\r\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # ------------------------------------------------------------------ control API
     async def _control(self, scope: dict[str, Any], receive: Any, send: Any, what: str) -> None:

@@ -7,7 +7,11 @@ Registered as a ``pytest11`` entry point, so any project with flashlane installe
 
 ``gemini_emulator`` is function-scoped: one server per session (``gemini_emulator_server``),
 reset before each test (stats, quota windows, scenario rules, request log, clock), latency 0.
-Imports are lazy so that loading this plugin costs nothing for tests that do not use it.
+
+``flashlane.pytest_plugin`` (the registered entry point) adds a Lane fixture on top.
+
+Imports are lazy (inside the fixtures) so that loading this plugin, which pytest does in
+every project that has flashlane installed, costs nothing for tests that do not use it.
 """
 
 from __future__ import annotations
@@ -41,3 +45,4 @@ def gemini_emulator(gemini_emulator_server: Emulator) -> Iterator[Emulator]:
     gemini_emulator_server.reset(config=True)
     yield gemini_emulator_server
     gemini_emulator_server.reset(config=True)
+

@@ -19,7 +19,8 @@ for the QuotaFailure id), ``delay: seconds`` (then answer normally or apply the 
 response), ``cut_after: N`` (stream N chunks then drop), ``finish: SAFETY|RECITATION|MAX_TOKENS|OTHER|...``,
 ``block: SAFETY|PROHIBITED_CONTENT|OTHER|...`` (promptFeedback, no candidates), ``empty: true``
 (STOP with no text), ``text: "..."``, ``json: {...}``, ``malformed_json: true | "text"``,
-``schema_violation: true``, ``no_quota: true`` (a 429 whose every violation says limit 0: the
+``schema_violation: true``, ``raw_body: "..."`` (+ ``content_type``: a 200 whose body is exactly
+that text, e.g. cut-off JSON or an HTML page; in a stream, one event with that data), ``no_quota: true`` (a 429 whose every violation says limit 0: the
 project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed: true``
 (the flex shed answer, see ``flex``). Tools (see ``tools``): ``function_calls: [{name, args?} | name,
 ...]`` (answer with these calls; omitted args are generated from the declaration), ``url_status:
@@ -53,7 +54,7 @@ GENERATE_ACTION_KEYS = frozenset(
     {
         "error", "message", "status", "retry_delay", "quota", "quota_value", "no_quota", "delay",
         "hang", "drop", "cut_after", "finish", "block", "empty", "text", "json", "malformed_json",
-        "schema_violation", "shed",
+        "schema_violation", "shed", "raw_body", "content_type",
         # tools (tools.py)
         "function_calls", "url_status", "search_queries", "code", "code_output", "code_outcome",
     }

@@ -15,7 +15,7 @@ policy around each upstream attempt:
 - **5xx / transport errors**: the reservation is kept (the server may have counted the
   request), retried likewise; ``Retry-After`` closes the gate.
 
-These are the settlement rules of ``resilience.Guard``; the gateway runs its own loop because it
+These are the settlement rules of ``guard.Guard``; the gateway runs its own loop because it
 must bound the limiter wait by the client's deadline, hand back the upstream's own error bytes
 when it gives up, and settle a stream only when it ends. A stream is retried only before its
 first byte has been sent to the client; after that its chunks pass through as they arrive.
@@ -41,12 +41,12 @@ from ..errors import (
     Timeout,
     TransportError,
     describe_reset,
-    from_sdk_error,
     from_status,
     model_not_found,
 )
 from ..limits import Limiter, Limits, Store
 from ..models import DEFAULT_MODEL, lookup
+from ..sdk import map_exception
 from ..result import Usage
 from ..retry import RetryPolicy
 from .ledger import Ledger
@@ -362,7 +362,7 @@ class GatewayApp:
                 finally:
                     if resp is not None:
                         await resp.close()
-            # Settle the attempt's reservation as resilience.Guard does.
+            # Settle the attempt's reservation as guard.Guard does.
             if res is not None and limiter is not None:
                 if isinstance(err, RateLimited):
                     limiter.on_rate_limited(key, err, res)  # before release: it reads the window
@@ -574,11 +574,10 @@ def _error_obj(raw: bytes) -> dict[str, Any]:
 
 
 def _transport_error(exc: BaseException, model: str | None, timeout_s: float | None) -> FlashlaneError:
-    try:
-        return from_sdk_error(exc, model=model, timeout_s=timeout_s)
-    except BaseException:  # noqa: BLE001 - not a known transport class: still a failed transport
-        return TransportError(f"the upstream request failed: {type(exc).__name__}",
-                              hint="check the upstream base URL")
+    # The SDK boundary's table knows the transport types (httpx2 included); anything else
+    # raised while forwarding is still a failed transport.
+    return map_exception(exc, model=model, timeout_s=timeout_s) or TransportError(
+        f"the upstream request failed: {type(exc).__name__}", hint="check the upstream base URL")
 
 
 def _amend(raw: bytes, extra: str) -> bytes:

@@ -8,7 +8,7 @@ connections pooled per origin, response bodies (``Content-Length``, chunked, or 
 handed over chunk by chunk as they arrive, reading paused while a consumer lags, TLS through
 the standard ``ssl`` module.
 
-Failures raise builtin exceptions that ``errors.from_sdk_error`` classifies like any SDK's:
+Failures raise builtin exceptions that ``sdk.map_exception`` classifies like any SDK's:
 ``ConnectionError`` subclasses (refused, reset, closed mid-answer) and ``TimeoutError``. A
 request that fails on a reused keep-alive connection before any answer byte arrived is sent
 once more on a fresh connection (the server closed an idle socket; it saw nothing).

@@ -121,8 +121,8 @@ class Upstream:
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
                    timeout: float) -> UpstreamResponse:
         """Send and return once the status line and headers are in; the body streams after.
-        Transport failures raise ``ConnectionError`` / ``TimeoutError`` (``errors.from_sdk_error``
-        maps them)."""
+        Transport failures raise ``ConnectionError`` / ``TimeoutError`` (the gateway
+        maps them to flashlane errors)."""
         return await self.client.request(method, url, headers, body, timeout=timeout or CONNECT_TIMEOUT_S,
                                          connect_timeout=CONNECT_TIMEOUT_S)
 

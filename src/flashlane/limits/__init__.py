@@ -18,7 +18,7 @@ from typing import Any
 from ..clock import Clock
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .adaptive import AdaptivePolicy
+from .adaptive import AdaptiveLimits
 from .config import DEFAULT_WINDOW_S, Limits
 from .limiter import Limiter, Reservation
 from .memory import MemoryStore
@@ -27,7 +27,7 @@ from .store import Store
 __all__ = [
     "BACKENDS",
     "DEFAULT_WINDOW_S",
-    "AdaptivePolicy",
+    "AdaptiveLimits",
     "Limiter",
     "Limits",
     "Reservation",

@@ -4,18 +4,19 @@ Gemini no longer publishes per-tier limits, tiers change with spend, and a prese
 low would slow a paid project for nothing. So by default nothing is paced until the server
 says 429. Then, per key and per dimension (``error.kind``: rpm, tpm; unknown counts as rpm):
 
-- **learn**: ``quotaValue`` from the error if present (exact; never probed past); otherwise
-  the admitted count (or input tokens) in the window when the 429 arrived, minus this request;
-  that is how much the server had just accepted.
-- **one congestion event per window**: further 429s within a window of the last cut only
-  tighten the estimate (a burst sent before we knew must not cut the limit N times); a 429
-  in a later window, while already paced, cuts to ``min(observed, limit × BETA)`` (multiplicative
-  decrease, as botocore's CUBIC limiter does with β = 0.7; gentler here because the observed
-  count already tracks the server's).
-- **probe**: after a full window that was saturated (requests had to wait for the limit)
-  with no 429, add ``max(1, PROBE_FRACTION × limit)`` (additive increase), so a quota that
-  grew (tier upgrade) is found again, slowly. A probe answered by a 429 restores the previous
-  limit and doubles the wait before the next probe (up to MAX_PROBE_EVERY windows).
+- **stated**: a limit the 429 states (``quotaValue``, or ``limit: N`` in the message) is exact:
+  paced to, never probed past.
+- **observed**: otherwise, the requests (or input tokens) *answered* in the last span when
+  the 429 arrived: how much the server had just accepted. With none answered yet (a burst of
+  429s at start-up, before anything succeeded) there is nothing to learn: the 429 only closes
+  the backoff gate for the server's ``retryDelay``. (Counting admitted-but-refused requests
+  once left a 200-row run paced at a handful per minute.)
+- **one congestion event per window**: more 429s within a span of the last cut only tighten
+  the estimate; a 429 in a later span cuts to ``min(observed, limit × BETA)``.
+- **probe back up quickly**: an observed limit is a guess; while the pace is set by it
+  (acquires had to wait) and answers succeed, it doubles every ``span / PROBE_DIVISIONS``
+  (slow start, as TCP recovers after a loss). A probe answered by a 429 restores the previous
+  limit and doubles the time before the next probe (up to MAX_PROBE_EVERY intervals).
 
 Learned values live in this process; the window and the backoff gate they pace against are in
 the shared backend, so several processes converge on the same count.
@@ -29,11 +30,12 @@ from dataclasses import dataclass, replace
 
 from .config import Limits
 
-__all__ = ["DEFAULT_BETA", "DEFAULT_PROBE_FRACTION", "AdaptivePolicy"]
+__all__ = ["DEFAULT_BETA", "PROBE_DIVISIONS", "PROBE_GROWTH", "AdaptiveLimits"]
 
 DEFAULT_BETA = 0.9
-DEFAULT_PROBE_FRACTION = 0.02
-MAX_PROBE_EVERY = 16  # windows
+PROBE_GROWTH = 2.0
+PROBE_DIVISIONS = 12  # probe every 1/12 of a span: 5 s for Gemini's per-minute windows
+MAX_PROBE_EVERY = 64  # probe intervals: a steady unstated quota costs ever fewer failed probes
 
 
 @dataclass
@@ -52,12 +54,11 @@ class _Learned:
     tpm: _Dim
 
 
-class AdaptivePolicy:
-    def __init__(self, start: Limits, *, beta: float = DEFAULT_BETA,
-                 probe_fraction: float = DEFAULT_PROBE_FRACTION) -> None:
+class AdaptiveLimits:
+    def __init__(self, start: Limits, *, beta: float = DEFAULT_BETA, probe_growth: float = PROBE_GROWTH) -> None:
         self.start = start
         self.beta = beta
-        self.probe_fraction = probe_fraction
+        self.probe_growth = probe_growth
         self._lock = threading.Lock()
         self._keys: dict[str, _Learned] = {}
         self._limits: dict[str, Limits] = {}
@@ -71,18 +72,25 @@ class AdaptivePolicy:
     def limits_for(self, key: str, now: float) -> Limits:
         with self._lock:
             k = self._get(key)
-            for dim in (k.rpm, k.tpm):
-                self._probe(dim, now)
             cached = self._limits.get(key)
             if cached is None or cached.rpm != k.rpm.limit or cached.tpm != k.tpm.limit:
                 # Built only when a limit moves: this runs on every request.
                 cached = self._limits[key] = replace(self.start, rpm=k.rpm.limit, tpm=k.tpm.limit)
             return cached
 
+    def on_success(self, key: str, now: float) -> None:
+        """An answer arrived: raise an observed limit that has been holding the pace back."""
+        with self._lock:
+            k = self._keys.get(key)
+            if k is not None:
+                for dim in (k.rpm, k.tpm):
+                    self._probe(dim, now)
+
     def _probe(self, dim: _Dim, now: float) -> None:
-        if dim.limit and not dim.exact and dim.saturated and now - dim.last_change >= self.start.span * dim.probe_every:
+        interval = self.start.span / PROBE_DIVISIONS * dim.probe_every
+        if dim.limit and not dim.exact and dim.saturated and now - dim.last_change >= interval:
             dim.before_probe = dim.limit
-            dim.limit += max(1, int(dim.limit * self.probe_fraction))
+            dim.limit = max(dim.limit + 1, math.ceil(dim.limit * self.probe_growth))
             dim.last_change = now
             dim.saturated = False
 
@@ -94,7 +102,9 @@ class AdaptivePolicy:
 
     def on_429(self, key: str, kind: str, *, quota_value: int | None, observed_requests: int,
                observed_tokens: int, request_tokens: int, now: float) -> None:
-        """``observed_*``: what the shared window held when the 429 arrived, this request included."""
+        """``observed_*``: what was answered in the last span, plus this request."""
+        if not quota_value and observed_requests <= 1:
+            return  # nothing answered yet: no evidence of a limit, only of a wait
         with self._lock:
             k = self._get(key)
             if kind == "tpm":

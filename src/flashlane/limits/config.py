@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..models import DEFAULT_MODEL, TIERS, lookup
+from ..models import DEFAULT_MODEL, TIERS, Quota, lookup
 
 __all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits"]
 
@@ -34,8 +34,9 @@ _OFF = {"off", "none", "unlimited"}
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-(project, model) quota. 0 means unlimited. ``adaptive``: these are starting values
-    that a 429 lowers and quiet windows raise (see ``adaptive.py``)."""
+    """What a limiter enforces for each (project, model): a ``models.Quota`` (RPM, TPM, RPD;
+    0 = unlimited) plus how it is applied: the window, its margin, and whether it adapts.
+    ``adaptive``: the numbers are starting values that 429s lower (see ``adaptive.py``)."""
 
     rpm: int = 0
     tpm: int = 0
@@ -61,6 +62,10 @@ class Limits:
     def span(self) -> float:
         """How long one admission counts against RPM/TPM: the window plus the margin."""
         return self.window_s + self.margin
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(rpm=self.rpm, tpm=self.tpm, rpd=self.rpd)
 
     @property
     def unlimited(self) -> bool:

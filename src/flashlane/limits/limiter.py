@@ -7,11 +7,12 @@ One limiter serves many keys (``f"{project}:{model}"``); the state per key lives
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from datetime import datetime, timezone
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import PACIFIC, RateLimited, describe_reset
-from .adaptive import AdaptivePolicy
+from .adaptive import AdaptiveLimits
 from .config import Limits
 from .store import Store
 from .window import day_reset_after
@@ -67,7 +68,9 @@ class Limiter:
         self.limits = limits
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.model = model
-        self.adaptive: AdaptivePolicy | None = AdaptivePolicy(limits) if limits.adaptive else None
+        self.adaptive: AdaptiveLimits | None = AdaptiveLimits(limits) if limits.adaptive else None
+        # Answers per key in the last span, in this process: what adaptive mode learns from.
+        self._answered: dict[str, deque[tuple[float, int]]] = {}
 
     # ---------------------------------------------------------------- admission
 
@@ -136,10 +139,27 @@ class Limiter:
             wait = DEFAULT_GATE_WITHOUT_RETRY_INFO_S * limits.window_s / 60.0
         self.backoff(key, now + wait)
         if self.adaptive is not None:
-            requests, tokens = self.store.usage(key, now, limits.span)
+            answered = self._recent(key, now, limits.span)
+            request_tokens = reservation.tokens if reservation else 0
             self.adaptive.on_429(key, error.kind, quota_value=_quota_value(error),
-                                 observed_requests=requests, observed_tokens=tokens,
-                                 request_tokens=reservation.tokens if reservation else 0, now=now)
+                                 observed_requests=len(answered) + 1,
+                                 observed_tokens=sum(t for _, t in answered) + request_tokens,
+                                 request_tokens=request_tokens, now=now)
+
+    def on_success(self, key: str, tokens: int = 0) -> None:
+        """An answer arrived: adaptive mode counts it and probes a learned limit back up."""
+        if self.adaptive is None:
+            return
+        now = self.clock.time()
+        self._answered.setdefault(key, deque()).append((now, tokens))
+        self._recent(key, now, self.limits_for(key).span)
+        self.adaptive.on_success(key, now)
+
+    def _recent(self, key: str, now: float, span: float) -> deque[tuple[float, int]]:
+        answered = self._answered.setdefault(key, deque())
+        while answered and answered[0][0] <= now - span:
+            answered.popleft()
+        return answered
 
     # ---------------------------------------------------------------- reporting
 
@@ -157,7 +177,6 @@ class Limiter:
 
 
 def _quota_value(error: RateLimited) -> int | None:
-    # errors.py doesn't parse QuotaFailure.violations[].quotaValue yet; use it once it does.
     value = getattr(error, "quota_value", None)
     try:
         return int(value) if value else None

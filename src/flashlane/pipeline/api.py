@@ -25,7 +25,7 @@ from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
 
 if TYPE_CHECKING:
-    from ..client import Lane
+    from ..client import Client as Lane
 
 __all__ = ["ItemResult", "MapResult", "map_items", "amap_items"]
 

@@ -9,16 +9,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..models import canonical_id, estimate_tokens, lookup
-from ..request import Call, Schema, output_budget
+from ..models import (
+    DEFAULT_INPUT_TOKEN_LIMIT,
+    DEFAULT_OUTPUT_TOKEN_LIMIT,
+    canonical_id,
+    estimate_tokens,
+    lookup,
+)
+from ..request import Call, output_budget
 from ..result import Usage, cost_of
+from ..schema import Schema
 from ..tasks import Task
-from ..tasks.runner import answer_tokens
 from .items import TEXT_FIELD, Item
 from .packing import can_pack, pack_call, pack_output_tokens
 
 if TYPE_CHECKING:
-    from ..client import Lane
+    from ..client import Client
 
 __all__ = ["Job", "jsonable"]
 
@@ -38,7 +44,7 @@ def jsonable(value: Any) -> Any:
 
 @dataclass
 class Job:
-    lane: Lane
+    lane: Client
     task: Task
     options: dict[str, Any]
     model: str = ""
@@ -46,17 +52,17 @@ class Job:
     item_schema: Schema | None = None
     instructions: str = ""
     system: str = ""
-    _in_limit: int = field(default=1_048_576, repr=False)
+    _in_limit: int = field(default=DEFAULT_INPUT_TOKEN_LIMIT, repr=False)
 
     @classmethod
-    def create(cls, lane: Lane, task: Task, task_options: Mapping[str, Any]) -> Job:
+    def create(cls, lane: Client, task: Task, task_options: Mapping[str, Any]) -> Job:
         options = task.options(dict(task_options))
         model = canonical_id(options.get("model") or lane.settings.model)
         thinking = options.get("thinking") or lane.settings.thinking or task.thinking
         info = lookup(model)
         job = cls(lane=lane, task=task, options=options, model=model, thinking=thinking,
                   item_schema=task.schema(options), instructions=task.render_instructions(options),
-                  system=task.system, _in_limit=info.input_token_limit if info else 1_048_576)
+                  system=task.system, _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
         return job
 
     # ------------------------------------------------------------------ sizing
@@ -75,7 +81,7 @@ class Job:
         opts = dict(self.options)
         if item is not None:
             opts[TEXT_FIELD] = item.text
-        return answer_tokens(self.task, opts)
+        return self.task.answer_budget(opts)
 
     def too_large(self, item: Item) -> bool:
         return estimate_tokens(item.rendered) + self.shared_tokens > self._in_limit
@@ -104,7 +110,7 @@ class Job:
         tokens = self.shared_tokens + sum(estimate_tokens(it.rendered) for it in (*items, extra))
         per_item = max(self.answer_tokens(it) for it in (*items, extra))
         info = lookup(self.model)
-        out_limit = info.output_token_limit if info else 65_536
+        out_limit = info.output_token_limit if info else DEFAULT_OUTPUT_TOKEN_LIMIT
         return (tokens <= self._in_limit // 2
                 and pack_output_tokens(self.model, self.thinking, per_item, len(items) + 1) < out_limit)
 

@@ -19,13 +19,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..models import ModelInfo, estimate_tokens, lookup
-from ..request import Call, Schema, output_budget, thinking_allowance
+from ..models import (
+    DEFAULT_INPUT_TOKEN_LIMIT,
+    DEFAULT_OUTPUT_TOKEN_LIMIT,
+    ModelInfo,
+    Quota,
+    estimate_tokens,
+    lookup,
+)
+from ..request import Call, output_budget, thinking_allowance
+from ..schema import Schema
 from .items import Item
 
 __all__ = [
     "DEFAULT_AUTO_PACK", "MAX_AUTO_PACK", "PackPlan", "auto_pack_size", "can_pack", "pack_call", "pack_schema",
-    "split_answer", "Quota", "quota_from_limits", "estimate_item_tokens", "local_id", "pack_prompt",
+    "split_answer", "quota_from_limits", "estimate_item_tokens", "local_id", "pack_prompt",
 ]
 
 DEFAULT_AUTO_PACK = 10  # without a known quota: the middle of the range research found safe
@@ -39,12 +47,6 @@ PACK_INSTRUCTIONS = (
     "There are {n} items below, each marked with its id. Do the task for every item independently and "
     "answer with one entry per item in \"results\", carrying the item's id."
 )
-
-
-@dataclass(frozen=True)
-class Quota:
-    rpm: int = 0
-    tpm: int = 0
 
 
 def local_id(n: int) -> str:
@@ -138,8 +140,8 @@ def auto_pack_size(*, model: str, thinking: str | None, per_item_input: float, s
     """Pick the pack size: large enough that requests per minute stop being the bottleneck,
     small enough to fit the context, the output cap and the accuracy range."""
     info: ModelInfo | None = lookup(model)
-    in_limit = info.input_token_limit if info else 1_048_576
-    out_limit = min(info.output_token_limit if info else 65_536, output_ceiling, MAX_PACK_OUTPUT_TOKENS)
+    in_limit = info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT
+    out_limit = min(info.output_token_limit if info else DEFAULT_OUTPUT_TOKEN_LIMIT, output_ceiling, MAX_PACK_OUTPUT_TOKENS)
     room = out_limit - thinking_allowance(info, thinking)
     by_output = max(1, room // max(1, per_item_answer + ID_OVERHEAD_TOKENS))
     by_input = max(1, int((in_limit * PACK_INPUT_FRACTION - shared_input) // max(1.0, per_item_input)))
@@ -182,7 +184,7 @@ def quota_from_limits(limits: Any, model: str) -> Quota | None:
     A scaled window keeps the ratio of RPM to TPM, which is all pack sizing needs.
     None when unknown: adaptive limits start unthrottled and only learn from 429s."""
     parsed = _rate_limits(limits, model)
-    return Quota(parsed.rpm, parsed.tpm) if parsed is not None else None
+    return parsed.quota if parsed is not None else None
 
 
 # Requests in flight needed to keep a quota busy is rate x latency (Little's law); more than

@@ -47,7 +47,7 @@ from .writers import (
 )
 
 if TYPE_CHECKING:
-    from ..client import Lane
+    from ..client import Client as Lane
 
 __all__ = ["RunConfig", "RunSummary", "run_file", "default_output", "default_run_db", "resolve_pack"]
 

@@ -13,6 +13,8 @@ errors and grows a truncated cap. What the engine decides is per item:
 - a single request that fails becomes a recorded failure with the error's ``reason_code``;
 - a per-day quota (``RateLimited`` kind ``rpd``) parks the run: nothing more is scheduled,
   the affected items stay pending, never failed;
+- an outage (``Outage``: the client's breaker opened after many failures in a row) stops the
+  run the same way: rows stay pending, and rerunning resumes;
 - credentials or model errors abort the run (every row would fail the same way);
 - with a budget, a request is only started if what is spent, plus the most the requests in
   flight can cost, plus the most this one can cost, stays within it.
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import AuthError, ConfigError, FlashlaneError, InputError, ModelNotFound, RateLimited
+from ..errors import AuthError, ConfigError, FlashlaneError, InputError, ModelNotFound, NoQuota, Outage, RateLimited
 from ..request import Call
 from ..result import Usage, cost_of
 from .cache import ResponseCache
@@ -44,7 +46,7 @@ DEFAULT_CONCURRENCY = None  # auto (see packing.auto_concurrency)
 WINDOW_ITEMS = 2000  # pending items read from the store at a time
 TICK_S = 1.0  # progress refresh while nothing finishes (a limiter wait must not freeze the display)
 WAIT_NOTICE_S = 3.0  # no answer for this long: progress says what the run is waiting for
-FATAL_ERRORS = (AuthError, ModelNotFound, ConfigError)
+FATAL_ERRORS = (AuthError, ModelNotFound, ConfigError, NoQuota)  # every row would fail the same way
 GUARD_COUNTERS = ("requests", "rate_limited", "retries")
 
 
@@ -72,7 +74,7 @@ class Snapshot:
 
 @dataclass
 class RunOutcome:
-    status: str = "done"  # done | parked | budget | aborted | interrupted
+    status: str = "done"  # done | parked | budget | outage | aborted | interrupted
     reset_at: datetime | None = None
     error: FlashlaneError | None = None
     message: str = ""
@@ -80,7 +82,7 @@ class RunOutcome:
 
 
 def guard_counts(lane: Any) -> dict[str, int]:
-    """Requests, 429s and retries as the Lane's resilience guard has counted them so far."""
+    """Requests, 429s and retries as the Lane's guard has counted them so far."""
     stats = lane.guard.stats
     return {name: int(getattr(stats, name)) for name in GUARD_COUNTERS}
 
@@ -320,6 +322,12 @@ class Engine:
                                           counters=self.guard_delta())
                 return
             await self._failed(unit, started, e, rid)
+            return
+        except Outage as e:
+            self._halt("outage", e.message, e)
+            self.store.record_request(started=started, item_ids=ids, outcome="outage", error=e.message,
+                                      usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
+                                      counters=self.guard_delta())
             return
         except FATAL_ERRORS as e:
             self._halt("aborted", e.message, e)

@@ -26,7 +26,7 @@ import tomllib
 import yaml
 
 from ..errors import InputError
-from ..request import Schema
+from ..schema import Schema
 from .extract import load_schema
 from .task import Task
 

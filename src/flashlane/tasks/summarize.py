@@ -12,6 +12,11 @@ from .task import Task
 __all__ = ["SUMMARIZE", "Summary", "summarize_instructions"]
 
 DEFAULT_SUMMARY_WORDS = 80
+TOKENS_PER_WORD = 1.4  # English averages ~1.3; a little headroom
+
+
+def summary_size(options: Mapping[str, Any]) -> int:
+    return int(int(options.get("max_words") or DEFAULT_SUMMARY_WORDS) * TOKENS_PER_WORD)
 
 
 class Summary(BaseModel):
@@ -33,7 +38,7 @@ SUMMARIZE = Task(
     item_template="Text:\n{text}",
     output=None,  # free text: summaries stream
     convert=lambda text, options: Summary(text=text.strip()),
-    answer_tokens=0,  # from max_words
+    answer_size=summary_size,
     streamable=True,
     description="a summary (--max-words N, --style bullet|abstract|...)",
 )

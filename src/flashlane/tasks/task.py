@@ -14,9 +14,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError, InputError
-from ..request import Schema
+from ..schema import Schema
 
-__all__ = ["Task", "template_fields"]
+__all__ = ["JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "template_fields"]
+
+MIN_ANSWER_TOKENS = 48
+JSON_OVERHEAD_TOKENS = 24  # braces, keys and quotes around a structured answer
 
 Options = Mapping[str, Any]
 
@@ -51,6 +54,7 @@ class Task:
     system: str = ""
     output: Any = None  # Pydantic model, JSON Schema dict, or None for free text
     answer_tokens: int = 256  # expected answer size per item; thinking room is added on top
+    answer_size: Callable[[Options], int] | None = None  # options (and "text") -> answer size, when it varies
     thinking: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     schema_for: Callable[[Options], Any] | None = None  # options -> schema, when it depends on them
@@ -85,6 +89,11 @@ class Task:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"task '{self.name}' needs {flag} ({name}= in Python): {what}",
                                   hint=f"add {flag} to the command, or {name}=... to the call")
+
+    def answer_budget(self, options: Options) -> int:
+        """Tokens the answer to one item needs (thinking room is added by the caller)."""
+        size = self.answer_size(options) if self.answer_size is not None else self.answer_tokens
+        return max(size, MIN_ANSWER_TOKENS)
 
     def schema(self, options: Options) -> Schema | None:
         self.check_options(options)

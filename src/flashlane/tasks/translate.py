@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .task import Task
+from ..models import estimate_tokens
+from .task import JSON_OVERHEAD_TOKENS, Task
 
 __all__ = ["TRANSLATE", "Translation", "translate_instructions"]
 
@@ -30,6 +31,13 @@ def translate_instructions(options: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+TRANSLATION_GROWTH = 2  # target languages can take twice the source's tokens
+
+
+def translation_size(options: Mapping[str, Any]) -> int:
+    return estimate_tokens(str(options.get("text", ""))) * TRANSLATION_GROWTH + JSON_OVERHEAD_TOKENS
+
+
 class _Answer(BaseModel):
     detected_source: str
     translation: str
@@ -41,7 +49,7 @@ TRANSLATE = Task(
     item_template="Text:\n{text}",
     output=_Answer,
     convert=lambda parsed, options: Translation(text=parsed.translation, detected_source=parsed.detected_source),
-    answer_tokens=0,  # sized from the input: see runner.answer_budget
+    answer_size=translation_size,
     streamable=True,
     description="text into another language (--to fr), with --source, --glossary, --formality",
     required={"to": "the target language, e.g. --to fr"},

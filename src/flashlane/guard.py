@@ -1,6 +1,11 @@
-"""``Guard``: the loop every call runs: limiter → one SDK call → reconcile, retrying on failure.
+"""``Guard``: the loop every call runs: breaker → limiter → one SDK call → reconcile, retrying
+on failure, all inside one deadline.
 
 Sync and async share every decision (``_after_failure``); they differ only in how they wait.
+
+The deadline (``RetryPolicy.deadline_s``) covers the whole call, retries included: each attempt
+is given the time that is left (``fn(remaining_s)``), which the client turns into that
+attempt's HTTP timeout, so a hung server costs at most the deadline, never attempts × timeout.
 
 What happens to the quota charge of a failed attempt:
 
@@ -25,12 +30,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from .breaker import Breaker
 from .clock import Clock
 from .errors import FlashlaneError, RateLimited, ServiceUnavailable
 from .limits import Limiter, Reservation
 from .retry import RetryPolicy
 
-__all__ = ["Guard", "GuardStats"]
+__all__ = ["Guard", "GuardStats", "MIN_ATTEMPT_S"]
+
+# An attempt is not started with less time than this left before the deadline.
+MIN_ATTEMPT_S = 1.0
 
 T = TypeVar("T")
 
@@ -74,64 +83,77 @@ def _kind(error: FlashlaneError) -> str:
 
 
 class Guard:
-    def __init__(self, limiter: Limiter, policy: RetryPolicy, clock: Clock, *,
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, limiter: Limiter, retry: RetryPolicy, clock: Clock, *,
+                 rng: random.Random | None = None, breaker: Breaker | None = None) -> None:
         self.limiter = limiter
-        self.policy = policy
+        self.retry = retry
         self.clock = clock
         self.rng = rng or random.Random()
+        self.breaker = breaker or Breaker(clock)
         self.stats = GuardStats()
 
-    def call(self, key: str, est_tokens: int, fn: Callable[[], T],
+    def _remaining(self, start: float) -> float:
+        return self.retry.deadline_s - (self.clock.monotonic() - start)
+
+    def call(self, key: str, est_tokens: int, fn: Callable[[float], T],
              input_tokens_of: Callable[[T], int | None]) -> T:
+        """``fn(remaining_s)`` makes one attempt with at most ``remaining_s`` seconds."""
         start = self.clock.monotonic()
         attempt = 0
         while True:
             attempt += 1
+            while (wait := self.breaker.admit(key)) > 0:  # Outage propagates in stop mode
+                self.clock.sleep(wait)
             t0 = self.clock.monotonic()
             res = self.limiter.acquire(key, est_tokens)  # RateLimited(rpd) propagates: the day is gone
             self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
             try:
-                out = fn()
+                out = fn(max(self._remaining(start), MIN_ATTEMPT_S))
             except FlashlaneError as e:
                 delay = self._after_failure(key, res, e, attempt, self.clock.monotonic() - start)
                 if delay is None:
                     raise
                 self.clock.sleep(delay)
                 continue
-            self._after_success(res, out, input_tokens_of)
+            self._after_success(key, res, out, input_tokens_of)
             return out
 
-    async def acall(self, key: str, est_tokens: int, fn: Callable[[], Awaitable[T]],
+    async def acall(self, key: str, est_tokens: int, fn: Callable[[float], Awaitable[T]],
                     input_tokens_of: Callable[[T], int | None]) -> T:
         start = self.clock.monotonic()
         attempt = 0
         while True:
             attempt += 1
+            while (wait := self.breaker.admit(key)) > 0:
+                await self.clock.asleep(wait)
             t0 = self.clock.monotonic()
             res = await self.limiter.aacquire(key, est_tokens)
             self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
             try:
-                out = await fn()
+                out = await fn(max(self._remaining(start), MIN_ATTEMPT_S))
             except FlashlaneError as e:
                 delay = self._after_failure(key, res, e, attempt, self.clock.monotonic() - start)
                 if delay is None:
                     raise
                 await self.clock.asleep(delay)
                 continue
-            self._after_success(res, out, input_tokens_of)
+            self._after_success(key, res, out, input_tokens_of)
             return out
 
-    # ---------------------------------------------------------------- shared policy
+    # ---------------------------------------------------------------- shared decisions
 
-    def _after_success(self, res: Reservation, out: T, input_tokens_of: Callable[[T], int | None]) -> None:
+    def _after_success(self, key: str, res: Reservation, out: T,
+                       input_tokens_of: Callable[[T], int | None]) -> None:
         self.stats.add(succeeded=1)
+        self.breaker.success(key)
         res.reconcile(input_tokens_of(out), at=self.clock.time())
+        self.limiter.on_success(key, res.tokens)
 
     def _after_failure(self, key: str, res: Reservation, error: FlashlaneError, attempt: int,
                        elapsed: float) -> float | None:
         """Settle the reservation, inform the limiter; the wait before the next attempt or None."""
         self.stats.count(_kind(error))
+        self.breaker.failure(key, error)
         if isinstance(error, RateLimited):
             self.stats.add(rate_limited=1)
             self.limiter.on_rate_limited(key, error, res)  # before release: it reads the window
@@ -141,7 +163,11 @@ class Guard:
             res.reconcile(at=self.clock.time())
             if isinstance(error, ServiceUnavailable) and error.retry_after:
                 self.limiter.backoff(key, self.clock.time() + error.retry_after)
-        delay = self.policy.delay_for(error, attempt, elapsed, self.rng)
+        if self.breaker.is_open(key) and self.breaker.mode == "stop":
+            # The service is down for everyone: this call ends as the outage, not as its own
+            # failure, so a pipeline leaves its rows pending instead of failing them.
+            raise self.breaker.outage_error(key) from error
+        delay = self.retry.delay_for(error, attempt, elapsed + MIN_ATTEMPT_S, self.rng)
         if delay is None:
             if error.retryable:
                 self.stats.add(gave_up=1)

@@ -17,8 +17,8 @@ from flashlane.errors import (
     ServiceUnavailable,
     TransportError,
 )
+from flashlane.guard import Guard
 from flashlane.limits import Limiter, make_limiter
-from flashlane.resilience import Guard
 from flashlane.retry import RetryPolicy
 
 KEY = "proj:gemini-3.1-flash-lite"
@@ -31,7 +31,7 @@ class Script:
         self.errors = list(errors)
         self.calls = 0
 
-    def __call__(self) -> str:
+    def __call__(self, remaining_s: float = 0.0) -> str:
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
@@ -47,7 +47,7 @@ class QuotaServer:
         self.accepted: list[float] = []
         self.refused = 0
 
-    def __call__(self) -> str:
+    def __call__(self, remaining_s: float = 0.0) -> str:
         now = self.clock.time()
         live = [t for t in self.accepted if t > now - self.window]
         if len(live) >= self.rpm:
@@ -83,7 +83,7 @@ async def test_async_wait_honours_retry_delay() -> None:
     g = guard(clock=clock)
     fn = Script(RateLimited("rpm", kind="rpm", retry_after=26.0), ServiceUnavailable("503"))
 
-    async def once() -> str:
+    async def once(remaining_s: float) -> str:
         return fn()
 
     assert await g.acall(KEY, 10, once, none) == "ok"
@@ -183,7 +183,7 @@ def test_coordinated_backoff_one_429_makes_other_callers_wait() -> None:
     t0 = clock.time()
     b_called_at: list[float] = []
 
-    def b_fn() -> str:
+    def b_fn(remaining_s: float) -> str:
         b_called_at.append(clock.time())
         return "ok"
 

@@ -1,8 +1,8 @@
-"""What to do with an answer: the policy shared by the sync and async clients.
+"""Judging an answer: is it usable, and if not, what to send next.
 
-``answer_policy`` is a generator: it yields the next ``Call`` to send and receives the SDK
-response for it, so one implementation serves both ``Lane.generate`` and
-``Lane.agenerate`` (the drivers differ only in how they send). The rules:
+``judge`` is a generator: it yields the next ``Call`` to send and receives the SDK
+response for it, so one implementation serves both ``Client.run_call`` and
+``Client.arun_call`` (the drivers differ only in how they send). The rules:
 
 - prompt blocked (``promptFeedback.blockReason``) or answer stopped (SAFETY, RECITATION,
   PROHIBITED_CONTENT, ...) -> ``SafetyBlocked`` with the reason and ratings; with
@@ -13,7 +13,7 @@ response for it, so one implementation serves both ``Lane.generate`` and
   error, ending on a user turn -> ``SchemaViolation`` with the raw text;
 - ``STOP`` with no text -> ``EmptyAnswer``. Never an empty string returned as success.
 
-Transport retries (429/5xx) happen below this, in the resilience guard, with their own budget.
+Transport retries (429/5xx) happen below this, in ``guard.Guard``, with their own budget.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from .models import lookup
 from .request import Call
 from .result import Result, Usage, cost_of, usage_from_response
 
-__all__ = ["answer_policy", "Sent", "REFRAME_SYSTEM", "STOPPED_REASONS", "check_blocked"]
+__all__ = ["judge", "Sent", "REFRAME_SYSTEM", "STOPPED_REASONS", "TRUNCATION_GROWTH", "answer_text", "check_blocked",
+           "enum_name"]
 
 TRUNCATION_GROWTH = 4  # the larger cap is 4x the first one (bounded)
 REASK_TEMPLATE = (
@@ -56,7 +57,7 @@ class Sent:
         self.latency_s = latency_s
 
 
-def _enum_name(value: Any) -> str | None:
+def enum_name(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "name", value))
@@ -65,12 +66,12 @@ def _enum_name(value: Any) -> str | None:
 def _ratings(raw: Any) -> list[SafetyRating]:
     out = []
     for r in raw or []:
-        out.append(SafetyRating(category=_enum_name(r.category) or "?", probability=_enum_name(r.probability) or "?",
+        out.append(SafetyRating(category=enum_name(r.category) or "?", probability=enum_name(r.probability) or "?",
                                 blocked=bool(getattr(r, "blocked", False))))
     return out
 
 
-def _answer_text(response: Any) -> str:
+def answer_text(response: Any) -> str:
     cands = response.candidates or []
     if not cands or cands[0].content is None:
         return ""
@@ -81,7 +82,7 @@ def check_blocked(response: Any, model: str, usage: Usage | None = None) -> None
     """Raise SafetyBlocked for a blocked prompt or a stopped answer."""
     fb = response.prompt_feedback
     if fb is not None and fb.block_reason is not None:
-        reason = _enum_name(fb.block_reason) or "BLOCK_REASON_UNSPECIFIED"
+        reason = enum_name(fb.block_reason) or "BLOCK_REASON_UNSPECIFIED"
         ratings = _ratings(fb.safety_ratings)
         worst = ", ".join(f"{r.category}={r.probability}" for r in ratings if r.blocked or r.probability in ("MEDIUM", "HIGH"))
         raise SafetyBlocked(
@@ -90,7 +91,7 @@ def check_blocked(response: Any, model: str, usage: Usage | None = None) -> None
             stage="prompt", reason=reason, ratings=ratings, model=model, usage=usage)
     cands = response.candidates or []
     if cands:
-        stop = _enum_name(cands[0].finish_reason)
+        stop = enum_name(cands[0].finish_reason)
         if stop is not None and stop in STOPPED_REASONS:
             reason = stop
             ratings = _ratings(cands[0].safety_ratings)
@@ -102,7 +103,7 @@ def check_blocked(response: Any, model: str, usage: Usage | None = None) -> None
                 stage="answer", reason=reason, ratings=ratings, model=model, usage=usage)
 
 
-def answer_policy(call: Call, *, output_ceiling: int, reframe: bool = False) -> Generator[Call, Sent, Result]:
+def judge(call: Call, *, output_ceiling: int, reframe: bool = False) -> Generator[Call, Sent, Result]:
     usage = Usage()
     latency = 0.0
     attempts = 0
@@ -124,8 +125,8 @@ def answer_policy(call: Call, *, output_ceiling: int, reframe: bool = False) -> 
                 current = current.with_system(REFRAME_SYSTEM)
                 continue
             raise
-        text = _answer_text(resp)
-        finish = _enum_name(resp.candidates[0].finish_reason) if resp.candidates else None
+        text = answer_text(resp)
+        finish = enum_name(resp.candidates[0].finish_reason) if resp.candidates else None
         parsed: Any = None
         error: str | None = None
         if call.schema is not None and text:

@@ -1,0 +1,198 @@
+"""The package's shape: layers import downward only, no import cycle, one SDK boundary,
+the emulator free of the SDK, and ``__all__`` as the public surface.
+
+Read from the source (AST), so a new module is checked the moment it exists."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import flashlane
+
+SRC = Path(flashlane.__file__).parent
+
+# Lower rank = lower layer. A module may import its own rank or below, never above.
+RANKS = {
+    "models": 0, "clock": 0,
+    "errors": 1,
+    "config": 2,
+    "limits": 3, "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
+    "answer": 3, "result": 3, "client": 3, "stream": 3,
+    "tasks": 4,
+    "pipeline": 5,
+    "lane": 6, "gateway": 6,
+    "cli": 7, "__main__": 7, "pytest_plugin": 7,
+}
+EMULATOR_MAY_IMPORT = {"emulator", "models"}
+# Only these may name SDK or transport exception types (the gateway forwards bytes with its
+# own HTTP client and never calls the SDK, so its transport errors are its own business).
+BOUNDARY_MODULES = {"flashlane.sdk"}
+SDK_EXCEPTION_MODULES = ("google.genai", "httpx", "httpx2", "aiohttp", "google.auth", "google.api_core")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, node: ast.ImportFrom | ast.Import, is_pkg: bool) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    base = module.split(".") if is_pkg else module.split(".")[:-1]
+    if node.level:
+        base = base[: len(base) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    names = [f"{target}.{a.name}" for a in node.names]
+    return [n if n in MODULES else target for n in names]
+
+
+def _in_type_checking(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def _in_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return True
+    return False
+
+
+def _imports() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(module-level edges, function-level edges) between flashlane modules."""
+    top: dict[str, set[str]] = {m: set() for m in MODULES}
+    lazy: dict[str, set[str]] = {m: set() for m in MODULES}
+    for mod, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or _in_type_checking(node, parents):
+                continue
+            for target in _resolve(mod, node, path.name == "__init__.py"):
+                if target.startswith("flashlane") and target in MODULES and target != mod:
+                    (lazy if _in_function(node, parents) else top)[mod].add(target)
+    return top, lazy
+
+
+def _layer(mod: str) -> str:
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_no_import_cycle_even_counting_imports_inside_functions() -> None:
+    top, lazy = _imports()
+    # A package __init__ re-exports its children; the edge child -> its own package is the
+    # normal "import a sibling through the package" and not a layering cycle.
+    merged = {m: {t for t in top[m] | lazy[m] if not m.startswith(t + ".")} for m in MODULES}
+    assert _cycle(merged) is None, f"import cycle: {' -> '.join(_cycle(merged) or [])}"
+
+
+def test_layers_import_downward_only() -> None:
+    top, lazy = _imports()
+    bad = []
+    for mod in MODULES:
+        layer = _layer(mod)
+        for target in top[mod] | lazy[mod]:
+            tl = _layer(target)
+            if layer == "emulator":
+                if tl not in EMULATOR_MAY_IMPORT:
+                    bad.append(f"{mod} -> {target} (the emulator imports only the catalog)")
+                continue
+            if layer == "__init__" or tl == "emulator":
+                continue  # the package façade; the emulator is a leaf anyone may start
+            assert layer in RANKS and tl in RANKS, f"unranked module {mod} or {target}: add it to RANKS"
+            if RANKS[tl] > RANKS[layer]:
+                bad.append(f"{mod} -> {target}")
+    assert not bad, "upward imports:\n" + "\n".join(sorted(bad))
+
+
+def test_only_the_boundary_handles_sdk_or_transport_exceptions() -> None:
+    offenders = []
+    for mod, path in MODULES.items():
+        if mod in BOUNDARY_MODULES or _layer(mod) in ("gateway", "emulator"):
+            continue
+        tree = ast.parse(path.read_text())
+        aliases = {}  # local name -> module it came from
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(SDK_EXCEPTION_MODULES):
+                if node.module == "google.genai" and all(a.name in ("types",) for a in node.names):
+                    continue  # the request/response types are not exceptions
+                for a in node.names:
+                    if a.name != "types" and node.module != "google.genai":
+                        aliases[a.asname or a.name] = node.module
+                    elif node.module == "google.genai" and a.name == "errors":
+                        aliases[a.asname or a.name] = "google.genai.errors"
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith(("httpx", "aiohttp", "google.auth")):
+                        aliases[(a.asname or a.name).split(".")[0]] = a.name
+            elif isinstance(node, ast.ExceptHandler) and node.type is not None:
+                names = {n.id for n in ast.walk(node.type) if isinstance(n, ast.Name)}
+                if names & set(aliases) or any(m in ast.unparse(node.type) for m in ("genai", "httpx", "aiohttp")):
+                    offenders.append(f"{mod}: except {ast.unparse(node.type)}")
+        offenders += [f"{mod}: imports {m} ({n})" for n, m in aliases.items() if "errors" in m or "httpx" in m
+                      or "aiohttp" in m or "google.auth" in m]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_importing_the_emulator_leaves_the_sdk_out_and_the_plugin_is_cheap() -> None:
+    code = (
+        "import sys, time, pytest\n"
+        "t = time.perf_counter(); import flashlane.pytest_plugin; dt = time.perf_counter() - t\n"
+        "import flashlane.emulator\n"
+        "print('google.genai' in sys.modules, dt)\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(3)]
+    assert all(r[0] == "False" for r in runs), runs
+    assert min(float(r[1]) for r in runs) < 0.1, runs
+
+
+def test_all_is_the_public_surface() -> None:
+    exported = set(flashlane.__all__)
+    for name in exported:
+        assert getattr(flashlane, name) is not None
+    public = {n for n in dir(flashlane) if not n.startswith("_")} | {"__version__"}
+    assert public == exported
+    assert flashlane.__version__
+    assert (SRC / "py.typed").is_file()
