@@ -18,8 +18,8 @@ SRC = Path(flashlane.__file__).parent
 RANKS = {
     "models": 0, "clock": 0,
     "errors": 1,
-    "config": 2,
-    "limits": 3, "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
+    "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors and the catalog
+    "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
     "answer": 3, "result": 3, "client": 3, "stream": 3,
     "tasks": 4,
     "pipeline": 5,
@@ -178,7 +178,8 @@ def test_only_the_boundary_handles_sdk_or_transport_exceptions() -> None:
 def test_importing_the_emulator_leaves_the_sdk_out_and_the_plugin_is_cheap() -> None:
     code = (
         "import sys, time, pytest\n"
-        "t = time.perf_counter(); import flashlane.pytest_plugin; dt = time.perf_counter() - t\n"
+        # CPU time, not wall time: the suite shares two cores with other processes.
+        "t = time.process_time(); import flashlane.pytest_plugin; dt = time.process_time() - t\n"
         "import flashlane.emulator\n"
         "print('google.genai' in sys.modules, dt)\n"
     )

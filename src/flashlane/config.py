@@ -22,6 +22,7 @@ from typing import Any
 import tomllib
 
 from .errors import AI_STUDIO_KEY_URL, ConfigError
+from .limits.config import Limits
 from .models import DEFAULT_MODEL, THINKING_LEVELS, lookup
 
 __all__ = [
@@ -245,6 +246,4 @@ def _validate(s: Settings) -> None:
         raise ConfigError("the redis limiter needs a URL", hint="set FLASHLANE_REDIS_URL=redis://host:6379/0")
     # Parsed here, not first when a Lane builds its limiter, so that every command and
     # `flashlane doctor` refuse a bad quota string with the same message.
-    from .limits.config import Limits
-
     Limits.parse(s.limits, s.model)

@@ -46,9 +46,9 @@ from ..errors import (
 )
 from ..limits import Limiter, Limits, Store
 from ..models import DEFAULT_MODEL, lookup
-from ..sdk import map_exception
 from ..result import Usage
 from ..retry import RetryPolicy
+from ..sdk import map_exception
 from .ledger import Ledger
 from .metrics import Metrics
 from .tokens import Principal, TokenBook
