@@ -17,7 +17,7 @@ SRC = Path(flashlane.__file__).parent
 # Lower rank = lower layer. A module may import its own rank or below, never above.
 RANKS = {
     "models": 0, "clock": 0,
-    "errors": 1,
+    "errors": 1, "db": 1,
     "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors and the catalog
     "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
     "answer": 3, "result": 3, "client": 3, "stream": 3,

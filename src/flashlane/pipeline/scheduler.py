@@ -31,7 +31,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import AuthError, ConfigError, FlashlaneError, InputError, ModelNotFound, NoQuota, Outage, RateLimited
+from ..errors import (
+    AuthError,
+    ConfigError,
+    FlashlaneError,
+    InputError,
+    ModelNotFound,
+    NoQuota,
+    Outage,
+    RateLimited,
+)
 from ..request import Call
 from ..result import Usage, cost_of
 from .cache import ResponseCache
