@@ -75,6 +75,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # the request sizes the API accepts inline ar
 TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last usageMetadata
 UPLOAD_IDS_KEPT = 10_000
 MAX_LIMITERS = 256
+AUTH_FAILURES = frozenset({400, 401, 403})
 
 JSON = b"application/json; charset=UTF-8"
 UNREGISTERED = ("Method doesn't allow unregistered callers (callers without established identity). "
@@ -184,6 +185,8 @@ class GatewayApp:
     def _note(self, scope: dict[str, Any], principal: Principal | None, model: str, out: _Outcome,
               started: float) -> None:
         elapsed = time.perf_counter() - started
+        if principal is not None and self.tokens.pass_keys and out.code in AUTH_FAILURES:
+            principal = None  # a key the upstream refused: not a project to keep metrics and ledger rows for
         project = principal.project if principal else "-"
         label = principal.label if principal else "-"
         self.metrics.observe(project, model or "-", out.code, elapsed, usage=out.usage, absorbed=out.absorbed,
