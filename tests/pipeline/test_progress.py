@@ -45,3 +45,9 @@ def test_rich_on_a_tty() -> None:
 
 def test_describe_eta() -> None:
     assert "ETA 1m30s" in describe(Snapshot(total=100, ok=40), elapsed=60.0)
+
+
+def test_waiting_replaces_a_stale_eta() -> None:
+    line = describe(Snapshot(total=100, ok=40, waiting="quota"), elapsed=60.0)
+    assert "waiting for quota" in line and "ETA" not in line
+    assert "waiting for answers" in describe(Snapshot(total=100, ok=40, waiting="answers"), elapsed=60.0)

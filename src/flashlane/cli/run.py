@@ -2,7 +2,9 @@
 
 Exit codes: 0 every row ok; 1 some rows failed, or the run stopped early (budget reached,
 per-day quota exhausted: the run is parked and resumes when rerun); 2 a usage, input or
-configuration error (nothing already done is lost); 130 interrupted.
+configuration error (nothing already done is lost), or the run database is held by another
+run; 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: both save what was done, write the
+partial output and leave the run resumable.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..config import RUN_DEADLINE_S
 from ..errors import describe_reset
 from ..pipeline.readers import FORMATS
 from ..pipeline.report import format_report, load_report, report_json
-from ..pipeline.runfile import RunConfig, run_file
+from ..pipeline.runfile import RunConfig, RunInterrupted, run_file
 from ..tasks import get_task
 from .common import lane_options, make_lane, note
 
@@ -110,8 +112,12 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                     concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
                     task_options=task_options)
     # A row in a file run may wait out several per-minute windows; an interactive call may not.
-    with make_lane(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
-        summary = run_file(lane, the_task, cfg)
+    try:
+        with make_lane(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
+            summary = run_file(lane, the_task, cfg)
+    except RunInterrupted as e:
+        note(e.message)
+        sys.exit(e.exit_code)
     r = summary.report
     items = r["items"]
     out = summary.outcome

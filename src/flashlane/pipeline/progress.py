@@ -36,10 +36,19 @@ def _cost(snap: Snapshot) -> str:
     return "cost unknown" if snap.unpriced_requests else f"${snap.cost_usd:.4f}"
 
 
+WAITING = {"quota": "waiting for quota", "answers": "waiting for answers"}
+
+
+def _eta_text(snap: Snapshot, eta: float | None) -> str:
+    # While the limiter holds requests back (or answers are slow) the average rate says nothing
+    # about when the run ends: say what it waits for instead of a stale ETA.
+    return WAITING.get(snap.waiting or "", "") or f"ETA {_fmt_eta(eta)}"
+
+
 def describe(snap: Snapshot, elapsed: float) -> str:
     rate, eta = _rate_eta(snap, elapsed)
     tokens = snap.prompt_tokens + snap.output_tokens + snap.thoughts_tokens
-    return (f"{snap.done}/{snap.total} done ({snap.failed} failed) | {rate:.0f} items/min | ETA {_fmt_eta(eta)} | "
+    return (f"{snap.done}/{snap.total} done ({snap.failed} failed) | {rate:.0f} items/min | {_eta_text(snap, eta)} | "
             f"{tokens:,} tokens | {_cost(snap)}")
 
 
@@ -77,7 +86,7 @@ class Progress:
         if self._rich is not None:
             rate, eta = _rate_eta(snap, elapsed)
             tokens = snap.prompt_tokens + snap.output_tokens + snap.thoughts_tokens
-            info = (f"{snap.done}/{snap.total} ({snap.failed} failed) {rate:.0f}/min ETA {_fmt_eta(eta)} "
+            info = (f"{snap.done}/{snap.total} ({snap.failed} failed) {rate:.0f}/min {_eta_text(snap, eta)} "
                     f"{tokens:,} tok {_cost(snap)}")
             self._rich.update(self._task, total=snap.total, completed=snap.done, info=info)
             return

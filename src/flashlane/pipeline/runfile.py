@@ -19,6 +19,8 @@ import contextlib
 import itertools
 import json
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_
 from .progress import Progress
 from .readers import DEFAULT_ENCODING, input_digest, iter_rows
 from .report import build_report
+from .runlock import RunLock
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
 from .writers import (
@@ -49,7 +52,8 @@ from .writers import (
 if TYPE_CHECKING:
     from ..client import Client as Lane
 
-__all__ = ["RunConfig", "RunSummary", "run_file", "default_output", "default_run_db", "resolve_pack"]
+__all__ = ["RunConfig", "RunSummary", "RunInterrupted", "run_file", "default_output", "default_run_db",
+           "resolve_pack"]
 
 RUN_DB_SUFFIX = ".flashlane.db"
 PACK_SAMPLE_ITEMS = 2000  # items read back to estimate tokens per item for --pack auto
@@ -248,6 +252,62 @@ def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str)
     return _write_outputs(store, output)
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT or SIGTERM; what was done is saved and the output written."""
+
+    def __init__(self, signum: int, output: Path, run_db: Path, counts: dict[str, int] | None) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+        name = signal.Signals(signum).name
+        done = f" ({counts['ok'] + counts['failed']} of {sum(counts.values())} rows done)" if counts else ""
+        self.message = (f"interrupted by {name}: partial output written to {output}{done}; "
+                        f"rerun the same command to resume (run db {run_db})")
+        super().__init__(self.message)
+
+
+class _Signals:
+    """SIGTERM behaves as SIGINT: the run stops, saves what it has, writes partial output."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: Any = None
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _Signals:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    async def run(self, coro: Any) -> Any:
+        """Await ``coro`` with SIGTERM cancelling it the way asyncio's own SIGINT handler does."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed = False
+
+        def on_term() -> None:
+            self.received = signal.SIGTERM
+            if task is not None:
+                task.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+            installed = True
+        try:
+            return await coro
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGTERM)
+                with contextlib.suppress(ValueError):
+                    signal.signal(signal.SIGTERM, self._raise)
+
+
 def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     output = Path(cfg.output) if cfg.output else default_output(cfg.input, task)
     output_format(output)  # refuse a bad extension before doing any work
@@ -256,15 +316,26 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
         raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
     job = Job.create(lane, task, cfg.task_options)
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
+    with RunLock(run_db), _Signals() as signals:
+        try:
+            return _run_locked(lane, task, cfg, job, output, run_db, signals)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            if isinstance(sys.exc_info()[1], RunInterrupted):
+                raise
+            raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, None) from None
+
+
+def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, run_db: Path,
+                signals: _Signals) -> RunSummary:
     if cfg.fresh:
         _remove_db(run_db)
+    remove_stale_temp(output)
+    remove_stale_temp(failures_path(output))
     store = RunStore(run_db)
     cache: ResponseCache | None = None
     engine: Engine | None = None
     status = "interrupted"
     try:
-        remove_stale_temp(output)
-        remove_stale_temp(failures_path(output))
         builder = open_run(store, job, task, cfg, output)
         plan = resolve_pack(job, _sample(store, builder), cfg.pack)
         if cfg.retry_failed:
@@ -276,12 +347,19 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
         with Progress(quiet=cfg.quiet) as progress:
             engine = Engine(job, store, builder, pack_size=plan.size, concurrency=cfg.concurrency,
                             budget_usd=cfg.budget_usd, cache=cache, on_progress=progress.update)
-            outcome = asyncio.run(engine.run())
+            outcome = asyncio.run(signals.run(engine.run()))
         status = outcome.status
         if status == "done" and store.counts()["pending"]:
             status = "incomplete"
         fails = _finalize(store, output, engine, status)
         report = build_report(store)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        counts = None
+        if store.session is not None:
+            with contextlib.suppress(Exception):
+                _finalize(store, output, engine, status)
+                counts = store.counts()
+        raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts) from None
     except BaseException:
         if store.session is not None:
             with contextlib.suppress(Exception):
