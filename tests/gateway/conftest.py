@@ -63,8 +63,9 @@ def upstream() -> Iterator[Emulator]:
 
 
 def start_gateway(emu: Emulator, tokens: Path | None, *, limits: str = "adaptive", ledger: Path | None = None,
-                  **config: Any) -> Gateway:
-    settings = load_settings(env={"GOOGLE_GEMINI_BASE_URL": emu.base_url}, limits=limits)
+                  redis: str | None = None, **config: Any) -> Gateway:
+    settings = load_settings(env={"GOOGLE_GEMINI_BASE_URL": emu.base_url}, limits=limits,
+                             limiter="redis" if redis else None, redis_url=redis)
     cfg = GatewayConfig(limits=limits, **config)
     return Gateway.from_settings(settings, tokens_file=tokens, pass_keys=tokens is None, ledger=ledger,
                                  config=cfg).start()

@@ -29,8 +29,10 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -44,7 +46,7 @@ from ..errors import (
     from_status,
     model_not_found,
 )
-from ..limits import Limiter, Limits, Store
+from ..limits import Limiter, Limits, Reservation, Store
 from ..models import DEFAULT_MODEL, lookup
 from ..result import Usage
 from ..retry import RetryPolicy
@@ -66,6 +68,8 @@ from .wire import (
 
 __all__ = ["DEFAULT_MAX_WAIT_S", "GatewayApp", "GatewayConfig"]
 
+T = TypeVar("T")
+
 DEFAULT_MAX_WAIT_S = 300.0  # the longest a request may wait for quota and retries, whatever the client allows
 DEFAULT_MAX_ATTEMPTS = 8
 # Answer a little before the client's own deadline, so it gets our answer rather than its timeout.
@@ -76,6 +80,7 @@ TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last us
 UPLOAD_IDS_KEPT = 10_000
 MAX_LIMITERS = 256
 AUTH_FAILURES = frozenset({400, 401, 403})
+STORE_THREADS = 16  # concurrent SQLite/Redis limiter calls; each is short, none waits for quota
 
 JSON = b"application/json; charset=UTF-8"
 UNREGISTERED = ("Method doesn't allow unregistered callers (callers without established identity). "
@@ -135,6 +140,7 @@ class GatewayApp:
         self._limiters: dict[str, Limiter] = {}
         self._policies: dict[float, RetryPolicy] = {}
         self._uploads: dict[str, Principal] = {}
+        self._pool = None if store.name == "memory" else ThreadPoolExecutor(STORE_THREADS, "flashlane-gateway-store")
 
     # ------------------------------------------------------------------ helpers
 
@@ -150,6 +156,26 @@ class GatewayApp:
             if len(self._limiters) < MAX_LIMITERS:  # client-chosen model names must not grow this forever
                 self._limiters[model] = lim
         return lim
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a limiter-store call: inline for the in-memory store (microseconds), on a thread for
+        SQLite and Redis, whose calls wait on a file lock or a network round trip and must not stall
+        every other request on the event loop."""
+        if self._pool is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _acquire(self, limiter: Limiter, key: str, tokens: int) -> Reservation:
+        """``Limiter.aacquire`` with each admission attempt through ``_io``; waits on the clock."""
+        while True:
+            got = await self._io(limiter.try_acquire, key, tokens)
+            if isinstance(got, Reservation):
+                return got
+            await self.clock.asleep(got)
 
     def _policy(self, deadline_s: float) -> RetryPolicy:
         p = self._policies.get(deadline_s)
@@ -329,7 +355,7 @@ class GatewayApp:
                     if remaining <= 0:
                         raise TimeoutError
                     async with asyncio.timeout(remaining):  # no task per request, unlike wait_for
-                        res = await limiter.aacquire(key, est)
+                        res = await self._acquire(limiter, key, est)
                 except RateLimited as e:  # the day is used up (counted here, or reported by the server)
                     out.limiter_wait_s += clock.monotonic() - t0
                     out.code, out.refused = 429, True
@@ -368,14 +394,13 @@ class GatewayApp:
             # Settle the attempt's reservation as guard.Guard does.
             if res is not None and limiter is not None:
                 if isinstance(err, RateLimited):
-                    limiter.on_rate_limited(key, err, res)  # before release: it reads the window
-                    res.release()
+                    await self._io(_settle_429, limiter, key, err, res)
                 else:
-                    res.reconcile(at=clock.time())
+                    await self._io(_reconcile, res, None, clock.time())
                     if isinstance(err, ServiceUnavailable) and err.retry_after:
-                        limiter.backoff(key, clock.time() + err.retry_after)
+                        await self._io(limiter.backoff, key, clock.time() + err.retry_after)
             elif limiter is not None and isinstance(err, RateLimited) and err.kind == "rpd":
-                limiter.on_rate_limited(key, err)
+                await self._io(limiter.on_rate_limited, key, err)
             if isinstance(err, RateLimited) and err.kind == "rpd":
                 out.code, out.upstream_error = 429, True
                 await self._send(send, 429, _with_reset(raw, err), _response_headers(resp.headers) if resp else None)
@@ -411,7 +436,7 @@ class GatewayApp:
             except Exception as exc:  # noqa: BLE001 - a body lost before any byte reached the client
                 await resp.close()
                 if res is not None:
-                    res.reconcile(at=self.clock.time())
+                    await self._io(_reconcile, res, None, self.clock.time())
                 err = _transport_error(exc, route.model, None)
                 out.code, out.upstream_error = 503, True
                 await self._send(send, 503, error_body(503, "UNAVAILABLE", f"flashlane gateway: {err.message}"))
@@ -420,7 +445,7 @@ class GatewayApp:
             if route.op == GENERATE:
                 out.usage = usage_in(raw)
             if res is not None:
-                res.reconcile(out.usage.prompt_tokens if out.usage else None, at=self.clock.time())
+                await self._io(_reconcile, res, out.usage.prompt_tokens if out.usage else None, self.clock.time())
             await self._send(send, resp.status, raw, headers)
             return
         # A stream: every chunk goes to the client as it arrives.
@@ -433,14 +458,14 @@ class GatewayApp:
                     prev, last = last, chunk
         except Exception as exc:  # noqa: BLE001 - the upstream broke mid-stream: so must the client's
             if res is not None:
-                res.reconcile(at=self.clock.time())
+                await self._io(_reconcile, res, None, self.clock.time())
             raise _Abort from exc
         finally:
             await resp.close()
         tail = last if b'"usageMetadata"' in last else (prev + last)[-TAIL_BYTES:]
         out.usage = usage_in(tail)
         if res is not None:
-            res.reconcile(out.usage.prompt_tokens if out.usage else None, at=self.clock.time())
+            await self._io(_reconcile, res, out.usage.prompt_tokens if out.usage else None, self.clock.time())
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _forward_once(self, scope: dict[str, Any], send: Any, method: str, url: str,
@@ -475,6 +500,15 @@ class GatewayApp:
 
 
 # ---------------------------------------------------------------------- request helpers
+
+
+def _reconcile(res: Reservation, tokens: int | None, at: float) -> None:
+    res.reconcile(tokens, at=at)
+
+
+def _settle_429(limiter: Limiter, key: str, err: RateLimited, res: Reservation) -> None:
+    limiter.on_rate_limited(key, err, res)  # before release: it reads the window
+    res.release()
 
 
 def _model_label(route: Route, principal: Principal | None, code: int) -> str:

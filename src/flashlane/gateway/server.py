@@ -154,6 +154,7 @@ class Gateway:
         if self.app.ledger is not None:
             self.app.ledger.close()
             self.app.ledger = None
+        self.app.close()
         with contextlib.suppress(Exception):
             self.app.store.close()
         if self._emulator is not None:

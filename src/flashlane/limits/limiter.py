@@ -92,6 +92,12 @@ class Limiter:
             self.adaptive.note_saturated(key)
         return d.wait
 
+    def try_acquire(self, key: str, tokens: int) -> Reservation | float:
+        """One admission attempt that never waits: a ``Reservation``, or the seconds to wait before
+        trying again (raises like ``acquire`` on a used-up day). For an event loop that runs a
+        blocking store's calls in a thread and must not hold a thread while it waits (the gateway)."""
+        return self._try(key, tokens)
+
     def acquire(self, key: str, tokens: int) -> Reservation:
         """Block (on the clock) until the request fits; raise ``RateLimited(kind="rpd")`` at once
         when the day is used up."""
