@@ -323,3 +323,18 @@ def test_no_room_in_the_quota_within_the_deadline_is_a_504_before_the_client_giv
     finally:
         gw.stop()
     assert by_status(upstream) == {"200": 1}  # the second never went upstream
+
+
+def test_ledger_says_unknown_for_a_model_without_a_price(tmp_path: Path) -> None:
+    from flashlane.gateway.ledger import Ledger, format_ledger
+    from flashlane.result import Usage
+
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.record("alice", "team-a", MODEL, ok=True, usage=Usage(1000, 100, 50, 0, 1150))
+    ledger.record("alice", "team-a", "my-tuned-model", ok=True, usage=Usage(1000, 100, 0, 0, 1100))
+    ledger.close()
+    text = format_ledger(tmp_path / "l.sqlite3")
+    priced = next(line for line in text.splitlines() if MODEL in line)
+    assert "0.000475" in priced  # 1,000 in at $0.25/M + 150 out (incl. thinking) at $1.50/M
+    assert "unknown" in next(line for line in text.splitlines() if "my-tuned-model" in line)
+    assert "≥ 0.000475" in next(line for line in text.splitlines() if line.startswith("total"))

@@ -181,19 +181,24 @@ def format_ledger(path: str | Path) -> str:
             f"{'output':>9} {'thinking':>9} {'cached':>8} {'cost $':>10} {'429s':>6} {'retries':>7} {'errors':>6}")
     lines = [f"gateway ledger {path}", head, "-" * len(head)]
 
-    def line(label: str, project: str, model: str, r: dict[str, Any]) -> str:
+    def line(label: str, project: str, model: str, r: dict[str, Any], cost: str) -> str:
         return (f"{label:<20} {project:<18} {model:<28} {r['requests']:>8,} {r['ok']:>7,} {r['prompt_tokens']:>10,} "
                 f"{r['output_tokens']:>9,} {r['thoughts_tokens']:>9,} {r['cached_tokens']:>8,} "
-                f"{r['cost_usd']:>10.6f} {r['rate_limited_absorbed']:>6,} {r['retries']:>7,} "
+                f"{cost:>10} {r['rate_limited_absorbed']:>6,} {r['retries']:>7,} "
                 f"{r['upstream_errors'] + r['refused']:>6,}")
 
+    unpriced = False
     for r in rows:
-        lines.append(line(r["label"], r["project"], r["model"], r))
+        # Tokens of a model without a known price were not priced: say so rather than show $0.
+        known = r["model"] == "-" or cost_of(r["model"], Usage(1, 1)) is not None or not r["prompt_tokens"]
+        unpriced |= not known
+        lines.append(line(r["label"], r["project"], r["model"], r, f"{r['cost_usd']:.6f}" if known else "unknown"))
     if not rows:
         lines.append("(no requests recorded yet)")
     else:
         lines.append("-" * len(head))
-        lines.append(line("total", "", "", _total(rows)))
+        total = _total(rows)
+        lines.append(line("total", "", "", total, ("≥ " if unpriced else "") + f"{total['cost_usd']:.6f}"))
     lines.append("429s = upstream rate limits absorbed (waited out, never seen by clients); "
                  "errors = upstream errors passed on + requests the gateway refused")
     return "\n".join(lines)
