@@ -3,7 +3,10 @@
   (a) the tutorial loop: sequential, 3 tries, waits 1/2/4 s on an error;
   (b) google-genai's own retries: HttpRetryOptions() defaults, asyncio.gather under a semaphore;
   (c) flashlane: Lane.agenerate under the same semaphore, limiter set to the quota (and adaptive,
-      which starts with no limits and learns from 429s).
+      which starts with no limits and learns from 429s);
+  (d) flashlane adaptive after a burst: ten scripted 429s that state no quota (retryDelay 3 s,
+      scaled) hit the first requests, then the real quota applies. The limiter must not learn a
+      collapsed rate from requests that were never answered (goal: within 1.25x of the bound).
 
 The window is scaled (default 6 s instead of 60 s) and so are every baseline's waits, so all
 sides see the same quota shape. The bound is the quota's own limit: with RPM requests per
@@ -108,11 +111,16 @@ def main() -> None:
                 flashlane_run(url, n, f"rpm={rpm},tpm={args.tpm},window={w}"))),
             ("(c) flashlane, adaptive (no tier set)", lambda: asyncio.run(
                 flashlane_run(url, n, f"adaptive,window={w}"))),
+            ("(d) flashlane, adaptive after 10 unstated 429s", lambda: asyncio.run(
+                flashlane_run(url, n, f"adaptive,window={w}"))),
         ]
+        burst = {"rules": [{"times": 10, "action": {"error": 429, "retry_delay": 3.0 * scale}}], "replace": True}
         for name, fn in runs:
             control(url, "/_emulator/reset", {})
             time.sleep(w + 0.5)  # let the previous run's window drain
             control(url, "/_emulator/reset", {})
+            if name.startswith("(d)"):
+                control(url, "/_emulator/scenario", burst)
             t0 = time.perf_counter()
             failed = fn()
             makespan = time.perf_counter() - t0

@@ -50,3 +50,32 @@ def test_outage_stops_the_run_with_rows_pending_and_a_rerun_finishes(gemini_emul
     rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert len(rows) == 200 and all(r["result"]["label"] in ("pos", "neg") for r in rows)
     assert _served(gemini_emulator.base_url) == 200  # each pending row asked once, nothing twice
+
+
+def test_ten_unstated_429s_at_the_start_do_not_collapse_the_default_limiter(gemini_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = _rows(200, tmp_path / "in.csv")
+    scenario(gemini_emulator.base_url, {"times": 10, "action": {"error": 429, "retry_delay": 3}})
+    t0 = time.monotonic()
+    p = _cli(["run", "classify", str(src), "--column", "text", "--labels", "pos,neg", "-o", str(tmp_path / "o.jsonl"),
+              "--no-cache", "--quiet"], gemini_emulator.base_url, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - t0 < 60
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert len(rows) == 200 and all(r["status"] == "ok" for r in rows)
+
+
+def test_a_quota_of_zero_stops_the_run_after_one_request_naming_the_tier(gemini_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = _rows(50, tmp_path / "in.csv")
+    scenario(gemini_emulator.base_url, {"action": {"no_quota": True}})
+    p = _cli(["run", "classify", str(src), "--column", "text", "--labels", "pos,neg", "-o", str(tmp_path / "o.jsonl"),
+              "--no-cache", "--quiet", "--concurrency", "1"], gemini_emulator.base_url, tmp_path)
+    assert p.returncode == 1
+    assert "no quota" in p.stderr and "tier" in p.stderr and "billing" in p.stderr and "Traceback" not in p.stderr
+    assert _served(gemini_emulator.base_url) == 1
+
+
+def test_ask_with_a_quota_of_zero_exits_1_after_one_request(gemini_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    scenario(gemini_emulator.base_url, {"action": {"no_quota": True}})
+    p = _cli(["ask", "hi"], gemini_emulator.base_url, tmp_path)
+    assert p.returncode == 1 and "no quota" in p.stderr.splitlines()[0]
+    assert _served(gemini_emulator.base_url) == 1
