@@ -165,6 +165,10 @@ class Client:
         if budget is None:
             return
         worst = cost_of(call.model, Usage(prompt_tokens=call.est_tokens, output_tokens=call.max_output_tokens))
+        if worst is None:
+            raise BudgetExceeded(f"budget_usd is set but {call.model}'s price is unknown, so it cannot be enforced",
+                                 hint="unset budget_usd, or use a model whose price is in the catalog "
+                                      "('flashlane models')", model=call.model)
         if self.totals.cost_usd + worst > budget:
             raise BudgetExceeded(
                 f"the next call could cost up to ${worst:.6f}; ${self.totals.cost_usd:.6f} of the "
