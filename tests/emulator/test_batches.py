@@ -295,3 +295,12 @@ def test_stays_running_with_progress(emu: Emulator, client: genai.Client) -> Non
     assert op["metadata"]["state"] == "BATCH_STATE_RUNNING" and "done" not in op
     assert op["metadata"]["batchStats"] == {"requestCount": "10", "successfulRequestCount": "3",
                                             "pendingRequestCount": "7"}
+
+
+def test_file_job_answered_inline(emu: Emulator, client: genai.Client) -> None:
+    emu.load_scenario([{"match": {"method": "batchGenerateContent"}, "action": {"inline_results": True}}])
+    f = client.files.upload(file=io.BytesIO(_jsonl(3, schema=False)), config={"mime_type": "application/jsonl"})
+    job = client.batches.get(name=client.batches.create(model=MODEL, src=f.name).name)
+    assert job.dest.file_name is None
+    assert [r.metadata["key"] for r in job.dest.inlined_responses] == ["k0", "k1", "k2"]
+    assert all(r.response.text for r in job.dest.inlined_responses)

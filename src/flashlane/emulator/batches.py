@@ -315,7 +315,7 @@ class BatchesApi:
     def _output(self, job: Job) -> dict[str, Any] | None:
         if job.state not in TERMINAL:
             return None
-        if job.input_file is not None:
+        if job.input_file is not None and not job.action.get("inline_results"):
             return {"responsesFile": job.published.name} if job.published is not None else None
         if not job.results and job.state != "SUCCEEDED":
             return None
@@ -452,7 +452,8 @@ class BatchesApi:
         job.input_file = source.name
         job.source = source
         source.pins += 1
-        job.output = StoredFile(f"batch-{job.id}", job.project, "", "application/jsonl", now, "GENERATED")
+        if not job.action.get("inline_results"):
+            job.output = StoredFile(f"batch-{job.id}", job.project, "", "application/jsonl", now, "GENERATED")
 
     def _lines(self, job: Job) -> Iterator[tuple[str | None, Any, str | None]]:
         """(key, request, parse error) per request of a job, in output order."""
@@ -492,6 +493,8 @@ class BatchesApi:
                 entry: dict[str, Any] = {}
                 if item is not None and item.get("metadata") is not None:
                     entry["metadata"] = item["metadata"]
+            elif job.output is None:  # a file job answered inline (scenario inline_results)
+                entry = {} if key is None else {"metadata": {"key": key}}
             else:  # file: a result line with the request's key
                 entry = {} if key is None else {"key": key}
             if response is not None:

@@ -31,7 +31,8 @@ Batch rules (``match: {method: batchGenerateContent}``, applied when a job is cr
 ``batches``): ``batch_state: pending|running|succeeded|failed|cancelled|expired`` (where the
 job ends; ``pending``/``running`` = it stays there), ``done_fraction`` (share of requests answered
 before a failed/cancelled/expired end), ``error_keys: [...]`` / ``error_rate`` / ``error_code``
-(per-request errors), ``shuffle: true`` (inline results out of order), ``turnaround: seconds``.
+(per-request errors), ``shuffle: true`` (inline results out of order), ``turnaround: seconds``,
+``inline_results: true`` (a file job's results come back inline, as maximhq/bifrost #3951 reports).
 
 Unknown keys (in a rule, its ``match`` or its ``action``) are errors naming the key.
 """
@@ -60,7 +61,8 @@ GENERATE_ACTION_KEYS = frozenset(
     }
 )
 BATCH_ACTION_KEYS = frozenset(
-    {"batch_state", "done_fraction", "error_keys", "error_rate", "error_code", "shuffle", "turnaround"}
+    {"batch_state", "done_fraction", "error_keys", "error_rate", "error_code", "shuffle", "turnaround",
+     "inline_results"}
 )
 ACTION_KEYS = GENERATE_ACTION_KEYS | BATCH_ACTION_KEYS
 BATCH_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "expired")
