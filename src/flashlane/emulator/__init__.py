@@ -11,8 +11,9 @@ of flashlane configured.
 Modules: ``app`` (ASGI routing), ``wire`` (request parsing), ``answer`` (usage + response
 shape), ``responder`` (schema -> instance, text), ``quota``, ``scenario``, ``errors``,
 ``latency``, ``stats``, ``clock``, ``config`` (projects file), ``caches`` (cachedContents and
-implicit hits), ``tools`` (function calls, signatures, built-ins), ``server``, ``cli``,
-``pytest_plugin``.
+implicit hits), ``tools`` (function calls, signatures, built-ins), ``files`` (Files API),
+``batches`` (Batch API), ``flex`` (service tiers), ``keys`` (unknown-key checks for files and
+control bodies), ``server``, ``cli``, ``pytest_plugin``.
 """
 
 from __future__ import annotations
