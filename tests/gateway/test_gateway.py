@@ -18,6 +18,7 @@ from flashlane.config import load_settings
 from flashlane.emulator import Emulator, EmulatorConfig
 from flashlane.gateway import Gateway, GatewayConfig, load_tokens
 from flashlane.gateway.ledger import is_ledger, read_ledger
+from flashlane.gateway.tokens import label_for
 from tests.conftest import control, scenario
 
 from .conftest import MODEL, TOKEN, TOKEN_B, UPSTREAM_KEY, start_gateway
@@ -338,3 +339,24 @@ def test_ledger_says_unknown_for_a_model_without_a_price(tmp_path: Path) -> None
     assert "0.000475" in priced  # 1,000 in at $0.25/M + 150 out (incl. thinking) at $1.50/M
     assert "unknown" in next(line for line in text.splitlines() if "my-tuned-model" in line)
     assert "≥ 0.000475" in next(line for line in text.splitlines() if line.startswith("total"))
+
+
+def test_pass_keys_projects_are_key_hashes_and_refused_keys_leave_no_project(upstream: Emulator) -> None:
+    gw = start_gateway(upstream, None)  # --pass-keys; the emulator knows only UPSTREAM_KEY and OTHER_KEY
+    try:
+        good = keep(genai.Client(api_key=UPSTREAM_KEY, http_options={"base_url": gw.base_url}))
+        assert good.models.generate_content(model=MODEL, contents="hi").text
+        with pytest.raises(errors.ClientError):  # a real 400 for a known key: still its project's
+            good.models.generate_content(model=MODEL, contents="hi", config={"temperature": 9})
+        bad = keep(genai.Client(api_key="random-key-123", http_options={"base_url": gw.base_url}))
+        with pytest.raises(errors.ClientError) as e:
+            bad.models.generate_content(model=MODEL, contents="hi")
+        assert e.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"  # the upstream's own answer
+        text = urllib.request.urlopen(f"{gw.base_url}/metrics", timeout=10).read().decode()
+    finally:
+        gw.stop()
+    label = label_for(UPSTREAM_KEY)
+    assert f'project="{label}",model="{MODEL}",code="200"}} 1' in text
+    assert f'project="{label}",model="{MODEL}",code="400"}} 1' in text
+    assert f'project="-",model="{MODEL}",code="400"}} 1' in text
+    assert label_for("random-key-123") not in text and UPSTREAM_KEY not in text

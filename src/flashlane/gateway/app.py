@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
+    AuthError,
     FlashlaneError,
     RateLimited,
     ServiceUnavailable,
@@ -79,7 +80,6 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # the request sizes the API accepts inline ar
 TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last usageMetadata
 UPLOAD_IDS_KEPT = 10_000
 MAX_LIMITERS = 256
-AUTH_FAILURES = frozenset({400, 401, 403})
 STORE_THREADS = 16  # concurrent SQLite/Redis limiter calls; each is short, none waits for quota
 
 JSON = b"application/json; charset=UTF-8"
@@ -117,6 +117,7 @@ class _Outcome:
     limiter_wait_s: float = 0.0
     upstream_error: bool = False
     refused: bool = False
+    auth_refused: bool = False  # the upstream rejected the credential (API_KEY_INVALID, 401, 403)
 
 
 class _Abort(Exception):
@@ -211,7 +212,7 @@ class GatewayApp:
     def _note(self, scope: dict[str, Any], principal: Principal | None, model: str, out: _Outcome,
               started: float) -> None:
         elapsed = time.perf_counter() - started
-        if principal is not None and self.tokens.pass_keys and out.code in AUTH_FAILURES:
+        if principal is not None and self.tokens.pass_keys and out.auth_refused:
             principal = None  # a key the upstream refused: not a project to keep metrics and ledger rows for
         project = principal.project if principal else "-"
         label = principal.label if principal else "-"
@@ -408,6 +409,7 @@ class GatewayApp:
             delay = policy.delay_for(err, attempt, clock.monotonic() - start, self.rng) if retry else None
             if delay is None:
                 out.upstream_error = True
+                out.auth_refused = isinstance(err, AuthError)
                 if resp is None:
                     code, status = (504, "DEADLINE_EXCEEDED") if isinstance(err, Timeout) else (503, "UNAVAILABLE")
                     out.code = code
