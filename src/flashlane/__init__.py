@@ -30,6 +30,7 @@ from .errors import (
     SchemaViolation,
     ServiceUnavailable,
     Timeout,
+    ToolLoopExceeded,
     TransportError,
 )
 from .models import CATALOG, DEFAULT_MODEL, ModelInfo
@@ -48,6 +49,12 @@ _LAZY = {
     "Summary": "tasks",
     "Task": "tasks",
     "Translation": "tasks",
+    "GoogleSearch": "tools",
+    "UrlContext": "tools",
+    "CodeExecution": "tools",
+    "FileSearch": "tools",
+    "ToolCall": "tools",
+    "Source": "tools",
 }
 
 if TYPE_CHECKING:
@@ -55,6 +62,7 @@ if TYPE_CHECKING:
     from .result import Result, Usage
     from .stream import TextStream
     from .tasks import Classification, Summary, Task, Translation
+    from .tools import CodeExecution, FileSearch, GoogleSearch, Source, ToolCall, UrlContext
 
 
 def __getattr__(name: str) -> Any:
@@ -77,10 +85,13 @@ __all__ = [
     "BadRequest",
     "BudgetExceeded",
     "Classification",
+    "CodeExecution",
     "ConfigError",
     "ContentError",
     "EmptyAnswer",
+    "FileSearch",
     "FlashlaneError",
+    "GoogleSearch",
     "InputError",
     "Lane",
     "MalformedResponse",
@@ -95,12 +106,16 @@ __all__ = [
     "SchemaViolation",
     "ServiceUnavailable",
     "Settings",
+    "Source",
     "Summary",
     "Task",
     "TextStream",
     "Timeout",
+    "ToolCall",
+    "ToolLoopExceeded",
     "Translation",
     "TransportError",
+    "UrlContext",
     "Usage",
     "__version__",
     "load_settings",

@@ -11,7 +11,8 @@ response for it, so one implementation serves both ``Client.run_call`` and
   a larger cap, bounded by the model's limit and the configured ceiling -> ``OutputTruncated``;
 - a schema answer that does not validate -> exactly one re-ask carrying the validation
   error, ending on a user turn -> ``SchemaViolation`` with the raw text;
-- ``STOP`` with no text -> ``EmptyAnswer``. Never an empty string returned as success.
+- ``STOP`` with no text -> ``EmptyAnswer``. Never an empty string returned as success; the one
+  answer without text that is usable is a turn of function calls (``Result.tool_calls``).
 
 Transport retries (429/5xx) happen below this, in ``guard.Guard``, with their own budget.
 """
@@ -27,8 +28,9 @@ from .errors import EmptyAnswer, OutputTruncated, SafetyBlocked, SafetyRating, S
 from .models import lookup
 from .request import Call
 from .result import Result, Usage, cost_of, usage_from_response
+from .tools import ToolParts, read_parts
 
-__all__ = ["judge", "Sent", "REFRAME_SYSTEM", "STOPPED_REASONS", "TRUNCATION_GROWTH", "answer_text", "check_blocked",
+__all__ = ["judge", "with_tools", "Sent", "REFRAME_SYSTEM", "STOPPED_REASONS", "TRUNCATION_GROWTH", "answer_text", "check_blocked",
            "enum_name"]
 
 TRUNCATION_GROWTH = 4  # the larger cap is 4x the first one (bounded)
@@ -127,6 +129,13 @@ def judge(call: Call, *, output_ceiling: int, reframe: bool = False) -> Generato
             raise
         text = answer_text(resp)
         finish = enum_name(resp.candidates[0].finish_reason) if resp.candidates else None
+        tools = read_parts([resp], call.toolset) if call.toolset is not None else None
+        if tools is not None and tools.calls and not text:
+            # A turn of function calls is the answer: no text by design, so never EmptyAnswer.
+            return with_tools(Result(
+                text="", usage=usage, cost_usd=cost_of(call.model, usage), finish_reason=finish, model=call.model,
+                model_version=resp.model_version, latency_s=latency, response_id=resp.response_id,
+                attempts=attempts, raw=resp), tools)
         parsed: Any = None
         error: str | None = None
         if call.schema is not None and text:
@@ -164,8 +173,20 @@ def judge(call: Call, *, output_ceiling: int, reframe: bool = False) -> Generato
                 f"the answer did not match the schema after one re-ask: {error}",
                 hint="simplify the schema, raise the thinking level, or inspect .raw_text",
                 validation_error=error, raw_text=text, finish_reason=finish, usage=usage, model=call.model)
-        return Result(
+        return with_tools(Result(
             text=text, parsed=parsed, usage=usage, cost_usd=cost_of(call.model, usage), finish_reason=finish,
             model=call.model, model_version=resp.model_version, latency_s=latency, response_id=resp.response_id,
             attempts=attempts, truncated=finish == "MAX_TOKENS", raw=resp,
-        )
+        ), tools)
+
+
+def with_tools(result: Result, tools: ToolParts | None) -> Result:
+    """The result with the answer's tool parts filled in (unchanged without tools)."""
+    if tools is not None:
+        result.tool_calls = tools.calls
+        result.sources = tools.sources
+        result.citations = tools.citations
+        result.search_queries = tools.search_queries
+        result.url_statuses = tools.url_statuses
+        result.code = tools.code
+    return result

@@ -31,13 +31,15 @@ from .config import (
     load_settings,
 )
 from .emulator import Emulator, EmulatorConfig
-from .errors import BudgetExceeded
+from .errors import BudgetExceeded, ConfigError, Timeout
 from .guard import Guard
 from .limits import Limiter, make_limiter
 from .request import Call, build_call
 from .result import Result, Usage, cost_of, usage_from_response
 from .retry import RetryPolicy
 from .sdk import boundary
+from .toolloop import tool_loop
+from .tools import DEFAULT_MAX_TOOL_ROUNDS, acall_functions, call_functions
 
 __all__ = ["Client", "Totals"]
 
@@ -184,16 +186,30 @@ class Client:
     def attempt_timeout(self, remaining_s: float) -> float:
         return min(self.settings.timeout_s, remaining_s)
 
-    def guarded(self, call: Call, attempt: Callable[[float], Any]) -> Any:
-        """Run ``attempt(remaining_s)`` under the guard for ``call`` (budget, breaker, limiter, retries)."""
+    def guarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
+        """Run ``attempt(remaining_s)`` under the guard for ``call`` (budget, breaker, limiter, retries);
+        ``start``: when its deadline began, if earlier (a tool loop's rounds share one deadline)."""
         self.check_budget(call)
-        return self.guard.call(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens)
+        if start is not None:
+            self.check_deadline(call, start)
+        return self.guard.call(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens, start=start)
 
-    async def aguarded(self, call: Call, attempt: Callable[[float], Any]) -> Any:
+    async def aguarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
         self.check_budget(call)
-        return await self.guard.acall(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens)
+        if start is not None:
+            self.check_deadline(call, start)
+        return await self.guard.acall(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens,
+                                      start=start)
 
-    def send(self, call: Call) -> Sent:
+    def check_deadline(self, call: Call, start: float) -> None:
+        """A tool loop's next request would start after the call's deadline: stop here."""
+        deadline = self.guard.retry.deadline_s
+        if self.clock.monotonic() - start >= deadline:
+            raise Timeout(f"the tool loop used its whole {deadline:g} s deadline before its next request",
+                          hint="raise the retry deadline (retry_deadline_s), lower max_tool_rounds, or make "
+                               "the functions faster", model=call.model)
+
+    def send(self, call: Call, *, start: float | None = None) -> Sent:
         def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
             with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining)):
@@ -202,9 +218,9 @@ class Client:
             self.record(resp, call.model)
             return Sent(resp, time.perf_counter() - t0)
 
-        return self.guarded(call, attempt)  # type: ignore[no-any-return]
+        return self.guarded(call, attempt, start=start)  # type: ignore[no-any-return]
 
-    async def asend(self, call: Call) -> Sent:
+    async def asend(self, call: Call, *, start: float | None = None) -> Sent:
         async def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
             with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining)):
@@ -213,14 +229,17 @@ class Client:
             self.record(resp, call.model)
             return Sent(resp, time.perf_counter() - t0)
 
-        return await self.aguarded(call, attempt)  # type: ignore[no-any-return]
+        return await self.aguarded(call, attempt, start=start)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ public API
 
     def build(self, prompt: Any, **kw: Any) -> Call:
         return build_call(self.settings, prompt, **kw)
 
-    def run_call(self, call: Call) -> Result:
+    def run_call(self, call: Call, *, run_tools: bool = False,
+                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
+        if run_tools:
+            return self._run_loop(call, max_tool_rounds)
         verdicts = judge(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block)
         nxt = next(verdicts)
         while True:
@@ -229,7 +248,10 @@ class Client:
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
-    async def arun_call(self, call: Call) -> Result:
+    async def arun_call(self, call: Call, *, run_tools: bool = False,
+                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
+        if run_tools:
+            return await self._arun_loop(call, max_tool_rounds)
         verdicts = judge(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block)
         nxt = next(verdicts)
         while True:
@@ -238,22 +260,72 @@ class Client:
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
+    def _loop(self, call: Call, max_tool_rounds: int) -> Any:
+        if call.toolset is None or not call.toolset.runnable:
+            raise ConfigError("run_tools=True needs at least one Python function in tools",
+                              hint="pass the functions to run, e.g. tools=[get_weather]")
+        if max_tool_rounds < 1:
+            raise ConfigError(f"max_tool_rounds must be at least 1, not {max_tool_rounds}",
+                              hint="e.g. max_tool_rounds=5")
+        return tool_loop(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block,
+                         max_rounds=max_tool_rounds)
+
+    def _run_loop(self, call: Call, max_tool_rounds: int) -> Result:
+        steps = self._loop(call, max_tool_rounds)
+        toolset = call.toolset
+        assert toolset is not None  # checked by _loop
+        start = self.clock.monotonic()  # one deadline for every round, functions included
+        nxt = next(steps)
+        while True:
+            try:
+                if isinstance(nxt, Call):
+                    nxt = steps.send(self.send(nxt, start=start))
+                else:
+                    nxt = steps.send(call_functions(nxt, toolset))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    async def _arun_loop(self, call: Call, max_tool_rounds: int) -> Result:
+        steps = self._loop(call, max_tool_rounds)
+        toolset = call.toolset
+        assert toolset is not None  # checked by _loop
+        start = self.clock.monotonic()
+        nxt = next(steps)
+        while True:
+            try:
+                if isinstance(nxt, Call):
+                    nxt = steps.send(await self.asend(nxt, start=start))
+                else:
+                    nxt = steps.send(await acall_functions(nxt, toolset))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
     def generate(self, prompt: Any, *, schema: Any = None, system: str | None = None, model: str | None = None,
                  thinking: str | None = None, max_output_tokens: int | None = None,
-                 temperature: float | None = None, safety_settings: list[Any] | None = None) -> Result:
+                 temperature: float | None = None, safety_settings: list[Any] | None = None,
+                 tools: list[Any] | None = None, tool_choice: str | list[str] | None = None,
+                 run_tools: bool = False, max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
         """One answer. With ``schema`` (a Pydantic model, typing annotation or JSON Schema dict)
-        the answer is validated and ``Result.parsed`` holds the instance."""
+        the answer is validated and ``Result.parsed`` holds the instance. ``tools``: Python
+        functions, Pydantic models, declarations and built-ins (``fl.GoogleSearch()``, ...);
+        ``tool_choice``: auto | any | none | [allowed names]; ``run_tools=True`` runs the functions
+        the model calls and sends their results back, up to ``max_tool_rounds`` rounds."""
         return self.run_call(self.build(prompt, schema=schema, system=system, model=model, thinking=thinking,
                                         max_output_tokens=max_output_tokens, temperature=temperature,
-                                        safety_settings=safety_settings))
+                                        safety_settings=safety_settings, tools=tools, tool_choice=tool_choice),
+                             run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     async def agenerate(self, prompt: Any, *, schema: Any = None, system: str | None = None,
                         model: str | None = None, thinking: str | None = None,
                         max_output_tokens: int | None = None, temperature: float | None = None,
-                        safety_settings: list[Any] | None = None) -> Result:
+                        safety_settings: list[Any] | None = None, tools: list[Any] | None = None,
+                        tool_choice: str | list[str] | None = None, run_tools: bool = False,
+                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
         return await self.arun_call(self.build(prompt, schema=schema, system=system, model=model,
                                                thinking=thinking, max_output_tokens=max_output_tokens,
-                                               temperature=temperature, safety_settings=safety_settings))
+                                               temperature=temperature, safety_settings=safety_settings,
+                                               tools=tools, tool_choice=tool_choice),
+                                    run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     def count_tokens(self, text: str, *, model: str | None = None) -> int:
         model_id = model or self.settings.model

@@ -22,7 +22,8 @@ by that boundary and the gateway.
     │   ├── SafetyBlocked                .stage prompt | answer; .reason; .ratings
     │   ├── EmptyAnswer                  STOP with no text
     │   ├── OutputTruncated              MAX_TOKENS; names the setting to raise
-    │   └── SchemaViolation              .raw_text; .validation_error
+    │   ├── SchemaViolation              .raw_text; .validation_error
+    │   └── ToolLoopExceeded             the model still called functions after max_tool_rounds; .calls
     └── BudgetExceeded                   a Lane's budget_usd would be passed by the next request
 
 Messages never contain an API key: the server's bodies don't, and we never format one in.
@@ -61,6 +62,7 @@ __all__ = [
     "SchemaViolation",
     "ServiceUnavailable",
     "Timeout",
+    "ToolLoopExceeded",
     "TransportError",
     "from_status",
     "next_pacific_midnight",
@@ -217,6 +219,18 @@ class SchemaViolation(ContentError):
     def __init__(self, message: str, *, validation_error: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.validation_error = validation_error
+
+
+class ToolLoopExceeded(ContentError):
+    """The tool loop ran ``rounds`` rounds of functions and the model still asked for more.
+    ``calls`` holds every call so far (``tools.ToolCall``, each with the result sent back)."""
+
+    reason_code = "tool_loop"
+
+    def __init__(self, message: str, *, calls: list[Any] | None = None, rounds: int = 0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.calls = calls or []
+        self.rounds = rounds
 
 
 class BudgetExceeded(FlashlaneError):

@@ -96,9 +96,10 @@ class Guard:
         return self.retry.deadline_s - (self.clock.monotonic() - start)
 
     def call(self, key: str, est_tokens: int, fn: Callable[[float], T],
-             input_tokens_of: Callable[[T], int | None]) -> T:
-        """``fn(remaining_s)`` makes one attempt with at most ``remaining_s`` seconds."""
-        start = self.clock.monotonic()
+             input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
+        """``fn(remaining_s)`` makes one attempt with at most ``remaining_s`` seconds. ``start``: when
+        the deadline began, if before this call (the rounds of a tool loop share one deadline)."""
+        start = self.clock.monotonic() if start is None else start
         attempt = 0
         while True:
             attempt += 1
@@ -119,8 +120,8 @@ class Guard:
             return out
 
     async def acall(self, key: str, est_tokens: int, fn: Callable[[float], Awaitable[T]],
-                    input_tokens_of: Callable[[T], int | None]) -> T:
-        start = self.clock.monotonic()
+                    input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
+        start = self.clock.monotonic() if start is None else start
         attempt = 0
         while True:
             attempt += 1

@@ -27,6 +27,7 @@ from .tasks import (
     run_task,
     stream_task,
 )
+from .tools import DEFAULT_MAX_TOOL_ROUNDS
 
 __all__ = ["Lane"]
 
@@ -44,17 +45,26 @@ class Lane(Client):
 
     def stream(self, prompt: Any, *, system: str | None = None, model: str | None = None,
                thinking: str | None = None, max_output_tokens: int | None = None,
-               temperature: float | None = None) -> TextStream:
+               temperature: float | None = None, tools: list[Any] | None = None,
+               tool_choice: str | list[str] | None = None, run_tools: bool = False,
+               max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> TextStream:
         """Text chunks as they arrive; ``.result`` holds usage and cost once exhausted.
-        Failures before the first text are retried; a stream cut after it raises TransportError."""
+        Failures before the first text are retried; a stream cut after it raises TransportError.
+        ``tools``/``run_tools`` as for ``generate``: with the loop, only the final answer streams."""
         return TextStream(self, self.build(prompt, system=system, model=model, thinking=thinking,
-                                           max_output_tokens=max_output_tokens, temperature=temperature))
+                                           max_output_tokens=max_output_tokens, temperature=temperature,
+                                           tools=tools, tool_choice=tool_choice),
+                          run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     def astream(self, prompt: Any, *, system: str | None = None, model: str | None = None,
                 thinking: str | None = None, max_output_tokens: int | None = None,
-                temperature: float | None = None) -> AsyncTextStream:
+                temperature: float | None = None, tools: list[Any] | None = None,
+                tool_choice: str | list[str] | None = None, run_tools: bool = False,
+                max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> AsyncTextStream:
         return AsyncTextStream(self, self.build(prompt, system=system, model=model, thinking=thinking,
-                                                max_output_tokens=max_output_tokens, temperature=temperature))
+                                                max_output_tokens=max_output_tokens, temperature=temperature,
+                                                tools=tools, tool_choice=tool_choice),
+                               run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     # ------------------------------------------------------------ tasks
 

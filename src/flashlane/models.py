@@ -80,6 +80,18 @@ class Prices:
             return self.flex_input, self.flex_output
         return self.input, self.output
 
+    def search_cost(self, search_queries: int, grounded_prompts: int) -> float | None:
+        """USD for Grounding with Google Search at the paid price after the free allowance (the
+        allowance, 5,000 prompts a month on Gemini 3 and 1,500 a day on 2.5, is not tracked, so this
+        is an upper bound); None when grounding was used and its price is unknown. Gemini 3 bills
+        each search query, 2.5 each grounded prompt (``search_grounding_unit``; sources in ``source``)."""
+        if not search_queries and not grounded_prompts:
+            return 0.0
+        if self.search_grounding_per_1k is None:
+            return None
+        units = grounded_prompts if self.search_grounding_unit == "grounded prompt" else search_queries
+        return units * self.search_grounding_per_1k / 1000
+
     def cost(
         self,
         prompt_tokens: int,

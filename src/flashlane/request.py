@@ -19,6 +19,7 @@ from .config import DEFAULT_THINKING_LEVEL, Settings
 from .errors import ConfigError
 from .models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, canonical_id, estimate_tokens, lookup
 from .schema import Schema
+from .tools import Toolset
 
 __all__ = ["Call", "build_call", "output_budget", "thinking_allowance"]
 
@@ -92,6 +93,7 @@ class Call:
     # The prompt as the caller gave it, when it is a plain string: the SDK converts a string
     # ~0.5 ms faster than the equivalent Content list (measured in bench/overhead.py).
     text_prompt: str | None = None
+    toolset: Toolset | None = None  # what the call declares (functions, built-ins, tool choice)
 
     @property
     def sdk_contents(self) -> Any:
@@ -125,7 +127,14 @@ def _text_of(content: Any) -> str:
 
 
 def _content_tokens(content: types.Content) -> int:
-    return sum(estimate_tokens(p.text or "") for p in (content.parts or []))
+    total = 0
+    for p in content.parts or []:
+        total += estimate_tokens(p.text or "")
+        if p.function_call is not None or p.function_response is not None:  # tool turns are prompt too
+            fc, fr = p.function_call, p.function_response
+            total += estimate_tokens(fc.model_dump_json(exclude_none=True) if fc is not None else "")
+            total += estimate_tokens(fr.model_dump_json(exclude_none=True) if fr is not None else "")
+    return total
 
 
 def _to_contents(prompt: Any) -> list[types.Content]:
@@ -151,6 +160,8 @@ def build_call(
     temperature: float | None = None,
     safety_settings: list[Any] | None = None,
     response_mime_type: str | None = None,
+    tools: Any = None,
+    tool_choice: Any = None,
 ) -> Call:
     model_id = canonical_id(model or settings.model)
     info = lookup(model_id)
@@ -179,7 +190,16 @@ def build_call(
         cfg["response_json_schema"] = sch.json_schema
     elif response_mime_type:
         cfg["response_mime_type"] = response_mime_type
+    toolset = Toolset.of(tools, tool_choice)
+    if toolset is not None:
+        cfg["tools"] = toolset.sdk_tools()
+        if (tool_config := toolset.tool_config()) is not None:
+            cfg["tool_config"] = tool_config
+        if toolset.functions:
+            # Functions are declared, never handed to the SDK as callables: its automatic function
+            # calling would run them outside the guard (no limiter, no deadline).
+            cfg["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
     est = (estimate_tokens(text_prompt) if text_prompt is not None else sum(_content_tokens(c) for c in contents)) \
-        + (estimate_tokens(system) if system else 0)
+        + (estimate_tokens(system) if system else 0) + (toolset.declaration_tokens() if toolset else 0)
     return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
-                est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt)
+                est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt, toolset=toolset)

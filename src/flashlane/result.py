@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import lookup
+
+if TYPE_CHECKING:
+    from .tools import Citation, CodeRun, Source, ToolCall, UrlStatus
 
 __all__ = ["Result", "Usage", "usage_from_response", "cost_of"]
 
@@ -19,6 +22,10 @@ class Usage:
     thoughts_tokens: int = 0
     cached_tokens: int = 0
     total_tokens: int = 0
+    # Grounding with Google Search, billed apart from tokens: the queries the answers ran
+    # (webSearchQueries) and the answers that ran any (Gemini 2.5 bills per grounded prompt).
+    search_queries: int = 0
+    grounded_prompts: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -27,6 +34,8 @@ class Usage:
             self.thoughts_tokens + other.thoughts_tokens,
             self.cached_tokens + other.cached_tokens,
             self.total_tokens + other.total_tokens,
+            self.search_queries + other.search_queries,
+            self.grounded_prompts + other.grounded_prompts,
         )
 
     @property
@@ -34,13 +43,17 @@ class Usage:
         return self.output_tokens + self.thoughts_tokens
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        out = {
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
             "thoughts_tokens": self.thoughts_tokens,
             "cached_tokens": self.cached_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.search_queries or self.grounded_prompts:  # only grounded calls carry these keys
+            out["search_queries"] = self.search_queries
+            out["grounded_prompts"] = self.grounded_prompts
+        return out
 
 
 def usage_from_response(response: Any) -> Usage:
@@ -52,7 +65,14 @@ def usage_from_response(response: Any) -> Usage:
     thoughts = meta.thoughts_token_count or 0
     cached = meta.cached_content_token_count or 0
     total = meta.total_token_count or (prompt + out + thoughts)
-    return Usage(prompt, out, thoughts, cached, total)
+    queries = _search_queries(response)
+    return Usage(prompt, out, thoughts, cached, total, queries, 1 if queries else 0)
+
+
+def _search_queries(response: Any) -> int:
+    cands = getattr(response, "candidates", None) or []
+    gm = cands[0].grounding_metadata if cands else None
+    return len(gm.web_search_queries or []) if gm is not None else 0
 
 
 def cost_of(model: str, usage: Usage, *, batch: bool = False, tier: str = "standard") -> float | None:
@@ -62,8 +82,12 @@ def cost_of(model: str, usage: Usage, *, batch: bool = False, tier: str = "stand
     info = lookup(model)
     if info is None or info.prices is None:
         return None
-    return info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch,
-                            tier=tier)
+    tokens = info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch,
+                              tier=tier)
+    search = info.prices.search_cost(usage.search_queries, usage.grounded_prompts)
+    if tokens is None or search is None:
+        return None
+    return tokens + search
 
 
 @dataclass
@@ -80,6 +104,16 @@ class Result:
     attempts: int = 1  # SDK calls this result took (re-asks and larger-cap retries included)
     truncated: bool = False  # MAX_TOKENS with a partial free-text answer
     raw: Any = field(default=None, repr=False)
+    # Tools (``flashlane.tools``): the function calls of the answer (with the tool loop, every
+    # call of every round, each with the result sent back), the grounding sources and the answer
+    # spans they support, the search queries run, URL-context retrieval per URL, code executed.
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    search_queries: list[str] = field(default_factory=list)
+    url_statuses: list[UrlStatus] = field(default_factory=list)
+    code: list[CodeRun] = field(default_factory=list)
+    tool_rounds: int = 0  # rounds of functions the tool loop ran
 
     def as_dict(self) -> dict[str, Any]:
         parsed = self.parsed
@@ -96,4 +130,18 @@ class Result:
             "latency_s": round(self.latency_s, 4),
             "attempts": self.attempts,
             "truncated": self.truncated,
+            **self._tool_dict(),
         }
+
+    def _tool_dict(self) -> dict[str, Any]:
+        """The tool parts, present only when the answer has them (plain answers keep their shape)."""
+        out: dict[str, Any] = {}
+        for name in ("tool_calls", "sources", "citations", "url_statuses", "code"):
+            items = getattr(self, name)
+            if items:
+                out[name] = [i.as_dict() for i in items]
+        if self.search_queries:
+            out["search_queries"] = list(self.search_queries)
+        if self.tool_rounds:
+            out["tool_rounds"] = self.tool_rounds
+        return out

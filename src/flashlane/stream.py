@@ -15,13 +15,31 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .answer import TRUNCATION_GROWTH, answer_text, check_blocked, enum_name
+from .answer import TRUNCATION_GROWTH, answer_text, check_blocked, enum_name, with_tools
 from .client import Client
-from .errors import EmptyAnswer, FlashlaneError, OutputTruncated, TransportError
+from .errors import (
+    ConfigError,
+    EmptyAnswer,
+    FlashlaneError,
+    OutputTruncated,
+    ToolLoopExceeded,
+    TransportError,
+)
 from .models import lookup
 from .request import Call
 from .result import Result, Usage, cost_of, usage_from_response
 from .sdk import boundary
+from .tools import (
+    DEFAULT_MAX_TOOL_ROUNDS,
+    ToolCall,
+    ToolParts,
+    acall_functions,
+    call_functions,
+    has_runnable,
+    model_turn,
+    read_parts,
+    responses_turn,
+)
 
 __all__ = ["AsyncTextStream", "TextStream"]
 
@@ -57,7 +75,8 @@ def _ended(chunks: list[Any], call: Call) -> _Opened:
 
 
 class _State:
-    def __init__(self, client: Client, call: Call) -> None:
+    def __init__(self, client: Client, call: Call, run_tools: bool = False,
+                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
         self.client = client
         self.call = call
         self.parts: list[str] = []
@@ -65,9 +84,23 @@ class _State:
         self.t0 = time.perf_counter()
         self.result: Result | None = None
         self.grown = False
+        self.chunks: list[Any] = []  # kept only when the call declares tools (their parts span chunks)
+        self.run_tools = run_tools
+        self.max_rounds = max_tool_rounds
+        self.rounds = 0
+        self.done: list[ToolCall] = []  # calls run in earlier rounds
+        self.earlier = Usage()  # usage of earlier rounds
+        self.start: float | None = None
+        if run_tools:
+            if call.toolset is None or not call.toolset.runnable:
+                raise ConfigError("run_tools=True needs at least one Python function in tools",
+                                  hint="pass the functions to run, e.g. tools=[get_weather]")
+            self.start = client.clock.monotonic()  # one deadline for the whole loop
 
     def on_chunk(self, chunk: Any) -> str:
         self.last = chunk
+        if self.call.toolset is not None:
+            self.chunks.append(chunk)
         check_blocked(chunk, self.call.model)
         text = answer_text(chunk)
         self.parts.append(text)
@@ -95,8 +128,36 @@ class _State:
         if self.last is not None:
             self.client.record(self.last, self.call.model)
         self.call = self.call.with_cap(min(self.call.max_output_tokens * TRUNCATION_GROWTH, limit))
-        self.parts, self.last = [], None
+        self.parts, self.chunks, self.last = [], [], None
         return True
+
+    def tools(self) -> ToolParts | None:
+        return read_parts(self.chunks, self.call.toolset, self.rounds + 1) if self.call.toolset is not None else None
+
+    def pending_calls(self) -> list[ToolCall] | None:
+        """The calls to run before the next round, when the stream ended in runnable calls only."""
+        if not self.run_tools or self.shown or self.last is None:
+            return None
+        parts = self.tools()
+        if parts is None or not has_runnable(parts.calls, self.call.toolset):
+            return None
+        if self.rounds >= self.max_rounds:
+            names = ", ".join(dict.fromkeys(c.name for c in parts.calls))
+            raise ToolLoopExceeded(
+                f"the model still called functions ({names}) after max_tool_rounds={self.max_rounds} rounds",
+                hint="raise max_tool_rounds, or make the functions' results answer the question",
+                calls=self.done + parts.calls, rounds=self.max_rounds,
+                usage=self.earlier + usage_from_response(self.last), model=self.call.model)
+        return parts.calls
+
+    def next_round(self, ran: list[ToolCall]) -> None:
+        """Send the results back: the model's turn as received (signatures intact), then theirs."""
+        self.client.record(self.last, self.call.model)
+        self.earlier = self.earlier + usage_from_response(self.last)
+        self.done.extend(ran)
+        self.rounds += 1
+        self.call = self.call.with_turns(model_turn(self.chunks), responses_turn(ran))
+        self.parts, self.chunks, self.last = [], [], None
 
     def cut(self, error: FlashlaneError) -> FlashlaneError:
         if isinstance(error, TransportError) and self.shown:
@@ -112,9 +173,15 @@ class _State:
         last = self.last
         text = "".join(self.parts)
         finish = self.finish_reason()
-        usage = usage_from_response(last) if last is not None else Usage()
+        usage = self.earlier + (usage_from_response(last) if last is not None else Usage())
         if last is not None:
             self.client.record(last, self.call.model)
+        tools = self.tools()
+        if tools is not None:
+            tools.calls = self.done + tools.calls
+        if not text and tools is not None and tools.calls:  # a turn of calls is an answer without text
+            self.result = self._result(text, finish, usage, tools)
+            return self.result
         if not text:
             if finish == "MAX_TOKENS":
                 raise OutputTruncated(
@@ -125,18 +192,26 @@ class _State:
             raise EmptyAnswer(f"the stream ended with no answer text (finishReason {finish or 'none'})",
                               hint="retry later or rephrase; an empty STOP is never treated as success",
                               finish_reason=finish, usage=usage, model=self.call.model)
-        self.result = Result(text=text, usage=usage, cost_usd=cost_of(self.call.model, usage), finish_reason=finish,
-                             model=self.call.model, model_version=getattr(last, "model_version", None),
-                             latency_s=time.perf_counter() - self.t0, response_id=getattr(last, "response_id", None),
-                             truncated=finish == "MAX_TOKENS")
+        self.result = self._result(text, finish, usage, tools)
         return self.result
+
+    def _result(self, text: str, finish: str | None, usage: Usage, tools: ToolParts | None) -> Result:
+        last = self.last
+        result = with_tools(Result(
+            text=text, usage=usage, cost_usd=cost_of(self.call.model, usage), finish_reason=finish,
+            model=self.call.model, model_version=getattr(last, "model_version", None),
+            latency_s=time.perf_counter() - self.t0, response_id=getattr(last, "response_id", None),
+            truncated=finish == "MAX_TOKENS"), tools)
+        result.tool_rounds = self.rounds
+        return result
 
 
 class TextStream:
     """Iterate for text chunks; ``result`` is set after the last one."""
 
-    def __init__(self, client: Client, call: Call) -> None:
-        self._state = _State(client, call)
+    def __init__(self, client: Client, call: Call, *, run_tools: bool = False,
+                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
+        self._state = _State(client, call, run_tools, max_tool_rounds)
 
     @property
     def result(self) -> Result | None:
@@ -157,7 +232,7 @@ class TextStream:
                         return _Opened(chunks, it, ended=False)
             return _ended(chunks, call)
 
-        return client.guarded(call, attempt)  # type: ignore[no-any-return]
+        return client.guarded(call, attempt, start=st.start)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[str]:
         st = self._state
@@ -167,6 +242,10 @@ class TextStream:
                 if text := st.on_chunk(chunk):
                     yield text
             if opened.ended and st.retry_larger():
+                continue
+            if opened.ended and (calls := st.pending_calls()) is not None:
+                assert st.call.toolset is not None
+                st.next_round(call_functions(calls, st.call.toolset))
                 continue
             break
         rest = opened.rest
@@ -185,8 +264,9 @@ class TextStream:
 
 
 class AsyncTextStream:
-    def __init__(self, client: Client, call: Call) -> None:
-        self._state = _State(client, call)
+    def __init__(self, client: Client, call: Call, *, run_tools: bool = False,
+                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
+        self._state = _State(client, call, run_tools, max_tool_rounds)
 
     @property
     def result(self) -> Result | None:
@@ -207,7 +287,7 @@ class AsyncTextStream:
                         return _Opened(chunks, it, ended=False)
             return _ended(chunks, call)
 
-        return await client.aguarded(call, attempt)  # type: ignore[no-any-return]
+        return await client.aguarded(call, attempt, start=st.start)  # type: ignore[no-any-return]
 
     async def __aiter__(self) -> AsyncIterator[str]:
         st = self._state
@@ -217,6 +297,10 @@ class AsyncTextStream:
                 if text := st.on_chunk(chunk):
                     yield text
             if opened.ended and st.retry_larger():
+                continue
+            if opened.ended and (calls := st.pending_calls()) is not None:
+                assert st.call.toolset is not None
+                st.next_round(await acall_functions(calls, st.call.toolset))
                 continue
             break
         rest = opened.rest

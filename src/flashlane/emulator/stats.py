@@ -94,6 +94,18 @@ def _text(content: Any) -> str:
     return "".join(str(p.get("text", "")) for p in parts or [] if isinstance(p, dict))
 
 
+def _content(content: dict[str, Any]) -> dict[str, Any]:
+    """Role and text; plus, when the content has any, its other parts as sent (function calls and
+    responses, thought signatures exactly as on the wire), text left out."""
+    out: dict[str, Any] = {"role": content.get("role", "user"), "text": _text(content)}
+    parts = content.get("parts")
+    others = [{k: v for k, v in p.items() if k != "text"} for p in parts or [] if isinstance(p, dict)] \
+        if isinstance(parts, list) else []
+    if any(others):
+        out["parts"] = others
+    return out
+
+
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
     """A log entry as /_emulator/requests shows it: what went on the wire, minus the key."""
     out = {k: v for k, v in entry.items() if k != "_request"}
@@ -105,8 +117,6 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
         out["system"] = _text(system) if system else None
         out["cached_content"] = body.get("cachedContent", body.get("cached_content"))
         contents = body.get("contents")
-        out["contents"] = [
-            {"role": c.get("role", "user"), "text": _text(c)} for c in contents if isinstance(c, dict)
-        ] if isinstance(contents, list) else []
+        out["contents"] = [_content(c) for c in contents if isinstance(c, dict)] if isinstance(contents, list) else []
         out["headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k.lower() in _SHOWN_HEADERS}
     return out
