@@ -49,7 +49,7 @@ from ..errors import (
 )
 from ..limits import Limiter, Limits, Reservation, Store
 from ..models import DEFAULT_MODEL, lookup
-from ..result import Usage
+from ..result import Usage, cost_of
 from ..retry import RetryPolicy
 from ..sdk import map_exception
 from .ledger import Ledger
@@ -118,6 +118,7 @@ class _Outcome:
     upstream_error: bool = False
     refused: bool = False
     auth_refused: bool = False  # the upstream rejected the credential (API_KEY_INVALID, 401, 403)
+    known_model: str | None = None  # the catalog ID, once looked up
 
 
 class _Abort(Exception):
@@ -216,10 +217,11 @@ class GatewayApp:
             principal = None  # a key the upstream refused: not a project to keep metrics and ledger rows for
         project = principal.project if principal else "-"
         label = principal.label if principal else "-"
-        self.metrics.observe(project, model or "-", out.code, elapsed, usage=out.usage, absorbed=out.absorbed,
-                             retries=out.retries, limiter_wait_s=out.limiter_wait_s)
+        cost = cost_of(model, out.usage) if out.usage is not None else None  # priced once, for both
+        self.metrics.observe(project, model or "-", out.code, elapsed, usage=out.usage, cost=cost,
+                             absorbed=out.absorbed, retries=out.retries, limiter_wait_s=out.limiter_wait_s)
         if self.ledger is not None and principal is not None:
-            self.ledger.record(label, project, model or "-", ok=200 <= out.code < 300, usage=out.usage,
+            self.ledger.record(label, project, model or "-", ok=200 <= out.code < 300, usage=out.usage, cost=cost,
                                absorbed=out.absorbed, retries=out.retries, upstream_error=out.upstream_error,
                                refused=out.refused, limiter_wait_s=out.limiter_wait_s)
         if self.config.access_log:
@@ -266,7 +268,7 @@ class GatewayApp:
         finally:
             self.metrics.in_flight -= 1
             if principal is not None or out.code:
-                self._note(scope, principal, _model_label(route, principal, out.code), out, started)
+                self._note(scope, principal, _model_label(route, principal, out), out, started)
 
     async def _authenticate(self, scope: dict[str, Any], send: Any, route: Route, out: _Outcome) -> Principal | None:
         key = _client_key(scope)
@@ -295,6 +297,8 @@ class GatewayApp:
                       out: _Outcome) -> None:
         method: str = scope["method"]
         info = lookup(route.model) if route.model else None
+        if info is not None:
+            out.known_model = info.id
         if info is not None and info.retired and route.kind in ("op", "model"):
             # The catalog knows it is gone: don't spend a request (or a quota slot) to hear so.
             out.code, out.refused = 404, True
@@ -513,17 +517,14 @@ def _settle_429(limiter: Limiter, key: str, err: RateLimited, res: Reservation) 
     res.release()
 
 
-def _model_label(route: Route, principal: Principal | None, code: int) -> str:
+def _model_label(route: Route, principal: Principal | None, out: _Outcome) -> str:
     """The model as metrics and the ledger name it. Client-chosen names that no model answers
     to are folded into one label, so garbage paths cannot grow the metrics without bound."""
-    if not route.model:
+    if not route.model or principal is None:
         return "-"
-    if principal is None:
-        return "-"
-    info = lookup(route.model)
-    if info is not None:
-        return info.id
-    return route.model if code < 400 else "unknown"
+    if out.known_model is not None:
+        return out.known_model
+    return route.model if out.code < 400 else "unknown"
 
 
 def _client_key(scope: dict[str, Any]) -> str | None:

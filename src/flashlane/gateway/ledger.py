@@ -94,6 +94,7 @@ class Ledger:
         self._thread.start()
 
     def record(self, label: str, project: str, model: str, *, ok: bool, usage: Usage | None = None,
+               cost: float | None = None,
                absorbed: int = 0, retries: int = 0, upstream_error: bool = False, refused: bool = False,
                limiter_wait_s: float = 0.0, now: float | None = None) -> None:
         """Count one request (called on the event loop: only a dict update under a lock)."""
@@ -111,7 +112,7 @@ class Ledger:
                 row.thoughts_tokens += usage.thoughts_tokens
                 row.cached_tokens += usage.cached_tokens
                 # A model without a known price adds nothing here (flashlane models shows it as unknown).
-                row.cost_usd += cost_of(model, usage) or 0.0
+                row.cost_usd += (cost if cost is not None else cost_of(model, usage)) or 0.0
             row.rate_limited_absorbed += absorbed
             row.retries += retries
             row.upstream_errors += upstream_error

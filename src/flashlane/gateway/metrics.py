@@ -37,7 +37,8 @@ class Metrics:
         self._hist: dict[tuple[str, str], list[float]] = {}  # bucket counts..., then sum, count
 
     def observe(self, project: str, model: str, code: int, seconds: float, *, usage: Usage | None = None,
-                absorbed: int = 0, retries: int = 0, limiter_wait_s: float = 0.0) -> None:
+                cost: float | None = None, absorbed: int = 0, retries: int = 0, limiter_wait_s: float = 0.0) -> None:
+        """Count one answered request; ``cost`` is ``cost_of(model, usage)`` when the caller has it."""
         key = (project, model)
         self.requests[(project, model, str(code))] += 1
         h = self._hist.get(key)
@@ -53,7 +54,8 @@ class Metrics:
                             ("thinking", usage.thoughts_tokens), ("cached", usage.cached_tokens)):
                 if n:
                     self.tokens[(project, model, kind)] += n
-            cost = cost_of(model, usage)
+            if cost is None:
+                cost = cost_of(model, usage)
             if cost is not None:  # an unknown price adds nothing rather than a made-up figure
                 self.cost[key] += cost
         if absorbed:
