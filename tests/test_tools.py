@@ -304,3 +304,53 @@ def test_stream_grounding_and_code(lane: fl.Lane) -> None:
     assert r is not None and r.code[0].output == "1024\n" and r.sources and r.citations
     data = r.text.encode()
     assert all(data[c.start:c.end].decode() == c.text for c in r.citations)
+
+
+# ---------------------------------------------------------------------------- tasks and runs
+
+
+def test_custom_task_files_take_builtin_tools(tmp_path: Any) -> None:
+    from flashlane.tasks import load_task_file
+
+    (tmp_path / "t.toml").write_text('name = "facts"\ntemplate = "Check: {text}"\ntools = ["google_search", "code-execution"]\n')
+    task = load_task_file(tmp_path / "t.toml")
+    assert task.tools == (fl.GoogleSearch(), fl.CodeExecution()) and task.tool_names == ["google_search", "code_execution"]
+    (tmp_path / "t.yaml").write_text("template: '{text}'\ntools: [web]\n")
+    with pytest.raises(fl.InputError, match="unknown tool 'web'"):
+        load_task_file(tmp_path / "t.yaml")
+    with pytest.raises(fl.ConfigError, match="tasks take built-in tools only"):
+        fl.Task(name="x", tools=(get_weather,))
+
+
+def test_python_task_with_url_context(lane: fl.Lane) -> None:
+    task = fl.Task(name="page_topic", item_template="What is {text} about?", tools=(fl.UrlContext(),))
+    assert lane.run_task(task, text="https://docs.example.com/guide").strip()
+    assert lane.generate("see https://docs.example.com/guide", tools=list(task.tools)).url_statuses[0].ok
+
+
+def test_flashlane_run_ledger_charges_grounding_per_query(gemini_emulator, tmp_path: Any,  # type: ignore[no-untyped-def]
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from flashlane.cli import main
+
+    scenario(gemini_emulator.base_url, {"action": {"search_queries": ["first query", "second query"]}})
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", "dummy")
+    (tmp_path / "grounded.toml").write_text(
+        'name = "grounded"\ntemplate = "Is this claim true? {text}"\ntools = ["google_search"]\n')
+    (tmp_path / "claims.csv").write_text("text\nThe Moon is made of rock.\nParis is in Spain.\n")
+    out = tmp_path / "claims.out.jsonl"
+    try:
+        main(["run", str(tmp_path / "grounded.toml"), str(tmp_path / "claims.csv"), "-o", str(out), "--limits", "off"])
+    except SystemExit as e:
+        assert e.code in (0, None), capsys.readouterr().err
+    con = sqlite3.connect(f"{out}.flashlane.db")
+    rows = con.execute("SELECT prompt_tokens, output_tokens, thoughts_tokens, cost_usd FROM usage").fetchall()
+    con.close()
+    assert len(rows) == 2
+    for pt, ot, tt, cost in rows:  # tokens at $0.25 / $1.50 per 1M plus 2 queries at $14 / 1,000
+        assert cost == pytest.approx((pt * 0.25 + (ot + tt) * 1.50) / 1e6 + 2 * 0.014)
+    reqs = _generate_requests(gemini_emulator.base_url)
+    assert all(r["method"] == "generateContent" for r in reqs) and len(reqs) == 2

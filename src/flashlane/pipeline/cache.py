@@ -39,8 +39,11 @@ class ResponseCache:
 
     @staticmethod
     def key(*, endpoint: str = "", model: str, thinking: str | None, system: str, instructions: str, schema: dict[str, Any] | None,
-            item: str) -> str:
-        blob = json.dumps([endpoint, model, thinking, system, instructions, schema, item], sort_keys=True, ensure_ascii=False)
+            item: str, tools: list[str] | None = None) -> str:
+        parts: list[Any] = [endpoint, model, thinking, system, instructions, schema, item]
+        if tools:  # grounded or tool-using answers are other answers; keys without tools stay as they were
+            parts.append(tools)
+        blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get(self, key: str) -> Any:

@@ -3,6 +3,7 @@ into values, and the fingerprint that tells a resumable run from a changed one."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -93,12 +94,13 @@ class Job:
                                                                     self.answer_tokens(item))
         prompt = f"{self.instructions}\n\n{item.rendered}" if self.instructions else item.rendered
         return self.lane.build(prompt, schema=self.item_schema, system=self.system or None, model=self.model,
-                               thinking=self.thinking, max_output_tokens=cap)
+                               thinking=self.thinking, max_output_tokens=cap, tools=self.tools)
 
     def pack_call(self, items: Sequence[Item]) -> Call:
         assert self.item_schema is not None
         per_item = max(self.answer_tokens(it) for it in items)
-        return pack_call(items, build=self.lane.build, instructions=self.instructions,
+        return pack_call(items, build=functools.partial(self.lane.build, tools=self.tools),
+                         instructions=self.instructions,
                          item_schema=self.item_schema, system=self.system or None, model=self.model,
                          thinking=self.thinking, per_item_answer=per_item)
 
@@ -113,6 +115,11 @@ class Job:
         out_limit = info.output_token_limit if info else DEFAULT_OUTPUT_TOKEN_LIMIT
         return (tokens <= self._in_limit // 2
                 and pack_output_tokens(self.model, self.thinking, per_item, len(items) + 1) < out_limit)
+
+    @property
+    def tools(self) -> list[Any] | None:
+        """The task's built-in tools (grounding, URL context, code execution), on every request."""
+        return list(self.task.tools) or None
 
     def max_cost(self, call: Call) -> float | None:
         """What a request can cost at most: its input estimate plus its full output cap
@@ -151,7 +158,7 @@ class Job:
         return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=self.system,
                                  instructions=self.instructions,
                                  schema=self.item_schema.json_schema if self.item_schema else None,
-                                 item=item.rendered)
+                                 item=item.rendered, tools=self.task.tool_names)
 
     # ------------------------------------------------------------------ resume
 
@@ -160,9 +167,12 @@ class Job:
         items); each item then adds ``item_line(item)``, in input order, as it is read."""
         h = hashlib.sha256()
         opts = {k: v for k, v in self.options.items() if k not in ("schema", "text")}
-        h.update(json.dumps([self.task.name, self.system, self.instructions, self.task.item_template,
-                             self.item_schema.json_schema if self.item_schema else None, self.model, self.thinking,
-                             jsonable(opts), dict(source)], sort_keys=True, default=str).encode())
+        decides = [self.task.name, self.system, self.instructions, self.task.item_template,
+                   self.item_schema.json_schema if self.item_schema else None, self.model, self.thinking,
+                   jsonable(opts), dict(source)]
+        if self.task.tools:  # only then: runs without tools keep their fingerprints
+            decides.append(self.task.tool_names)
+        h.update(json.dumps(decides, sort_keys=True, default=str).encode())
         return h
 
     @staticmethod

@@ -13,6 +13,7 @@ File format (TOML shown; YAML has the same keys)::
     [output]
     type = "object"
     ...
+    tools = ["google_search"]                     # built-ins: google_search, url_context, code_execution
     [defaults]
     product = "the product"
 """
@@ -27,13 +28,14 @@ import yaml
 
 from ..errors import InputError
 from ..schema import Schema
+from ..tools import BUILTIN_TOOLS
 from .extract import load_schema
 from .task import Task
 
 __all__ = ["load_task_file"]
 
 _KEYS = {"name", "description", "system", "instructions", "template", "answer_tokens", "thinking", "output",
-         "output_model", "defaults", "streamable"}
+         "output_model", "defaults", "streamable", "tools"}
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -63,6 +65,15 @@ def load_task_file(path: str | Path) -> Task:
         output = data["output"]
     if output is not None:
         Schema.of(output)  # fail now, with the file named, rather than on the first row
+    tools = data.get("tools") or []
+    if isinstance(tools, str):
+        tools = [tools]
+    if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
+        raise InputError(f"'tools' in task file {p} must be a list of names",
+                         hint='e.g. tools = ["google_search", "url_context"]')
+    for t in tools:
+        if t.strip().lower().replace("-", "_") not in BUILTIN_TOOLS:
+            raise InputError(f"unknown tool {t!r} in task file {p}", hint=f"use one of {', '.join(BUILTIN_TOOLS)}")
     return Task(
         name=str(data.get("name") or p.stem),
         item_template=str(data["template"]),
@@ -74,4 +85,5 @@ def load_task_file(path: str | Path) -> Task:
         defaults=dict(data.get("defaults") or {}),
         streamable=bool(data.get("streamable", output is None)),
         description=str(data.get("description", "")),
+        tools=tuple(tools),
     )

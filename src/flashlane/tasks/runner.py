@@ -30,13 +30,15 @@ def prepare(client: Client, task: Task, values: Mapping[str, Any], *,
     cap = options.get("max_output_tokens") or output_budget(model, thinking, task.answer_budget(options))
     schema = None if stream else task.schema(options)
     call = client.build(task.render(options), schema=schema, system=task.system or None, model=model,
-                        thinking=thinking, max_output_tokens=cap, safety_settings=options.get("safety_settings"))
+                        thinking=thinking, max_output_tokens=cap, safety_settings=options.get("safety_settings"),
+                        tools=list(task.tools) or None)
     return call, options
 
 
 def _finish(task: Task, result: Any, options: Mapping[str, Any]) -> Any:
     value = result.parsed if task.structured else result.text
     return task.finish(value, options)
+
 
 
 def run_task(client: Client, task: Task, **values: Any) -> Any:

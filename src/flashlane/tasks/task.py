@@ -8,6 +8,7 @@ fields). The output schema may depend on the options (``classify``'s label enum 
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..schema import Schema
+from ..tools import Builtin, builtin
 
 __all__ = ["JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "template_fields"]
 
@@ -64,6 +66,18 @@ class Task:
     # Options the task cannot run without: name -> what it is, with an example. Checked before
     # anything is sent, so a missing one is a usage error naming the option, not a KeyError later.
     required: Mapping[str, str] = field(default_factory=dict)
+    # Built-in tools every request of the task declares: names (google_search, url_context,
+    # code_execution) or the objects (fl.GoogleSearch(), ...). Functions are for calls, not tasks:
+    # a task's answer is its text or schema, never a function call.
+    tools: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools", _builtins(self.name, self.tools))
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The built-ins by name, in order (fingerprints, cache keys, reports)."""
+        return [_builtin_name(t) for t in self.tools]
 
     @property
     def structured(self) -> bool:
@@ -117,3 +131,23 @@ class Task:
 
     def finish(self, parsed: Any, options: Options) -> Any:
         return self.convert(parsed, options) if self.convert is not None else parsed
+
+
+def _builtin_name(tool: Any) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(tool).__name__).lower()
+
+
+def _builtins(task: str, tools: Any) -> tuple[Builtin, ...]:
+    if isinstance(tools, str):
+        tools = [tools]
+    out = []
+    for t in tools or ():
+        if isinstance(t, str):
+            out.append(builtin(t))
+        elif _builtin_name(t) in ("google_search", "url_context", "code_execution", "file_search"):
+            out.append(t)
+        else:
+            raise ConfigError(f"task '{task}' lists {t!r} as a tool; tasks take built-in tools only",
+                              hint="use google_search, url_context or code_execution; call functions with "
+                                   "lane.generate(..., tools=[fn], run_tools=True)")
+    return tuple(out)
