@@ -360,3 +360,22 @@ def test_pass_keys_projects_are_key_hashes_and_refused_keys_leave_no_project(ups
     assert f'project="{label}",model="{MODEL}",code="400"}} 1' in text
     assert f'project="-",model="{MODEL}",code="400"}} 1' in text
     assert label_for("random-key-123") not in text and UPSTREAM_KEY not in text
+
+
+def test_a_client_that_hangs_up_while_waiting_spends_no_quota(upstream: Emulator, tokens_file: Path) -> None:
+    gw = start_gateway(upstream, tokens_file, limits="rpm=1,window=3")
+    try:
+        assert keep(client(gw)).models.generate_content(model=MODEL, contents="first").text
+        # No X-Server-Timeout (a client with only its own timeout): it gives up after 1 s, while the
+        # gateway holds its request for the next slot (about 3 s away).
+        req = urllib.request.Request(f"{gw.base_url}/v1beta/models/{MODEL}:generateContent", method="POST",
+                                     data=b'{"contents": [{"parts": [{"text": "second"}]}]}',
+                                     headers={"content-type": "application/json", "x-goog-api-key": TOKEN})
+        with pytest.raises(OSError):  # socket timeout
+            urllib.request.urlopen(req, timeout=1)
+        time.sleep(3.5)  # past the moment the slot opened
+        metrics = urllib.request.urlopen(f"{gw.base_url}/metrics", timeout=10).read().decode()
+    finally:
+        gw.stop()
+    assert by_status(upstream) == {"200": 1}  # the abandoned request never went upstream
+    assert f'flashlane_gateway_requests_total{{project="team-a",model="{MODEL}",code="499"}} 1' in metrics

@@ -80,6 +80,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # the request sizes the API accepts inline ar
 TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last usageMetadata
 UPLOAD_IDS_KEPT = 10_000
 MAX_LIMITERS = 256
+CLIENT_GONE = 499  # as nginx logs a request whose client closed the connection first
 STORE_THREADS = 16  # concurrent SQLite/Redis limiter calls; each is short, none waits for quota
 
 JSON = b"application/json; charset=UTF-8"
@@ -119,6 +120,39 @@ class _Outcome:
     refused: bool = False
     auth_refused: bool = False  # the upstream rejected the credential (API_KEY_INVALID, 401, 403)
     known_model: str | None = None  # the catalog ID, once looked up
+
+
+class _ClientGone(Exception):
+    """The client closed its connection while its request waited for quota or a retry."""
+
+
+class _Waits:
+    """A request's waits, on the injected clock, cut short when the client hangs up: once the body
+    is read, ``receive()`` returns only on disconnect, so one watcher (made at the first wait,
+    never on the fast path) tells when to stop spending time and quota on it."""
+
+    def __init__(self, clock: Clock, receive: Any) -> None:
+        self.clock = clock
+        self.receive = receive
+        self.watch: asyncio.Future[Any] | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        if self.watch is None:
+            self.watch = asyncio.ensure_future(self.receive())
+        if self.watch.done():
+            raise _ClientGone
+        sleeper = asyncio.ensure_future(self.clock.asleep(seconds))
+        try:
+            await asyncio.wait({sleeper, self.watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sleeper.done():
+                sleeper.cancel()
+        if self.watch.done():
+            raise _ClientGone
+
+    def close(self) -> None:
+        if self.watch is not None and not self.watch.done():
+            self.watch.cancel()
 
 
 class _Abort(Exception):
@@ -171,13 +205,14 @@ class GatewayApp:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def _acquire(self, limiter: Limiter, key: str, tokens: int) -> Reservation:
-        """``Limiter.aacquire`` with each admission attempt through ``_io``; waits on the clock."""
+    async def _acquire(self, limiter: Limiter, key: str, tokens: int, waits: _Waits) -> Reservation:
+        """``Limiter.aacquire`` with each admission attempt through ``_io``; waits on the clock,
+        and gives up when the client hangs up (its request must not spend a quota slot)."""
         while True:
             got = await self._io(limiter.try_acquire, key, tokens)
             if isinstance(got, Reservation):
                 return got
-            await self.clock.asleep(got)
+            await waits.sleep(got)
 
     def _policy(self, deadline_s: float) -> RetryPolicy:
         p = self._policies.get(deadline_s)
@@ -337,12 +372,18 @@ class GatewayApp:
             # A body that is not JSON goes upstream as it is: the API's 400 is the right answer.
         model_id = info.id if info is not None else route.model
         idempotent = route.kind in ("op", "model", "models") or method in ("GET", "HEAD", "DELETE")
-        await self._attempts(scope, send, method, url, headers, body, route, model_id, principal, est, out,
-                             retry=idempotent)
+        waits = _Waits(self.clock, receive)
+        try:
+            await self._attempts(scope, send, method, url, headers, body, route, model_id, principal, est, out,
+                                 waits, retry=idempotent)
+        except _ClientGone:
+            out.code = CLIENT_GONE  # nothing to answer: the client hung up while the request waited
+        finally:
+            waits.close()
 
     async def _attempts(self, scope: dict[str, Any], send: Any, method: str, url: str,
                         headers: list[tuple[bytes, bytes]], body: bytes, route: Route, model: str,
-                        principal: Principal, est: int, out: _Outcome, *, retry: bool) -> None:
+                        principal: Principal, est: int, out: _Outcome, waits: _Waits, *, retry: bool) -> None:
         clock = self.clock
         deadline = self._deadline(scope["headers"])
         policy = self._policy(deadline)
@@ -360,7 +401,7 @@ class GatewayApp:
                     if remaining <= 0:
                         raise TimeoutError
                     async with asyncio.timeout(remaining):  # no task per request, unlike wait_for
-                        res = await self._acquire(limiter, key, est)
+                        res = await self._acquire(limiter, key, est, waits)
                 except RateLimited as e:  # the day is used up (counted here, or reported by the server)
                     out.limiter_wait_s += clock.monotonic() - t0
                     out.code, out.refused = 429, True
@@ -427,7 +468,7 @@ class GatewayApp:
             if isinstance(err, RateLimited):
                 out.absorbed += 1
             out.retries += 1
-            await clock.asleep(delay)
+            await waits.sleep(delay)
 
     async def _deliver(self, send: Any, resp: UpstreamResponse, route: Route, res: Any, principal: Principal,
                        scope: dict[str, Any], out: _Outcome) -> None:
