@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -354,3 +355,54 @@ def test_flashlane_run_ledger_charges_grounding_per_query(gemini_emulator, tmp_p
         assert cost == pytest.approx((pt * 0.25 + (ot + tt) * 1.50) / 1e6 + 2 * 0.014)
     reqs = _generate_requests(gemini_emulator.base_url)
     assert all(r["method"] == "generateContent" for r in reqs) and len(reqs) == 2
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from flashlane.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ask_search_prints_numbered_citations(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _cli(capsys, "ask", "Who won the 2026 chess olympiad?", "--search", "--emulator")
+    assert code == 0
+    answer, sources = out.split("\nSources:\n")
+    assert "[1]" in answer and "[2]" in answer
+    lines = sources.strip().splitlines()
+    assert lines[0].startswith("[1] ") and "https://www.example.com/" in lines[0]
+    assert all(f"[{i + 1}] " in line and "https://" in line for i, line in enumerate(lines))
+
+
+def test_ask_json_carries_the_tool_parts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _cli(capsys, "ask", "What is 6 * 7? Then compare", "--url", "https://docs.example.com/a",
+                          "--url", "https://fail.example.com/b", "--code", "--search", "--json", "--emulator")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [(u["url"], u["status"]) for u in data["url_statuses"]] == [
+        ("https://docs.example.com/a", "SUCCESS"), ("https://fail.example.com/b", "ERROR")]
+    assert data["code"][0]["output"] == "42\n" and data["code"][0]["outcome"] == "OUTCOME_OK"
+    assert data["sources"][0]["uri"] == "https://docs.example.com/a" and data["citations"]
+    assert data["search_queries"] and data["usage"]["search_queries"] == 1
+
+
+def test_ask_rejects_a_non_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(capsys, "ask", "hi", "--url", "docs.example.com", "--emulator")
+    assert code == 2 and "is not an http(s) URL" in err
+
+
+def test_cite_marks_byte_offsets() -> None:
+    from flashlane.tools import Citation, cite
+
+    text = "Olá mundo. Fim."
+    marked = cite(text, [Citation("Olá mundo.", 0, 11, (0,)), Citation("Fim.", 12, 16, (1, 0)),
+                         Citation("bad", 3, 99, (0,))])
+    assert marked == "Olá mundo.[1] Fim.[1][2]"

@@ -613,3 +613,30 @@ def has_runnable(calls: Sequence[ToolCall], toolset: Toolset | None) -> bool:
         return False
     return all(c.error is not None or (toolset.get(c.name) is not None and toolset.get(c.name).fn is not None)  # type: ignore[union-attr]
                for c in calls)
+
+
+# ---------------------------------------------------------------------------- showing a grounded answer
+
+
+def cite(text: str, citations: Sequence[Citation]) -> str:
+    """The answer with numbered markers (``[1]``, 1-based source numbers) after each supported span.
+    Offsets are UTF-8 bytes (``Segment`` docs: "measured in bytes"); a span that does not fit the
+    text (a stream cut, another candidate) is left unmarked rather than guessed."""
+    data = text.encode("utf-8")
+    ends: dict[int, list[int]] = {}
+    for c in citations:
+        if 0 <= c.start <= c.end <= len(data) and c.sources:
+            ends.setdefault(c.end, []).extend(i + 1 for i in c.sources)
+    for end in sorted(ends, reverse=True):
+        try:
+            data[:end].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        marks = "".join(f"[{n}]" for n in sorted(set(ends[end])))
+        data = data[:end] + marks.encode() + data[end:]
+    return data.decode("utf-8")
+
+
+def source_lines(sources: Sequence[Source]) -> list[str]:
+    """``[n] title: uri`` per source, numbered as ``cite`` marks them."""
+    return [f"[{s.index + 1}] {s.title + ': ' if s.title else ''}{s.uri or '(no link)'}" for s in sources]
