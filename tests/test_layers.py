@@ -22,7 +22,7 @@ RANKS = {
     "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
     "answer": 3, "result": 3, "client": 3, "stream": 3, "tools": 3, "toolloop": 3,
     "tasks": 4,
-    "pipeline": 5,
+    "pipeline": 5, "tiers": 5,  # batch runs: built on the pipeline's job and store
     "lane": 6, "gateway": 6,
     "cli": 7, "__main__": 7, "pytest_plugin": 7,
 }

@@ -28,6 +28,7 @@ from .errors import EmptyAnswer, OutputTruncated, SafetyBlocked, SafetyRating, S
 from .models import lookup
 from .request import Call
 from .result import Result, Usage, cost_of, usage_from_response
+from .tier import tier_of
 from .tools import ToolParts, read_parts
 
 __all__ = ["judge", "with_tools", "Sent", "REFRAME_SYSTEM", "STOPPED_REASONS", "TRUNCATION_GROWTH", "answer_text", "check_blocked",
@@ -52,11 +53,12 @@ STOPPED_REASONS = {
 class Sent:
     """One SDK response with how long it took."""
 
-    __slots__ = ("response", "latency_s")
+    __slots__ = ("response", "latency_s", "service_tier")
 
-    def __init__(self, response: Any, latency_s: float) -> None:
+    def __init__(self, response: Any, latency_s: float, service_tier: str | None = None) -> None:
         self.response = response
         self.latency_s = latency_s
+        self.service_tier = service_tier  # usageMetadata.serviceTier when read (flex calls)
 
 
 def enum_name(value: Any) -> str | None:
@@ -173,8 +175,10 @@ def judge(call: Call, *, output_ceiling: int, reframe: bool = False) -> Generato
                 f"the answer did not match the schema after one re-ask: {error}",
                 hint="simplify the schema, raise the thinking level, or inspect .raw_text",
                 validation_error=error, raw_text=text, finish_reason=finish, usage=usage, model=call.model)
+        billed = sent.service_tier or tier_of(call.config)  # the tier that served it, else the one asked for
         return with_tools(Result(
-            text=text, parsed=parsed, usage=usage, cost_usd=cost_of(call.model, usage), finish_reason=finish,
+            text=text, parsed=parsed, usage=usage, cost_usd=cost_of(call.model, usage, tier=billed),
+            finish_reason=finish, service_tier=sent.service_tier,
             model=call.model, model_version=resp.model_version, latency_s=latency, response_id=resp.response_id,
             attempts=attempts, truncated=finish == "MAX_TOKENS", raw=resp,
         ), tools)

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google import genai
@@ -38,6 +38,17 @@ from .request import Call, build_call
 from .result import Result, Usage, cost_of, usage_from_response
 from .retry import RetryPolicy
 from .sdk import boundary
+from .tier import (
+    FLEX,
+    FLEX_DEADLINE_S,
+    FLEX_TIMEOUT_S,
+    STANDARD,
+    flex_config,
+    parse_raw_response,
+    raw_body,
+    tier_of,
+    with_tier,
+)
 from .toolloop import tool_loop
 from .tools import DEFAULT_MAX_TOOL_ROUNDS, acall_functions, call_functions
 
@@ -72,6 +83,9 @@ class Client:
             if emulator:
                 settings = settings.with_(backend="emulator")
         settings.require_credentials()
+        if settings.tier == FLEX:  # answers within minutes, not seconds (tier.FLEX_TIMEOUT_S)
+            settings = settings.with_(timeout_s=max(settings.timeout_s, FLEX_TIMEOUT_S),
+                                      retry_deadline_s=max(settings.retry_deadline_s, FLEX_DEADLINE_S))
         self.settings = settings
         self.clock = clock or SYSTEM_CLOCK
         self._stack = contextlib.ExitStack()
@@ -149,13 +163,13 @@ class Client:
 
     # ------------------------------------------------------------ one guarded SDK call
 
-    def record(self, response: Any, model: str) -> None:
-        """Add one answer's usage and cost to ``totals``."""
+    def record(self, response: Any, model: str, tier: str = STANDARD) -> None:
+        """Add one answer's usage and cost (at ``tier``'s price) to ``totals``."""
         usage = usage_from_response(response)
         with self._lock:
             self.totals.calls += 1
             self.totals.usage = self.totals.usage + usage
-            cost = cost_of(model, usage)
+            cost = cost_of(model, usage, tier=tier)
             if cost is None:
                 self.totals.unpriced_calls += 1
             else:
@@ -166,7 +180,8 @@ class Client:
         budget = self.settings.budget_usd
         if budget is None:
             return
-        worst = cost_of(call.model, Usage(prompt_tokens=call.est_tokens, output_tokens=call.max_output_tokens))
+        worst = cost_of(call.model, Usage(prompt_tokens=call.est_tokens, output_tokens=call.max_output_tokens),
+                        tier=tier_of(call.config))
         if worst is None:
             raise BudgetExceeded(f"budget_usd is set but {call.model}'s price is unknown, so it cannot be enforced",
                                  hint="unset budget_usd, or use a model whose price is in the catalog "
@@ -179,11 +194,20 @@ class Client:
 
     def attempt_config(self, call: Call, remaining_s: float) -> types.GenerateContentConfig:
         """The call's config, its HTTP timeout cut to what is left of the deadline."""
+        if tier_of(call.config) == FLEX:
+            return flex_config(call.config, self.attempt_timeout(remaining_s, call))
         if remaining_s >= self.settings.timeout_s:
             return call.config
         return call.config.model_copy(update={"http_options": types.HttpOptions(timeout=int(remaining_s * 1000))})
 
-    def attempt_timeout(self, remaining_s: float) -> float:
+    def send_config(self, call: Call, remaining_s: float) -> types.GenerateContentConfig:
+        """``attempt_config``, plus the raw body for flex calls (to read ``serviceTier``; tier.py)."""
+        config = self.attempt_config(call, remaining_s)
+        return raw_body(config) if tier_of(config) == FLEX else config
+
+    def attempt_timeout(self, remaining_s: float, call: Call | None = None) -> float:
+        if call is not None and tier_of(call.config) == FLEX:
+            return min(max(self.settings.timeout_s, FLEX_TIMEOUT_S), remaining_s)
         return min(self.settings.timeout_s, remaining_s)
 
     def guarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
@@ -210,31 +234,47 @@ class Client:
                                "the functions faster", model=call.model)
 
     def send(self, call: Call, *, start: float | None = None) -> Sent:
+        flex = tier_of(call.config) == FLEX
+
         def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
-            with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining)):
+            served = None
+            with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining, call)):
                 resp = self._client.models.generate_content(model=call.model, contents=call.sdk_contents,
-                                                            config=self.attempt_config(call, remaining))
-            self.record(resp, call.model)
-            return Sent(resp, time.perf_counter() - t0)
+                                                            config=self.send_config(call, remaining))
+                if flex:
+                    resp, served = parse_raw_response(resp)
+            self.record(resp, call.model, served or (FLEX if flex else STANDARD))
+            return Sent(resp, time.perf_counter() - t0, served)
 
         return self.guarded(call, attempt, start=start)  # type: ignore[no-any-return]
 
     async def asend(self, call: Call, *, start: float | None = None) -> Sent:
+        flex = tier_of(call.config) == FLEX
+
         async def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
-            with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining)):
+            served = None
+            with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining, call)):
                 resp = await self._client.aio.models.generate_content(model=call.model, contents=call.sdk_contents,
-                                                                      config=self.attempt_config(call, remaining))
-            self.record(resp, call.model)
-            return Sent(resp, time.perf_counter() - t0)
+                                                                      config=self.send_config(call, remaining))
+                if flex:
+                    resp, served = parse_raw_response(resp)
+            self.record(resp, call.model, served or (FLEX if flex else STANDARD))
+            return Sent(resp, time.perf_counter() - t0, served)
 
         return await self.aguarded(call, attempt, start=start)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ public API
 
-    def build(self, prompt: Any, **kw: Any) -> Call:
-        return build_call(self.settings, prompt, **kw)
+    def build(self, prompt: Any, *, tier: str | None = None, **kw: Any) -> Call:
+        """The request for ``prompt``; ``tier`` (default: the ``tier`` setting) flex asks for flex
+        service (a batch tier builds standard requests: the batch job sets the price)."""
+        call = build_call(self.settings, prompt, **kw)
+        wanted = tier or self.settings.tier
+        if wanted == FLEX:
+            call = replace(call, config=with_tier(call.config, FLEX))
+        return call
 
     def run_call(self, call: Call, *, run_tools: bool = False,
                  max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:

@@ -23,7 +23,7 @@ import tomllib
 
 from .errors import AI_STUDIO_KEY_URL, ConfigError
 from .limits.config import Limits
-from .models import DEFAULT_MODEL, THINKING_LEVELS, lookup
+from .models import DEFAULT_MODEL, SERVICE_TIERS, THINKING_LEVELS, lookup
 
 __all__ = [
     "DEFAULT_BREAKER_COOLDOWN_S",
@@ -85,6 +85,7 @@ class Settings:
     state_dir: str | None = None
     emulator_latency_scale: float = 0.0
     reframe_on_block: bool = False
+    tier: str = "standard"  # standard | flex | batch (tier.py): how requests are served and billed
     config_file: str | None = None  # which TOML file was read, for doctor
 
     def with_(self, **changes: Any) -> Settings:
@@ -219,6 +220,8 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
 
 
 def _validate(s: Settings) -> None:
+    if s.tier not in SERVICE_TIERS:
+        raise ConfigError(f"unknown tier {s.tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
     if s.on_outage not in ("stop", "wait"):
         raise ConfigError(f"unknown on_outage setting {s.on_outage!r}", hint="use 'stop' or 'wait'")
     if s.thinking is not None:

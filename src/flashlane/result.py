@@ -103,6 +103,7 @@ class Result:
     response_id: str | None = None
     attempts: int = 1  # SDK calls this result took (re-asks and larger-cap retries included)
     truncated: bool = False  # MAX_TOKENS with a partial free-text answer
+    service_tier: str | None = None  # usageMetadata.serviceTier: the tier that served the answer (flex calls)
     raw: Any = field(default=None, repr=False)
     # Tools (``flashlane.tools``): the function calls of the answer (with the tool loop, every
     # call of every round, each with the result sent back), the grounding sources and the answer
@@ -130,6 +131,7 @@ class Result:
             "latency_s": round(self.latency_s, 4),
             "attempts": self.attempts,
             "truncated": self.truncated,
+            "service_tier": self.service_tier,
             **self._tool_dict(),
         }
 

@@ -37,6 +37,9 @@ def _register() -> None:
         return
     cli.add_command(run_command)
     cli.add_command(report_command)
+    from .batch import batch_group
+
+    cli.add_command(batch_group)
 
 
 def main(argv: list[str] | None = None) -> None:

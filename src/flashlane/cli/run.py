@@ -63,6 +63,17 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
     return opts
 
 
+def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline_max_bytes: int | None) -> Any:
+    from ..tiers.batch import BatchOptions
+
+    opts = BatchOptions(detach=detach, fallback=fallback)
+    if max_requests is not None:
+        opts.max_requests = max_requests
+    if inline_max_bytes is not None:
+        opts.inline_max_bytes = inline_max_bytes
+    return opts
+
+
 @click.command("run")
 @click.argument("task")
 @click.argument("input_path", metavar="INPUT")
@@ -88,6 +99,17 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
 @click.option("--on-outage", type=click.Choice(["stop", "wait"]), default=None,
               help="When many calls in a row fail (an outage): stop and leave rows pending (default), or wait and probe.")
 @click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
+@click.option("--tier", type=click.Choice(["standard", "flex", "batch"]), default=None,
+              help="How requests are served: standard (default; FLASHLANE_TIER), flex (half price, minutes, "
+                   "sheddable) or batch (half price, Batch API jobs, up to 24 h).")
+@click.option("--detach", is_flag=True, help="batch: submit the jobs and exit; rerun the same command to collect.")
+@click.option("--batch-fallback", type=click.Choice(["queue", "standard"]), default="queue", show_default=True,
+              help="batch: where a request that failed inside a job goes: the next job, or the standard tier.")
+@click.option("--batch-max-requests", type=click.IntRange(min=1), default=None,
+              help="batch: requests per job at most (default 50,000; larger runs are split into several jobs).")
+@click.option("--batch-inline-max-bytes", type=click.IntRange(min=1), default=None,
+              help="batch: jobs up to this size are sent inline, larger ones as an uploaded JSONL file "
+                   "(default 19,000,000: inline batches must stay under 20 MB).")
 @click.option("--run-db", default=None, help="The run database (default <output>.flashlane.db).")
 @click.option("--fresh", is_flag=True, help="Start the run over, discarding its database.")
 @click.option("--retry-failed", is_flag=True, help="On resume, request rows that failed before again.")
@@ -98,8 +120,10 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                 template: str | None, id_column: str | None, labels: str | None, multi_label: bool,
                 schema: str | None, to: str | None, source: str | None, glossary: str | None, formality: str | None,
                 max_words: int | None, style: str | None,
-                concurrency: int | None, pack: str | None, budget_usd: float | None, run_db: str | None, fresh: bool,
-                retry_failed: bool, no_cache: bool, quiet: bool, **lane_kw: Any) -> None:
+                concurrency: int | None, pack: str | None, budget_usd: float | None, tier: str | None, detach: bool,
+                batch_fallback: str, batch_max_requests: int | None, batch_inline_max_bytes: int | None,
+                run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, quiet: bool,
+                **lane_kw: Any) -> None:
     """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
 
     Rerunning the same command resumes: finished rows are not requested again.
@@ -110,7 +134,10 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
                     concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
-                    task_options=task_options)
+                    task_options=task_options, batch=_batch_options(detach, batch_fallback, batch_max_requests,
+                                                                     batch_inline_max_bytes))
+    if tier is not None:
+        lane_kw["tier"] = tier
     # A row in a file run may wait out several per-minute windows; an interactive call may not.
     try:
         with make_lane(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
@@ -125,6 +152,9 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
         note(format_report(r))
         note(f"packing: {summary.pack.why}")
         note(f"output: {summary.output}  failures: {summary.failures}  run db: {summary.run_db}")
+    if out.status == "detached":
+        note(f"detached: {out.message} (flashlane batch status {summary.run_db})")
+        return
     if out.status == "parked":
         when = f" at {describe_reset(out.reset_at)}" if out.reset_at else ""
         note(f"parked: the per-day request quota is used up; it resets{when}; rerun the same command then to resume")

@@ -66,12 +66,12 @@ def _rows(items: Iterable[Any]) -> list[dict[str, Any]]:
 async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
                      concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
-                     **task_options: Any) -> MapResult:
+                     tier: str | None = None, **task_options: Any) -> MapResult:
     t = get_task(task)
     rows = _rows(items)
     its = make_items(rows, t, column=column, template=template, id_column=id_column)
     builder = ItemBuilder(t, column=column, template=template, id_column=id_column)
-    job = Job.create(lane, t, task_options)
+    job = Job.create(lane, t, task_options, tier=tier)
     plan = resolve_pack(job, its[:PACK_SAMPLE_ITEMS], pack)
     store = RunStore(":memory:")
     use_cache = lane.settings.cache if cache is None else cache
@@ -80,9 +80,16 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
         store.insert_items(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
                             for it, row in zip(its, rows, strict=True)), builder.duplicate)
         store.start_session()
-        engine = Engine(job, store, builder, pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd,
-                        cache=rcache, keep_values=True)
-        outcome = await engine.run()
+        if job.tier == "batch":  # Batch API jobs (tiers/batch.py); polling blocks, so off the event loop
+            from ..tiers.batch import BatchOptions, run_batch_tier
+
+            outcome = await asyncio.to_thread(run_batch_tier, job, store, builder, pack_size=plan.size,
+                                              budget_usd=budget_usd, cache=rcache, options=BatchOptions(),
+                                              keep_values=True)
+        else:
+            engine = Engine(job, store, builder, pack_size=plan.size, concurrency=concurrency,
+                            budget_usd=budget_usd, cache=rcache, keep_values=True)
+            outcome = await engine.run()
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error
         stored = store.results()
@@ -103,7 +110,8 @@ def map_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int |
               concurrency: int | None = DEFAULT_CONCURRENCY, **kw: Any) -> MapResult:
     """Run ``task`` on every item (strings, or mappings with the task's fields); results in order.
 
-    ``pack`` = N or "auto" packs structured tasks N to a request. Task options go as keywords
+    ``pack`` = N or "auto" packs structured tasks N to a request. ``tier`` = "flex" or "batch"
+    serves them at half price (default: the ``tier`` setting). Task options go as keywords
     (``labels=[...]``, ``to="fr"``, ``schema=Model``, ``max_words=40``)."""
     coro = amap_items(lane, task, list(items), pack=pack, concurrency=concurrency, **kw)
     try:

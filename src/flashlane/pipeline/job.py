@@ -21,6 +21,7 @@ from ..request import Call, output_budget
 from ..result import Usage, cost_of
 from ..schema import Schema
 from ..tasks import Task
+from ..tier import BATCH, STANDARD, check_tier
 from .items import TEXT_FIELD, Item
 from .packing import can_pack, pack_call, pack_output_tokens
 
@@ -53,17 +54,19 @@ class Job:
     item_schema: Schema | None = None
     instructions: str = ""
     system: str = ""
+    tier: str = "standard"  # standard | flex | batch: how requests are served and priced (tier.py)
     _in_limit: int = field(default=DEFAULT_INPUT_TOKEN_LIMIT, repr=False)
 
     @classmethod
-    def create(cls, lane: Client, task: Task, task_options: Mapping[str, Any]) -> Job:
+    def create(cls, lane: Client, task: Task, task_options: Mapping[str, Any], *, tier: str | None = None) -> Job:
         options = task.options(dict(task_options))
         model = canonical_id(options.get("model") or lane.settings.model)
         thinking = options.get("thinking") or lane.settings.thinking or task.thinking
         info = lookup(model)
         job = cls(lane=lane, task=task, options=options, model=model, thinking=thinking,
                   item_schema=task.schema(options), instructions=task.render_instructions(options),
-                  system=task.system, _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
+                  system=task.system, tier=check_tier(tier or lane.settings.tier),
+                  _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
         return job
 
     # ------------------------------------------------------------------ sizing
@@ -94,12 +97,13 @@ class Job:
                                                                     self.answer_tokens(item))
         prompt = f"{self.instructions}\n\n{item.rendered}" if self.instructions else item.rendered
         return self.lane.build(prompt, schema=self.item_schema, system=self.system or None, model=self.model,
-                               thinking=self.thinking, max_output_tokens=cap, tools=self.tools)
+                               thinking=self.thinking, max_output_tokens=cap, tools=self.tools,
+                               tier=self.request_tier)
 
     def pack_call(self, items: Sequence[Item]) -> Call:
         assert self.item_schema is not None
         per_item = max(self.answer_tokens(it) for it in items)
-        return pack_call(items, build=functools.partial(self.lane.build, tools=self.tools),
+        return pack_call(items, build=functools.partial(self.lane.build, tools=self.tools, tier=self.request_tier),
                          instructions=self.instructions,
                          item_schema=self.item_schema, system=self.system or None, model=self.model,
                          thinking=self.thinking, per_item_answer=per_item)
@@ -121,11 +125,16 @@ class Job:
         """The task's built-in tools (grounding, URL context, code execution), on every request."""
         return list(self.task.tools) or None
 
+    @property
+    def request_tier(self) -> str:
+        """The tier each request asks for: a batch job's requests are plain (standard) requests."""
+        return STANDARD if self.tier == BATCH else self.tier
+
     def max_cost(self, call: Call) -> float | None:
-        """What a request can cost at most: its input estimate plus its full output cap
-        (None when the model's price is unknown)."""
+        """What a request can cost at most at the job's tier: its input estimate plus its full
+        output cap (None when the model's price is unknown)."""
         return cost_of(call.model, Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
-                                         output_tokens=call.max_output_tokens))
+                                         output_tokens=call.max_output_tokens), tier=self.tier)
 
     # ------------------------------------------------------------------ answers
 

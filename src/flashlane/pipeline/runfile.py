@@ -78,6 +78,7 @@ class RunConfig:
     cache: bool = True
     quiet: bool = False
     task_options: dict[str, Any] = field(default_factory=dict)
+    batch: Any = None  # tiers.batch.BatchOptions for --tier batch (None: the defaults)
     warn: Callable[[str], None] | None = None  # one-line warnings about the input (default: stderr)
 
 
@@ -344,10 +345,22 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
         store.start_session()
         store.set_meta(limits=lane.guard.limiter.describe())
-        with Progress(quiet=cfg.quiet) as progress:
-            engine = Engine(job, store, builder, pack_size=plan.size, concurrency=cfg.concurrency,
-                            budget_usd=cfg.budget_usd, cache=cache, on_progress=progress.update)
-            outcome = asyncio.run(signals.run(engine.run()))
+        if job.tier == "batch":  # the Batch API (tiers/batch.py): jobs instead of live requests
+            from ..tiers.batch import BatchOptions, run_batch_tier, stderr_say
+
+            options = cfg.batch or BatchOptions()
+            if options.say is None and not cfg.quiet:
+                options.say = stderr_say
+            outcome = run_batch_tier(job, store, builder, pack_size=plan.size, budget_usd=cfg.budget_usd,
+                                     cache=cache, options=options, spool_dir=str(run_db.parent))
+        else:
+            from ..tiers.jobs import BatchJobs
+
+            BatchJobs(store).refuse_other_tier(job.tier)
+            with Progress(quiet=cfg.quiet) as progress:
+                engine = Engine(job, store, builder, pack_size=plan.size, concurrency=cfg.concurrency,
+                                budget_usd=cfg.budget_usd, cache=cache, on_progress=progress.update)
+                outcome = asyncio.run(signals.run(engine.run()))
         status = outcome.status
         if status == "done" and store.counts()["pending"]:
             status = "incomplete"

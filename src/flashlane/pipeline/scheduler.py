@@ -351,7 +351,7 @@ class Engine:
 
     async def _failed(self, unit: list[Item], started: float, e: FlashlaneError, rid: int) -> None:
         usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
-        cost: float | None = cost_of(self.job.model, usage) if usage is not None else 0.0
+        cost: float | None = cost_of(self.job.model, usage, tier=self.job.tier) if usage is not None else 0.0
         ids = [it.id for it in unit]
         if len(unit) > 1:
             self.store.record_request(started=started, item_ids=ids, outcome="requeued", error=e.message,
@@ -401,6 +401,7 @@ class Engine:
         self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
                                   usage=result.usage, cost_usd=result.cost_usd, ok=ok, failed=failed,
                                   requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta())
+        self.store.record_tier(rid, getattr(result, "service_tier", None))
         if self.cache is not None:
             self.cache.put_many(cache_entries)
         copies = self._settle_followers(ok, failed)

@@ -80,6 +80,20 @@ ALTER TABLE items ADD COLUMN row TEXT;
 ALTER TABLE sessions ADD COLUMN pid INTEGER;
 """
 
+# v3: service tiers (issue 12). The tier each answered request was served at; batch jobs and the
+# requests (by key) and items each carries, recorded before a job is created (tiers/jobs.py).
+_V3 = """
+CREATE TABLE IF NOT EXISTS request_tiers (request_id INTEGER PRIMARY KEY, tier TEXT);
+CREATE TABLE IF NOT EXISTS batch_jobs (id INTEGER PRIMARY KEY, display_name TEXT UNIQUE NOT NULL, name TEXT,
+    state TEXT, mode TEXT, file_name TEXT, model TEXT, n_requests INTEGER, n_items INTEGER, reserved_usd REAL,
+    created REAL, updated REAL, stats TEXT, collected INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE TABLE IF NOT EXISTS batch_requests (job_id INTEGER, key TEXT, item_ids TEXT, outcome TEXT,
+    PRIMARY KEY (job_id, key));
+CREATE TABLE IF NOT EXISTS batch_items (item_id TEXT, job_id INTEGER, key TEXT);
+CREATE INDEX IF NOT EXISTS batch_items_item ON batch_items (item_id);
+CREATE INDEX IF NOT EXISTS batch_items_job ON batch_items (job_id);
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -91,6 +105,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
+    Migration(3, "service tiers: the tier per request; batch jobs, their requests and items", _V3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -197,7 +212,9 @@ class RunStore:
         """Has anything been paid for or finished? A run with neither can be replaced freely."""
         finished = self.db.execute("SELECT 1 FROM items WHERE status != 'pending' LIMIT 1").fetchone()
         paid = self.db.execute("SELECT 1 FROM usage LIMIT 1").fetchone()
-        return finished is not None or paid is not None
+        # A batch job recorded (even one not yet answered) may be paid for: never forget it.
+        batched = self.db.execute("SELECT 1 FROM batch_jobs LIMIT 1").fetchone()
+        return finished is not None or paid is not None or batched is not None
 
     def reset(self) -> None:
         """Forget everything (a run that did nothing, replaced by a corrected command)."""
@@ -411,6 +428,13 @@ class RunStore:
         self.db.executemany("UPDATE items SET status='failed' WHERE item_id=?", [(i,) for i in failed])
 
     # ------------------------------------------------------------------ reading back
+
+    def record_tier(self, request_id: int, tier: str | None) -> None:
+        """The service tier that answered a request (flex and batch runs)."""
+        if tier is None:
+            return
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO request_tiers VALUES (?, ?)", (request_id, tier))
 
     def spent_usd(self) -> float:
         return float(self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])

@@ -1,0 +1,93 @@
+"""Service tiers: how a request is served and billed (standard, flex, batch).
+
+Flex (ai.google.dev/gemini-api/docs/optimization, model-facts.md §2.3 and its 2026-11-26
+addendum): the same synchronous generateContent at 50 % of the price, "Minutes (1-15 min
+target)", best effort and sheddable. It is asked for with ``service_tier`` on the request
+config: python-genai ``types.GenerateContentConfig.service_tier`` (``types.ServiceTier.FLEX``),
+which the SDK sends at the top level of the request as ``serviceTier``
+(googleapis/python-genai ``google/genai/models.py`` ``_GenerateContentConfig_to_mldev``; read
+from the installed 3.6.1 wheel). A shed request is answered 503 UNAVAILABLE ("Retry later with
+backoff"; no recorded live body, see ``emulator/flex.py``), which the guard already retries
+with backoff, honouring a ``Retry-After`` when the server sends one.
+
+The tier that served an answer is ``usageMetadata.serviceTier``. The SDK (3.6.1) drops it:
+``GenerateContentResponseUsageMetadata`` has no such field and ``_from_response`` removes
+unknown keys. So a flex call asks the SDK for the raw HTTP response
+(``GenerateContentConfig.should_return_http_response``, the SDK's own switch), reads the tier
+from the body, and parses the body into a ``GenerateContentResponse`` with the SDK's own
+parser (``GenerateContentResponse._from_response``), exactly as ``generate_content`` does.
+
+Batch (``tiers.batch``): 50 % of the price, jobs of many requests, target 24 h.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.genai import types
+
+from .errors import ConfigError
+from .models import SERVICE_TIERS
+
+__all__ = ["STANDARD", "FLEX", "BATCH", "SERVICE_TIERS", "FLEX_TIMEOUT_S", "FLEX_DEADLINE_S", "check_tier",
+           "with_tier", "tier_of", "flex_config", "raw_body", "parse_raw_response", "served_tier"]
+
+STANDARD, FLEX, BATCH = "standard", "flex", "batch"
+# Flex's latency target is "Minutes (1-15 min target)" (ai.google.dev/gemini-api/docs/optimization):
+# an attempt may take the whole 15 minutes before it counts as hung.
+FLEX_TIMEOUT_S = 15 * 60.0
+# One flex call, shed retries included: two full attempts' worth.
+FLEX_DEADLINE_S = 2 * FLEX_TIMEOUT_S
+
+
+def check_tier(tier: str | None) -> str:
+    value = (tier or STANDARD).strip().lower()
+    if value not in SERVICE_TIERS:
+        raise ConfigError(f"unknown tier {tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
+    return value
+
+
+def with_tier(config: types.GenerateContentConfig, tier: str) -> types.GenerateContentConfig:
+    """The request config for ``tier``: flex sets ``service_tier``; standard and batch leave it
+    unset (a batch's requests are billed at the batch price by the job, not by a field)."""
+    if tier != FLEX:
+        return config
+    return config.model_copy(update={"service_tier": types.ServiceTier.FLEX})
+
+
+def tier_of(config: types.GenerateContentConfig) -> str:
+    st = getattr(config, "service_tier", None)
+    return FLEX if st is not None and str(getattr(st, "value", st)).lower() == FLEX else STANDARD
+
+
+def flex_config(config: types.GenerateContentConfig, timeout_s: float) -> types.GenerateContentConfig:
+    """A flex attempt's config: the flex timeout (minutes) as its HTTP timeout."""
+    return config.model_copy(update={"http_options": types.HttpOptions(timeout=int(timeout_s * 1000))})
+
+
+def raw_body(config: types.GenerateContentConfig) -> types.GenerateContentConfig:
+    """Ask the SDK for the raw HTTP response too (non-streaming calls), to read ``serviceTier``."""
+    return config.model_copy(update={"should_return_http_response": True})
+
+
+def parse_raw_response(raw: Any) -> tuple[types.GenerateContentResponse, str | None]:
+    """(the parsed answer, the tier that served it) from an SDK response that carries the raw
+    body (``should_return_http_response``). Call inside ``sdk.boundary``: a garbled body raises
+    the SDK's parse errors, which the boundary maps to ``MalformedResponse``."""
+    http = getattr(raw, "sdk_http_response", None)
+    body = getattr(http, "body", None)
+    if not body:
+        return raw, None
+    data = json.loads(body) if isinstance(body, (str, bytes)) else dict(body)
+    served = served_tier(data)
+    resp = types.GenerateContentResponse._from_response(response=data, kwargs={})
+    resp.sdk_http_response = types.HttpResponse(headers=getattr(http, "headers", None))
+    return resp, served
+
+
+def served_tier(response_json: Any) -> str | None:
+    """``usageMetadata.serviceTier`` of a response as JSON, lower case, or None."""
+    meta = response_json.get("usageMetadata") if isinstance(response_json, dict) else None
+    tier = meta.get("serviceTier") if isinstance(meta, dict) else None
+    return str(tier).lower().removeprefix("service_tier_") if tier else None

@@ -1,0 +1,595 @@
+"""Batch runs: a run's requests sent as Gemini Batch API jobs, at half the price, crash-safe.
+
+The requests are exactly those of the standard path (``Job.call_for``: packed or single), each
+under a stable key (``request_key``: its items' ids). A job goes inline while its requests are
+small, otherwise as a JSONL file streamed from the run store to disk and uploaded with
+``client.files.upload`` (the SDK's resumable upload). Large runs are split into several jobs by
+size and request count (``BatchOptions``; defaults from the documented limits).
+
+Never a duplicate job (``jobs.BatchJobs``): the intent (keys, a display name carrying the run
+id) is recorded before ``batches.create`` and the job's name right after. On resume the run
+re-attaches to its recorded jobs; an intent without a name is looked up by its display name
+through ``batches.list`` before anything is submitted again.
+
+Results are joined by key, never by position (inline results were reported out of order:
+python-genai #1909). A request that failed inside a job goes back to the queue (the next job,
+or the standard tier with ``fallback="standard"``); a job that ended EXPIRED, FAILED or
+CANCELLED has only its missing keys resubmitted; an item is sent in at most
+``1 + max_resubmits`` jobs, then lands in the failures file with its reason.
+
+Budgets: a job reserves its maximum cost at the batch price when it is submitted; the
+reservation is released when its results (the real cost) are recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from google.genai import _common, types
+from google.genai import batches as sdk_batches
+
+from ..answer import answer_text, check_blocked
+from ..errors import FlashlaneError, InputError, SafetyBlocked
+from ..pipeline.items import Item, ItemBuilder
+from ..pipeline.job import Job, jsonable
+from ..pipeline.packing import split_answer
+from ..pipeline.scheduler import RunOutcome
+from ..pipeline.store import RunStore
+from ..request import Call
+from ..result import Usage, cost_of, usage_from_response
+from ..sdk import boundary
+from ..tier import BATCH
+from .jobs import BatchJobs, JobRecord
+
+if TYPE_CHECKING:
+    from ..pipeline.cache import ResponseCache
+
+__all__ = ["BatchOptions", "BatchRun", "request_key", "batch_request_config", "TERMINAL_STATES",
+           "INLINE_MAX_BYTES", "FILE_MAX_BYTES", "MAX_REQUESTS_PER_JOB", "MAX_RESUBMITS"]
+
+# "Inline ... for batches under 20 MB total"; "Max 2 GB per file" (ai.google.dev/gemini-api/docs/batch-api,
+# rate-limits page; model-facts.md §2.3). Inline stays a margin under 20 MB for the JSON envelope the SDK adds.
+INLINE_MAX_BYTES = 19_000_000
+FILE_MAX_BYTES = 2_000_000_000
+# No request-count limit per job is documented (model-facts.md §2.3 "Not found"); this bound
+# keeps one job's results file and a resubmission after an expiry moderate.
+MAX_REQUESTS_PER_JOB = 50_000
+MAX_ACTIVE_JOBS = 100  # "100 concurrent batch requests" (model-facts.md §2.3)
+MAX_RESUBMITS = 2  # an item rides in at most 1 + this many jobs before it is a failure
+# Polling: the target turnaround is 24 h, most jobs end far sooner; start quick, back off.
+POLL_INITIAL_S = 2.0
+POLL_MAX_S = 60.0
+POLL_FACTOR = 1.5
+PENDING_WINDOW = 5_000  # items read from the store at a time while building jobs
+TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
+DISPLAY_PREFIX = "flashlane"
+# Keys the Gemini API's Schema (responseSchema, an OpenAPI 3.0 subset) takes; anything else
+# (``$ref``/``$defs``, ``additionalProperties``, ``const``...) keeps responseJsonSchema.
+SCHEMA_KEYS = frozenset({"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+                         "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
+                         "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum",
+                         "maximum"})
+
+
+@dataclass
+class BatchOptions:
+    inline_max_bytes: int = INLINE_MAX_BYTES
+    file_max_bytes: int = FILE_MAX_BYTES
+    max_requests: int = MAX_REQUESTS_PER_JOB
+    max_active_jobs: int = MAX_ACTIVE_JOBS
+    max_resubmits: int = MAX_RESUBMITS
+    poll_initial_s: float = POLL_INITIAL_S
+    poll_max_s: float = POLL_MAX_S
+    poll_factor: float = POLL_FACTOR
+    detach: bool = False
+    fallback: str = "queue"  # queue: failed requests go to the next job | standard: to the standard tier
+    say: Callable[[str], None] | None = None  # progress lines (None: quiet)
+
+
+def request_key(items: list[Item]) -> str:
+    """A request's key: stable for the same items (so a resumed run joins the same answers)."""
+    h = hashlib.sha256("\n".join(it.id for it in items).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"r{items[0].index + 1}-{len(items)}-{h}"
+
+
+def _schema_fits(node: Any) -> bool:
+    if isinstance(node, dict):
+        if any(k not in SCHEMA_KEYS for k in node):
+            return False
+        props = node.get("properties")
+        if isinstance(props, dict) and not all(_schema_fits(v) for v in props.values()):
+            return False
+        if "items" in node and not _schema_fits(node["items"]):
+            return False
+        return all(_schema_fits(v) for v in node.get("anyOf", []))
+    return True
+
+
+def batch_request_config(config: types.GenerateContentConfig) -> types.GenerateContentConfig:
+    """The standard request's config as a batch request sends it.
+
+    Structured output: responseSchema when the schema fits the API's Schema subset, else
+    responseJsonSchema. Why: crmne/ruby_llm #894 reported degenerate JSON with
+    responseJsonSchema in batch mode while responseSchema worked, and the Vercel AI SDK's
+    Google provider (4.0.122) rejects structured-output schemas in batches for that reason
+    (model-facts.md addendum). Our item and pack schemas (objects, arrays, enums, min/maxItems)
+    fit the subset, so batches use responseSchema; a user schema with ``$ref`` or
+    ``additionalProperties`` cannot be expressed there and keeps responseJsonSchema (the answer
+    is validated per item either way, and a bad one goes back to the queue).
+    """
+    js = config.response_json_schema
+    if js is None or not _schema_fits(js):
+        return config
+    return config.model_copy(update={"response_json_schema": None, "response_schema": js})
+
+
+def _count(stats: dict[str, Any], name: str) -> int:
+    try:
+        return int(stats.get(name) or 0)  # int64 counts arrive as strings
+    except (TypeError, ValueError):
+        return 0
+
+
+def _short(state: Any) -> str:
+    s = str(getattr(state, "value", state) or "")
+    return s.removeprefix("BATCH_STATE_").removeprefix("JOB_STATE_")
+
+
+@dataclass
+class _Built:
+    keys: list[tuple[str, list[str]]] = field(default_factory=list)
+    calls: list[tuple[str, Call]] = field(default_factory=list)  # inline only
+    path: Path | None = None
+    size: int = 0
+    reserved: float = 0.0
+
+
+class BatchRun:
+    """One run's batch work: submit, re-attach, poll, collect; ``run()`` until done or detached."""
+
+    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int = 1,
+                 budget_usd: float | None = None, cache: ResponseCache | None = None,
+                 options: BatchOptions | None = None, keep_values: bool = False, spool_dir: str | None = None) -> None:
+        self.job = job
+        self.store = store
+        self.builder = builder
+        self.pack_size = max(1, pack_size)
+        self.budget_usd = budget_usd
+        self.cache = cache
+        self.opt = options or BatchOptions()
+        self.keep_values = keep_values
+        self.jobs = BatchJobs(store)
+        self.sdk = job.lane.sdk
+        self.clock = job.lane.clock
+        self.spool_dir = spool_dir
+        self.outcome = RunOutcome()
+        self.requests = 0
+        run_id = store.get_meta("run_id")
+        if run_id is None:
+            run_id = uuid.uuid4().hex[:12]
+            store.set_meta(run_id=run_id)
+        self.run_id = run_id
+
+    # ------------------------------------------------------------------ helpers
+
+    def _say(self, line: str) -> None:
+        if self.opt.say is not None:
+            self.opt.say(line)
+
+    @property
+    def max_sent(self) -> int:
+        """Jobs an item may ride in: with the standard fallback, one (then the standard tier)."""
+        return 1 if self.opt.fallback == "standard" else 1 + self.opt.max_resubmits
+
+    def _restore(self, ids: list[str]) -> list[Item]:
+        marks = ",".join("?" * len(ids))
+        rows = {iid: (idx, row) for idx, iid, row in self.store.db.execute(
+            f"SELECT idx, item_id, row FROM items WHERE item_id IN ({marks})", ids)}  # noqa: S608
+        out = []
+        for iid in ids:
+            idx, row = rows[iid]
+            out.append(self.builder.restore(int(idx), iid, json.loads(row)))
+        return out
+
+    def _call(self, unit: list[Item]) -> Call:
+        call = self.job.call_for(unit)
+        return Call(model=call.model, contents=call.contents, config=batch_request_config(call.config),
+                    schema=call.schema, est_tokens=call.est_tokens, max_output_tokens=call.max_output_tokens,
+                    text_prompt=call.text_prompt)
+
+    def _spent(self) -> float:
+        return self.store.spent_usd()
+
+    # ------------------------------------------------------------------ before any job: local outcomes
+
+    def _prefilter(self) -> None:
+        """Rows decided without a request (too large, empty) and cache hits, once per run."""
+        after = -1
+        while True:
+            rows = self.jobs.free_pending(after, PENDING_WINDOW)
+            if not rows:
+                return
+            after = rows[-1][0]
+            failed: dict[str, tuple[str, str]] = {}
+            hits: dict[str, tuple[Any, Usage, float | None]] = {}
+            for idx, iid, _h, row in rows:
+                if row is None:
+                    raise InputError(f"item {iid} has no stored input row", hint="rerun the same command")
+                it = self.builder.restore(idx, iid, json.loads(row))
+                if self.job.too_large(it):
+                    failed[iid] = ("too_large", f"the row is larger than {self.job.model}'s input limit")
+                elif "text" in it.values and not str(it.values["text"]).strip():
+                    failed[iid] = ("empty_input", "the row's text is empty")
+                elif self.cache is not None:
+                    raw = self.cache.get(self.job.cache_key(it))
+                    if raw is not None:
+                        try:
+                            value = self.job.finish(self.job.revalidate(raw))
+                        except (ValueError, FlashlaneError):
+                            continue
+                        if self.keep_values:
+                            self.outcome.values[iid] = value
+                        hits[iid] = (jsonable(value), Usage(), 0.0)
+            self.store.record_failures(failed)
+            self.store.record_cached(hits)
+
+    # ------------------------------------------------------------------ building a job
+
+    def _units(self) -> Any:
+        """Free pending items (not in a job in flight, sent fewer than ``max_sent`` times), packed."""
+        after = -1
+        unit: list[Item] = []
+        while True:
+            rows = self.jobs.free_pending(after, PENDING_WINDOW)
+            if not rows:
+                break
+            after = rows[-1][0]
+            for idx, iid, _h, row in rows:
+                if self.jobs.times_sent(iid) >= self.max_sent:
+                    continue
+                it = self.builder.restore(idx, iid, json.loads(row or "{}"))
+                if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
+                    yield unit
+                    unit = []
+                unit.append(it)
+        if unit:
+            yield unit
+
+    def _line(self, key: str, call: Call) -> bytes:
+        """One JSONL line, converted by the SDK's own inline-request converter, so a file job's
+        requests are byte for byte what an inline job would send."""
+        req = types.InlinedRequest(model=call.model, contents=call.sdk_contents, config=call.config)
+        with boundary(model=call.model):
+            wire = _common.convert_to_dict(sdk_batches._InlinedRequest_to_mldev(self.sdk._api_client, req))
+        return json.dumps({"key": key, "request": wire["request"]}, ensure_ascii=False).encode() + b"\n"
+
+    def _build(self, seq: int) -> _Built | None:
+        """The next job's requests, streamed: lines spooled to a file once past the inline size."""
+        b = _Built()
+        spool = None
+        budget_left = None
+        if self.budget_usd is not None:
+            budget_left = self.budget_usd - self._spent() - self.jobs.reserved_usd()
+        try:
+            for unit in self._units():
+                call = self._call(unit)
+                key = request_key(unit)
+                line = self._line(key, call)
+                cost = self.job.max_cost(call) or 0.0
+                if budget_left is not None and b.reserved + cost > budget_left:
+                    break
+                if b.keys and (len(b.keys) >= self.opt.max_requests or b.size + len(line) > self.opt.file_max_bytes):
+                    break
+                b.keys.append((key, [it.id for it in unit]))
+                b.size += len(line)
+                b.reserved += cost
+                if spool is None and b.size > self.opt.inline_max_bytes:
+                    # Past the inline limit: from here on the job is a file; spool what we have.
+                    fd, name = tempfile.mkstemp(prefix=f"{DISPLAY_PREFIX}-{self.run_id}-{seq}-", suffix=".jsonl",
+                                                dir=self.spool_dir)
+                    spool = os.fdopen(fd, "wb")
+                    b.path = Path(name)
+                    for k, c in b.calls:
+                        spool.write(self._line(k, c))
+                    b.calls = []
+                if spool is not None:
+                    spool.write(line)
+                else:
+                    b.calls.append((key, call))
+        finally:
+            if spool is not None:
+                spool.close()
+        return b if b.keys else None
+
+    # ------------------------------------------------------------------ submitting
+
+    def _submit(self) -> bool:
+        """Submit one job of free pending work; False when there is none (or no budget)."""
+        seq = int(self.store.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM batch_jobs").fetchone()[0])
+        built = self._build(seq)
+        if built is None:
+            return False
+        display = f"{DISPLAY_PREFIX}-{self.run_id}-{seq}"
+        mode = "file" if built.path is not None else "inline"
+        jid = self.jobs.intend(display_name=display, mode=mode, model=self.job.model, requests=built.keys,
+                               reserved_usd=built.reserved)
+        try:
+            if built.path is not None:
+                with boundary(model=self.job.model):
+                    uploaded = self.sdk.files.upload(file=str(built.path), config=types.UploadFileConfig(
+                        display_name=display, mime_type="application/jsonl"))
+                self.jobs.set_file(jid, str(uploaded.name))
+                src: Any = str(uploaded.name)
+            else:
+                src = [types.InlinedRequest(contents=c.sdk_contents, config=c.config, metadata={"key": k})
+                       for k, c in built.calls]
+            with boundary(model=self.job.model):
+                created = self.sdk.batches.create(model=self.job.model, src=src,
+                                                  config=types.CreateBatchJobConfig(display_name=display))
+        finally:
+            if built.path is not None:
+                with contextlib.suppress(OSError):
+                    built.path.unlink()
+        self.jobs.named(jid, str(created.name), _short(created.state))
+        n_items = sum(len(ids) for _, ids in built.keys)
+        self._say(f"batch: submitted {created.name} ({mode}, {len(built.keys)} requests, {n_items} items, "
+                  f"up to ${built.reserved:.4f} reserved)")
+        return True
+
+    def _find(self, display_name: str) -> Any:
+        """A job created by a run that died before recording its name, by display name."""
+        with boundary(model=self.job.model):
+            for bj in self.sdk.batches.list(config=types.ListBatchJobsConfig(page_size=100)):
+                if bj.display_name == display_name:
+                    return bj
+        return None
+
+    def _reattach(self) -> None:
+        for rec in self.jobs.active():
+            if rec.name is not None:
+                continue
+            found = self._find(rec.display_name)
+            if found is not None:
+                self.jobs.named(rec.id, str(found.name), _short(found.state))
+                self._say(f"batch: re-attached {found.name} ({rec.display_name}), created before the last run stopped")
+            else:
+                if rec.file_name:
+                    with boundary(), contextlib.suppress(FlashlaneError):
+                        self.sdk.files.delete(name=rec.file_name)
+                self.jobs.forget(rec.id)
+
+    # ------------------------------------------------------------------ polling
+
+    def _raw_get(self, name: str) -> dict[str, Any]:
+        """The job's Operation as the server sent it.
+
+        The SDK's ``BatchJob`` drops ``metadata.batchStats`` (python-genai #1323) and, in 3.6.1,
+        neither ``batches.get`` nor its config offers the raw response (no ``sdk_http_response``
+        on ``BatchJob``, no ``should_return_http_response`` on ``GetBatchJobConfig``). So the GET
+        goes through the SDK's own API client (``Client._api_client.request``), the very call
+        ``batches.get`` makes: same auth, base URL, timeout and retries, body kept."""
+        with boundary(model=self.job.model):
+            resp = self.sdk._api_client.request("get", name, {}, None)
+            body = resp.body
+            return dict(json.loads(body)) if body else {}
+
+    def _poll(self) -> list[tuple[JobRecord, dict[str, Any]]]:
+        done = []
+        lines = []
+        for rec in self.jobs.active():
+            if rec.name is None:
+                continue
+            op = self._raw_get(rec.name)
+            meta = op.get("metadata") or {}
+            state = _short(meta.get("state"))
+            raw_stats = meta.get("batchStats") or {}
+            stats = {k: _count(raw_stats, k) for k in ("requestCount", "successfulRequestCount",
+                                                        "failedRequestCount", "pendingRequestCount")}
+            self.jobs.update(rec.id, state, stats)
+            lines.append(f"{rec.name.removeprefix('batches/')[:12]} {state} {stats['successfulRequestCount']}"
+                         f"+{stats['failedRequestCount']} failed/{stats['requestCount'] or rec.n_requests}")
+            if state in TERMINAL_STATES:
+                done.append((rec, op))
+        if lines:
+            self._say("batch: " + "; ".join(lines))
+        return done
+
+    # ------------------------------------------------------------------ collecting
+
+    def _results(self, rec: JobRecord, op: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Key -> {"response": ...} or {"error": ...}, joined by key (never by position)."""
+        meta = op.get("metadata") or {}
+        output = meta.get("output") or op.get("response") or {}
+        out: dict[str, dict[str, Any]] = {}
+        inline = output.get("inlinedResponses")
+        if isinstance(inline, dict):
+            for entry in inline.get("inlinedResponses") or []:
+                key = (entry.get("metadata") or {}).get("key")
+                if key is not None:
+                    out[str(key)] = entry
+        elif output.get("responsesFile"):
+            with boundary(model=self.job.model):
+                data = self.sdk.files.download(file=str(output["responsesFile"]))
+            for raw in data.splitlines():
+                if not raw.strip():
+                    continue
+                entry = json.loads(raw)
+                if isinstance(entry, dict) and entry.get("key") is not None:
+                    out[str(entry["key"])] = entry
+        return out
+
+    def _collect(self, rec: JobRecord, op: dict[str, Any]) -> None:
+        state = _short((op.get("metadata") or {}).get("state"))
+        results = self._results(rec, op)
+        done_keys = {k for (k,) in self.store.db.execute(
+            "SELECT key FROM batch_requests WHERE job_id=? AND outcome IS NOT NULL", (rec.id,))}
+        answered = missing = errors = 0
+        for key, ids in self.jobs.requests_of(rec.id).items():
+            if key in done_keys:
+                continue  # recorded by a run that stopped while collecting
+            entry = results.get(key)
+            unit = self._restore(ids)
+            if entry is None:
+                missing += 1
+                self._back(rec, key, unit, "batch_missing", f"the batch job ended {state} before answering it")
+            elif entry.get("response") is None:
+                errors += 1
+                err = entry.get("error") or {}
+                self._back(rec, key, unit, "batch_error",
+                           f"failed inside the batch job: {err.get('message') or err.get('status') or err}")
+            else:
+                answered += 1
+                self._answer(rec, key, unit, entry["response"])
+        error = (op.get("error") or {}).get("message")
+        with self.store._tx():
+            self.jobs.mark_collected(rec.id, state, error)
+        self._say(f"batch: collected {rec.name} ({state}): {answered} answered, {errors} failed inside the job, "
+                  f"{missing} missing" + (" (back to the queue)" if errors or missing else ""))
+
+    def _back(self, rec: JobRecord, key: str, unit: list[Item], reason: str, message: str) -> None:
+        """A request not answered: its items go back to the queue, or fail after their last job."""
+        failed = {it.id: (reason, message) for it in unit if self.jobs.times_sent(it.id) >= self.max_sent
+                  and self.opt.fallback != "standard"}
+        ids = [it.id for it in unit]
+        rid = self.store.record_request(started=rec.created, item_ids=ids, outcome="requeued", error=message,
+                                        usage=None, cost_usd=0.0, ok={}, failed=failed,
+                                        requeued=[i for i in ids if i not in failed])
+        self.store.record_tier(rid, BATCH)
+        with self.store._tx():
+            self.jobs.set_outcome(rec.id, key, "requeued")
+        self.requests += 1
+
+    def _answer(self, rec: JobRecord, key: str, unit: list[Item], body: dict[str, Any]) -> None:
+        with boundary(model=self.job.model):
+            resp = types.GenerateContentResponse._from_response(response=dict(body), kwargs={})
+        usage = usage_from_response(resp)
+        cost = cost_of(self.job.model, usage, tier=BATCH)
+        call_schema = self._call(unit).schema if len(unit) > 1 or self.job.item_schema is not None else None
+        raws: dict[str, Any] = {}
+        bad: dict[str, str] = {}
+        try:
+            check_blocked(resp, self.job.model, usage)
+            text = answer_text(resp)
+            if not text:
+                raise ValueError("no answer text")
+            parsed = call_schema.validate_text(text) if call_schema is not None else None
+            if len(unit) == 1:
+                raws[unit[0].id] = parsed if self.job.task.structured else text
+            else:
+                assert self.job.item_schema is not None
+                good, bad = split_answer(parsed, unit, self.job.item_schema)
+                raws.update(good)
+        except SafetyBlocked as e:
+            bad = {it.id: e.message for it in unit}
+        except ValueError as e:
+            bad = {it.id: f"the answer could not be used: {e}" for it in unit}
+        share = len(unit)
+        share_usage = Usage(usage.prompt_tokens // share, usage.output_tokens // share,
+                            usage.thoughts_tokens // share, usage.cached_tokens // share, usage.total_tokens // share)
+        share_cost = cost / share if cost is not None else None
+        ok: dict[str, tuple[Any, Usage, float | None]] = {}
+        cache_entries: dict[str, tuple[str, Any]] = {}
+        for it in unit:
+            if it.id not in raws:
+                continue
+            try:
+                value = self.job.finish(raws[it.id])
+            except (ValueError, KeyError, TypeError, FlashlaneError) as e:
+                bad[it.id] = f"the task could not use the answer: {e}"
+                continue
+            if self.keep_values:
+                self.outcome.values[it.id] = value
+            ok[it.id] = (jsonable(value), share_usage, share_cost)
+            cache_entries[self.job.cache_key(it)] = (self.job.model, jsonable(raws[it.id]))
+        failed = {i: ("batch_answer", m) for i, m in bad.items() if self.jobs.times_sent(i) >= self.max_sent
+                  and self.opt.fallback != "standard"}
+        requeued = [i for i in bad if i not in failed]
+        rid = self.store.record_request(started=rec.created, item_ids=[it.id for it in unit],
+                                        outcome="ok" if ok else "requeued", error=None, usage=usage, cost_usd=cost,
+                                        ok=ok, failed=failed, requeued=requeued)
+        self.store.record_tier(rid, BATCH)
+        with self.store._tx():
+            self.jobs.set_outcome(rec.id, key, "ok" if not bad else "partial")
+        if self.cache is not None and cache_entries:
+            self.cache.put_many(cache_entries)
+        self.requests += 1
+
+    # ------------------------------------------------------------------ the loop
+
+    def has_free_work(self) -> bool:
+        return any(True for _ in self._units())
+
+    def run(self) -> RunOutcome:
+        self._reattach()
+        self._prefilter()
+        delay = self.opt.poll_initial_s
+        while True:
+            submitted = False
+            while len(self.jobs.active()) < self.opt.max_active_jobs and self._submit():
+                submitted = True
+            active = self.jobs.active()
+            if not active:
+                if self.budget_usd is not None and self.has_free_work():
+                    self.outcome.status = "budget"
+                    self.outcome.message = (f"stopped before passing the budget of ${self.budget_usd:g} (spent "
+                                            f"${self._spent():.6f}); rerun with a higher --budget-usd to go on")
+                return self.outcome
+            if self.opt.detach:
+                self.outcome.status = "detached"
+                self.outcome.message = (f"{len(active)} batch job(s) in flight; rerun the same command to collect "
+                                        "the results")
+                return self.outcome
+            finished = self._poll()
+            for rec, op in finished:
+                self._collect(rec, op)
+            if finished or submitted:
+                delay = self.opt.poll_initial_s
+                if finished:
+                    continue
+            self.clock.sleep(delay)
+            delay = min(delay * self.opt.poll_factor, self.opt.poll_max_s)
+
+
+def stderr_say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def job_summary(rec: JobRecord) -> dict[str, Any]:
+    return {"display_name": rec.display_name, "name": rec.name, "state": rec.short_state, "mode": rec.mode,
+            "requests": rec.n_requests, "items": rec.n_items, "stats": rec.stats, "collected": rec.collected,
+            "reserved_usd": round(rec.reserved_usd, 6), "created": time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(rec.created)), "error": rec.error}
+
+
+def run_batch_tier(job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int, budget_usd: float | None,
+                   cache: ResponseCache | None, options: BatchOptions, keep_values: bool = False,
+                   spool_dir: str | None = None) -> RunOutcome:
+    """A run's batch work; with ``fallback="standard"``, what failed inside a job then goes
+    through the standard tier (the pipeline's Engine) once no job is left in flight."""
+    runner = BatchRun(job, store, builder, pack_size=pack_size, budget_usd=budget_usd, cache=cache, options=options,
+                      keep_values=keep_values, spool_dir=spool_dir)
+    outcome = runner.run()
+    if outcome.status != "done" or options.fallback != "standard" or not store.counts()["pending"]:
+        return outcome
+    import asyncio
+    from dataclasses import replace
+
+    from ..pipeline.scheduler import Engine
+
+    standard = replace(job, tier="standard")
+    engine = Engine(standard, store, builder, pack_size=pack_size, budget_usd=budget_usd, cache=cache,
+                    keep_values=keep_values)
+    after = asyncio.run(engine.run())
+    after.values = {**outcome.values, **after.values}
+    return after
