@@ -186,6 +186,7 @@ class HttpResponse:
 class HttpClient:
     def __init__(self) -> None:
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._origins: dict[str, tuple[tuple[str, str, int], bytes]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
@@ -217,11 +218,16 @@ class HttpClient:
     async def request(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes, *,
                       timeout: float, connect_timeout: float) -> HttpResponse:
         """Send; return when the status line and headers are in (within ``timeout``)."""
-        u = urlsplit(url)
-        key = (u.scheme, u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
-        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        host = u.netloc.rsplit("@", 1)[-1]
-        head = [f"{method} {target} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")]
+        cut = url.find("/", url.find("//") + 2)
+        origin, target = (url, "/") if cut < 0 else (url[:cut], url[cut:])
+        parsed = self._origins.get(origin)
+        if parsed is None:  # parsed once per upstream origin, not per request
+            u = urlsplit(origin)
+            parsed = self._origins[origin] = (
+                (u.scheme, u.hostname or "", u.port or (443 if u.scheme == "https" else 80)),
+                u.netloc.rsplit("@", 1)[-1].encode("latin-1"))
+        key, host = parsed
+        head = [f"{method} {target} HTTP/1.1\r\nhost: ".encode("latin-1"), host, b"\r\n"]
         for k, v in headers:
             head += (k, b": ", v, b"\r\n")
         if body or method in ("POST", "PUT", "PATCH"):
