@@ -82,7 +82,9 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV/TSV/JSON input.")
 @click.option("--column", default=None, help="The column holding the text.")
 @click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
-@click.option("--id-column", default=None, help="Column with unique row ids (default: row number + content hash).")
+@click.option("--id-column", default=None,
+              help="Column with unique row ids (default: a column named 'id' if there is one, else row number + "
+                   "content hash; '' numbers the rows).")
 @click.option("--labels", default=None, help="classify: comma-separated labels.")
 @click.option("--multi-label", is_flag=True, help="classify: allow any number of labels.")
 @click.option("--schema", default=None, help="extract: a JSON Schema file or module:PydanticModel.")
@@ -114,6 +116,9 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
 @click.option("--fresh", is_flag=True, help="Start the run over, discarding its database.")
 @click.option("--retry-failed", is_flag=True, help="On resume, request rows that failed before again.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--input-columns/--no-input-columns", default=True, show_default=True,
+              help="Write the input's columns next to the id and the results (--no-input-columns: id and "
+                   "results only).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @lane_options
 def run_command(task: str, input_path: str, output: str | None, fmt: str | None, encoding: str, column: str | None,
@@ -122,7 +127,8 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                 max_words: int | None, style: str | None,
                 concurrency: int | None, pack: str | None, budget_usd: float | None, tier: str | None, detach: bool,
                 batch_fallback: str, batch_max_requests: int | None, batch_inline_max_bytes: int | None,
-                run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, quiet: bool,
+                run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, input_columns: bool,
+                quiet: bool,
                 **lane_kw: Any) -> None:
     """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
 
@@ -134,6 +140,7 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
                     concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
+                    input_columns=input_columns,
                     task_options=task_options, batch=_batch_options(detach, batch_fallback, batch_max_requests,
                                                                      batch_inline_max_bytes))
     if tier is not None:

@@ -77,11 +77,16 @@ class ItemBuilder:
     rows read back from the run store (``restore``)."""
 
     def __init__(self, task: Task, *, column: str | None = None, template: str | None = None,
-                 id_column: str | None = None) -> None:
+                 id_column: str | None = None, implicit_id: bool = False) -> None:
         self.task = task
         self.column = column
         self.template = template
         self.id_column = id_column or None  # "" = number the rows
+        self.implicit_id = implicit_id  # the id column was chosen for its name ("id"), not by --id-column
+
+    def _which(self) -> str:
+        return (f"column {self.id_column!r}, the id since it is named so" if self.implicit_id
+                else f"--id-column {self.id_column}")
 
     def check(self, columns: list[str]) -> None:
         column, template, id_column, task = self.column, self.template, self.id_column, self.task
@@ -118,7 +123,7 @@ class ItemBuilder:
         if self.id_column is not None:
             item_id = _cell(row.get(self.id_column))
             if not item_id:
-                raise InputError(f"row {index + 1} has an empty --id-column {self.id_column!r}",
+                raise InputError(f"row {index + 1} has an empty id ({self._which()})",
                                  hint="every row needs an id; --id-column '' numbers the rows instead")
         else:
             item_id = f"{index + 1}-{h[:_HASH_CHARS]}"
@@ -131,7 +136,7 @@ class ItemBuilder:
         return Item(index=index, id=item_id, values=values, rendered=rendered, hash=content_hash(rendered))
 
     def duplicate(self, item_id: str, first: int, second: int) -> InputError:
-        return InputError(f"rows {first + 1} and {second + 1} share the id {item_id!r} (--id-column {self.id_column})",
+        return InputError(f"rows {first + 1} and {second + 1} share the id {item_id!r} ({self._which()})",
                           hint="ids must be unique; pick another --id-column, or --id-column '' to number the rows")
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, model_not_found
+from ..models import lookup
 from ..tasks import Task
 from .cache import ResponseCache, default_cache_path
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
@@ -58,6 +59,7 @@ __all__ = ["RunConfig", "RunSummary", "RunInterrupted", "run_file", "default_out
 RUN_DB_SUFFIX = ".flashlane.db"
 PACK_SAMPLE_ITEMS = 2000  # items read back to estimate tokens per item for --pack auto
 ROWS_IDS = "rows"  # meta "ids": items are numbered by row (no id column)
+IMPLICIT_ID_COLUMN = "id"
 
 
 @dataclass
@@ -80,6 +82,7 @@ class RunConfig:
     task_options: dict[str, Any] = field(default_factory=dict)
     batch: Any = None  # tiers.batch.BatchOptions for --tier batch (None: the defaults)
     warn: Callable[[str], None] | None = None  # one-line warnings about the input (default: stderr)
+    input_columns: bool = True  # write the input's columns next to the results (--no-input-columns: only results)
 
 
 @dataclass
@@ -137,11 +140,16 @@ class _Ingest:
     """The input read once, row by row: checked, turned into items, hashed into the
     fingerprint, and handed to the store as ``(idx, item_id, hash, row_json)``."""
 
-    def __init__(self, cfg: RunConfig, task: Task, job: Job, id_column: str | None) -> None:
+    def __init__(self, cfg: RunConfig, task: Task, job: Job, id_column: str | None, *,
+                 implicit_id: bool = False) -> None:
         rows = iter_rows(cfg.input, fmt=cfg.fmt, encoding=cfg.encoding, warn=cfg.warn)
         head = list(itertools.islice(rows, COLUMN_SAMPLE_ROWS))
         self.columns: dict[str, None] = dict.fromkeys(columns_of(head))
-        self.builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column)
+        implicit = implicit_id and id_column is None and IMPLICIT_ID_COLUMN in self.columns
+        if implicit:
+            id_column = IMPLICIT_ID_COLUMN  # a column named "id" is the id unless --id-column says otherwise
+        self.builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column,
+                                   implicit_id=implicit)
         self.builder.check(list(self.columns))
         self._rows = itertools.chain(head, rows)
         self.source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
@@ -182,7 +190,7 @@ def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path
         store.reset()  # nothing done yet: a corrected command replaces it
     if store.is_new():
         store.reset()  # rows of an ingest that was cut off
-        ingest = _Ingest(cfg, task, job, cfg.id_column or None)
+        ingest = _Ingest(cfg, task, job, cfg.id_column or None, implicit_id=cfg.id_column is None)
         store.insert_items(ingest, ingest.builder.duplicate)
         store.set_meta(fingerprint=ingest.fingerprint, job_key=ingest.job_key, input_digest=input_digest(cfg.input),
                        ids=f"column:{ingest.source['id_column']}" if ingest.source["id_column"] else ROWS_IDS,
@@ -209,6 +217,18 @@ def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path
     return builder
 
 
+def check_model(lane: Lane, model: str) -> None:
+    """A retired or unknown model fails before the run starts, not row by row: the catalog
+    knows retired IDs; one the catalog does not know is asked of the API (``models.get``),
+    so a model the API serves still works."""
+    info = lookup(model)
+    if info is not None:
+        if info.retired:
+            raise model_not_found(model)
+        return
+    lane.get_model(model)  # raises ModelNotFound (404) naming the closest known IDs
+
+
 def _sample(store: RunStore, builder: ItemBuilder) -> list[Item]:
     return [builder.restore(idx, iid, json.loads(row)) for idx, iid, _, row in store.sample_rows(PACK_SAMPLE_ITEMS)
             if row is not None]
@@ -229,11 +249,12 @@ def _output_sig(output: Path, inputs: bool) -> str:
     return json.dumps([str(output), inputs, _file_sig(output), _file_sig(failures_path(output))])
 
 
-def _write_outputs(store: RunStore, output: Path, *, inputs: bool = False) -> Path:
+def _write_outputs(store: RunStore, output: Path, *, inputs: bool) -> Path:
     fails = failures_path(output)
     if not store.changed and store.get_meta("output_sig") == _output_sig(output, inputs):
         return fails  # written from this very state already
-    id_column = _id_column(store, RunConfig(input=""))
+    recorded = store.get_meta("ids")
+    id_column = recorded.removeprefix("column:") if recorded and recorded != ROWS_IDS else None
 
     def records() -> Iterator[dict[str, Any]]:
         names = InputNames(id_column) if inputs else None
@@ -246,11 +267,11 @@ def _write_outputs(store: RunStore, output: Path, *, inputs: bool = False) -> Pa
     return fails
 
 
-def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str) -> Path:
+def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str, *, inputs: bool) -> Path:
     if engine is not None:
         store.end_session(status, **engine.guard_delta())
     store.set_meta(status=status)
-    return _write_outputs(store, output)
+    return _write_outputs(store, output, inputs=inputs)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -316,6 +337,7 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     if cfg.budget_usd is not None and cfg.budget_usd <= 0:
         raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
     job = Job.create(lane, task, cfg.task_options)
+    check_model(lane, job.model)
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
     with RunLock(run_db), _Signals() as signals:
         try:
@@ -364,19 +386,19 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         status = outcome.status
         if status == "done" and store.counts()["pending"]:
             status = "incomplete"
-        fails = _finalize(store, output, engine, status)
+        fails = _finalize(store, output, engine, status, inputs=cfg.input_columns)
         report = build_report(store)
     except (KeyboardInterrupt, asyncio.CancelledError):
         counts = None
         if store.session is not None:
             with contextlib.suppress(Exception):
-                _finalize(store, output, engine, status)
+                _finalize(store, output, engine, status, inputs=cfg.input_columns)
                 counts = store.counts()
         raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts) from None
     except BaseException:
         if store.session is not None:
             with contextlib.suppress(Exception):
-                _finalize(store, output, engine, status)
+                _finalize(store, output, engine, status, inputs=cfg.input_columns)
         raise
     finally:
         store.close()
