@@ -118,11 +118,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_answering(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+def start_server(args: list[str], ws_root: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A server process whose output goes to a file (a pipe nobody reads would fill and stall it)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(args, cwd=ws_root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def wait_until_answering(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            out = log.read_text(errors="replace") if log.exists() else ""
             raise AssertionError(f"{what} exited with {proc.returncode} before answering:\n{out[-2000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
@@ -178,12 +185,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
                XDG_STATE_HOME=str(home / ".state"), XDG_CACHE_HOME=str(home / ".cache"), PYTHONUNBUFFERED="1",
                COLUMNS="100")
     port = free_port()
-    emulator = subprocess.Popen([str(Path(bindir) / "flashlane"), "emulator", "--port", str(port),
-                                 "--latency-scale", "0"], env=env, cwd=root, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    log = home / "emulator.log"
+    emulator = start_server([str(Path(bindir) / "flashlane"), "emulator", "--port", str(port), "--latency-scale", "0"],
+                            root, env, log)
     ws = Workspace(root, env, servers=[emulator])
     try:
-        wait_until_answering(port, emulator, "the test's emulator")
+        wait_until_answering(port, emulator, "the test's emulator", log)
         env.update(GOOGLE_GEMINI_BASE_URL=f"http://127.0.0.1:{port}", GEMINI_API_KEY="readme-test-key")
         yield ws
     finally:
@@ -240,10 +247,10 @@ def run_server(ws: Workspace, block: Block) -> None:
     assert written, f"{block.name}: a server block names its port (--port P) so the test can check it answers"
     real = str(free_port())
     ws.ports[written.group(1)] = real
-    proc = subprocess.Popen(["bash", "-c", "exec " + ws.rewrite(cmd)], cwd=ws.root, env=ws.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = ws.root.parent / f"server-{block.line}.log"
+    proc = start_server(["bash", "-c", "exec " + ws.rewrite(cmd)], ws.root, ws.env, log)
     ws.servers.append(proc)
-    wait_until_answering(int(real), proc, block.name)
+    wait_until_answering(int(real), proc, block.name, log)
 
 
 def run_install(ws: Workspace, block: Block) -> None:
