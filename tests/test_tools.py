@@ -95,6 +95,9 @@ def test_declarations_from_python() -> None:
     assert raw.validate({"q": "x"}) == {"q": "x"}
     with pytest.raises(ValueError, match="'q' is a required property"):
         raw.validate({})
+    # built-ins with functions: the tool-combination guide's include_server_side_tool_invocations
+    assert Toolset.of([fl.GoogleSearch(), get_weather]).tool_config().include_server_side_tool_invocations is True
+    assert Toolset.of([get_weather]).tool_config() is None and Toolset.of([fl.GoogleSearch()]).tool_config() is None
 
 
 @pytest.mark.parametrize(("tools", "choice", "message"), [

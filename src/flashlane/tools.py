@@ -307,13 +307,23 @@ class Toolset:
         return out
 
     def tool_config(self) -> types.ToolConfig | None:
-        if not self.functions or self.choice == "auto":
+        if not self.functions:
             return None
+        # Built-ins and functions in one request: the tool-combination guide
+        # (ai.google.dev/gemini-api/docs/tool-combination, generateContent example) sets
+        # include_server_side_tool_invocations so the built-ins' calls come back as parts; the model
+        # turn, kept unchanged in the loop's history, carries them back as the guide requires.
+        combined = True if self.builtins else None
+        fcc: types.FunctionCallingConfig | None = None
         if isinstance(self.choice, tuple):
-            return types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
-                mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=list(self.choice)))
-        mode = types.FunctionCallingConfigMode.ANY if self.choice == "any" else types.FunctionCallingConfigMode.NONE
-        return types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode=mode))
+            fcc = types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.ANY,
+                                              allowed_function_names=list(self.choice))
+        elif self.choice != "auto":
+            fcc = types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.ANY if self.choice == "any"
+                                              else types.FunctionCallingConfigMode.NONE)
+        if fcc is None and combined is None:
+            return None
+        return types.ToolConfig(function_calling_config=fcc, include_server_side_tool_invocations=combined)
 
     def declaration_tokens(self) -> int:
         """Input tokens the declarations add (the API bills them as prompt, ws 04)."""
