@@ -290,6 +290,26 @@ def test_stream_with_the_tool_loop(gemini_emulator, lane: fl.Lane) -> None:  # t
     assert _wire_signature(reqs[1]["contents"][1]["parts"][0]) == s.result.tool_calls[0].thought_signature
 
 
+def test_async_stream_with_the_tool_loop_and_its_bound(lane: fl.Lane) -> None:
+    async def lookup(city: str) -> dict[str, Any]:
+        """Async lookup."""
+        return {"city": city, "ok": True}
+
+    async def main() -> tuple[str, fl.Result | None]:
+        s = lane.astream("Weather in Oslo?", tools=[lookup], run_tools=True)
+        text = "".join([t async for t in s])
+        with pytest.raises(fl.ToolLoopExceeded) as ei:
+            async for _ in lane.astream("Weather?", tools=[lookup], tool_choice="any", run_tools=True,
+                                        max_tool_rounds=1):
+                pass
+        assert [c.round for c in ei.value.calls] == [1, 2]
+        return text, s.result
+
+    text, result = asyncio.run(main())
+    assert text and result is not None and result.tool_rounds == 1
+    assert result.tool_calls[0].result["output"]["ok"] is True
+
+
 def test_stream_without_the_loop_returns_the_calls(lane: fl.Lane) -> None:
     s = lane.stream("Weather in Oslo?", tools=[get_weather])
     assert "".join(s) == ""
