@@ -21,6 +21,7 @@ RANKS = {
     "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors and the catalog
     "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
     "answer": 3, "result": 3, "client": 3, "stream": 3, "tools": 3, "toolloop": 3, "tier": 3,
+    "prefix": 3, "context_cache": 3,
     "tasks": 4,
     "pipeline": 5, "tiers": 5,  # batch runs: built on the pipeline's job and store
     "lane": 6, "gateway": 6,

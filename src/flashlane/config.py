@@ -26,7 +26,10 @@ from .limits.config import Limits
 from .models import DEFAULT_MODEL, SERVICE_TIERS, THINKING_LEVELS, lookup
 
 __all__ = [
+    "CACHE_PREFIX_MODES",
     "DEFAULT_BREAKER_COOLDOWN_S",
+    "DEFAULT_CACHE_PREFIX",
+    "DEFAULT_CACHE_TTL_S",
     "DEFAULT_BREAKER_THRESHOLD",
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_ATTEMPTS",
@@ -58,6 +61,12 @@ DEFAULT_BREAKER_THRESHOLD = 10
 DEFAULT_BREAKER_COOLDOWN_S = 30.0
 DEFAULT_PROJECT = "default"  # quotas are per project; AI Studio keys don't reveal theirs
 EMULATOR_API_KEY = "emulator-key"  # a dummy key; the in-process emulator accepts any
+# Explicit context caches of a run's shared prefix (context_cache.py): auto = when the arithmetic
+# says it pays. The TTL is short and extended while the run lasts, so a killed run's cache lapses
+# (and stops costing storage) soon after; the API's own default is 1 hour (model-facts 2.4).
+CACHE_PREFIX_MODES = ("auto", "on", "off")
+DEFAULT_CACHE_PREFIX = "auto"
+DEFAULT_CACHE_TTL_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class Settings:
     on_outage: str = "stop"  # stop | wait: what calls do while the outage breaker is open
     budget_usd: float | None = None  # a Lane refuses calls that could pass it (BudgetExceeded)
     cache: bool = True
+    cache_prefix: str = DEFAULT_CACHE_PREFIX  # auto | on | off: an explicit cache for a run's shared prefix
+    cache_ttl_s: float = DEFAULT_CACHE_TTL_S  # that cache's TTL, extended while the run lasts
     state_dir: str | None = None
     emulator_latency_scale: float = 0.0
     reframe_on_block: bool = False
@@ -110,7 +121,7 @@ class Settings:
 
 
 _INT = {"max_output_tokens", "output_ceiling", "max_attempts"}
-_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale", "budget_usd"}
+_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale", "budget_usd", "cache_ttl_s"}
 _BOOL = {"cache", "reframe_on_block"}
 _ENV_ALIASES = {"timeout_s": "FLASHLANE_TIMEOUT"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -222,6 +233,10 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
 def _validate(s: Settings) -> None:
     if s.tier not in SERVICE_TIERS:
         raise ConfigError(f"unknown tier {s.tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
+    if s.cache_prefix not in CACHE_PREFIX_MODES:
+        raise ConfigError(f"unknown cache_prefix setting {s.cache_prefix!r}", hint="use auto, on or off")
+    if s.cache_ttl_s <= 0:
+        raise ConfigError("cache_ttl_s must be positive", hint="e.g. FLASHLANE_CACHE_TTL_S=600")
     if s.on_outage not in ("stop", "wait"):
         raise ConfigError(f"unknown on_outage setting {s.on_outage!r}", hint="use 'stop' or 'wait'")
     if s.thinking is not None:

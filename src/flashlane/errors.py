@@ -8,6 +8,7 @@ by that boundary and the gateway.
     ├── ConfigError                      exit 2: missing credentials, bad settings
     │   └── InputError                   exit 2: a bad input file, column or schema
     ├── AuthError                        400 API_KEY_INVALID, 401, 403 variants
+    ├── CacheNotFound                    403/404 naming a cachedContent that expired or was deleted
     ├── ModelNotFound                    404 / retired or unknown model ID
     ├── BadRequest                       other 400 INVALID_ARGUMENT / FAILED_PRECONDITION
     ├── RateLimited                      429; .kind rpm | tpm | rpd | unknown; .retry_after; .reset_at
@@ -47,6 +48,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "BudgetExceeded",
+    "CacheNotFound",
     "ConfigError",
     "ContentError",
     "EmptyAnswer",
@@ -97,6 +99,15 @@ class InputError(ConfigError):
 
 class AuthError(FlashlaneError):
     reason_code = "auth"
+
+
+class CacheNotFound(FlashlaneError):
+    """The request named a cachedContent the API no longer has (its TTL lapsed, or it was
+    deleted). Gemini API: 403 "CachedContent not found (or permission denied)"; Vertex AI: 404
+    "Not found: cached content metadata for ..." (GoogleCloudPlatform/generative-ai#2122).
+    Whoever made the cache makes it again; the request itself was fine."""
+
+    reason_code = "cache_not_found"
 
 
 class ModelNotFound(FlashlaneError):
@@ -344,6 +355,11 @@ def from_status(code: int, body: dict[str, Any], *, headers: Any = None, model: 
     if reason == "API_KEY_INVALID" or (code == 400 and "api key not valid" in message.lower()):
         return AuthError("the API key was rejected (API_KEY_INVALID)",
                          hint=f"create a key at {AI_STUDIO_KEY_URL} and set GEMINI_API_KEY", **kw)
+    if code in (403, 404) and ("cachedcontent not found" in message.lower()
+                               or "cached content metadata" in message.lower()):
+        return CacheNotFound(f"the context cache named by the request is gone: {short}",
+                             hint="it expired or was deleted; create it again (flashlane runs do this themselves)",
+                             **kw)
     if code in (401, 403):
         why = reason or status or "PERMISSION_DENIED"
         hint = {

@@ -71,6 +71,9 @@ class Prices:
     # by generation (Gemini 3 bills search queries, 2.5 bills grounded prompts).
     search_grounding_per_1k: float | None = None
     search_grounding_unit: str | None = None
+    # Explicit context caches: USD per 1M cached tokens per hour of storage (model-facts 2.4: "$1.00 /
+    # 1M tokens / hour for Flash/Flash-Lite", pricing snapshot, official). None: unknown, never cached.
+    cache_storage_per_hour: float | None = None
 
     def rates(self, tier: str = "standard") -> tuple[float | None, float | None]:
         """(input, output) USD per 1M tokens on a service tier."""
@@ -199,6 +202,7 @@ _NO_MINIMAL = ("low", "medium", "high")
 # Sources, as model-facts.md cites them (its 2026-11-26 addendum for the newer rows).
 _PRICING_SNAPSHOT = ("Gemini API pricing page https://ai.google.dev/gemini-api/docs/pricing, Mar-2026 snapshot "
                      "in a public GitHub docs dump (official)")
+_CACHE_STORAGE_FLASH = 1.00  # USD / 1M tokens / hour, Flash and Flash-Lite (model-facts 2.4, pricing snapshot)
 _FLEX = "Flex inference: 50% discount, https://ai.google.dev/gemini-api/docs/optimization.md.txt (official)"
 
 _CATALOG_LIST: tuple[ModelInfo, ...] = (
@@ -211,7 +215,7 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         earliest_shutdown=date(2027, 5, 7),
         aliases=("gemini-flash-lite-latest",),
         prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75,
-                      flex_input=0.125, flex_output=0.75,
+                      flex_input=0.125, flex_output=0.75, cache_storage_per_hour=_CACHE_STORAGE_FLASH,
                       search_grounding_per_1k=14.0, search_grounding_unit="search query"),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",
@@ -335,7 +339,8 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         status="preview",
         released=date(2025, 12, 17),
         aliases=(),
-        prices=Prices(input=0.50, output=3.00, cached_input=0.05, batch_input=0.25, batch_output=1.50),
+        prices=Prices(input=0.50, output=3.00, cached_input=0.05, batch_input=0.25, batch_output=1.50,
+                      cache_storage_per_hour=_CACHE_STORAGE_FLASH),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="high",
         thoughts_by_level=_FLASH_THOUGHTS,
@@ -366,7 +371,7 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         note=("reported shut down (unconfirmed): a repo note citing the deprecations page gives a 2026-10-16 "
               "sunset; a 3rd-party page reports Gemini 2.5 withdrawn on 2026-11-12"),
         prices=Prices(input=0.10, output=0.40, cached_input=0.01, batch_input=0.05, batch_output=0.20,
-                      search_grounding_per_1k=35.0, search_grounding_unit="grounded prompt"),
+                      cache_storage_per_hour=_CACHE_STORAGE_FLASH, search_grounding_per_1k=35.0, search_grounding_unit="grounded prompt"),
         thinking_budget_range=(512, 24_576),
         default_thinking_budget=0,
         thoughts_by_level={"dynamic": 300},

@@ -119,6 +119,9 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
 @click.option("--input-columns/--no-input-columns", default=True, show_default=True,
               help="Write the input's columns next to the id and the results (--no-input-columns: id and "
                    "results only).")
+@click.option("--cache-prefix", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Explicit context cache for the task's shared prefix (reference text, examples): auto = when "
+                   "it saves money (default; setting cache_prefix), on, off.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @lane_options
 def run_command(task: str, input_path: str, output: str | None, fmt: str | None, encoding: str, column: str | None,
@@ -127,7 +130,8 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                 max_words: int | None, style: str | None,
                 concurrency: int | None, pack: str | None, budget_usd: float | None, tier: str | None, detach: bool,
                 batch_fallback: str, batch_max_requests: int | None, batch_inline_max_bytes: int | None,
-                run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, input_columns: bool,
+                run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, cache_prefix: str | None,
+                input_columns: bool,
                 quiet: bool,
                 **lane_kw: Any) -> None:
     """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
@@ -139,7 +143,7 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     the_task.check_options(the_task.options(task_options))  # a missing --to/--schema/--labels: exit 2 now
     cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
-                    concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, quiet=quiet,
+                    concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, cache_prefix=cache_prefix, quiet=quiet,
                     input_columns=input_columns,
                     task_options=task_options, batch=_batch_options(detach, batch_fallback, batch_max_requests,
                                                                      batch_inline_max_bytes))

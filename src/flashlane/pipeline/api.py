@@ -20,6 +20,8 @@ from ..tasks import Task, get_task
 from .cache import ResponseCache, default_cache_path
 from .items import TEXT_FIELD, ItemBuilder, make_items
 from .job import Job
+from .prefix_cache import open_run_cache
+from .report import build_report
 from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
@@ -51,6 +53,7 @@ class MapResult(list):  # type: ignore[type-arg]
     """A list of ``ItemResult`` in input order, with how the run ended (``.outcome``)."""
 
     outcome: RunOutcome
+    report: dict[str, Any]  # what the run did and cost, as ``flashlane report`` shows it (--json)
 
 
 def _rows(items: Iterable[Any]) -> list[dict[str, Any]]:
@@ -66,7 +69,8 @@ def _rows(items: Iterable[Any]) -> list[dict[str, Any]]:
 async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
                      concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
-                     tier: str | None = None, **task_options: Any) -> MapResult:
+                     tier: str | None = None, cache_prefix: str | None = None,
+                     **task_options: Any) -> MapResult:
     t = get_task(task)
     rows = _rows(items)
     its = make_items(rows, t, column=column, template=template, id_column=id_column)
@@ -83,13 +87,21 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
         if job.tier == "batch":  # Batch API jobs (tiers/batch.py); polling blocks, so off the event loop
             from ..tiers.batch import BatchOptions, run_batch_tier
 
+            open_run_cache(store, job, pending_items=len(its), pack_size=plan.size, concurrency=concurrency,
+                           mode=cache_prefix, batch=True)  # records why batch runs send the prefix inline
             outcome = await asyncio.to_thread(run_batch_tier, job, store, builder, pack_size=plan.size,
                                               budget_usd=budget_usd, cache=rcache, options=BatchOptions(),
                                               keep_values=True)
         else:
-            engine = Engine(job, store, builder, pack_size=plan.size, concurrency=concurrency,
-                            budget_usd=budget_usd, cache=rcache, keep_values=True)
-            outcome = await engine.run()
+            run_cache = open_run_cache(store, job, pending_items=len(its), pack_size=plan.size,
+                                       concurrency=concurrency, mode=cache_prefix)
+            try:
+                engine = Engine(job, store, builder, pack_size=plan.size, concurrency=concurrency,
+                                budget_usd=budget_usd, cache=rcache, keep_values=True)
+                outcome = await engine.run()
+            finally:
+                run_cache.close()
+        report = build_report(store)
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error
         stored = store.results()
@@ -103,6 +115,7 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
         out.append(ItemResult(index=it.index, id=it.id, status=r.status, value=outcome.values.get(it.id, r.value),
                               error=r.error, reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached))
     out.outcome = outcome
+    out.report = report
     return out
 
 

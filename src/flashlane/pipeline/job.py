@@ -17,6 +17,7 @@ from ..models import (
     estimate_tokens,
     lookup,
 )
+from ..prefix import Prefix
 from ..request import Call, output_budget
 from ..result import Usage, cost_of
 from ..schema import Schema
@@ -55,6 +56,12 @@ class Job:
     instructions: str = ""
     system: str = ""
     tier: str = "standard"  # standard | flex | batch: how requests are served and priced (tier.py)
+    # The task's reference material as the stable head of every request (None: the task has
+    # none, and its instructions ride in each user turn as before); the system text above is
+    # then the prefix's, instructions included.
+    prefix: Prefix | None = None
+    # The explicit cache holding ``prefix`` for this run (context_cache.ContextCache), when it pays.
+    context_cache: Any = None
     _in_limit: int = field(default=DEFAULT_INPUT_TOKEN_LIMIT, repr=False)
 
     @classmethod
@@ -63,9 +70,12 @@ class Job:
         model = canonical_id(options.get("model") or lane.settings.model)
         thinking = options.get("thinking") or lane.settings.thinking or task.thinking
         info = lookup(model)
+        prefix = task.prefix(options)
         job = cls(lane=lane, task=task, options=options, model=model, thinking=thinking,
-                  item_schema=task.schema(options), instructions=task.render_instructions(options),
-                  system=task.system, tier=check_tier(tier or lane.settings.tier),
+                  item_schema=task.schema(options),
+                  instructions=task.render_instructions(options) if prefix is None else "",
+                  system=task.system if prefix is None else prefix.system, prefix=prefix,
+                  tier=check_tier(tier or lane.settings.tier),
                   _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
         return job
 
@@ -78,8 +88,14 @@ class Job:
     @property
     def shared_tokens(self) -> int:
         schema_tokens = estimate_tokens(json.dumps(self.item_schema.json_schema)) if self.item_schema else 0
-        return (estimate_tokens(self.instructions) + estimate_tokens(self.system) + schema_tokens
+        turns = sum(estimate_tokens(text) for _, text in self.prefix.turns) if self.prefix else 0
+        return (estimate_tokens(self.instructions) + estimate_tokens(self.system) + turns + schema_tokens
                 + REQUEST_OVERHEAD_TOKENS)
+
+    @property
+    def prefix_tokens(self) -> int:
+        """The estimated size of the shared prefix (0 without reference material)."""
+        return self.prefix.tokens if self.prefix is not None else 0
 
     def answer_tokens(self, item: Item | None = None) -> int:
         opts = dict(self.options)
@@ -95,7 +111,9 @@ class Job:
     def single_call(self, item: Item) -> Call:
         cap = self.options.get("max_output_tokens") or output_budget(self.model, self.thinking,
                                                                     self.answer_tokens(item))
-        prompt = f"{self.instructions}\n\n{item.rendered}" if self.instructions else item.rendered
+        prompt: Any = f"{self.instructions}\n\n{item.rendered}" if self.instructions else item.rendered
+        if self.prefix is not None:
+            prompt = self.prefix.prompt(prompt)
         return self.lane.build(prompt, schema=self.item_schema, system=self.system or None, model=self.model,
                                thinking=self.thinking, max_output_tokens=cap, tools=self.tools,
                                tier=self.request_tier)
@@ -103,8 +121,13 @@ class Job:
     def pack_call(self, items: Sequence[Item]) -> Call:
         assert self.item_schema is not None
         per_item = max(self.answer_tokens(it) for it in items)
-        return pack_call(items, build=functools.partial(self.lane.build, tools=self.tools, tier=self.request_tier),
-                         instructions=self.instructions,
+        build: Any = functools.partial(self.lane.build, tools=self.tools, tier=self.request_tier)
+        if self.prefix is not None:
+            prefix = self.prefix
+
+            def build(prompt: str, **kw: Any) -> Call:
+                return self.lane.build(prefix.prompt(prompt), tools=self.tools, tier=self.request_tier, **kw)
+        return pack_call(items, build=build, instructions=self.instructions,
                          item_schema=self.item_schema, system=self.system or None, model=self.model,
                          thinking=self.thinking, per_item_answer=per_item)
 
@@ -129,6 +152,13 @@ class Job:
     def request_tier(self) -> str:
         """The tier each request asks for: a batch job's requests are plain (standard) requests."""
         return STANDARD if self.tier == BATCH else self.tier
+
+    async def arun_call(self, call: Call) -> Any:
+        """Send one request: through the run's explicit cache when there is one (which swaps the
+        inline prefix for the cache and recreates a cache that vanished), else as built."""
+        if self.context_cache is not None:
+            return await self.context_cache.arun(call)
+        return await self.lane.arun_call(call)
 
     def max_cost(self, call: Call) -> float | None:
         """What a request can cost at most at the job's tier: its input estimate plus its full
@@ -164,7 +194,8 @@ class Job:
     def cache_key(self, item: Item) -> str:
         from .cache import ResponseCache
 
-        return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=self.system,
+        system = self.system if self.prefix is None else f"{self.system}\x00{self.prefix.digest()}"
+        return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=system,
                                  instructions=self.instructions,
                                  schema=self.item_schema.json_schema if self.item_schema else None,
                                  item=item.rendered, tools=self.task.tool_names)
@@ -182,6 +213,8 @@ class Job:
         if self.task.tools:  # only then: runs without tools keep their fingerprints
             decides.append(self.task.tool_names)
         h.update(json.dumps(decides, sort_keys=True, default=str).encode())
+        if self.prefix is not None:  # worked examples decide answers too (older runs had none)
+            h.update(f"\nprefix {self.prefix.digest()}".encode())
         return h
 
     @staticmethod

@@ -24,6 +24,12 @@ def build_report(store: RunStore) -> dict[str, Any]:
     meta = store.meta()
     done = counts["ok"] + counts["failed"]
     minutes = wall / 60 if wall else 0.0
+    caching = _caching(store, meta)
+    if cost is not None and caching is not None:
+        if caching["unpriced_caches"]:
+            cost = None
+        else:
+            cost += caching["creation_usd"] + caching["storage_usd"]
     return {
         "run_db": store.path,
         "task": meta.get("task"),
@@ -35,7 +41,9 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "items": {"total": sum(counts.values()), "ok": counts["ok"], "failed": counts["failed"],
                   "pending": counts["pending"], "cached": led["cached"]},
         "failed_by_reason": led["failed_by_reason"],
-        "tokens": {"input": pt, "output": ot, "thinking": tt, "cached": ct},
+        # input includes cached (as promptTokenCount does); full_price_input = input - cached
+        "tokens": {"input": pt, "output": ot, "thinking": tt, "cached": ct, "full_price_input": max(pt - ct, 0)},
+        "context_cache": caching,
         "cost_usd": round(cost, 8) if cost is not None else None,
         "unpriced_requests": led["unpriced_requests"],
         "requests": led["requests"],
@@ -52,6 +60,40 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "items_per_minute": round(done / minutes, 1) if minutes else None,
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
     }
+
+
+def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:
+    """The run's explicit-cache decision (its arithmetic) and what its caches cost: creation
+    and storage, on top of the requests (whose cached tokens are already priced at the cached rate)."""
+    raw = meta.get("cache_decision")
+    costs = store.cache_costs()
+    if raw is None and not costs["created"]:
+        return None
+    return {"decision": json.loads(raw) if raw else None, "caches_created": costs["created"],
+            "creation_usd": round(costs["creation_usd"], 8), "storage_usd": round(costs["storage_usd"], 8),
+            "storage_token_hours": round(costs["token_hours"], 3), "unpriced_caches": costs["unpriced"]}
+
+
+def format_caching(c: dict[str, Any] | None) -> list[str]:
+    if c is None:
+        return []
+    d = c.get("decision") or {}
+    lines = []
+    if d:
+        use = "cached" if d.get("use") else "not cached"
+        line = f"prefix    {d.get('prefix_tokens', 0):,} tokens, {use} ({d.get('mode')}): {d.get('reason')}"
+        lines.append(line)
+        if d.get("inline_usd") is not None:
+            be = d.get("break_even_requests")
+            lines.append(f"          {d['requests']:,} requests: inline ${d['inline_usd']:.6f} vs cached "
+                         f"${d['cached_usd']:.6f} + storage ${d['storage_usd']:.6f} ({d['hours']:.2f} h)"
+                         + (f"; break-even {be:,} requests" if be else ""))
+        if d.get("fallback"):
+            lines.append(f"          {d['fallback']}")
+    if c["caches_created"]:
+        lines.append(f"caches    {c['caches_created']} created: creation ${c['creation_usd']:.6f}, storage "
+                     f"${c['storage_usd']:.6f} ({c['storage_token_hours']:,} token-hours)")
+    return lines
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -80,7 +122,9 @@ def format_report(r: dict[str, Any]) -> str:
     if r["failed_by_reason"]:
         lines.append("failed    " + ", ".join(f"{k}: {v}" for k, v in r["failed_by_reason"].items()))
     lines += [
-        f"tokens    {tok['input']:,} in, {tok['output']:,} out, {tok['thinking']:,} thinking",
+        f"tokens    {tok['input']:,} in, {tok['output']:,} out, {tok['thinking']:,} thinking"
+        + (f" ({tok['cached']:,} of the input cached)" if tok.get("cached") else ""),
+        *format_caching(r.get("context_cache")),
         (f"cost      ${r['cost_usd']:.6f}"
          + (f" (${r['cost_per_1000_items_usd']:.4f} per 1,000 items)" if r["cost_per_1000_items_usd"] else ""))
         if r["cost_usd"] is not None else

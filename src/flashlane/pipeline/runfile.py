@@ -33,6 +33,7 @@ from .cache import ResponseCache, default_cache_path
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
+from .prefix_cache import RunCache, open_run_cache
 from .progress import Progress
 from .readers import DEFAULT_ENCODING, input_digest, iter_rows
 from .report import build_report
@@ -78,6 +79,7 @@ class RunConfig:
     concurrency: int | None = DEFAULT_CONCURRENCY  # None: auto from the quota and model latency
     budget_usd: float | None = None
     cache: bool = True
+    cache_prefix: str | None = None  # auto | on | off (None: the cache_prefix setting)
     quiet: bool = False
     task_options: dict[str, Any] = field(default_factory=dict)
     batch: Any = None  # tiers.batch.BatchOptions for --tier batch (None: the defaults)
@@ -357,6 +359,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
     store = RunStore(run_db)
     cache: ResponseCache | None = None
     engine: Engine | None = None
+    run_cache: RunCache | None = None
     status = "interrupted"
     try:
         builder = open_run(store, job, task, cfg, output)
@@ -373,12 +376,16 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
             options = cfg.batch or BatchOptions()
             if options.say is None and not cfg.quiet:
                 options.say = stderr_say
+            run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=plan.size,
+                                       concurrency=cfg.concurrency, mode=cfg.cache_prefix, batch=True)
             outcome = run_batch_tier(job, store, builder, pack_size=plan.size, budget_usd=cfg.budget_usd,
                                      cache=cache, options=options, spool_dir=str(run_db.parent))
         else:
             from ..tiers.jobs import BatchJobs
 
             BatchJobs(store).refuse_other_tier(job.tier)
+            run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=plan.size,
+                                       concurrency=cfg.concurrency, mode=cfg.cache_prefix)
             with Progress(quiet=cfg.quiet) as progress:
                 engine = Engine(job, store, builder, pack_size=plan.size, concurrency=cfg.concurrency,
                                 budget_usd=cfg.budget_usd, cache=cache, on_progress=progress.update)
@@ -386,6 +393,9 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         status = outcome.status
         if status == "done" and store.counts()["pending"]:
             status = "incomplete"
+        run_cache, closing = None, run_cache
+        if closing is not None:
+            closing.close()  # the run stopped in order: its cache is deleted, whatever comes next
         fails = _finalize(store, output, engine, status, inputs=cfg.input_columns)
         report = build_report(store)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -396,6 +406,9 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
                 counts = store.counts()
         raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts) from None
     except BaseException:
+        if run_cache is not None:
+            with contextlib.suppress(Exception):
+                run_cache.close()
         if store.session is not None:
             with contextlib.suppress(Exception):
                 _finalize(store, output, engine, status, inputs=cfg.input_columns)

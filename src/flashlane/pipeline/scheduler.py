@@ -321,7 +321,7 @@ class Engine:
         rid = self.store.request_sent(started=started, n_items=len(unit))
         self._calls += 1
         try:
-            result = await self.job.lane.arun_call(call)
+            result = await self.job.arun_call(call)
         except RateLimited as e:
             if e.kind == "rpd":
                 self.outcome.reset_at = e.reset_at

@@ -26,6 +26,10 @@ loses at most the answers of the requests in flight)::
     sessions   (id INTEGER PRIMARY KEY, started REAL, ended REAL, outcome TEXT, requests INTEGER,
                 rate_limited INTEGER, retries INTEGER, pid INTEGER)
                                                         one row per `flashlane run` invocation
+    context_caches (name TEXT PRIMARY KEY, model TEXT, prefix TEXT, tokens INTEGER, created REAL,
+                expires REAL, ended REAL, input_per_m REAL, storage_per_m_hour REAL)
+                                                        explicit caches of the run's shared prefix: made,
+                                                        extended (expires), deleted or found gone (ended)
 
 Schema changes are steps in ``MIGRATIONS``, applied in order on open and recorded in
 ``migrations`` and ``meta.schema_version``, so a run database written by an older release
@@ -102,10 +106,18 @@ class Migration:
     sql: str
 
 
+# v4: explicit context caches of the run's prefix (context_cache.py), so a resumed run reuses a
+# live one, the last session deletes it, and the report charges creation and storage hours.
+_V4 = """
+CREATE TABLE IF NOT EXISTS context_caches (name TEXT PRIMARY KEY, model TEXT, prefix TEXT, tokens INTEGER,
+    created REAL, expires REAL, ended REAL, input_per_m REAL, storage_per_m_hour REAL);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
     Migration(3, "service tiers: the tier per request; batch jobs, their requests and items", _V3),
+    Migration(4, "explicit context caches of the run's shared prefix", _V4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -219,7 +231,8 @@ class RunStore:
     def reset(self) -> None:
         """Forget everything (a run that did nothing, replaced by a corrected command)."""
         with self._tx():
-            for table in ("items", "requests", "attempts", "results", "failures", "usage", "sessions"):
+            for table in ("items", "requests", "attempts", "results", "failures", "usage", "sessions",
+                          "context_caches"):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self.db.execute("DELETE FROM meta WHERE key != 'schema_version'")
         self.changed = True
@@ -426,6 +439,48 @@ class RunStore:
             "(SELECT COUNT(*) FROM attempts WHERE attempts.item_id=?))",
             [(iid, reason, err, iid) for iid, (reason, err) in failed.items()])
         self.db.executemany("UPDATE items SET status='failed' WHERE item_id=?", [(i,) for i in failed])
+
+    # ------------------------------------------------------------------ context caches
+
+    def cache_event(self, event: str, name: str, tokens: int, at: float, expires: float, *, model: str = "",
+                    prefix: str = "", input_per_m: float | None = None,
+                    storage_per_m_hour: float | None = None) -> None:
+        """A cache was created, extended (new expiry) or ended (deleted or found gone)."""
+        with self._tx():
+            if event == "created":
+                self.db.execute("INSERT OR REPLACE INTO context_caches VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                                (name, model, prefix, tokens, at, expires, input_per_m, storage_per_m_hour))
+            elif event == "extended":
+                self.db.execute("UPDATE context_caches SET expires=? WHERE name=? AND ended IS NULL", (expires, name))
+            else:
+                self.db.execute("UPDATE context_caches SET ended=MIN(?, expires) WHERE name=? AND ended IS NULL",
+                                (at, name))
+
+    def live_caches(self) -> list[tuple[str, str, str, int, float]]:
+        """Caches not known to be gone: (name, model, prefix digest, tokens, expires), newest first."""
+        return [(str(n), str(m), str(p), int(t or 0), float(e or 0)) for n, m, p, t, e in self.db.execute(
+            "SELECT name, model, prefix, tokens, expires FROM context_caches WHERE ended IS NULL "
+            "ORDER BY created DESC")]
+
+    def cache_costs(self) -> dict[str, Any]:
+        """What the run's caches cost beyond its requests: creating them (their tokens at the input
+        price) and storing them (token-hours at the storage price) until deleted, or, for one still
+        alive, until its current expiry (what it costs if nobody deletes it)."""
+        created = 0
+        creation = storage = token_hours = 0.0
+        unpriced = 0
+        for tokens, start, expires, ended, in_rate, st_rate in self.db.execute(
+                "SELECT tokens, created, expires, ended, input_per_m, storage_per_m_hour FROM context_caches"):
+            created += 1
+            hours = max((ended if ended is not None else expires) - start, 0.0) / 3600
+            token_hours += (tokens or 0) * hours
+            if in_rate is None or st_rate is None:
+                unpriced += 1
+                continue
+            creation += (tokens or 0) * in_rate / 1e6
+            storage += (tokens or 0) * st_rate / 1e6 * hours
+        return {"created": created, "creation_usd": creation, "storage_usd": storage,
+                "token_hours": token_hours, "unpriced": unpriced}
 
     # ------------------------------------------------------------------ reading back
 

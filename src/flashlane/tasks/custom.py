@@ -16,6 +16,15 @@ File format (TOML shown; YAML has the same keys)::
     tools = ["google_search"]                     # built-ins: google_search, url_context, code_execution
     [defaults]
     product = "the product"
+
+Reference material (``reference.py``), placed in the stable prefix every request shares::
+
+    reference = "Short guidelines written inline."
+    reference_files = ["guidelines.md"]           # relative to the task file's folder
+    [[examples]]                                  # worked examples, checked against the output schema
+    name = "refund"                               # optional; errors name the example
+    input = "I was charged twice"                 # the item's text (or a table of its fields)
+    output = { label = "billing" }                # the answer the task would accept
 """
 
 from __future__ import annotations
@@ -30,12 +39,14 @@ from ..errors import InputError
 from ..schema import Schema
 from ..tools import BUILTIN_TOOLS
 from .extract import load_schema
+from .reference import examples_of, read_reference, validate_examples
 from .task import Task
 
 __all__ = ["load_task_file"]
 
 _KEYS = {"name", "description", "system", "instructions", "template", "answer_tokens", "thinking", "output",
-         "output_model", "defaults", "streamable", "tools"}
+         "output_model", "defaults", "streamable", "tools",
+         "examples", "reference", "reference_files"}
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -63,8 +74,14 @@ def load_task_file(path: str | Path) -> Task:
         output = load_schema(str(data["output_model"]))
     elif "output" in data:
         output = data["output"]
-    if output is not None:
-        Schema.of(output)  # fail now, with the file named, rather than on the first row
+    schema = Schema.of(output) if output is not None else None  # fail now, with the file named
+    where = f"task file {p}"
+    examples = examples_of(data.get("examples"), where)
+    validate_examples(examples, schema, where)
+    if "reference" in data and not isinstance(data["reference"], str):
+        raise InputError(f"reference in {where} must be text", hint='e.g. reference = "..." or reference_files = [...]')
+    reference = "\n\n".join(t for t in (str(data.get("reference") or "").strip(),
+                                         read_reference(data.get("reference_files"), p.parent, where)) if t)
     tools = data.get("tools") or []
     if isinstance(tools, str):
         tools = [tools]
@@ -86,4 +103,6 @@ def load_task_file(path: str | Path) -> Task:
         streamable=bool(data.get("streamable", output is None)),
         description=str(data.get("description", "")),
         tools=tuple(tools),
+        examples=examples,
+        reference=reference,
     )

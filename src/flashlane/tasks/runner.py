@@ -29,7 +29,13 @@ def prepare(client: Client, task: Task, values: Mapping[str, Any], *,
     model = options.get("model") or client.settings.model
     cap = options.get("max_output_tokens") or output_budget(model, thinking, task.answer_budget(options))
     schema = None if stream else task.schema(options)
-    call = client.build(task.render(options), schema=schema, system=task.system or None, model=model,
+    prefix = task.prefix(options)
+    if prefix is None:
+        prompt: Any = task.render(options)
+        system = task.system or None
+    else:  # reference material: system + example turns first, the item's turn last
+        prompt, system = prefix.prompt(task.render_item(options)), prefix.system or None
+    call = client.build(prompt, schema=schema, system=system, model=model,
                         thinking=thinking, max_output_tokens=cap, safety_settings=options.get("safety_settings"),
                         tools=list(task.tools) or None)
     return call, options

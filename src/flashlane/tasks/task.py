@@ -15,8 +15,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError, InputError
+from ..prefix import Prefix, join_system
 from ..schema import Schema
 from ..tools import Builtin, builtin
+from .reference import REFERENCE_HEADING, Example, examples_of, validate_examples
 
 __all__ = ["JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "template_fields"]
 
@@ -70,14 +72,26 @@ class Task:
     # code_execution) or the objects (fl.GoogleSearch(), ...). Functions are for calls, not tasks:
     # a task's answer is its text or schema, never a function call.
     tools: tuple[Any, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tools", _builtins(self.name, self.tools))
+    # Reference material shared by every item (reference.py): worked examples (input -> expected
+    # output, validated against the output schema) and reference text (guidelines, glossary, ...).
+    # Both form the task's stable prefix; per call they may also come as options of the same names.
+    examples: tuple[Example, ...] = ()
+    reference: str = ""
 
     @property
     def tool_names(self) -> list[str]:
         """The built-ins by name, in order (fingerprints, cache keys, reports)."""
         return [_builtin_name(t) for t in self.tools]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools", _builtins(self.name, self.tools))
+        if self.examples and not all(isinstance(e, Example) for e in self.examples):
+            object.__setattr__(self, "examples", examples_of(self.examples, f"task '{self.name}'"))
+        else:
+            object.__setattr__(self, "examples", tuple(self.examples))
+        if self.examples and self.schema_for is None:  # a fixed schema: check the examples now
+            validate_examples(self.examples, Schema.of(self.output) if self.output is not None else None,
+                              f"task '{self.name}'")
 
     @property
     def structured(self) -> bool:
@@ -119,6 +133,25 @@ class Task:
         if callable(self.instructions):
             return self.instructions(options)
         return _render(self.instructions, options, f"task '{self.name}' instructions") if self.instructions else ""
+
+    def prefix(self, options: Options) -> Prefix | None:
+        """The stable head of every request (system text, instructions, reference text, worked
+        examples as leading turns), or None for a task without reference material (its
+        instructions then ride in the user turn, as before)."""
+        raw_examples = options.get("examples")
+        examples = examples_of(raw_examples, f"task '{self.name}'") if raw_examples else self.examples
+        reference = str(options.get("reference") or self.reference or "")
+        if not examples and not reference.strip():
+            return None
+        if raw_examples or self.schema_for is not None:
+            validate_examples(examples, self.schema(options), f"task '{self.name}'")
+        system = join_system([self.system, self.render_instructions(options),
+                              f"{REFERENCE_HEADING}\n{reference.strip()}" if reference.strip() else ""])
+        turns: list[tuple[str, str]] = []
+        for ex in examples:
+            turns.append(("user", self.render_item({**options, **ex.values()})))
+            turns.append(("model", ex.answer_text()))
+        return Prefix(system=system, turns=tuple(turns))
 
     def render_item(self, values: Mapping[str, Any]) -> str:
         return _render(self.item_template, values, f"task '{self.name}'")

@@ -1,0 +1,268 @@
+"""Explicit caching of a task's shared prefix in runs: decided, made once, used by every request,
+kept alive, recreated when it vanishes, deleted at the end, and charged in the report."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flashlane import Lane
+from flashlane.models import CATALOG, estimate_tokens
+from flashlane.pipeline.report import load_report
+from flashlane.tasks import Task
+
+from .conftest import EmulatorProcess, read_jsonl, reviews, run_cli, subprocess_env, wait_for, write_csv
+from .test_resume import _get, _results
+
+MODEL = "gemini-3.1-flash-lite"
+PRICES = CATALOG[MODEL].prices
+GUIDE_WORDS = ["refund", "invoice", "crash", "login", "password", "slow", "charge", "card", "error", "timeout", "screen", "account", "billing", "update", "shipping", "parcel", "late", "broken"]
+
+
+def guideline(tokens: int) -> str:
+    """Deterministic guideline text of about ``tokens`` tokens."""
+    out, n = [], 0
+    while estimate_tokens("\n".join(out)) < tokens:
+        words = " ".join(GUIDE_WORDS[(n * 7 + k) % len(GUIDE_WORDS)] for k in range(20))
+        out.append(f"Rule {n}: when a ticket mentions {words}, route it with care.")
+        n += 1
+    return "\n".join(out)
+
+
+def write_task(tmp_path: Path, guide_tokens: int = 6000) -> Path:
+    (tmp_path / "guide.md").write_text(guideline(guide_tokens), encoding="utf-8")
+    task = tmp_path / "triage.toml"
+    task.write_text("""
+name = "triage"
+system = "You triage customer reviews."
+instructions = "Pick the sentiment of the review."
+template = "Review: {text}"
+reference_files = ["guide.md"]
+[output]
+type = "object"
+required = ["sentiment"]
+properties = { sentiment = { type = "string", enum = ["positive", "negative", "neutral"] } }
+[[examples]]
+input = "Arrived broken."
+output = { sentiment = "negative" }
+[[examples]]
+input = "Works as described."
+output = { sentiment = "positive" }
+""", encoding="utf-8")
+    return task
+
+
+def emulator_cost(emu: Any) -> float:
+    """What the emulator's own usage counts cost at catalog prices, cached tokens at the cached rate."""
+    stats, caches = emu.stats(), emu.caches()
+    tok = stats["tokens"]
+    cached = sum(caches["cached_tokens"].values()) + caches["implicit_tokens"]
+    assert PRICES is not None and PRICES.cached_input is not None
+    return ((tok["prompt"] - cached) * PRICES.input + cached * PRICES.cached_input
+            + (tok["candidates"] + tok["thoughts"]) * PRICES.output) / 1e6
+
+
+def generate_log(emu: Any) -> list[dict[str, Any]]:
+    return [r for r in emu.requests() if r["method"] == "generateContent"]
+
+
+def test_500_rows_one_cache_every_request_deleted_cost_matches(tmp_path: Path, cli_env: Any) -> None:
+    emu = cli_env
+    emu.caches(implicit_rate=0.0)
+    task = write_task(tmp_path)
+    src = write_csv(tmp_path / "r.csv", reviews(500))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "-q", "--no-cache") == 0
+    rows = read_jsonl(out)
+    assert len(rows) == 500 and all(r["status"] == "ok" for r in rows)
+
+    caches = emu.caches()
+    assert (caches["created"], caches["deleted"], caches["live"], caches["expired"]) == (1, 1, 0, 0)
+    (name,) = caches["references"]
+    log = generate_log(emu)
+    assert len(log) == 500 and caches["references"][name] == 500 and caches["uncached_requests"] == 0
+    assert {r["cached_content"] for r in log} == {name}
+    # the request carries only the item: no system instruction, no example turns
+    assert all(r["system"] is None and len(r["contents"]) == 1 for r in log)
+
+    report = load_report(f"{out}.flashlane.db")
+    cc = report["context_cache"]
+    d = cc["decision"]
+    assert d["use"] and d["mode"] == "auto" and d["requests"] == 500 and d["prefix_tokens"] >= 6000
+    assert d["saving_usd"] > 0 and d["inline_usd"] > d["cached_usd"] + d["storage_usd"]
+    assert cc["caches_created"] == 1 and cc["storage_usd"] > 0
+    cache_tokens = caches["cached_tokens"][name] // 500
+    assert cc["creation_usd"] == pytest.approx(cache_tokens * PRICES.input / 1e6)
+    assert report["tokens"]["cached"] == caches["cached_tokens"][name]
+    requests_cost = report["cost_usd"] - cc["creation_usd"] - cc["storage_usd"]
+    assert requests_cost == pytest.approx(emulator_cost(emu), rel=1e-6)
+    # cached tokens at a tenth of the price: far below what the same prompts cost inline
+    inline = (emu.stats()["tokens"]["prompt"] * PRICES.input) / 1e6
+    assert report["cost_usd"] < 0.3 * inline
+
+
+def test_prefix_below_minimum_no_cache_and_report_says_why(tmp_path: Path, cli_env: Any,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    task = write_task(tmp_path, guide_tokens=200)
+    src = write_csv(tmp_path / "r.csv", reviews(20))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "--no-cache") == 0
+    err = capsys.readouterr().err
+    assert cli_env.caches()["created"] == 0
+    d = load_report(f"{out}.flashlane.db")["context_cache"]["decision"]
+    assert not d["use"] and "below gemini-3.1-flash-lite's minimum cacheable size of 1,024 tokens" in d["reason"]
+    assert "not cached (auto): the prefix" in err and "minimum cacheable size" in err
+    # the request still carries the whole prefix, system instruction and example turns first
+    log = generate_log(cli_env)
+    assert log[0]["system"].startswith("You triage customer reviews.") and len(log[0]["contents"]) == 5
+
+
+def test_run_too_small_to_pay_no_cache(tmp_path: Path, cli_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    task = write_task(tmp_path)
+    src = write_csv(tmp_path / "r.csv", reviews(1))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "--no-cache") == 0
+    assert cli_env.caches()["created"] == 0
+    r = load_report(f"{out}.flashlane.db")
+    d = r["context_cache"]["decision"]
+    assert not d["use"] and d["requests"] == 1 and d["break_even_requests"] > 1
+    assert "would not pay for creating and storing the cache" in d["reason"]
+    assert d["inline_usd"] < d["cached_usd"] + d["storage_usd"]
+    assert "break-even" in capsys.readouterr().err
+    # --cache-prefix on caches anyway; off never does
+    out2 = tmp_path / "o2.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out2), "-q", "--no-cache",
+                   "--cache-prefix", "on") == 0
+    assert (cli_env.caches()["created"], cli_env.caches()["deleted"]) == (1, 1)
+    d2 = load_report(f"{out2}.flashlane.db")["context_cache"]["decision"]
+    assert d2["use"] and "cached anyway" in d2["reason"]
+
+
+def test_off_counts_implicit_hits_at_the_cached_price(tmp_path: Path, cli_env: Any) -> None:
+    cli_env.caches(implicit_rate=1.0)
+    task = write_task(tmp_path)
+    src = write_csv(tmp_path / "r.csv", reviews(6))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "-q", "--no-cache",
+                   "--cache-prefix", "off", "--concurrency", "1") == 0
+    caches = cli_env.caches()
+    assert caches["created"] == 0 and caches["implicit_hits"] == 5
+    r = load_report(f"{out}.flashlane.db")
+    assert r["context_cache"]["decision"]["reason"].startswith("turned off")
+    assert r["tokens"]["cached"] == caches["implicit_tokens"] > 0
+    assert r["cost_usd"] == pytest.approx(emulator_cost(cli_env), rel=1e-6)
+    # per item: the rows that hit cost less than the first one
+    costs = [row["cost_usd"] for row in read_jsonl(out)]
+    assert min(costs) < max(costs)
+
+
+def test_cache_deleted_mid_run_is_recreated_no_row_fails(tmp_path: Path, emu: Any) -> None:
+    """Another party deletes the run's cache after the first answer: the requests that find it
+    gone make it again and are sent again; no row fails."""
+    from google import genai
+
+    emu.caches(implicit_rate=0.0)
+    other = genai.Client(api_key="dummy", http_options={"base_url": emu.base_url})
+    deleted: list[str] = []
+
+    def convert(parsed: Any, options: Any) -> Any:
+        if not deleted:
+            for c in other.caches.list():
+                other.caches.delete(name=str(c.name))
+                deleted.append(str(c.name))
+        return parsed
+
+    task = Task(name="tone", item_template="{text}", reference=guideline(3000), convert=convert,
+                output={"type": "object", "properties": {"tone": {"type": "string"}}, "required": ["tone"]})
+    with Lane(base_url=emu.base_url, limits="off") as lane:
+        res = lane.map(task, [f"text {i}" for i in range(40)], concurrency=4)
+    other.close()
+    assert all(r.ok for r in res), [r.error for r in res if not r.ok]
+    assert len(deleted) == 1
+    c = emu.caches()
+    assert c["created"] == 2 and c["deleted"] == 2 and c["live"] == 0  # remade once, deleted at the end
+    refused = [r for r in emu.requests() if r["method"] == "generateContent" and r["status"] == 403]
+    assert 1 <= len(refused) <= 4  # only the requests in flight when it vanished
+    assert res.report["context_cache"]["caches_created"] == 2
+    assert res.report["items"]["ok"] == 40
+
+
+def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Path) -> None:
+    task = write_task(tmp_path)
+    n = 300
+    src = write_csv(tmp_path / "r.csv", reviews(n))
+    out = tmp_path / "o.jsonl"
+    db = Path(f"{out}.flashlane.db")
+    emu = EmulatorProcess("--latency-scale", "0.02", "--implicit-cache-rate", "0")
+    try:
+        cmd = [sys.executable, "-m", "flashlane", "run", str(task), str(src), "--column", "text", "-o", str(out),
+               "--no-cache", "--quiet", "--concurrency", "4"]
+        env = subprocess_env(emu.base_url, FLASHLANE_CACHE_TTL_S="600")
+
+        def kill_after(count: int) -> set[str]:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            wait_for(lambda: len(_results(db)) >= count or proc.poll() is not None, timeout=60)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            if proc.stderr:
+                proc.stderr.close()
+            assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+            return _results(db)
+
+        done1 = kill_after(60)
+        c = _get(emu.base_url + "/_emulator/caches")
+        assert (c["created"], c["live"]) == (1, 1)  # killed: nobody deleted it
+        (name1,) = c["references"]
+
+        done2 = kill_after(len(done1) + 60)  # the rerun adopts the live cache
+        c = _get(emu.base_url + "/_emulator/caches")
+        assert c["created"] == 1 and c["references"][name1] > len(done1)
+
+        # the cache lapses while nothing runs (emulator clock past its TTL), then the rerun finishes
+        _post(emu.base_url + "/_emulator/clock", {"advance": 3600})
+        before = _get(emu.base_url + "/_emulator/stats")["requests_total"]
+        third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert third.returncode == 0, third.stderr
+        c = _get(emu.base_url + "/_emulator/caches")
+        assert c["created"] == 2 and c["expired"] == 1 and c["deleted"] == 1 and c["live"] == 0
+
+        result_rows = read_jsonl(out)
+        assert len(result_rows) == n and all(r["status"] == "ok" for r in result_rows)
+        log = _get(emu.base_url + "/_emulator/requests")["requests"][before:]
+        gen = [e for e in log if e["method"] == "generateContent" and e["status"] == 200]
+        assert len(gen) == n - len(done2)  # nothing finished is paid twice
+        finished = {f"row-{int(i.split('-')[0]) - 1:04d}" for i in done2}
+        assert not [e for e in gen if any(m in (e.get("prompt") or "") for m in finished)]
+        report = load_report(db)
+        assert report["context_cache"]["caches_created"] == 2 and report["items"]["ok"] == n
+    finally:
+        emu.stop()
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def test_python_task_with_examples_and_reference_caches_in_map(emu: Any) -> None:
+    emu.caches(implicit_rate=0.0)
+    task = Task(name="tone", item_template="{text}", reference=guideline(3000),
+                output={"type": "object", "properties": {"tone": {"type": "string"}}, "required": ["tone"]},
+                examples=[{"input": "so happy", "output": {"tone": "glad"}}])
+    with Lane(base_url=emu.base_url, limits="off") as lane:
+        res = lane.map(task, [f"text {i}" for i in range(30)], pack=5)
+    assert all(r.ok for r in res)
+    c = emu.caches()
+    assert (c["created"], c["deleted"]) == (1, 1)
+    assert {r["cached_content"] for r in generate_log(emu)} == set(c["references"])
+    assert res.report["context_cache"]["decision"]["requests"] == 6
