@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..limits import make_store
 from ..limits.sqlite import default_path
+from ..models import DEFAULT_MODEL
 from .app import GatewayApp, GatewayConfig
 from .ledger import Ledger
 from .tokens import TokenBook, load_tokens
@@ -175,4 +176,4 @@ class Gateway:
             f"{len(a.tokens)} token(s)"
         ledger = f"; ledger {a.ledger.path}" if a.ledger is not None else ""
         return (f"flashlane gateway: {self.base_url} -> {a.upstream.describe}; auth {who}; "
-                f"limits {a.limiter('gemini-3.1-flash-lite').describe()}{ledger}")
+                f"limits {a.limiter(DEFAULT_MODEL).describe()}{ledger}")
