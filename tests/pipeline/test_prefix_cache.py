@@ -195,7 +195,7 @@ def test_cache_deleted_mid_run_is_recreated_no_row_fails(tmp_path: Path, emu: An
 
 def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Path) -> None:
     task = write_task(tmp_path)
-    n = 300
+    n = 150
     src = write_csv(tmp_path / "r.csv", reviews(n))
     out = tmp_path / "o.jsonl"
     db = Path(f"{out}.flashlane.db")
@@ -215,12 +215,12 @@ def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Pat
             assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
             return _results(db)
 
-        done1 = kill_after(60)
+        done1 = kill_after(30)
         c = _get(emu.base_url + "/_emulator/caches")
         assert (c["created"], c["live"]) == (1, 1)  # killed: nobody deleted it
         (name1,) = c["references"]
 
-        done2 = kill_after(len(done1) + 60)  # the rerun adopts the live cache
+        done2 = kill_after(len(done1) + 30)  # the rerun adopts the live cache
         c = _get(emu.base_url + "/_emulator/caches")
         assert c["created"] == 1 and c["references"][name1] > len(done1)
 
