@@ -210,3 +210,32 @@ def test_packed_batch_and_lane_map(lane: Any) -> None:
     res = lane.map("classify", texts, labels=["positive", "negative"], pack=5, tier="batch", cache=False)
     assert [r.index for r in res] == list(range(25)) and all(r.ok for r in res)
     assert res[0].cost_usd is not None and res[0].cost_usd > 0
+
+
+def test_a_batch_reserves_its_maximum_cost_against_the_budget_when_submitted(cli_env: Any, tmp_path: Path) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(40))
+    out = tmp_path / "out.jsonl"
+    budget = 0.002
+    code = run_cli(*_classify(inp, out, "--budget-usd", str(budget)))
+    store = RunStore(Path(f"{out}.flashlane.db"), create=False)
+    try:
+        jobs = store.db.execute("SELECT n_requests, reserved_usd FROM batch_jobs ORDER BY id").fetchall()
+        spent = store.spent_usd()
+        counts = store.counts()
+    finally:
+        store.close()
+    assert jobs[0][0] < 40  # the whole run would have reserved more than the budget
+    assert all(reserved <= budget for _, reserved in jobs)
+    assert spent <= budget
+    assert (code, counts["pending"] > 0) in ((1, True), (0, False))
+
+
+def test_a_full_enqueued_token_quota_waits_for_jobs_in_flight(cli_env: Any, tmp_path: Path) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(30))
+    out = tmp_path / "out.jsonl"
+    cli_env.configure(batch_turnaround_s=1, batch_enqueued_tokens=400)  # about one 10-request job at a time
+    assert run_cli(*_classify(inp, out, "--batch-max-requests", "10")) == 0
+    assert sum(cli_env.batches()["jobs_created"].values()) == 3
+    assert cli_env.stats()["by_status"].get("429", 0) >= 1
+    rows = read_jsonl(out)
+    assert len(rows) == 30 and all(r["status"] == "ok" for r in rows)

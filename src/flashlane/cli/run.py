@@ -149,6 +149,8 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
                                                                      batch_inline_max_bytes))
     if tier is not None:
         lane_kw["tier"] = tier
+    if detach and tier not in ("batch", None):
+        raise click.BadParameter("--detach works with --tier batch only", param_hint="--detach")
     # A row in a file run may wait out several per-minute windows; an interactive call may not.
     try:
         with make_lane(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
@@ -166,6 +168,9 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     if out.status == "detached":
         note(f"detached: {out.message} (flashlane batch status {summary.run_db})")
         return
+    if out.status == "quota":
+        note(f"batch quota: {out.message}")
+        sys.exit(1)
     if out.status == "parked":
         when = f" at {describe_reset(out.reset_at)}" if out.reset_at else ""
         note(f"parked: the per-day request quota is used up; it resets{when}; rerun the same command then to resume")

@@ -22,6 +22,8 @@ def build_report(store: RunStore) -> dict[str, Any]:
     packed_n, packed_items = led["packed"]
     wall = led["wall_s"]
     meta = store.meta()
+    tiers = {str(t): int(n) for t, n in store.db.execute(
+        "SELECT tier, COUNT(*) FROM request_tiers GROUP BY tier ORDER BY tier")}
     done = counts["ok"] + counts["failed"]
     minutes = wall / 60 if wall else 0.0
     caching = _caching(store, meta)
@@ -50,6 +52,7 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "unanswered_requests": led["unanswered"],
         "packed_requests": packed_n,
         "items_per_packed_request": round(packed_items / packed_n, 2) if packed_n else None,
+        "requests_by_tier": tiers,  # flex (as served: usageMetadata.serviceTier) and batch requests
         "api_calls": led["api_calls"],
         "rate_limited": led["rate_limited"],
         "retries": led["retries"],
@@ -135,7 +138,9 @@ def format_report(r: dict[str, Any]) -> str:
            else "")
         + (f", {r['unanswered_requests']} unanswered (in flight when a run stopped)"
            if r.get("unanswered_requests") else "")
-        + f"; API calls {r['api_calls']}, 429s {r['rate_limited']}, retries {r['retries']}",
+        + f"; API calls {r['api_calls']}, 429s {r['rate_limited']}, retries {r['retries']}"
+        + ("; by tier " + ", ".join(f"{t} {n}" for t, n in r["requests_by_tier"].items())
+           if r.get("requests_by_tier") else ""),
         f"time      {r['wall_time_s']:.1f} s over {r['sessions']} session(s)"
         + (f" ({r['killed_sessions']} killed)" if r.get("killed_sessions") else "")
         + (f", {r['items_per_minute']:,} items/min" if r["items_per_minute"] else ""),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, model_not_found
-from ..models import lookup
+from ..models import Quota, lookup
 from ..tasks import Task
 from .cache import ResponseCache, default_cache_path
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
@@ -122,6 +122,14 @@ def resolve_pack(job: Job, items: list[Item], pack: int | str | None) -> PackPla
         return PackPlan(1, f"task '{job.task.name}' returns free text, which does not pack")
     if isinstance(pack, str) and pack.lower() == "auto":
         settings = job.lane.settings
+        if job.tier == "batch":
+            # A batch job has no per-minute request quota to fill: pack as many as fit (the
+            # accuracy, output and context bounds of auto_pack_size), the fewest shared prompts.
+            unbound = Quota(rpm=1, tpm=0, rpd=0)
+            p = auto_pack_size(model=job.model, thinking=job.thinking, per_item_input=estimate_item_tokens(items),
+                               shared_input=job.shared_tokens, per_item_answer=job.answer_tokens(), quota=unbound,
+                               output_ceiling=settings.output_ceiling)
+            return PackPlan(p.size, f"batch: no per-minute request quota, {p.size} per request (as many as fit)")
         return auto_pack_size(model=job.model, thinking=job.thinking, per_item_input=estimate_item_tokens(items),
                               shared_input=job.shared_tokens, per_item_answer=job.answer_tokens(),
                               quota=quota_from_limits(getattr(settings, "limits", None), job.model),

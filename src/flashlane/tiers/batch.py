@@ -40,7 +40,7 @@ from google.genai import _common, types
 from google.genai import batches as sdk_batches
 
 from ..answer import answer_text, check_blocked
-from ..errors import FlashlaneError, InputError, SafetyBlocked
+from ..errors import FlashlaneError, InputError, RateLimited, SafetyBlocked
 from ..pipeline.items import Item, ItemBuilder
 from ..pipeline.job import Job, jsonable
 from ..pipeline.packing import split_answer
@@ -334,9 +334,17 @@ class BatchRun:
             else:
                 src = [types.InlinedRequest(contents=c.sdk_contents, config=c.config, metadata={"key": k})
                        for k, c in built.calls]
-            with boundary(model=self.job.model):
-                created = self.sdk.batches.create(model=self.job.model, src=src,
-                                                  config=types.CreateBatchJobConfig(display_name=display))
+            try:
+                with boundary(model=self.job.model):
+                    created = self.sdk.batches.create(model=self.job.model, src=src,
+                                                      config=types.CreateBatchJobConfig(display_name=display))
+            except RateLimited:
+                # 429 on create (the enqueued-token quota): the job was not created; its rows stay free.
+                if built.path is not None and self.jobs.file_of(jid):
+                    with boundary(), contextlib.suppress(FlashlaneError):
+                        self.sdk.files.delete(name=str(self.jobs.file_of(jid)))
+                self.jobs.forget(jid)
+                raise
         finally:
             if built.path is not None:
                 with contextlib.suppress(OSError):
@@ -536,9 +544,19 @@ class BatchRun:
         delay = self.opt.poll_initial_s
         while True:
             submitted = False
-            while len(self.jobs.active()) < self.opt.max_active_jobs and self._submit():
-                submitted = True
+            quota_full: RateLimited | None = None
+            try:
+                while len(self.jobs.active()) < self.opt.max_active_jobs and self._submit():
+                    submitted = True
+            except RateLimited as e:
+                quota_full = e  # wait for jobs in flight to end, then submit the rest
             active = self.jobs.active()
+            if not active and quota_full is not None:
+                self.outcome.status = "quota"
+                self.outcome.error = quota_full
+                self.outcome.message = ("the Batch API refused a new job (429: the enqueued-token quota for this "
+                                        "model is full); rerun the same command later to submit the rest")
+                return self.outcome
             if not active:
                 if self.budget_usd is not None and self.has_free_work():
                     self.outcome.status = "budget"

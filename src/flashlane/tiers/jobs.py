@@ -89,6 +89,10 @@ class BatchJobs:
         with self.store._tx():
             self.db.execute("UPDATE batch_jobs SET file_name=?, updated=? WHERE id=?", (file_name, time.time(), jid))
 
+    def file_of(self, jid: int) -> str | None:
+        row = self.db.execute("SELECT file_name FROM batch_jobs WHERE id=?", (jid,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     def named(self, jid: int, name: str, state: str | None) -> None:
         with self.store._tx():
             self.db.execute("UPDATE batch_jobs SET name=?, state=?, updated=? WHERE id=?",
