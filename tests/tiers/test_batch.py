@@ -66,7 +66,8 @@ def test_sigkill_after_create_then_rerun_creates_no_second_job(tmp_path: Path) -
     emu = EmulatorProcess("--batch-turnaround", "3")
     try:
         env = subprocess_env(emu.base_url)
-        cmd = [sys.executable, "-m", "flashlane", *_classify(inp, out)]
+        # packed 4 to a request (250 requests), as a cost-minded batch run would be
+        cmd = [sys.executable, "-m", "flashlane", *_classify(inp, out, "--pack", "4")]
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda: _named_jobs(db) == 1 or first.poll() is not None, timeout=60)
         first.send_signal(signal.SIGKILL)
@@ -170,7 +171,7 @@ def test_detach_then_collect_and_lost_name_is_found_by_display_name(cli_env: Any
     con.execute("UPDATE batch_jobs SET name=NULL, state=NULL")
     con.commit()
     con.close()
-    cli_env.configure(batch_turnaround_s=0)
+    cli_env.advance_clock(61)  # the job's turnaround has passed
     assert run_cli(*_classify(inp, out)) == 0
     assert sum(cli_env.batches()["jobs_created"].values()) == 1
     rows = read_jsonl(out)
