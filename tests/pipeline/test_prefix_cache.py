@@ -81,6 +81,7 @@ def test_500_rows_one_cache_every_request_deleted_cost_matches(tmp_path: Path, c
     assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "-q", "--no-cache") == 0
     rows = read_jsonl(out)
     assert len(rows) == 500 and all(r["status"] == "ok" for r in rows)
+    assert all(r["usage"]["cached_tokens"] >= 6000 for r in rows)  # per item: the cached share of its input
 
     caches = emu.caches()
     assert (caches["created"], caches["deleted"], caches["live"], caches["expired"]) == (1, 1, 0, 0)
@@ -97,6 +98,9 @@ def test_500_rows_one_cache_every_request_deleted_cost_matches(tmp_path: Path, c
     assert d["use"] and d["mode"] == "auto" and d["requests"] == 500 and d["prefix_tokens"] >= 6000
     assert d["saving_usd"] > 0 and d["inline_usd"] > d["cached_usd"] + d["storage_usd"]
     assert cc["caches_created"] == 1 and cc["storage_usd"] > 0
+    assert cc["per_item_usd"] == pytest.approx((cc["creation_usd"] + cc["storage_usd"]) / 500, rel=1e-3)
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(report["cost_usd"] - cc["creation_usd"]
+                                                             - cc["storage_usd"], rel=1e-6)
     cache_tokens = caches["cached_tokens"][name] // 500
     assert cc["creation_usd"] == pytest.approx(cache_tokens * PRICES.input / 1e6)
     assert report["tokens"]["cached"] == caches["cached_tokens"][name]

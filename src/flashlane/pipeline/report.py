@@ -32,6 +32,9 @@ def build_report(store: RunStore) -> dict[str, Any]:
             cost = None
         else:
             cost += caching["creation_usd"] + caching["storage_usd"]
+        # each output row's cost_usd is its request's share; this is the caches' share on top
+        extra = caching["creation_usd"] + caching["storage_usd"]
+        caching["per_item_usd"] = round(extra / (counts["ok"] + counts["failed"]), 10) if done_items(counts) else None
     return {
         "run_db": store.path,
         "task": meta.get("task"),
@@ -63,6 +66,10 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "items_per_minute": round(done / minutes, 1) if minutes else None,
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
     }
+
+
+def done_items(counts: dict[str, int]) -> int:
+    return counts["ok"] + counts["failed"]
 
 
 def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:

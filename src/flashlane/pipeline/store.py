@@ -19,7 +19,9 @@ loses at most the answers of the requests in flight)::
     attempts   (request_id INTEGER, item_id TEXT, outcome TEXT, error TEXT)
                                                         which items rode in which request
     results    (item_id TEXT PRIMARY KEY, value TEXT, prompt_tokens, output_tokens, thoughts_tokens,
-                cost_usd REAL, cached INTEGER, request_id INTEGER)
+                cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER)
+                                                        cached: answered from the response cache;
+                                                        cached_tokens: input billed at the cached rate
     failures   (item_id TEXT PRIMARY KEY, reason TEXT, error TEXT, attempts INTEGER)
     usage      (request_id INTEGER PRIMARY KEY, prompt_tokens, output_tokens, thoughts_tokens,
                 cached_tokens, cost_usd REAL)           the cost ledger, exact per request
@@ -113,11 +115,18 @@ CREATE TABLE IF NOT EXISTS context_caches (name TEXT PRIMARY KEY, model TEXT, pr
     created REAL, expires REAL, ended REAL, input_per_m REAL, storage_per_m_hour REAL);
 """
 
+# v5: each result keeps its share of cached input tokens (explicit or implicit cache hits), so an
+# item's output row shows what of its input was billed at the cached rate.
+_V5 = """
+ALTER TABLE results ADD COLUMN cached_tokens INTEGER;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
     Migration(3, "service tiers: the tier per request; batch jobs, their requests and items", _V3),
     Migration(4, "explicit context caches of the run's shared prefix", _V4),
+    Migration(5, "results keep their cached input tokens", _V5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -424,9 +433,10 @@ class RunStore:
             return
         self.changed = True
         self.db.executemany(
-            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, thoughts_tokens, cost_usd,"
+            " cached, request_id, cached_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(iid, json.dumps(v, ensure_ascii=False), u.prompt_tokens, u.output_tokens, u.thoughts_tokens, c,
-              int(cached), rid) for iid, (v, u, c) in ok.items()])
+              int(cached), rid, u.cached_tokens) for iid, (v, u, c) in ok.items()])
         self.db.executemany("UPDATE items SET status='ok' WHERE item_id=?", [(i,) for i in ok])
         self.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
 
@@ -495,7 +505,7 @@ class RunStore:
         return float(self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])
 
     _ROWS = ("SELECT i.idx, i.item_id, i.status, i.row, r.value, r.prompt_tokens, r.output_tokens, r.thoughts_tokens,"
-             " r.cost_usd, r.cached, f.reason, f.error FROM items i LEFT JOIN results r ON r.item_id=i.item_id"
+             " r.cost_usd, r.cached, f.reason, f.error, r.cached_tokens FROM items i LEFT JOIN results r ON r.item_id=i.item_id"
              " LEFT JOIN failures f ON f.item_id=i.item_id")
 
     def iter_rows(self, *, failed_only: bool = False) -> Iterator[StoredRow]:
@@ -506,8 +516,8 @@ class RunStore:
             batch = cur.fetchmany(1000)
             if not batch:
                 return
-            for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error in batch:
-                usage = Usage(pt or 0, ot or 0, tt or 0, 0, (pt or 0) + (ot or 0) + (tt or 0))
+            for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct in batch:
+                usage = Usage(pt or 0, ot or 0, tt or 0, ct or 0, (pt or 0) + (ot or 0) + (tt or 0))
                 # a result row with no cost: its model's price is unknown (NULL), not free
                 price = None if (cost is None and pt is not None) else float(cost or 0.0)
                 yield StoredRow(int(idx), _loads(row), StoredResult(iid, status, _loads(value), reason, error, usage,

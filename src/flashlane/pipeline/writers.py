@@ -162,7 +162,7 @@ def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
         "error": r.error,
         "result": r.value,
         "usage": {"prompt_tokens": r.usage.prompt_tokens, "output_tokens": r.usage.output_tokens,
-                  "thoughts_tokens": r.usage.thoughts_tokens},
+                  "thoughts_tokens": r.usage.thoughts_tokens, "cached_tokens": r.usage.cached_tokens},
         "cost_usd": round(r.cost_usd, 10) if r.cost_usd is not None else None,  # None: price unknown
         "cached": r.cached,
     })
