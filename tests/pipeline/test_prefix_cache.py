@@ -270,3 +270,14 @@ def test_python_task_with_examples_and_reference_caches_in_map(emu: Any) -> None
     assert (c["created"], c["deleted"]) == (1, 1)
     assert {r["cached_content"] for r in generate_log(emu)} == set(c["references"])
     assert res.report["context_cache"]["decision"]["requests"] == 6
+
+
+def test_prefix_just_below_minimum_is_counted_by_the_api(tmp_path: Path, cli_env: Any) -> None:
+    task = write_task(tmp_path, guide_tokens=850)  # with system, instructions and examples: ~90% of 1,024
+    src = write_csv(tmp_path / "r.csv", reviews(10))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "-q", "--no-cache") == 0
+    counts = [r for r in cli_env.requests() if r["method"] == "countTokens"]
+    assert len(counts) == 1 and cli_env.caches()["created"] == 0
+    d = load_report(f"{out}.flashlane.db")["context_cache"]["decision"]
+    assert not d["use"] and "minimum cacheable size" in d["reason"]

@@ -25,6 +25,20 @@ from .store import RunStore
 __all__ = ["RunCache", "expected_hours", "open_run_cache"]
 
 UNKNOWN_LATENCY_S = 2.0  # a model the catalog has no speed for
+# An estimated prefix within this share of the model's caching minimum is counted by the API
+# (countTokens) before the decision: ~4 characters a token is only an average.
+COUNT_BAND = 0.75
+
+
+def _counted(job: Job) -> int | None:
+    """The prefix's size by the API's countTokens (system text and turns as one text; the Gemini
+    API's countTokens takes no system instruction), or None if it cannot be counted."""
+    assert job.prefix is not None
+    text = "\n\n".join([job.prefix.system, *(t for _, t in job.prefix.turns)])
+    try:
+        return job.lane.count_tokens(text, model=job.model)
+    except FlashlaneError:
+        return None
 
 
 def expected_hours(job: Job, requests: int, concurrency: int | None, ttl_s: float) -> float:
@@ -84,8 +98,15 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
     mode = mode or settings.cache_prefix
     ttl = settings.cache_ttl_s
     requests = math.ceil(pending_items / max(1, pack_size))
-    decision = decide(job.model, job.prefix_tokens, requests, expected_hours(job, requests, concurrency, ttl), mode,
-                      tier=job.request_tier)
+    hours = expected_hours(job, requests, concurrency, ttl)
+    decision = decide(job.model, job.prefix_tokens, requests, hours, mode, tier=job.request_tier)
+    info = lookup(job.model)
+    if (not decision.use and job.prefix is not None and info is not None and requests and mode != "off"
+            and COUNT_BAND * info.min_cache_tokens <= job.prefix_tokens < info.min_cache_tokens):
+        # The local estimate is near the minimum: ask the API's countTokens (free) before giving up.
+        counted = _counted(job)
+        if counted is not None and counted != job.prefix_tokens:
+            decision = decide(job.model, counted, requests, hours, mode, tier=job.request_tier)
     if batch and decision.use:
         decision = replace(decision, use=False, reason="batch runs do not use explicit caches (the Batch API's "
                                                         "support for cachedContent is unsettled; see README)")
