@@ -251,13 +251,11 @@ class BatchRun:
         after = -1
         unit: list[Item] = []
         while True:
-            rows = self.jobs.free_pending(after, PENDING_WINDOW)
+            rows = self.jobs.free_pending(after, PENDING_WINDOW, self.max_sent)
             if not rows:
                 break
             after = rows[-1][0]
             for idx, iid, _h, row in rows:
-                if self.jobs.times_sent(iid) >= self.max_sent:
-                    continue
                 it = self.builder.restore(idx, iid, json.loads(row or "{}"))
                 if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
                     yield unit
