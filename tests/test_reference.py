@@ -3,6 +3,7 @@ time) and reference text (inline or from files), placed in a stable prefix and c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,33 @@ def _item() -> Any:
     from flashlane.pipeline.items import Item
 
     return Item(index=0, id="1", values={"text": "hi"}, rendered="Text:\nhi", hash="h")
+
+
+def test_cli_builtin_task_takes_reference_and_examples_files(tmp_path: Path, gemini_emulator: Any,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from flashlane.cli.main import main
+
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", "dummy")
+    (tmp_path / "guide.md").write_text("Sarcasm is negative.", encoding="utf-8")
+    good = {"reasoning": "sarcasm", "label": "negative", "confidence": 0.8}
+    (tmp_path / "ex.jsonl").write_text(json.dumps({"input": "Great, broken again.", "output": good}) + "\n")
+    (tmp_path / "rows.csv").write_text("text\nLovely\nAwful\n", encoding="utf-8")
+
+    def run(*extra: str) -> int:
+        try:
+            main(["run", "classify", str(tmp_path / "rows.csv"), "--labels", "positive,negative", "-q",
+                  "-o", str(tmp_path / "o.jsonl"), "--no-cache", *extra])
+        except SystemExit as e:
+            return int(e.code or 0)
+        return 0
+
+    assert run("--reference", str(tmp_path / "guide.md"), "--examples", str(tmp_path / "ex.jsonl")) == 0
+    entry = _generate_log(gemini_emulator.base_url)[0]
+    assert entry["system"].endswith(REFERENCE_HEADING + "\nSarcasm is negative.")
+    assert entry["contents"][0] == {"role": "user", "text": "Text:\nGreat, broken again."}
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"input": "x", "output": {**good, "label": "meh"}}) + "\n")
+    capsys.readouterr()
+    assert run("--examples", str(tmp_path / "bad.jsonl"), "--fresh") == 2
+    assert "example 1 of task 'classify' does not match the output schema" in capsys.readouterr().err

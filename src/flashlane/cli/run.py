@@ -94,6 +94,10 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
 @click.option("--formality", default=None, help="translate: formal | informal | ...")
 @click.option("--max-words", type=click.IntRange(min=1), default=None, help="summarize: word limit.")
 @click.option("--style", default=None, help="summarize: style, e.g. 'one sentence'.")
+@click.option("--reference", "reference_file", default=None,
+              help="Reference text for every row (guidelines, glossary): a text file, sent in the task's cached prefix.")
+@click.option("--examples", "examples_file", default=None,
+              help="Worked examples (input -> output, checked against the task's schema): .jsonl, .json, .toml, .yaml.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="Requests in flight (default: auto, from the quota and the model's latency; the limiter "
                    "still paces them).")
@@ -127,7 +131,7 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
 def run_command(task: str, input_path: str, output: str | None, fmt: str | None, encoding: str, column: str | None,
                 template: str | None, id_column: str | None, labels: str | None, multi_label: bool,
                 schema: str | None, to: str | None, source: str | None, glossary: str | None, formality: str | None,
-                max_words: int | None, style: str | None,
+                max_words: int | None, style: str | None, reference_file: str | None, examples_file: str | None,
                 concurrency: int | None, pack: str | None, budget_usd: float | None, tier: str | None, detach: bool,
                 batch_fallback: str, batch_max_requests: int | None, batch_inline_max_bytes: int | None,
                 run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, cache_prefix: str | None,
@@ -140,6 +144,15 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
     """
     the_task = get_task(task)
     task_options = _task_options(labels, multi_label, schema, to, source, max_words, style, glossary, formality)
+    if reference_file or examples_file:  # reference material for built-in tasks (task files have their own keys)
+        from pathlib import Path
+
+        from ..tasks.reference import load_examples_file, read_reference
+
+        if reference_file:
+            task_options["reference"] = read_reference(reference_file, Path.cwd(), "--reference")
+        if examples_file:
+            task_options["examples"] = list(load_examples_file(examples_file))
     the_task.check_options(the_task.options(task_options))  # a missing --to/--schema/--labels: exit 2 now
     cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
                     id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),

@@ -88,6 +88,8 @@ def format_caching(c: dict[str, Any] | None) -> list[str]:
     if c is None:
         return []
     d = c.get("decision") or {}
+    if not d.get("prefix_tokens") and not c["caches_created"]:
+        return []  # a task without reference material: nothing to say (--json still has the decision)
     lines = []
     if d:
         use = "cached" if d.get("use") else "not cached"

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import InputError
 from ..schema import Schema
 
-__all__ = ["Example", "REFERENCE_HEADING", "examples_of", "read_reference", "validate_examples"]
+__all__ = ["Example", "REFERENCE_HEADING", "examples_of", "load_examples_file", "read_reference", "validate_examples"]
 
 REFERENCE_HEADING = "Reference material:"  # marks where the task's own guidelines begin
 
@@ -109,3 +109,36 @@ def read_reference(paths: Any, base: Path, where: str) -> str:
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"cannot read reference file {p}: {e}", hint="save it as UTF-8 text") from None
     return "\n\n".join(t for t in texts if t)
+
+
+def load_examples_file(path: str) -> tuple[Example, ...]:
+    """Worked examples from a file (``--examples``): a JSON list, JSONL (one object a line), or a
+    TOML / YAML file with an ``examples`` list; each entry has ``input`` and ``output``."""
+    import tomllib
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"examples file {p} does not exist", hint="pass a .jsonl, .json, .toml or .yaml file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read examples file {p}: {e}", hint="save it as UTF-8 text") from None
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".jsonl":
+            data: Any = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        elif suffix == ".json":
+            data = json.loads(raw)
+        elif suffix == ".toml":
+            data = tomllib.loads(raw)
+        else:
+            data = yaml.safe_load(raw)
+    except (ValueError, yaml.YAMLError) as e:
+        raise InputError(f"examples file {p} cannot be parsed: {str(e).splitlines()[0]}", hint="fix the syntax") from None
+    if isinstance(data, Mapping):
+        unknown = sorted(set(data) - {"examples"})
+        if unknown:
+            raise InputError(f"unknown key {unknown[0]!r} in examples file {p}", hint="known keys: examples")
+        data = data.get("examples")
+    return examples_of(data, f"examples file {p}")
