@@ -240,3 +240,11 @@ def test_a_full_enqueued_token_quota_waits_for_jobs_in_flight(cli_env: Any, tmp_
     assert cli_env.stats()["by_status"].get("429", 0) >= 1
     rows = read_jsonl(out)
     assert len(rows) == 30 and all(r["status"] == "ok" for r in rows)
+
+
+def test_batch_on_vertex_is_refused_before_anything_is_sent(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    monkeypatch.setenv("GOOGLE_API_KEY", "not-a-real-key")
+    inp = write_csv(tmp_path / "in.csv", reviews(3))
+    assert run_cli(*_classify(inp, tmp_path / "out.jsonl")) == 2
+    assert "Gemini Developer API" in capsys.readouterr().err

@@ -40,7 +40,7 @@ from google.genai import _common, types
 from google.genai import batches as sdk_batches
 
 from ..answer import answer_text, check_blocked
-from ..errors import FlashlaneError, InputError, RateLimited, SafetyBlocked
+from ..errors import ConfigError, FlashlaneError, InputError, RateLimited, SafetyBlocked
 from ..pipeline.items import Item, ItemBuilder
 from ..pipeline.job import Job, jsonable
 from ..pipeline.packing import split_answer
@@ -593,6 +593,11 @@ def run_batch_tier(job: Job, store: RunStore, builder: ItemBuilder, *, pack_size
                    spool_dir: str | None = None) -> RunOutcome:
     """A run's batch work; with ``fallback="standard"``, what failed inside a job then goes
     through the standard tier (the pipeline's Engine) once no job is left in flight."""
+    if job.lane.settings.backend == "vertex":
+        # python-genai: files.upload raises "only supported in the Gemini Developer client", and
+        # Vertex AI batch jobs read and write Cloud Storage or BigQuery, not inline/Files API input.
+        raise ConfigError("--tier batch runs on the Gemini Developer API (an API key), not on Vertex AI",
+                          hint="set GEMINI_API_KEY instead of the Vertex settings, or use --tier flex or standard")
     runner = BatchRun(job, store, builder, pack_size=pack_size, budget_usd=budget_usd, cache=cache, options=options,
                       keep_values=keep_values, spool_dir=spool_dir)
     outcome = runner.run()
