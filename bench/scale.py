@@ -111,9 +111,15 @@ def main() -> None:
                 if code != 0:
                     raise SystemExit(f"resume failed ({code}):\n{err}")
                 rows.append([f"resume {sizes[-1]:,} (done)", f"{resume_s:.1f}", "-", f"{rss:.0f}", "-", "-"])
+                print(f"resume of the finished {sizes[-1]:,}-row run: {resume_s:.1f} s, peak RSS {rss:.0f} MB",
+                      flush=True)
         finally:
             emu.terminate()
-            emu.wait(10)
+            try:
+                emu.wait(60)  # an emulator that served 100,000 requests takes a while to shut down
+            except subprocess.TimeoutExpired:
+                emu.kill()
+                emu.wait(10)
     print()
     print(table(["rows", "wall s", "rows/s", "peak RSS MB", "emulator CPU s", "emulator busy"], rows))
     small, big = min(results), max(results)

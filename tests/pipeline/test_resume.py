@@ -107,3 +107,30 @@ def test_rerun_of_finished_run_sends_nothing(tmp_path: Path, cli_env: Any) -> No
     assert run_cli(*args) == 0
     assert cli_env.stats()["requests_total"] == before
     assert len(out.read_text().splitlines()) == 13
+
+
+def test_output_rewritten_after_a_kill_before_it_was_written(tmp_path: Path, cli_env: Any) -> None:
+    """A run whose rows finished but which died before writing its output rewrites it next time,
+    even though nothing is left to request."""
+    from flashlane.pipeline.store import RunStore
+
+    src = write_csv(tmp_path / "r.csv", reviews(4))
+    out = tmp_path / "o.jsonl"
+    args = ("run", "classify", str(src), "--column", "text", "--labels", LABELS, "-o", str(out), "-q", "--no-cache",
+            "--budget-usd", "0.000000001")
+    assert run_cli(*args) == 1  # stopped before any request: an output of pending rows is written
+    assert {r["status"] for r in read_jsonl(out)} == {"pending"}
+    # What a killed process leaves: rows recorded as done through the store, output not rewritten.
+    store = RunStore(Path(f"{out}.flashlane.db"))
+    try:
+        ids = [r["id"] for r in read_jsonl(out)]
+        from flashlane.result import Usage
+
+        store.record_request(started=0.0, item_ids=ids, outcome="ok", error=None, usage=Usage(1, 1, 0, 0, 2),
+                             cost_usd=0.0001, ok={i: ({"label": "neutral"}, Usage(), 0.0) for i in ids}, failed={})
+    finally:
+        store.close()
+    before = cli_env.stats()["requests_total"]
+    assert run_cli(*args[:-2]) == 0
+    assert cli_env.stats()["requests_total"] == before
+    assert {r["status"] for r in read_jsonl(out)} == {"ok"}

@@ -181,6 +181,14 @@ class RunStore:
     def _tx(self) -> Any:
         return transaction(self.db)
 
+    def _mark_changed(self) -> None:
+        """Item states changed, so the output on disk is stale. The first change of a process
+        also forgets the recorded output signature (in the same transaction when called inside
+        one), so a run killed before it rewrote the output rewrites it next time."""
+        if not self.changed:
+            self.db.execute("DELETE FROM meta WHERE key='output_sig'")
+        self.changed = True
+
     # ------------------------------------------------------------------ schema
 
     def _found_version(self) -> int:
@@ -248,7 +256,7 @@ class RunStore:
                           "context_caches"):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self.db.execute("DELETE FROM meta WHERE key != 'schema_version'")
-        self.changed = True
+            self._mark_changed()
 
     def insert_items(self, rows: Iterable[tuple[int, str, str, str]],
                      on_duplicate: Callable[[str, int, int], Exception]) -> int:
@@ -262,7 +270,7 @@ class RunStore:
             except sqlite3.IntegrityError:
                 raise self._duplicate(chunk, on_duplicate) from None
             n += len(chunk)
-        self.changed = True
+        self._mark_changed()
         return n
 
     def _duplicate(self, chunk: list[tuple[int, str, str, str]],
@@ -327,7 +335,7 @@ class RunStore:
         with self._tx():
             self.db.execute("DELETE FROM failures")
             self.db.execute("UPDATE items SET status='pending' WHERE status='failed'")
-        self.changed = True
+            self._mark_changed()
 
     # ------------------------------------------------------------------ sessions and requests
 
@@ -435,7 +443,7 @@ class RunStore:
     def _write_ok(self, ok: dict[str, tuple[Any, Usage, float | None]], rid: int | None, *, cached: bool) -> None:
         if not ok:
             return
-        self.changed = True
+        self._mark_changed()
         self.db.executemany(
             "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, thoughts_tokens, cost_usd,"
             " cached, request_id, cached_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -447,7 +455,7 @@ class RunStore:
     def _write_failed(self, failed: dict[str, tuple[str, str]]) -> None:
         if not failed:
             return
-        self.changed = True
+        self._mark_changed()
         self.db.executemany(
             "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, "
             "(SELECT COUNT(*) FROM attempts WHERE attempts.item_id=?))",
