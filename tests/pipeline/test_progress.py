@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from typing import Any
 
 from flashlane.pipeline.progress import Progress, describe
 from flashlane.pipeline.scheduler import Snapshot
@@ -51,3 +53,43 @@ def test_waiting_replaces_a_stale_eta() -> None:
     line = describe(Snapshot(total=100, ok=40, waiting="quota"), elapsed=60.0)
     assert "waiting for quota" in line and "ETA" not in line
     assert "waiting for answers" in describe(Snapshot(total=100, ok=40, waiting="answers"), elapsed=60.0)
+
+
+def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: Any) -> None:
+    """A limiter wait keeps the display moving (ticks) and names the wait instead of an ETA."""
+    import asyncio
+    import json
+
+    from flashlane import Lane
+    from flashlane.pipeline.items import ItemBuilder
+    from flashlane.pipeline.job import Job
+    from flashlane.pipeline.scheduler import Engine
+    from flashlane.pipeline.store import RunStore
+    from flashlane.tasks import get_task
+
+    task = get_task("classify")
+    builder = ItemBuilder(task, column="text")
+    rows = [{"text": f"review {i}"} for i in range(3)]
+    seen: list[str | None] = []
+    # One request per 8 s window: the first goes at once, the next wait in the limiter.
+    with Lane(base_url=emu.base_url, limits="rpm=1,window=8") as lane:
+        store = RunStore(":memory:")
+        try:
+            store.insert_items(((i, it.id, it.hash, json.dumps(r)) for i, (r, it) in
+                                enumerate((r, builder.build(i, r)) for i, r in enumerate(rows))), builder.duplicate)
+            store.start_session()
+            job = Job.create(lane, task, {"labels": ["a", "b"]})
+            engine = Engine(job, store, builder, concurrency=3, on_progress=lambda s: seen.append(s.waiting))
+
+            async def run_a_while() -> None:
+                task_ = asyncio.create_task(engine.run())
+                await asyncio.sleep(5.5)
+                task_.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task_
+
+            asyncio.run(run_a_while())
+        finally:
+            store.close()
+    assert len(seen) >= 5  # ticks while nothing finished
+    assert "quota" in seen
