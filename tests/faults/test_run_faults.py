@@ -79,3 +79,21 @@ def test_ask_with_a_quota_of_zero_exits_1_after_one_request(gemini_emulator, tmp
     p = _cli(["ask", "hi"], gemini_emulator.base_url, tmp_path)
     assert p.returncode == 1 and "no quota" in p.stderr.splitlines()[0]
     assert _served(gemini_emulator.base_url) == 1
+
+
+def test_a_hung_item_never_holds_up_the_others(gemini_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "in.csv"
+    src.write_text("text\n" + "".join(f"review {i}\n" for i in range(19)) + "review that hangs forever\n")
+    scenario(gemini_emulator.base_url, {"match": {"prompt_contains": "hangs forever"}, "action": {"hang": True}})
+    env_args = ["run", "classify", str(src), "--column", "text", "--labels", "pos,neg", "-o", str(tmp_path / "o.jsonl"),
+                "--no-cache", "--quiet", "--timeout", "2"]
+    p = subprocess.run([sys.executable, "-m", "flashlane", *env_args], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=120, env={**{k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))},
+                                         "GOOGLE_GEMINI_BASE_URL": gemini_emulator.base_url, "GEMINI_API_KEY": "k",
+                                         "FLASHLANE_MAX_ATTEMPTS": "2", "FLASHLANE_STATE_DIR": str(tmp_path / "state")})
+    assert p.returncode == 1, p.stderr
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert len(rows) == 20
+    assert sum(r["status"] == "ok" for r in rows) == 19
+    hung = [r for r in rows if r["status"] != "ok"]
+    assert len(hung) == 1 and hung[0]["reason"] == "timeout"
