@@ -35,6 +35,9 @@ source). Without a marker a block runs as above. An unknown marker is an error.
         runs exactly this command rather than running the suite from inside the suite.
     <!-- readme-test: skip: REASON -->
         Not run; reported as a skip with REASON. Use only when none of the above fits.
+
+The blocks run in order in one scratch copy (a later block uses what an earlier one wrote), so
+under pytest-xdist this file must stay on one worker: scripts/test runs with ``--dist loadfile``.
 """
 
 from __future__ import annotations
