@@ -10,8 +10,8 @@ import pytest
 from google.genai import errors as genai_errors
 
 from flashlane import errors as fl
+from flashlane.call.boundary import boundary, map_exception
 from flashlane.errors import next_pacific_midnight, parse_duration
-from flashlane.sdk import boundary, map_exception
 
 SAMPLES = Path(__file__).parent / "emulator" / "wire_samples"
 if not SAMPLES.is_dir():  # before the emulator suite's copy exists

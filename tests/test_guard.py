@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from flashlane.call.guard import Guard
+from flashlane.call.retry import RetryPolicy
 from flashlane.clock import TestClock
 from flashlane.config import RUN_DEADLINE_S
 from flashlane.errors import (
@@ -18,9 +20,7 @@ from flashlane.errors import (
     ServiceUnavailable,
     TransportError,
 )
-from flashlane.guard import Guard
 from flashlane.limits import Limiter, make_limiter
-from flashlane.retry import RetryPolicy
 
 KEY = "proj:gemini-3.1-flash-lite"
 

@@ -14,23 +14,23 @@ import flashlane
 
 SRC = Path(flashlane.__file__).parent
 
-# Lower rank = lower layer. A module may import its own rank or below, never above.
+# Lower rank = lower layer, one rank per folder (a root module is its own layer). A module may
+# import its own rank or below, never above.
 RANKS = {
     "models": 0, "clock": 0,
-    "errors": 1, "db": 1,
-    "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors and the catalog
-    "retry": 3, "breaker": 3, "guard": 3, "sdk": 3, "schema": 3, "request": 3,
-    "answer": 3, "result": 3, "client": 3, "stream": 3, "tools": 3, "toolloop": 3, "tier": 3,
-    "prefix": 3, "context_cache": 3,
-    "tasks": 4,
-    "pipeline": 5, "tiers": 5,  # batch runs: built on the pipeline's job and store
-    "lane": 6, "gateway": 6,
-    "cli": 7, "__main__": 7, "pytest_plugin": 7,
+    "errors": 1, "store": 1,  # the store package owns all SQL: it knows rows, not calls
+    "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors, the catalog and the store
+    "call": 3,  # one call: request, transport, guard, answer judge, streams, tools
+    "caching": 4,  # the prefix, context caches and the response cache, built on calls
+    "tasks": 5,
+    "pipeline": 6,  # the run engine and its runners (standard, flex, batch)
+    "lane": 7, "gateway": 7,
+    "cli": 8, "__main__": 8, "pytest_plugin": 8,
 }
 EMULATOR_MAY_IMPORT = {"emulator", "models"}
 # Only these may name SDK or transport exception types (the gateway forwards bytes with its
 # own HTTP client and never calls the SDK, so its transport errors are its own business).
-BOUNDARY_MODULES = {"flashlane.sdk"}
+BOUNDARY_MODULES = {"flashlane.call.boundary"}
 SDK_EXCEPTION_MODULES = ("google.genai", "httpx", "httpx2", "aiohttp", "google.auth", "google.api_core")
 
 

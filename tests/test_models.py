@@ -12,8 +12,7 @@ import flashlane as fl
 from flashlane.cli import main
 from flashlane.emulator.config import EmulatorConfig
 from flashlane.emulator.server import Emulator
-from flashlane.models import CATALOG, DEFAULT_MODEL, lookup
-from flashlane.result import Usage, cost_of
+from flashlane.models import CATALOG, DEFAULT_MODEL, Usage, cost_of, lookup
 
 NEW_MODEL = "gemini-9.9-flash-lite"  # what the API may list after this release: not in the catalog
 REVIEWS = "id,text,stars\nr1,Great lamp,5\nr2,Broke in a week,1\nr3,It is fine,3\n"

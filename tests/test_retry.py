@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from flashlane.call.retry import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, RetryPolicy
 from flashlane.config import DEFAULT_MAX_ATTEMPTS
 from flashlane.errors import (
     AuthError,
@@ -16,7 +17,6 @@ from flashlane.errors import (
     Timeout,
     TransportError,
 )
-from flashlane.retry import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, RetryPolicy
 
 RNG = random.Random(7)
 

@@ -15,8 +15,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 import flashlane as fl
+from flashlane.call.tools import Toolset, function_tool
 from flashlane.clock import TestClock
-from flashlane.tools import Toolset, function_tool
 from tests.conftest import control, scenario
 
 SEEN: list[tuple[str, Any]] = []
@@ -423,7 +423,7 @@ def test_ask_rejects_a_non_url(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cite_marks_byte_offsets() -> None:
-    from flashlane.tools import Citation, cite
+    from flashlane.call.tools import Citation, cite
 
     text = "Olá mundo. Fim."
     marked = cite(text, [Citation("Olá mundo.", 0, 11, (0,)), Citation("Fim.", 12, 16, (1, 0)),

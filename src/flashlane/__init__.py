@@ -33,7 +33,7 @@ from .errors import (
     ToolLoopExceeded,
     TransportError,
 )
-from .models import CATALOG, DEFAULT_MODEL, ModelInfo
+from .models import CATALOG, DEFAULT_MODEL, ModelInfo, Usage
 
 __version__ = "0.2.0"
 
@@ -42,27 +42,26 @@ __version__ = "0.2.0"
 # flashlane installed) stays free of the SDK. PEP 562 module __getattr__.
 _LAZY = {
     "Lane": "lane",
-    "Result": "result",
-    "Usage": "result",
-    "TextStream": "stream",
+    "Result": "call.result",
+    "TextStream": "call.stream",
     "Classification": "tasks",
     "Summary": "tasks",
     "Task": "tasks",
     "Translation": "tasks",
-    "GoogleSearch": "tools",
-    "UrlContext": "tools",
-    "CodeExecution": "tools",
-    "FileSearch": "tools",
-    "ToolCall": "tools",
-    "Source": "tools",
+    "GoogleSearch": "call.tools",
+    "UrlContext": "call.tools",
+    "CodeExecution": "call.tools",
+    "FileSearch": "call.tools",
+    "ToolCall": "call.tools",
+    "Source": "call.tools",
 }
 
 if TYPE_CHECKING:
+    from .call.result import Result
+    from .call.stream import TextStream
+    from .call.tools import CodeExecution, FileSearch, GoogleSearch, Source, ToolCall, UrlContext
     from .lane import Lane
-    from .result import Result, Usage
-    from .stream import TextStream
     from .tasks import Classification, Summary, Task, Translation
-    from .tools import CodeExecution, FileSearch, GoogleSearch, Source, ToolCall, UrlContext
 
 
 def __getattr__(name: str) -> Any:

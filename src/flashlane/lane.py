@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from .client import Client
+from .call.client import Client
+from .call.stream import AsyncTextStream, TextStream
+from .call.tools import DEFAULT_MAX_TOOL_ROUNDS
 from .pipeline import MapResult, amap_items, map_frame, map_items
-from .stream import AsyncTextStream, TextStream
 from .tasks import (
     CLASSIFY,
     EXTRACT,
@@ -27,7 +28,6 @@ from .tasks import (
     run_task,
     stream_task,
 )
-from .tools import DEFAULT_MAX_TOOL_ROUNDS
 
 __all__ = ["Lane"]
 

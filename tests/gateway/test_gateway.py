@@ -328,7 +328,7 @@ def test_no_room_in_the_quota_within_the_deadline_is_a_504_before_the_client_giv
 
 def test_ledger_says_unknown_for_a_model_without_a_price(tmp_path: Path) -> None:
     from flashlane.gateway.ledger import Ledger, format_ledger
-    from flashlane.result import Usage
+    from flashlane.models import Usage
 
     ledger = Ledger(tmp_path / "l.sqlite3")
     ledger.record("alice", "team-a", MODEL, ok=True, usage=Usage(1000, 100, 50, 0, 1150))

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from flashlane.call.schema import Schema
 from flashlane.models import Quota
 from flashlane.pipeline import map_items
 from flashlane.pipeline.packing import auto_pack_size, pack_schema, quota_from_limits
-from flashlane.schema import Schema
 from flashlane.tasks import CLASSIFY
 
 from .conftest import LABELS, reviews, scenario

@@ -124,7 +124,7 @@ def test_output_rewritten_after_a_kill_before_it_was_written(tmp_path: Path, cli
     store = RunStore(Path(f"{out}.flashlane.db"))
     try:
         ids = [r["id"] for r in read_jsonl(out)]
-        from flashlane.result import Usage
+        from flashlane.models import Usage
 
         store.record_request(started=0.0, item_ids=ids, outcome="ok", error=None, usage=Usage(1, 1, 0, 0, 2),
                              cost_usd=0.0001, ok={i: ({"label": "neutral"}, Usage(), 0.0) for i in ids}, failed={})

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flashlane.models import Usage, cost_of
 from flashlane.pipeline.store import RunStore
-from flashlane.result import Usage, cost_of
 from tests.pipeline.conftest import (
     LABELS,
     EmulatorProcess,

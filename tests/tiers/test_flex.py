@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flashlane.models import Usage, cost_of
 from flashlane.pipeline.store import RunStore
-from flashlane.result import Usage, cost_of
 from tests.pipeline.conftest import LABELS, read_jsonl, reviews, run_cli, write_csv
 
 MODEL = "gemini-3.1-flash-lite"

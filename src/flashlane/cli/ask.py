@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..result import Result
-from ..tools import CodeExecution, GoogleSearch, UrlContext, cite, source_lines
+from ..call.result import Result
+from ..call.tools import CodeExecution, GoogleSearch, UrlContext, cite, source_lines
 from .common import echo_json, lane_options, make_lane, note
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
+from ..call.boundary import boundary
 from ..errors import InputError
+from ..pipeline.batch import TERMINAL_STATES, job_summary
+from ..pipeline.batch_jobs import BatchJobs, JobRecord
 from ..pipeline.runfile import RUN_DB_SUFFIX
 from ..pipeline.store import RunStore
-from ..sdk import boundary
-from ..tiers.batch import TERMINAL_STATES, job_summary
-from ..tiers.jobs import BatchJobs, JobRecord
 from .common import lane_options, make_lane, note
 
 __all__ = ["batch_group"]
@@ -68,7 +68,7 @@ def list_command(run: str, as_json: bool) -> None:
 
 def _refresh(lane: Any, jobs: BatchJobs, rec: JobRecord) -> JobRecord:
     """The job's state and the server's request counts, read from the raw response (batch.py)."""
-    from ..tiers.batch import _count, _short
+    from ..pipeline.batch import _count, _short
 
     assert rec.name is not None
     with boundary():

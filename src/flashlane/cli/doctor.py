@@ -16,10 +16,10 @@ from typing import Any
 
 import click
 
+from ..call.request import thinking_allowance
 from ..config import Settings, load_settings
 from ..errors import ConfigError, FlashlaneError, describe_reset, next_pacific_midnight
 from ..models import lookup
-from ..request import thinking_allowance
 from .common import echo_json, wants_emulator
 
 MIN_GENAI_MAJOR = 1  # 1.x works; 3.x is what flashlane is tested with

@@ -64,7 +64,7 @@ def _task_options(labels: str | None, multi_label: bool, schema: str | None, to:
 
 
 def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline_max_bytes: int | None) -> Any:
-    from ..tiers.batch import BatchOptions
+    from ..pipeline.batch import BatchOptions
 
     opts = BatchOptions(detach=detach, fallback=fallback)
     if max_requests is not None:

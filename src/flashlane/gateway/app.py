@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ..call.boundary import map_exception
+from ..call.retry import RetryPolicy
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
     AuthError,
@@ -48,10 +50,7 @@ from ..errors import (
     model_not_found,
 )
 from ..limits import Limiter, Limits, Reservation, Store
-from ..models import DEFAULT_MODEL, lookup
-from ..result import Usage, cost_of
-from ..retry import RetryPolicy
-from ..sdk import map_exception
+from ..models import DEFAULT_MODEL, Usage, cost_of, lookup
 from .ledger import Ledger
 from .metrics import Metrics
 from .tokens import Principal, TokenBook

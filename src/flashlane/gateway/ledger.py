@@ -1,6 +1,6 @@
 """The gateway's usage ledger: one SQLite file, a row per (token label, project, model).
 
-Schema (opened through ``flashlane.db``: WAL, busy timeout, BEGIN IMMEDIATE writes)::
+Schema (opened through ``flashlane.store.db``: WAL, busy timeout, BEGIN IMMEDIATE writes)::
 
     gateway_meta   (key TEXT PRIMARY KEY, value TEXT)       kind = "flashlane-gateway-ledger", schema
     gateway_usage  (label, project, model,                   PRIMARY KEY (label, project, model)
@@ -26,9 +26,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..db import connect, transaction
 from ..errors import InputError
-from ..result import Usage, cost_of
+from ..models import Usage, cost_of
+from ..store.db import connect, transaction
 
 __all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "format_ledger", "is_ledger", "read_ledger"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
-from ..result import Usage, cost_of
+from ..models import Usage, cost_of
 
 __all__ = ["LATENCY_BUCKETS_S", "Metrics"]
 

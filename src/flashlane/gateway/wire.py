@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import ModelInfo, canonical_id, estimate_tokens
-from ..result import Usage
+from ..models import ModelInfo, Usage, canonical_id, estimate_tokens
 
 __all__ = [
     "GENERATE",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from ..db import connect, transaction
+from ..store.db import connect, transaction
 from .config import Limits
 from .window import Decision, Entry, KeyState, decide, prune_before, usage
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import FlashlaneError
-from ..result import Usage
+from ..models import Usage
 from ..tasks import Task, get_task
-from .cache import ResponseCache, default_cache_path
 from .items import TEXT_FIELD, ItemBuilder, make_items
 from .job import Job
 from .prefix_cache import open_run_cache
@@ -27,7 +27,7 @@ from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
 
 if TYPE_CHECKING:
-    from ..client import Client as Lane
+    from ..call.client import Client as Lane
 
 __all__ = ["ItemResult", "MapResult", "map_items", "amap_items"]
 
@@ -85,7 +85,7 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
                             for it, row in zip(its, rows, strict=True)), builder.duplicate)
         store.start_session()
         if job.tier == "batch":  # Batch API jobs (tiers/batch.py); polling blocks, so off the event loop
-            from ..tiers.batch import BatchOptions, run_batch_tier
+            from .batch import BatchOptions, run_batch_tier
 
             open_run_cache(store, job, pending_items=len(its), pack_size=plan.size, concurrency=concurrency,
                            mode=cache_prefix, batch=True)  # records why batch runs send the prefix inline

@@ -13,7 +13,7 @@ from .scheduler import DEFAULT_CONCURRENCY
 from .writers import flat_row
 
 if TYPE_CHECKING:
-    from ..client import Client as Lane
+    from ..call.client import Client as Lane
 
 __all__ = ["map_frame"]
 

@@ -10,24 +10,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ..caching.prefix import Prefix
+from ..call.request import Call, output_budget
+from ..call.schema import Schema
+from ..call.service_tier import BATCH, STANDARD, check_tier
 from ..models import (
     DEFAULT_INPUT_TOKEN_LIMIT,
     DEFAULT_OUTPUT_TOKEN_LIMIT,
+    Usage,
     canonical_id,
+    cost_of,
     estimate_tokens,
     lookup,
 )
-from ..prefix import Prefix
-from ..request import Call, output_budget
-from ..result import Usage, cost_of
-from ..schema import Schema
 from ..tasks import Task
-from ..tier import BATCH, STANDARD, check_tier
 from .items import TEXT_FIELD, Item
 from .packing import can_pack, pack_call, pack_output_tokens
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..call.client import Client
 
 __all__ = ["Job", "jsonable"]
 
@@ -192,7 +193,7 @@ class Job:
         return "gemini:" + (s.base_url or "default")
 
     def cache_key(self, item: Item) -> str:
-        from .cache import ResponseCache
+        from ..caching.response_cache import ResponseCache
 
         system = self.system if self.prefix is None else f"{self.system}\x00{self.prefix.digest()}"
         return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=system,

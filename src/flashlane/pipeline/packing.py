@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..call.request import Call, output_budget, thinking_allowance
+from ..call.schema import Schema
 from ..models import (
     DEFAULT_INPUT_TOKEN_LIMIT,
     DEFAULT_OUTPUT_TOKEN_LIMIT,
@@ -27,8 +29,6 @@ from ..models import (
     estimate_tokens,
     lookup,
 )
-from ..request import Call, output_budget, thinking_allowance
-from ..schema import Schema
 from .items import Item
 
 __all__ = [

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..context_cache import CacheDecision, ContextCache, decide
+from ..caching.context_cache import CacheDecision, ContextCache, decide
 from ..errors import FlashlaneError
 from ..models import lookup
 from .job import Job

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import InputError, model_not_found
 from ..models import Quota, lookup
 from ..tasks import Task
-from .cache import ResponseCache, default_cache_path
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
@@ -52,7 +52,7 @@ from .writers import (
 )
 
 if TYPE_CHECKING:
-    from ..client import Client as Lane
+    from ..call.client import Client as Lane
 
 __all__ = ["RunConfig", "RunSummary", "RunInterrupted", "run_file", "default_output", "default_run_db",
            "resolve_pack"]
@@ -379,7 +379,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         store.start_session()
         store.set_meta(limits=lane.guard.limiter.describe())
         if job.tier == "batch":  # the Batch API (tiers/batch.py): jobs instead of live requests
-            from ..tiers.batch import BatchOptions, run_batch_tier, stderr_say
+            from .batch import BatchOptions, run_batch_tier, stderr_say
 
             options = cfg.batch or BatchOptions()
             if options.say is None and not cfg.quiet:
@@ -389,7 +389,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
             outcome = run_batch_tier(job, store, builder, pack_size=plan.size, budget_usd=cfg.budget_usd,
                                      cache=cache, options=options, spool_dir=str(run_db.parent))
         else:
-            from ..tiers.jobs import BatchJobs
+            from .batch_jobs import BatchJobs
 
             BatchJobs(store).refuse_other_tier(job.tier)
             run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=plan.size,

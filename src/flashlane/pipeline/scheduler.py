@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..caching.response_cache import ResponseCache
+from ..call.request import Call
 from ..errors import (
     AuthError,
     ConfigError,
@@ -41,9 +43,7 @@ from ..errors import (
     Outage,
     RateLimited,
 )
-from ..request import Call
-from ..result import Usage, cost_of
-from .cache import ResponseCache
+from ..models import Usage, cost_of
 from .items import Item, ItemBuilder
 from .job import Job, jsonable
 from .packing import split_answer

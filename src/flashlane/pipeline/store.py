@@ -57,9 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..db import connect, transaction
 from ..errors import InputError
-from ..result import Usage
+from ..models import Usage
+from ..store.db import connect, transaction
 
 __all__ = ["RunStore", "StoredResult", "StoredRow", "SCHEMA_VERSION", "MIGRATIONS", "INSERT_CHUNK"]
 

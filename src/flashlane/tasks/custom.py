@@ -35,9 +35,9 @@ from typing import Any
 import tomllib
 import yaml
 
+from ..call.schema import Schema
+from ..call.tools import BUILTIN_TOOLS
 from ..errors import InputError
-from ..schema import Schema
-from ..tools import BUILTIN_TOOLS
 from .extract import load_schema
 from .reference import examples_of, read_reference, validate_examples
 from .task import Task

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..call.schema import Schema
 from ..errors import InputError
-from ..schema import Schema
 
 __all__ = ["Example", "REFERENCE_HEADING", "examples_of", "load_examples_file", "read_reference", "validate_examples"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from ..client import Client
+from ..call.client import Client
+from ..call.request import Call, output_budget
+from ..call.stream import AsyncTextStream, TextStream
 from ..errors import ConfigError
-from ..request import Call, output_budget
-from ..stream import AsyncTextStream, TextStream
 from .task import Task
 
 __all__ = ["prepare", "run_task", "arun_task", "stream_task", "astream_task"]

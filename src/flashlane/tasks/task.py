@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..caching.prefix import Prefix, join_system
+from ..call.schema import Schema
+from ..call.tools import Builtin, builtin
 from ..errors import ConfigError, InputError
-from ..prefix import Prefix, join_system
-from ..schema import Schema
-from ..tools import Builtin, builtin
 from .reference import REFERENCE_HEADING, Example, examples_of, validate_examples
 
 __all__ = ["JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "template_fields"]

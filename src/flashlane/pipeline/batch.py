@@ -39,21 +39,22 @@ from typing import TYPE_CHECKING, Any
 from google.genai import _common, types
 from google.genai import batches as sdk_batches
 
-from ..answer import answer_text, check_blocked
+from ..call.answer import answer_text, check_blocked
+from ..call.boundary import boundary
+from ..call.request import Call
+from ..call.result import usage_from_response
+from ..call.service_tier import BATCH
 from ..errors import ConfigError, FlashlaneError, InputError, RateLimited, SafetyBlocked
-from ..pipeline.items import Item, ItemBuilder
-from ..pipeline.job import Job, jsonable
-from ..pipeline.packing import split_answer
-from ..pipeline.scheduler import RunOutcome
-from ..pipeline.store import RunStore
-from ..request import Call
-from ..result import Usage, cost_of, usage_from_response
-from ..sdk import boundary
-from ..tier import BATCH
-from .jobs import BatchJobs, JobRecord
+from ..models import Usage, cost_of
+from .batch_jobs import BatchJobs, JobRecord
+from .items import Item, ItemBuilder
+from .job import Job, jsonable
+from .packing import split_answer
+from .scheduler import RunOutcome
+from .store import RunStore
 
 if TYPE_CHECKING:
-    from ..pipeline.cache import ResponseCache
+    from ..caching.response_cache import ResponseCache
 
 __all__ = ["BatchOptions", "BatchRun", "request_key", "batch_request_config", "TERMINAL_STATES",
            "INLINE_MAX_BYTES", "FILE_MAX_BYTES", "MAX_REQUESTS_PER_JOB", "MAX_RESUBMITS"]
@@ -606,7 +607,7 @@ def run_batch_tier(job: Job, store: RunStore, builder: ItemBuilder, *, pack_size
     import asyncio
     from dataclasses import replace
 
-    from ..pipeline.scheduler import Engine
+    from .scheduler import Engine
 
     standard = replace(job, tier="standard")
     engine = Engine(standard, store, builder, pack_size=pack_size, budget_usd=budget_usd, cache=cache,

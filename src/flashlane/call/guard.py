@@ -30,10 +30,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ..clock import Clock
+from ..errors import FlashlaneError, RateLimited, ServiceUnavailable
+from ..limits import Limiter, Reservation
 from .breaker import Breaker
-from .clock import Clock
-from .errors import FlashlaneError, RateLimited, ServiceUnavailable
-from .limits import Limiter, Reservation
 from .retry import RetryPolicy
 
 __all__ = ["Guard", "GuardStats", "MIN_ATTEMPT_S"]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..db import connect, transaction
+from ..store.db import connect, transaction
 
 __all__ = ["ResponseCache", "default_cache_path", "CACHE_FILE"]
 

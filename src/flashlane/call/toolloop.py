@@ -17,10 +17,11 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
+from ..errors import ToolLoopExceeded
+from ..models import Usage, cost_of
 from .answer import Sent, judge
-from .errors import ToolLoopExceeded
 from .request import Call
-from .result import Result, Usage, cost_of
+from .result import Result
 from .tools import ToolCall, has_runnable, model_turn, responses_turn
 
 __all__ = ["Step", "tool_loop"]

@@ -27,8 +27,8 @@ from typing import Any
 
 from google.genai import types
 
-from .errors import ConfigError
-from .models import SERVICE_TIERS
+from ..errors import ConfigError
+from ..models import SERVICE_TIERS
 
 __all__ = ["STANDARD", "FLEX", "BATCH", "SERVICE_TIERS", "FLEX_TIMEOUT_S", "FLEX_DEADLINE_S", "check_tier",
            "with_tier", "tier_of", "flex_config", "raw_body", "parse_raw_response", "served_tier"]

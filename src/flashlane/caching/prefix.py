@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 
 from google.genai import types
 
-from .models import estimate_tokens
-from .request import Call
+from ..call.request import Call
+from ..models import estimate_tokens
 
 __all__ = ["Prefix", "Turn"]
 

@@ -27,7 +27,7 @@ import google.auth.exceptions
 import pydantic
 from google.genai import errors as genai_errors
 
-from .errors import ConfigError, FlashlaneError, MalformedResponse, Timeout, TransportError, from_status
+from ..errors import ConfigError, FlashlaneError, MalformedResponse, Timeout, TransportError, from_status
 
 __all__ = ["EXCEPTION_MAP", "boundary", "map_exception"]
 

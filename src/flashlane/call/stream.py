@@ -15,9 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .answer import TRUNCATION_GROWTH, answer_text, check_blocked, enum_name, with_tools
-from .client import Client
-from .errors import (
+from ..errors import (
     ConfigError,
     EmptyAnswer,
     FlashlaneError,
@@ -25,10 +23,12 @@ from .errors import (
     ToolLoopExceeded,
     TransportError,
 )
-from .models import lookup
+from ..models import Usage, cost_of, lookup
+from .answer import TRUNCATION_GROWTH, answer_text, check_blocked, enum_name, with_tools
+from .boundary import boundary
+from .client import Client
 from .request import Call
-from .result import Result, Usage, cost_of, usage_from_response
-from .sdk import boundary
+from .result import Result, usage_from_response
 from .tools import (
     DEFAULT_MAX_TOOL_ROUNDS,
     ToolCall,

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
-from .errors import CacheNotFound, FlashlaneError
-from .models import lookup
+from ..call.boundary import boundary
+from ..call.request import Call
+from ..errors import CacheNotFound, FlashlaneError
+from ..models import lookup
 from .prefix import Prefix
-from .request import Call
-from .sdk import boundary
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..call.client import Client
 
 __all__ = ["CacheDecision", "ContextCache", "decide", "storage_usd"]
 

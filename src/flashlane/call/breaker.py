@@ -20,9 +20,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .clock import Clock
-from .config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD
-from .errors import FlashlaneError, Outage, ServiceUnavailable, Timeout, TransportError
+from ..clock import Clock
+from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD
+from ..errors import FlashlaneError, Outage, ServiceUnavailable, Timeout, TransportError
 
 __all__ = ["Breaker", "MAX_COOLDOWN_S", "OUTAGE_MODES", "counts_as_outage"]
 

@@ -17,8 +17,8 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from .config import DEFAULT_DEADLINE_S, DEFAULT_MAX_ATTEMPTS
-from .errors import FlashlaneError
+from ..config import DEFAULT_DEADLINE_S, DEFAULT_MAX_ATTEMPTS
+from ..errors import FlashlaneError
 
 __all__ = [
     "DEFAULT_INITIAL_DELAY",

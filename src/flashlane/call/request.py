@@ -15,9 +15,9 @@ from typing import Any
 
 from google.genai import types
 
-from .config import DEFAULT_THINKING_LEVEL, Settings
-from .errors import ConfigError
-from .models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, canonical_id, estimate_tokens, lookup
+from ..config import DEFAULT_THINKING_LEVEL, Settings
+from ..errors import ConfigError
+from ..models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, canonical_id, estimate_tokens, lookup
 from .schema import Schema
 from .tools import Toolset
 

@@ -31,8 +31,8 @@ from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from .errors import ConfigError
-from .models import estimate_tokens
+from ..errors import ConfigError
+from ..models import estimate_tokens
 from .schema import Schema
 
 __all__ = [

@@ -20,25 +20,26 @@ from typing import Any
 from google import genai
 from google.genai import types
 
-from .answer import Sent, judge
-from .breaker import Breaker
-from .clock import SYSTEM_CLOCK, Clock
-from .config import (
+from ..clock import SYSTEM_CLOCK, Clock
+from ..config import (
     DEFAULT_BREAKER_COOLDOWN_S,
     DEFAULT_BREAKER_THRESHOLD,
     EMULATOR_API_KEY,
     Settings,
     load_settings,
 )
-from .emulator import Emulator, EmulatorConfig
-from .errors import BudgetExceeded, ConfigError, Timeout
+from ..emulator import Emulator, EmulatorConfig
+from ..errors import BudgetExceeded, ConfigError, Timeout
+from ..limits import Limiter, make_limiter
+from ..models import Usage, cost_of
+from .answer import Sent, judge
+from .boundary import boundary
+from .breaker import Breaker
 from .guard import Guard
-from .limits import Limiter, make_limiter
 from .request import Call, build_call
-from .result import Result, Usage, cost_of, usage_from_response
+from .result import Result, usage_from_response
 from .retry import RetryPolicy
-from .sdk import boundary
-from .tier import (
+from .service_tier import (
     FLEX,
     FLEX_DEADLINE_S,
     FLEX_TIMEOUT_S,

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 from pydantic import TypeAdapter, ValidationError
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["SCHEMA_CACHE_SIZE", "Schema"]
 

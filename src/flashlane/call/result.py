@@ -5,55 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .models import lookup
+from ..models import Usage, cost_of
 
 if TYPE_CHECKING:
     from .tools import Citation, CodeRun, Source, ToolCall, UrlStatus
 
-__all__ = ["Result", "Usage", "usage_from_response", "cost_of"]
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts. ``output_tokens`` excludes thinking; billed output is output + thoughts."""
-
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    thoughts_tokens: int = 0
-    cached_tokens: int = 0
-    total_tokens: int = 0
-    # Grounding with Google Search, billed apart from tokens: the queries the answers ran
-    # (webSearchQueries) and the answers that ran any (Gemini 2.5 bills per grounded prompt).
-    search_queries: int = 0
-    grounded_prompts: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.output_tokens + other.output_tokens,
-            self.thoughts_tokens + other.thoughts_tokens,
-            self.cached_tokens + other.cached_tokens,
-            self.total_tokens + other.total_tokens,
-            self.search_queries + other.search_queries,
-            self.grounded_prompts + other.grounded_prompts,
-        )
-
-    @property
-    def billed_output_tokens(self) -> int:
-        return self.output_tokens + self.thoughts_tokens
-
-    def as_dict(self) -> dict[str, int]:
-        out = {
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "thoughts_tokens": self.thoughts_tokens,
-            "cached_tokens": self.cached_tokens,
-            "total_tokens": self.total_tokens,
-        }
-        if self.search_queries or self.grounded_prompts:  # only grounded calls carry these keys
-            out["search_queries"] = self.search_queries
-            out["grounded_prompts"] = self.grounded_prompts
-        return out
+__all__ = ["Result", "Usage", "usage_from_response", "cost_of"]  # Usage, cost_of: from models (the price catalog)
 
 
 def usage_from_response(response: Any) -> Usage:
@@ -75,21 +32,6 @@ def _search_queries(response: Any) -> int:
     return len(gm.web_search_queries or []) if gm is not None else 0
 
 
-def cost_of(model: str, usage: Usage, *, batch: bool = False, tier: str = "standard") -> float | None:
-    """USD for the usage at the catalog's paid-tier prices, or None when the price is unknown
-    (a model the catalog does not know, or one whose prices are not published): an unknown
-    cost is reported as unknown, never as $0 or as another model's price."""
-    info = lookup(model)
-    if info is None or info.prices is None:
-        return None
-    tokens = info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch,
-                              tier=tier)
-    search = info.prices.search_cost(usage.search_queries, usage.grounded_prompts)
-    if tokens is None or search is None:
-        return None
-    return tokens + search
-
-
 @dataclass
 class Result:
     text: str
@@ -105,7 +47,7 @@ class Result:
     truncated: bool = False  # MAX_TOKENS with a partial free-text answer
     service_tier: str | None = None  # usageMetadata.serviceTier: the tier that served the answer (flex calls)
     raw: Any = field(default=None, repr=False)
-    # Tools (``flashlane.tools``): the function calls of the answer (with the tool loop, every
+    # Tools (``flashlane.call.tools``): the function calls of the answer (with the tool loop, every
     # call of every round, each with the result sent back), the grounding sources and the answer
     # spans they support, the search queries run, URL-context retrieval per URL, code executed.
     tool_calls: list[ToolCall] = field(default_factory=list)

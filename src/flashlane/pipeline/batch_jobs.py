@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..pipeline.store import RunStore
+from .store import RunStore
 
 __all__ = ["JobRecord", "BatchJobs"]
 

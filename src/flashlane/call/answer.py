@@ -24,11 +24,11 @@ from typing import Any
 
 from google.genai import types
 
-from .errors import EmptyAnswer, OutputTruncated, SafetyBlocked, SafetyRating, SchemaViolation
-from .models import lookup
+from ..errors import EmptyAnswer, OutputTruncated, SafetyBlocked, SafetyRating, SchemaViolation
+from ..models import Usage, cost_of, lookup
 from .request import Call
-from .result import Result, Usage, cost_of, usage_from_response
-from .tier import tier_of
+from .result import Result, usage_from_response
+from .service_tier import tier_of
 from .tools import ToolParts, read_parts
 
 __all__ = ["judge", "with_tools", "Sent", "REFRAME_SYSTEM", "STOPPED_REASONS", "TRUNCATION_GROWTH", "answer_text", "check_blocked",
