@@ -7,4 +7,4 @@ def test_retries_after_503(gemini_emulator, flashlane_lane) -> None:  # type: ig
     gemini_emulator.load_scenario([{"times": 2, "action": {"error": 503}}])
     assert flashlane_lane.generate("hi").text
     assert len(flashlane_lane.clock.sleeps) == 2  # the backoff ran on the virtual clock
-    assert flashlane_lane.guard.stats.retries == 2
+    assert flashlane_lane.stats.retries == 2

@@ -30,7 +30,7 @@ def served(base_url: str) -> int:
 def test_malformed_body_is_typed_and_retried(gemini_emulator, flashlane_lane, raw: str, ctype: str) -> None:  # type: ignore[no-untyped-def]
     gemini_emulator.load_scenario([{"times": 2, "action": {"raw_body": raw, "content_type": ctype}}])
     assert flashlane_lane.generate("hi").text  # two garbled answers, then a good one
-    assert flashlane_lane.guard.stats.by_kind.get("malformed") == 2
+    assert flashlane_lane.stats.by_kind.get("malformed") == 2
 
 
 def test_malformed_body_every_time_ends_in_malformed_response(gemini_emulator, flashlane_lane) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +49,7 @@ def test_stream_cut_before_any_text_is_retried(gemini_emulator, flashlane_lane) 
     gemini_emulator.load_scenario([{"times": 1, "match": {"method": "streamGenerateContent"},
                                     "action": {"cut_after": 0}}])
     text = "".join(flashlane_lane.stream("hi"))
-    assert text and flashlane_lane.guard.stats.retries == 1
+    assert text and flashlane_lane.stats.retries == 1
 
 
 def test_stream_cut_after_text_says_the_text_shown_is_incomplete(gemini_emulator, flashlane_lane) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +83,7 @@ def test_outage_opens_the_breaker_instead_of_retrying_every_call(gemini_emulator
                 raise
             except fl.ServiceUnavailable:
                 continue
-    assert lane.guard.stats.requests == lane.guard.breaker.threshold  # not 20 x 8
+    assert lane.stats.requests == lane._client.guard.breaker.threshold  # not 20 x 8
 
 
 def test_breaker_in_wait_mode_probes_and_recovers(gemini_emulator) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +91,7 @@ def test_breaker_in_wait_mode_probes_and_recovers(gemini_emulator) -> None:  # t
     with fl.Lane(base_url=gemini_emulator.base_url, clock=TestClock(), limits="off", on_outage="wait",
                  max_attempts=20, retry_deadline_s=10_000) as lane:
         assert lane.generate("hi").text
-        assert lane.guard.breaker.opened == 1
+        assert lane._client.guard.breaker.opened == 1
 
 
 def test_quota_of_zero_is_no_quota_after_one_request(gemini_emulator, flashlane_lane) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +99,7 @@ def test_quota_of_zero_is_no_quota_after_one_request(gemini_emulator, flashlane_
     with pytest.raises(fl.NoQuota, match="no quota") as info:
         flashlane_lane.generate("hi")
     assert "billing" in (info.value.hint or "")
-    assert flashlane_lane.guard.stats.requests == 1
+    assert flashlane_lane.stats.requests == 1
 
 
 def test_429s_without_a_stated_quota_at_start_do_not_slow_the_lane(gemini_emulator) -> None:  # type: ignore[no-untyped-def]
@@ -111,8 +111,8 @@ def test_429s_without_a_stated_quota_at_start_do_not_slow_the_lane(gemini_emulat
         results = lane.map("classify", [f"row {i}" for i in range(200)], labels=["a", "b"], concurrency=16)
         assert all(r.ok for r in results)
         assert lane.clock.time() - t0 < 60  # virtual seconds: the gate, not a collapsed rate
-        assert lane.guard.limiter.adaptive is not None
-        assert lane.guard.limiter.adaptive.learned(lane.quota_key) == (0, 0)
+        assert lane._client.guard.limiter.adaptive is not None
+        assert lane._client.guard.limiter.adaptive.learned(lane._client.quota_key) == (0, 0)
 
 
 def test_ask_against_a_server_that_never_answers_gives_up_within_the_deadline(gemini_emulator) -> None:  # type: ignore[no-untyped-def]

@@ -31,6 +31,6 @@ def work(base_url: str, limits: str, limiter: str, path: str | None, redis_url: 
     # one slow request after another, must set the pace.
     with ThreadPoolExecutor(THREADS) as pool:
         ok = list(pool.map(one, range(n)))
-    stats = lane.guard.stats.snapshot()
+    stats = lane.stats.snapshot()
     lane.close()
     return {"first": first, "last": time.time(), "failed": ok.count(False), "rate_limited": stats["rate_limited"]}

@@ -8,8 +8,8 @@ assumed), ``N * P * cached`` for the requests, and ``P * storage * hours`` to ke
 prices, model-facts 2.4). A cache pays when the second sum is smaller. Below the model's minimum
 cacheable size (``ModelInfo.min_cache_tokens``) the API refuses the cache, so none is made.
 
-``ContextCache`` is one cache's life, through the SDK's ``client.caches`` (every call inside
-``sdk.boundary``): created once, its TTL extended while requests keep coming (a short TTL, so a
+``ContextCache`` is one cache's life, through the transport's cache calls (inside the error
+boundary, a 503 or a 429 with RetryInfo retried there): created once, its TTL extended while requests keep coming (a short TTL, so a
 killed run's cache lapses soon), recreated when a request finds it gone (``CacheNotFound``: it
 expired or was deleted) and the request sent again, deleted at the end. If a cache cannot be
 made again, requests carry the prefix inline: a vanished cache never fails a row.
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
-from ..call.boundary import boundary
 from ..call.request import Call
 from ..errors import CacheNotFound, FlashlaneError
 from ..models import lookup
@@ -159,8 +158,8 @@ class ContextCache:
             system_instruction=self.prefix.system or None, contents=self.prefix.contents() or None,
             ttl=f"{int(math.ceil(self.ttl_s))}s", display_name=DISPLAY_NAME_PREFIX + self.prefix.digest())
 
-    def _timeout(self) -> float:
-        return self.client.settings.timeout_s
+    def _ttl(self) -> types.UpdateCachedContentConfig:
+        return types.UpdateCachedContentConfig(ttl=f"{int(math.ceil(self.ttl_s))}s")
 
     def _now(self) -> float:
         return self.client.clock.time()
@@ -178,22 +177,16 @@ class ContextCache:
 
     def create(self) -> str:
         """Make the cache (raises the mapped error: too small, no quota, ...)."""
-        with boundary(model=self.model, timeout_s=self._timeout()):
-            cache = self.client.sdk.caches.create(model=self.model, config=self._config())
-        return self._made(cache)
+        return self._made(self.client.transport.create_cache(self.model, self._config()))
 
     async def acreate(self) -> str:
-        with boundary(model=self.model, timeout_s=self._timeout()):
-            cache = await self.client.sdk.aio.caches.create(model=self.model, config=self._config())
-        return self._made(cache)
+        return self._made(await self.client.transport.acreate_cache(self.model, self._config()))
 
     def adopt(self, name: str, tokens: int) -> bool:
         """Resume with a cache an earlier session made: True if it is still alive (its TTL is
         then extended), False if it is gone."""
         try:
-            with boundary(model=self.model, timeout_s=self._timeout()):
-                self.client.sdk.caches.update(name=name, config=types.UpdateCachedContentConfig(
-                    ttl=f"{int(math.ceil(self.ttl_s))}s"))
+            self.client.transport.update_cache(name, self._ttl())
         except CacheNotFound:
             return False
         self.name, self.tokens = name, tokens
@@ -211,8 +204,7 @@ class ContextCache:
         self.name = None
         now = self._now()
         try:
-            with boundary(model=self.model, timeout_s=self._timeout()):
-                self.client.sdk.caches.delete(name=name)
+            self.client.transport.delete_cache(name)
         except CacheNotFound:
             now = min(now, self.expires)  # it lapsed on its own, at the latest when its TTL ran out
         if self.on_change is not None:
@@ -221,9 +213,7 @@ class ContextCache:
     async def _extend(self) -> None:
         name = self.name
         assert name is not None
-        with boundary(model=self.model, timeout_s=self._timeout()):
-            await self.client.sdk.aio.caches.update(name=name, config=types.UpdateCachedContentConfig(
-                ttl=f"{int(math.ceil(self.ttl_s))}s"))
+        await self.client.transport.aupdate_cache(name, self._ttl())
         now = self._now()
         self.expires = now + self.ttl_s
         if self.on_change is not None:

@@ -1,39 +1,29 @@
 """``Client``: the call path. Every call runs guard (breaker → limiter → retry, one deadline)
-→ SDK inside ``sdk.boundary`` → answer judging → usage and cost.
+→ ``transport.Transport`` (the SDK, inside the error boundary) → ``answer.Judge`` → usage and cost.
 
-It knows nothing of tasks or pipelines: ``lane.Lane`` adds those on top. Sync and async
-share everything but the send: the request is built by ``request.build_call``, the answer
-judged by ``answer.judge``, retries and quotas handled by ``guard.Guard``, streams read by
-``stream.TextStream``. Only this module and ``stream`` touch the SDK's call methods, and each
-touch is inside ``boundary``.
+It knows nothing of tasks or pipelines: ``lane.Lane`` composes one and adds those on top.
+Sync and async share everything but the send: the request is built by ``request.build_call``,
+the answer judged by ``answer.Judge`` (re-asks, larger caps and tool rounds included), retries
+and quotas handled by ``guard.Guard``; ``run_call`` and ``arun_call`` are the two small drivers.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from google import genai
 from google.genai import types
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..config import (
-    DEFAULT_BREAKER_COOLDOWN_S,
-    DEFAULT_BREAKER_THRESHOLD,
-    EMULATOR_API_KEY,
-    Settings,
-    load_settings,
-)
-from ..emulator import Emulator, EmulatorConfig
-from ..errors import BudgetExceeded, ConfigError, Timeout
+from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD, Settings, load_settings
+from ..errors import BudgetExceeded, Timeout
 from ..limits import Limiter, make_limiter
 from ..models import Usage, cost_of
-from .answer import Sent, judge
-from .boundary import boundary
+from .answer import Judge
 from .breaker import Breaker
 from .guard import Guard
 from .request import Call, build_call
@@ -43,17 +33,16 @@ from .service_tier import (
     FLEX,
     FLEX_DEADLINE_S,
     FLEX_TIMEOUT_S,
-    STANDARD,
     flex_config,
-    parse_raw_response,
     raw_body,
+    served_tier,
     tier_of,
     with_tier,
 )
-from .toolloop import tool_loop
 from .tools import DEFAULT_MAX_TOOL_ROUNDS, acall_functions, call_functions
+from .transport import Transport, open_transport
 
-__all__ = ["Client", "Totals"]
+__all__ = ["Client", "Sent", "Totals"]
 
 
 @dataclass
@@ -67,7 +56,7 @@ class Totals:
 
 
 class Client:
-    """A configured, safe Gemini client (the call path only; ``flashlane.Lane`` is what users hold).
+    """A configured, safe Gemini client: the call path only (``flashlane.Lane`` is what users hold).
 
     ``Client()`` reads settings from the environment and config file; keyword arguments
     override them (``model="gemini-2.5-flash-lite", timeout_s=10, limits="tier1"``);
@@ -84,41 +73,15 @@ class Client:
             if emulator:
                 settings = settings.with_(backend="emulator")
         settings.require_credentials()
-        if settings.tier == FLEX:  # answers within minutes, not seconds (tier.FLEX_TIMEOUT_S)
+        if settings.tier == FLEX:  # answers within minutes, not seconds (service_tier.FLEX_TIMEOUT_S)
             settings = settings.with_(timeout_s=max(settings.timeout_s, FLEX_TIMEOUT_S),
                                       retry_deadline_s=max(settings.retry_deadline_s, FLEX_DEADLINE_S))
         self.settings = settings
         self.clock = clock or SYSTEM_CLOCK
-        self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
         self.totals = Totals()
-        self.emulator_url: str | None = None
-        self._client = self._make_client()
+        self.transport: Transport = open_transport(settings, self.clock)
         self.guard = self._make_guard(rate_limiter)
-
-    # ------------------------------------------------------------ construction
-
-    def _make_client(self) -> genai.Client:
-        s = self.settings
-        http = types.HttpOptions(timeout=int(s.timeout_s * 1000))  # the SDK takes milliseconds
-        with boundary():
-            if s.backend == "emulator":
-                if not s.base_url:
-                    emu = self._stack.enter_context(
-                        Emulator(EmulatorConfig(latency_scale=s.emulator_latency_scale)).running())
-                    self.emulator_url = emu.base_url
-                else:
-                    self.emulator_url = s.base_url
-                http.base_url = self.emulator_url
-                return genai.Client(api_key=s.api_key or EMULATOR_API_KEY, http_options=http)
-            if s.base_url:
-                http.base_url = s.base_url
-            if s.backend == "vertex":
-                if s.api_key and not s.vertex_project:
-                    return genai.Client(vertexai=True, api_key=s.api_key, http_options=http)
-                return genai.Client(vertexai=True, project=s.vertex_project, location=s.vertex_location,
-                                    http_options=http)
-            return genai.Client(api_key=s.api_key, http_options=http)
 
     def _make_guard(self, limiter: Limiter | None) -> Guard:
         s = self.settings
@@ -131,42 +94,33 @@ class Client:
         return Guard(limiter, retry, self.clock, breaker=breaker)
 
     @property
+    def emulator_url(self) -> str | None:
+        return self.transport.emulator_url
+
+    @property
     def quota_key(self) -> str:
-        return f"{self.settings.project}:{self.settings.model}"
+        return self.key_for(self.settings.model)
 
     def key_for(self, model: str) -> str:
         """The limiter key of ``model``: quotas are per Google Cloud project and model."""
         return f"{self.settings.project}:{model}"
 
-    @property
-    def sdk(self) -> genai.Client:
-        """The underlying google-genai client, for calls flashlane does not wrap."""
-        return self._client
-
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._client.close()
-        self._stack.close()
+        self.transport.close()
 
-    def __enter__(self) -> Any:
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> Any:
-        return self
+    # ------------------------------------------------------------ totals and limits of one call
 
-    async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            await self._client.aio.aclose()
-        self.close()
-
-    # ------------------------------------------------------------ one guarded SDK call
-
-    def record(self, response: Any, model: str, tier: str = STANDARD) -> None:
+    def record(self, usage: Usage, model: str, tier: str) -> None:
         """Add one answer's usage and cost (at ``tier``'s price) to ``totals``."""
-        usage = usage_from_response(response)
         with self._lock:
             self.totals.calls += 1
             self.totals.usage = self.totals.usage + usage
@@ -201,11 +155,6 @@ class Client:
             return call.config
         return call.config.model_copy(update={"http_options": types.HttpOptions(timeout=int(remaining_s * 1000))})
 
-    def send_config(self, call: Call, remaining_s: float) -> types.GenerateContentConfig:
-        """``attempt_config``, plus the raw body for flex calls (to read ``serviceTier``; tier.py)."""
-        config = self.attempt_config(call, remaining_s)
-        return raw_body(config) if tier_of(config) == FLEX else config
-
     def attempt_timeout(self, remaining_s: float, call: Call | None = None) -> float:
         if call is not None and tier_of(call.config) == FLEX:
             return min(max(self.settings.timeout_s, FLEX_TIMEOUT_S), remaining_s)
@@ -214,59 +163,95 @@ class Client:
     def guarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
         """Run ``attempt(remaining_s)`` under the guard for ``call`` (budget, breaker, limiter, retries);
         ``start``: when its deadline began, if earlier (a tool loop's rounds share one deadline)."""
-        self.check_budget(call)
-        if start is not None:
-            self.check_deadline(call, start)
+        self._before(call, start)
         return self.guard.call(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens, start=start)
 
     async def aguarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
-        self.check_budget(call)
-        if start is not None:
-            self.check_deadline(call, start)
+        self._before(call, start)
         return await self.guard.acall(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens,
                                       start=start)
 
-    def check_deadline(self, call: Call, start: float) -> None:
-        """A tool loop's next request would start after the call's deadline: stop here."""
+    def _before(self, call: Call, start: float | None) -> None:
+        self.check_budget(call)
         deadline = self.guard.retry.deadline_s
-        if self.clock.monotonic() - start >= deadline:
+        if start is not None and self.clock.monotonic() - start >= deadline:
             raise Timeout(f"the tool loop used its whole {deadline:g} s deadline before its next request",
                           hint="raise the retry deadline (retry_deadline_s), lower max_tool_rounds, or make "
                                "the functions faster", model=call.model)
 
-    def send(self, call: Call, *, start: float | None = None) -> Sent:
-        flex = tier_of(call.config) == FLEX
+    # ------------------------------------------------------------ one guarded generate call
 
+    def _sent(self, call: Call, resp: Any, t0: float) -> Sent:
+        """A flex answer carries its raw body (``should_return_http_response``): the tier that
+        served it is read from there and the body parsed by the SDK's own parser (service_tier.py)."""
+        served = None
+        if tier_of(call.config) == FLEX:
+            body = getattr(getattr(resp, "sdk_http_response", None), "body", None)
+            if body:
+                data = _json_body(body)
+                served = served_tier(data)
+                headers = getattr(resp.sdk_http_response, "headers", None)
+                resp = self.transport.parse_response(data, model=call.model)
+                resp.sdk_http_response = types.HttpResponse(headers=headers)
+        self.record(usage_from_response(resp), call.model, served or tier_of(call.config))
+        return Sent(resp, time.perf_counter() - t0, served)
+
+    def _send_config(self, call: Call, remaining: float) -> types.GenerateContentConfig:
+        config = self.attempt_config(call, remaining)
+        return raw_body(config) if tier_of(config) == FLEX else config
+
+    def send(self, call: Call, *, start: float | None = None) -> Sent:
         def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
-            served = None
-            with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining, call)):
-                resp = self._client.models.generate_content(model=call.model, contents=call.sdk_contents,
-                                                            config=self.send_config(call, remaining))
-                if flex:
-                    resp, served = parse_raw_response(resp)
-            self.record(resp, call.model, served or (FLEX if flex else STANDARD))
-            return Sent(resp, time.perf_counter() - t0, served)
+            resp = self.transport.generate(call.model, call.sdk_contents, self._send_config(call, remaining),
+                                           self.attempt_timeout(remaining, call))
+            return self._sent(call, resp, t0)
 
         return self.guarded(call, attempt, start=start)  # type: ignore[no-any-return]
 
     async def asend(self, call: Call, *, start: float | None = None) -> Sent:
-        flex = tier_of(call.config) == FLEX
-
         async def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
-            served = None
-            with boundary(model=call.model, timeout_s=self.attempt_timeout(remaining, call)):
-                resp = await self._client.aio.models.generate_content(model=call.model, contents=call.sdk_contents,
-                                                                      config=self.send_config(call, remaining))
-                if flex:
-                    resp, served = parse_raw_response(resp)
-            self.record(resp, call.model, served or (FLEX if flex else STANDARD))
-            return Sent(resp, time.perf_counter() - t0, served)
+            resp = await self.transport.agenerate(call.model, call.sdk_contents, self._send_config(call, remaining),
+                                                  self.attempt_timeout(remaining, call))
+            return self._sent(call, resp, t0)
 
         return await self.aguarded(call, attempt, start=start)  # type: ignore[no-any-return]
 
-    # ------------------------------------------------------------ public API
+    # ------------------------------------------------------------ the drivers of the answer judge
+
+    def judge(self, call: Call, *, run_tools: bool = False, max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
+              **kw: Any) -> Judge:
+        return Judge(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block,
+                     run_tools=run_tools, max_tool_rounds=max_tool_rounds, **kw)
+
+    def run_call(self, call: Call, *, run_tools: bool = False,
+                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
+        judge = self.judge(call, run_tools=run_tools, max_tool_rounds=max_tool_rounds)
+        start = self.clock.monotonic() if run_tools else None  # one deadline for every round, functions included
+        step: Any = judge.call
+        while not isinstance(step, Result):
+            if isinstance(step, Call):
+                sent = self.send(step, start=start)
+                step = judge.verdict([sent.response], latency_s=sent.latency_s, served_tier=sent.service_tier)
+            else:
+                step = judge.ran(call_functions(step, _toolset(call)))
+        return step
+
+    async def arun_call(self, call: Call, *, run_tools: bool = False,
+                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
+        judge = self.judge(call, run_tools=run_tools, max_tool_rounds=max_tool_rounds)
+        start = self.clock.monotonic() if run_tools else None
+        step: Any = judge.call
+        while not isinstance(step, Result):
+            if isinstance(step, Call):
+                sent = await self.asend(step, start=start)
+                step = judge.verdict([sent.response], latency_s=sent.latency_s, served_tier=sent.service_tier)
+            else:
+                step = judge.ran(await acall_functions(step, _toolset(call)))
+        return step
+
+    # ------------------------------------------------------------ requests and the plain calls
 
     def build(self, prompt: Any, *, tier: str | None = None, **kw: Any) -> Call:
         """The request for ``prompt``; ``tier`` (default: the ``tier`` setting) flex asks for flex
@@ -277,112 +262,35 @@ class Client:
             call = replace(call, config=with_tier(call.config, FLEX))
         return call
 
-    def run_call(self, call: Call, *, run_tools: bool = False,
-                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
-        if run_tools:
-            return self._run_loop(call, max_tool_rounds)
-        verdicts = judge(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block)
-        nxt = next(verdicts)
-        while True:
-            try:
-                nxt = verdicts.send(self.send(nxt))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-
-    async def arun_call(self, call: Call, *, run_tools: bool = False,
-                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
-        if run_tools:
-            return await self._arun_loop(call, max_tool_rounds)
-        verdicts = judge(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block)
-        nxt = next(verdicts)
-        while True:
-            try:
-                nxt = verdicts.send(await self.asend(nxt))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-
-    def _loop(self, call: Call, max_tool_rounds: int) -> Any:
-        if call.toolset is None or not call.toolset.runnable:
-            raise ConfigError("run_tools=True needs at least one Python function in tools",
-                              hint="pass the functions to run, e.g. tools=[get_weather]")
-        if max_tool_rounds < 1:
-            raise ConfigError(f"max_tool_rounds must be at least 1, not {max_tool_rounds}",
-                              hint="e.g. max_tool_rounds=5")
-        return tool_loop(call, output_ceiling=self.settings.output_ceiling, reframe=self.settings.reframe_on_block,
-                         max_rounds=max_tool_rounds)
-
-    def _run_loop(self, call: Call, max_tool_rounds: int) -> Result:
-        steps = self._loop(call, max_tool_rounds)
-        toolset = call.toolset
-        assert toolset is not None  # checked by _loop
-        start = self.clock.monotonic()  # one deadline for every round, functions included
-        nxt = next(steps)
-        while True:
-            try:
-                if isinstance(nxt, Call):
-                    nxt = steps.send(self.send(nxt, start=start))
-                else:
-                    nxt = steps.send(call_functions(nxt, toolset))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-
-    async def _arun_loop(self, call: Call, max_tool_rounds: int) -> Result:
-        steps = self._loop(call, max_tool_rounds)
-        toolset = call.toolset
-        assert toolset is not None  # checked by _loop
-        start = self.clock.monotonic()
-        nxt = next(steps)
-        while True:
-            try:
-                if isinstance(nxt, Call):
-                    nxt = steps.send(await self.asend(nxt, start=start))
-                else:
-                    nxt = steps.send(await acall_functions(nxt, toolset))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-
-    def generate(self, prompt: Any, *, schema: Any = None, system: str | None = None, model: str | None = None,
-                 thinking: str | None = None, max_output_tokens: int | None = None,
-                 temperature: float | None = None, safety_settings: list[Any] | None = None,
-                 tools: list[Any] | None = None, tool_choice: str | list[str] | None = None,
-                 run_tools: bool = False, max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
-        """One answer. With ``schema`` (a Pydantic model, typing annotation or JSON Schema dict)
-        the answer is validated and ``Result.parsed`` holds the instance. ``tools``: Python
-        functions, Pydantic models, declarations and built-ins (``fl.GoogleSearch()``, ...);
-        ``tool_choice``: auto | any | none | [allowed names]; ``run_tools=True`` runs the functions
-        the model calls and sends their results back, up to ``max_tool_rounds`` rounds."""
-        return self.run_call(self.build(prompt, schema=schema, system=system, model=model, thinking=thinking,
-                                        max_output_tokens=max_output_tokens, temperature=temperature,
-                                        safety_settings=safety_settings, tools=tools, tool_choice=tool_choice),
-                             run_tools=run_tools, max_tool_rounds=max_tool_rounds)
-
-    async def agenerate(self, prompt: Any, *, schema: Any = None, system: str | None = None,
-                        model: str | None = None, thinking: str | None = None,
-                        max_output_tokens: int | None = None, temperature: float | None = None,
-                        safety_settings: list[Any] | None = None, tools: list[Any] | None = None,
-                        tool_choice: str | list[str] | None = None, run_tools: bool = False,
-                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
-        return await self.arun_call(self.build(prompt, schema=schema, system=system, model=model,
-                                               thinking=thinking, max_output_tokens=max_output_tokens,
-                                               temperature=temperature, safety_settings=safety_settings,
-                                               tools=tools, tool_choice=tool_choice),
-                                    run_tools=run_tools, max_tool_rounds=max_tool_rounds)
-
     def count_tokens(self, text: str, *, model: str | None = None) -> int:
-        model_id = model or self.settings.model
-        with boundary(model=model_id, timeout_s=self.settings.timeout_s):
-            resp = self._client.models.count_tokens(model=model_id, contents=text)
-        return int(resp.total_tokens or 0)
+        return self.transport.count_tokens(model or self.settings.model, text)
 
     def list_models(self) -> list[str]:
         """Model IDs the API lists for these credentials."""
-        with boundary(timeout_s=self.settings.timeout_s):
-            return [str(m.name).removeprefix("models/") for m in self._client.models.list()]
+        return self.transport.list_models()
 
     def get_model(self, model: str | None = None) -> Any:
-        model_id = model or self.settings.model
-        with boundary(model=model_id, timeout_s=self.settings.timeout_s):
-            return self._client.models.get(model=model_id)
+        return self.transport.get_model(model or self.settings.model)
+
+
+class Sent:
+    """One SDK response with how long it took and the tier that served it (flex calls)."""
+
+    __slots__ = ("response", "latency_s", "service_tier")
+
+    def __init__(self, response: Any, latency_s: float, service_tier: str | None = None) -> None:
+        self.response = response
+        self.latency_s = latency_s
+        self.service_tier = service_tier  # usageMetadata.serviceTier when read (flex calls)
+
+
+def _toolset(call: Call) -> Any:
+    assert call.toolset is not None  # the judge asks for tools only when the call has runnable ones
+    return call.toolset
+
+
+def _json_body(body: Any) -> dict[str, Any]:
+    return dict(json.loads(body)) if isinstance(body, (str, bytes)) else dict(body)
 
 
 def _prompt_tokens(sent: Any) -> int | None:

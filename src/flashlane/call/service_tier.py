@@ -14,15 +14,14 @@ The tier that served an answer is ``usageMetadata.serviceTier``. The SDK (3.6.1)
 ``GenerateContentResponseUsageMetadata`` has no such field and ``_from_response`` removes
 unknown keys. So a flex call asks the SDK for the raw HTTP response
 (``GenerateContentConfig.should_return_http_response``, the SDK's own switch), reads the tier
-from the body, and parses the body into a ``GenerateContentResponse`` with the SDK's own
-parser (``GenerateContentResponse._from_response``), exactly as ``generate_content`` does.
+from the body, and has the transport parse the body into a ``GenerateContentResponse`` with the
+SDK's own parser (``GenerateContentResponse._from_response``), exactly as ``generate_content`` does.
 
 Batch (``tiers.batch``): 50 % of the price, jobs of many requests, target 24 h.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.genai import types
@@ -31,7 +30,7 @@ from ..errors import ConfigError
 from ..models import SERVICE_TIERS
 
 __all__ = ["STANDARD", "FLEX", "BATCH", "SERVICE_TIERS", "FLEX_TIMEOUT_S", "FLEX_DEADLINE_S", "check_tier",
-           "with_tier", "tier_of", "flex_config", "raw_body", "parse_raw_response", "served_tier"]
+           "with_tier", "tier_of", "flex_config", "raw_body", "served_tier"]
 
 STANDARD, FLEX, BATCH = "standard", "flex", "batch"
 # Flex's latency target is "Minutes (1-15 min target)" (ai.google.dev/gemini-api/docs/optimization):
@@ -69,21 +68,6 @@ def flex_config(config: types.GenerateContentConfig, timeout_s: float) -> types.
 def raw_body(config: types.GenerateContentConfig) -> types.GenerateContentConfig:
     """Ask the SDK for the raw HTTP response too (non-streaming calls), to read ``serviceTier``."""
     return config.model_copy(update={"should_return_http_response": True})
-
-
-def parse_raw_response(raw: Any) -> tuple[types.GenerateContentResponse, str | None]:
-    """(the parsed answer, the tier that served it) from an SDK response that carries the raw
-    body (``should_return_http_response``). Call inside ``sdk.boundary``: a garbled body raises
-    the SDK's parse errors, which the boundary maps to ``MalformedResponse``."""
-    http = getattr(raw, "sdk_http_response", None)
-    body = getattr(http, "body", None)
-    if not body:
-        return raw, None
-    data = json.loads(body) if isinstance(body, (str, bytes)) else dict(body)
-    served = served_tier(data)
-    resp = types.GenerateContentResponse._from_response(response=data, kwargs={})
-    resp.sdk_http_response = types.HttpResponse(headers=getattr(http, "headers", None))
-    return resp, served
 
 
 def served_tier(response_json: Any) -> str | None:

@@ -1,62 +1,64 @@
-"""Streaming answers: text chunks as they arrive, through the same guard as every call.
+"""Streaming answers: text chunks as they arrive, through the same guard and the same answer
+judge as every call.
 
 An attempt opens the stream and reads it up to the first chunk with answer text (thought
-parts and empty chunks before it are buffered). That whole opening runs inside the guard, so
-a 429, a 5xx, a hang or a stream cut off *before any text was shown* is retried like any
-other call, within the one deadline. A stream that ends with no text because thinking used
-the output cap (``MAX_TOKENS``) is asked again once with a larger cap, as ``answer.judge``
-does for whole answers. Once text has been shown it cannot be taken back: a cut after that
-raises ``TransportError`` saying the text shown is incomplete.
+parts and empty chunks before it are kept). That opening runs inside the guard, so a 429, a
+5xx, a hang or a stream cut off *before any text was shown* is retried like any other call,
+within the one deadline. When the stream ends, ``answer.Judge`` decides as for a whole answer:
+a blocked prompt is reframed, a stream that ended with no text because thinking used the cap
+is asked again with a larger cap, a structured answer is validated against its schema, a turn
+of runnable function calls is run and the next round streamed. What a stream cannot do it
+declares: text it has shown cannot be taken back, so an answer that fails after its text was
+shown is a typed failure, never a silent re-ask; a cut after that raises ``TransportError``
+saying the text shown is incomplete.
+
+The stream's logic is one sans-IO generator (``_steps``); ``TextStream`` and
+``AsyncTextStream`` are its two small drivers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import (
-    ConfigError,
-    EmptyAnswer,
-    FlashlaneError,
-    OutputTruncated,
-    ToolLoopExceeded,
-    TransportError,
-)
-from ..models import Usage, cost_of, lookup
-from .answer import TRUNCATION_GROWTH, answer_text, check_blocked, enum_name, with_tools
-from .boundary import boundary
+from ..errors import FlashlaneError, TransportError
+from .answer import Judge, answer_text, usage_of
 from .client import Client
 from .request import Call
-from .result import Result, usage_from_response
-from .tools import (
-    DEFAULT_MAX_TOOL_ROUNDS,
-    ToolCall,
-    ToolParts,
-    acall_functions,
-    call_functions,
-    has_runnable,
-    model_turn,
-    read_parts,
-    responses_turn,
-)
+from .result import Result
+from .tools import DEFAULT_MAX_TOOL_ROUNDS, ToolCall, acall_functions, call_functions
 
 __all__ = ["AsyncTextStream", "TextStream"]
 
 
+@dataclass
 class _Opened:
     """A stream read up to its first text (or its end): the chunks so far and the rest."""
 
-    __slots__ = ("chunks", "rest", "ended")
-
-    def __init__(self, chunks: list[Any], rest: Any, ended: bool) -> None:
-        self.chunks = chunks
-        self.rest = rest
-        self.ended = ended
+    chunks: list[Any]
+    rest: Any
+    ended: bool
 
     @property
     def response(self) -> Any:  # for the guard's token reconciliation
         return self.chunks[-1] if self.chunks else None
+
+
+@dataclass
+class _Open:
+    call: Call
+
+
+@dataclass
+class _Read:
+    opened: _Opened
+
+
+@dataclass
+class _Run:
+    calls: list[ToolCall]
 
 
 def _has_finish(chunk: Any) -> bool:
@@ -74,136 +76,69 @@ def _ended(chunks: list[Any], call: Call) -> _Opened:
     return _Opened(chunks, None, ended=True)
 
 
-class _State:
-    def __init__(self, client: Client, call: Call, run_tools: bool = False,
-                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
-        self.client = client
-        self.call = call
-        self.parts: list[str] = []
-        self.last: Any = None
-        self.t0 = time.perf_counter()
-        self.result: Result | None = None
-        self.grown = False
-        self.chunks: list[Any] = []  # kept only when the call declares tools (their parts span chunks)
-        self.run_tools = run_tools
-        self.max_rounds = max_tool_rounds
-        self.rounds = 0
-        self.done: list[ToolCall] = []  # calls run in earlier rounds
-        self.earlier = Usage()  # usage of earlier rounds
-        self.start: float | None = None
-        if run_tools:
-            if call.toolset is None or not call.toolset.runnable:
-                raise ConfigError("run_tools=True needs at least one Python function in tools",
-                                  hint="pass the functions to run, e.g. tools=[get_weather]")
-            self.start = client.clock.monotonic()  # one deadline for the whole loop
+def _cut(error: FlashlaneError, shown: int, model: str) -> FlashlaneError:
+    if isinstance(error, TransportError) and shown:
+        return TransportError(f"the stream was cut off after {shown} characters; the text shown is incomplete",
+                              hint="rerun to get the whole answer", model=model)
+    return error
 
-    def on_chunk(self, chunk: Any) -> str:
-        self.last = chunk
-        if self.call.toolset is not None:
-            self.chunks.append(chunk)
-        check_blocked(chunk, self.call.model)
-        text = answer_text(chunk)
-        self.parts.append(text)
-        return text
 
-    @property
-    def shown(self) -> int:
-        return sum(len(p) for p in self.parts)
+def _steps(client: Client, judge: Judge) -> Generator[Any, Any, Result]:
+    """Yields text to show, or an effect for the driver: ``_Open`` (-> ``_Opened``), ``_Read``
+    (-> the next chunk, None at the end, or the read's error), ``_Run`` (-> the calls run)."""
+    while True:
+        call = judge.call
+        t0 = time.perf_counter()
+        opened: _Opened = yield _Open(call)
+        chunks = list(opened.chunks)
+        shown = 0
+        for chunk in opened.chunks:
+            if text := answer_text(chunk):
+                shown += len(text)
+                yield text
+        while not opened.ended:
+            chunk = yield _Read(opened)
+            if isinstance(chunk, FlashlaneError):
+                raise _cut(chunk, shown, call.model) from chunk
+            if chunk is None:
+                if not _has_finish(chunks[-1] if chunks else None):
+                    raise _cut(TransportError("the stream ended before the answer did", model=call.model),
+                               shown, call.model)
+                break
+            chunks.append(chunk)
+            if text := answer_text(chunk):
+                shown += len(text)
+                yield text
+        client.record(usage_of(chunks), call.model, judge.tier(None))
+        step = judge.verdict(chunks, latency_s=time.perf_counter() - t0, shown=bool(shown))
+        if isinstance(step, Result):
+            return step
+        if isinstance(step, list):
+            judge.ran((yield _Run(step)))
 
-    def finish_reason(self) -> str | None:
-        last = self.last
-        if last is not None and last.candidates:
-            return enum_name(last.candidates[0].finish_reason)
+
+def _advance(stream: Any, steps: Generator[Any, Any, Result], value: Any) -> Any:
+    """The next effect, or None once the steps returned (their result kept on the stream)."""
+    try:
+        return steps.send(value)
+    except StopIteration as done:
+        stream.result = done.value
         return None
 
-    def retry_larger(self) -> bool:
-        """The stream ended with no text because thinking used the cap: ask once more, larger."""
-        if self.shown or self.finish_reason() != "MAX_TOKENS" or self.grown:
-            return False
-        info = lookup(self.call.model)
-        limit = min(self.client.settings.output_ceiling, info.output_token_limit if info else self.call.max_output_tokens)
-        if self.call.max_output_tokens >= limit:
-            return False
-        self.grown = True
-        if self.last is not None:
-            self.client.record(self.last, self.call.model)
-        self.call = self.call.with_cap(min(self.call.max_output_tokens * TRUNCATION_GROWTH, limit))
-        self.parts, self.chunks, self.last = [], [], None
-        return True
 
-    def tools(self) -> ToolParts | None:
-        return read_parts(self.chunks, self.call.toolset, self.rounds + 1) if self.call.toolset is not None else None
+def _read(next_chunk: Any) -> Any:
+    """The next chunk, None at the end, or the read's error as a value (the steps decide)."""
+    try:
+        return next_chunk()
+    except FlashlaneError as e:
+        return e
 
-    def pending_calls(self) -> list[ToolCall] | None:
-        """The calls to run before the next round, when the stream ended in runnable calls only."""
-        if not self.run_tools or self.shown or self.last is None:
-            return None
-        parts = self.tools()
-        if parts is None or not has_runnable(parts.calls, self.call.toolset):
-            return None
-        if self.rounds >= self.max_rounds:
-            names = ", ".join(dict.fromkeys(c.name for c in parts.calls))
-            raise ToolLoopExceeded(
-                f"the model still called functions ({names}) after max_tool_rounds={self.max_rounds} rounds",
-                hint="raise max_tool_rounds, or make the functions' results answer the question",
-                calls=self.done + parts.calls, rounds=self.max_rounds,
-                usage=self.earlier + usage_from_response(self.last), model=self.call.model)
-        return parts.calls
 
-    def next_round(self, ran: list[ToolCall]) -> None:
-        """Send the results back: the model's turn as received (signatures intact), then theirs."""
-        self.client.record(self.last, self.call.model)
-        self.earlier = self.earlier + usage_from_response(self.last)
-        self.done.extend(ran)
-        self.rounds += 1
-        self.call = self.call.with_turns(model_turn(self.chunks), responses_turn(ran))
-        self.parts, self.chunks, self.last = [], [], None
-
-    def cut(self, error: FlashlaneError) -> FlashlaneError:
-        if isinstance(error, TransportError) and self.shown:
-            return TransportError(f"the stream was cut off after {self.shown} characters; the text shown is "
-                                  "incomplete", hint="rerun to get the whole answer", model=self.call.model)
-        return error
-
-    def check_complete(self) -> None:
-        if not _has_finish(self.last):
-            raise self.cut(TransportError("the stream ended before the answer did", model=self.call.model))
-
-    def finish(self) -> Result:
-        last = self.last
-        text = "".join(self.parts)
-        finish = self.finish_reason()
-        usage = self.earlier + (usage_from_response(last) if last is not None else Usage())
-        if last is not None:
-            self.client.record(last, self.call.model)
-        tools = self.tools()
-        if tools is not None:
-            tools.calls = self.done + tools.calls
-        if not text and tools is not None and tools.calls:  # a turn of calls is an answer without text
-            self.result = self._result(text, finish, usage, tools)
-            return self.result
-        if not text:
-            if finish == "MAX_TOKENS":
-                raise OutputTruncated(
-                    f"the stream hit max_output_tokens={self.call.max_output_tokens} before any answer text "
-                    "(thinking used the cap), even after one retry with a larger cap",
-                    hint="raise max_output_tokens (--max-output-tokens) or lower the thinking level",
-                    finish_reason=finish, usage=usage, model=self.call.model)
-            raise EmptyAnswer(f"the stream ended with no answer text (finishReason {finish or 'none'})",
-                              hint="retry later or rephrase; an empty STOP is never treated as success",
-                              finish_reason=finish, usage=usage, model=self.call.model)
-        self.result = self._result(text, finish, usage, tools)
-        return self.result
-
-    def _result(self, text: str, finish: str | None, usage: Usage, tools: ToolParts | None) -> Result:
-        last = self.last
-        result = with_tools(Result(
-            text=text, usage=usage, cost_usd=cost_of(self.call.model, usage), finish_reason=finish,
-            model=self.call.model, model_version=getattr(last, "model_version", None),
-            latency_s=time.perf_counter() - self.t0, response_id=getattr(last, "response_id", None),
-            truncated=finish == "MAX_TOKENS"), tools)
-        result.tool_rounds = self.rounds
-        return result
+async def _aread(rest: Any) -> Any:
+    try:
+        return await anext(rest, None)
+    except FlashlaneError as e:
+        return e
 
 
 class TextStream:
@@ -211,108 +146,64 @@ class TextStream:
 
     def __init__(self, client: Client, call: Call, *, run_tools: bool = False,
                  max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
-        self._state = _State(client, call, run_tools, max_tool_rounds)
+        self._client = client
+        self._judge = client.judge(call, run_tools=run_tools, max_tool_rounds=max_tool_rounds)
+        self._start = client.clock.monotonic() if run_tools else None  # one deadline for the whole loop
+        self.result: Result | None = None
 
-    @property
-    def result(self) -> Result | None:
-        return self._state.result
-
-    def _open(self) -> _Opened:
-        st = self._state
-        client, call = st.client, st.call
+    def _open(self, call: Call) -> _Opened:
+        client = self._client
 
         def attempt(remaining: float) -> _Opened:
             chunks: list[Any] = []
-            with boundary(model=call.model, timeout_s=client.attempt_timeout(remaining), streaming=True):
-                it = iter(client.sdk.models.generate_content_stream(
-                    model=call.model, contents=call.sdk_contents, config=client.attempt_config(call, remaining)))
-                for chunk in it:
-                    chunks.append(chunk)
-                    if answer_text(chunk):
-                        return _Opened(chunks, it, ended=False)
+            it = client.transport.stream(call.model, call.sdk_contents, client.attempt_config(call, remaining),
+                                         client.attempt_timeout(remaining))
+            for chunk in it:
+                chunks.append(chunk)
+                if answer_text(chunk):
+                    return _Opened(chunks, it, ended=False)
             return _ended(chunks, call)
 
-        return client.guarded(call, attempt, start=st.start)  # type: ignore[no-any-return]
+        return client.guarded(call, attempt, start=self._start)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[str]:
-        st = self._state
-        while True:
-            opened = self._open()
-            for chunk in opened.chunks:
-                if text := st.on_chunk(chunk):
-                    yield text
-            if opened.ended and st.retry_larger():
-                continue
-            if opened.ended and (calls := st.pending_calls()) is not None:
-                assert st.call.toolset is not None
-                st.next_round(call_functions(calls, st.call.toolset))
-                continue
-            break
-        rest = opened.rest
-        while rest is not None:
-            try:
-                with boundary(model=st.call.model, timeout_s=st.client.settings.timeout_s, streaming=True):
-                    chunk = next(rest, None)
-            except FlashlaneError as e:
-                raise st.cut(e) from e
-            if chunk is None:
-                break
-            if text := st.on_chunk(chunk):
-                yield text
-        st.check_complete()
-        st.finish()
+        steps, value = _steps(self._client, self._judge), None
+        while (effect := _advance(self, steps, value)) is not None:
+            if isinstance(effect, str):
+                yield effect
+            value = (None if isinstance(effect, str) else self._open(effect.call) if isinstance(effect, _Open)
+                     else _read(lambda: next(effect.opened.rest, None)) if isinstance(effect, _Read)
+                     else call_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]
 
 
 class AsyncTextStream:
     def __init__(self, client: Client, call: Call, *, run_tools: bool = False,
                  max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
-        self._state = _State(client, call, run_tools, max_tool_rounds)
+        self._client = client
+        self._judge = client.judge(call, run_tools=run_tools, max_tool_rounds=max_tool_rounds)
+        self._start = client.clock.monotonic() if run_tools else None
+        self.result: Result | None = None
 
-    @property
-    def result(self) -> Result | None:
-        return self._state.result
-
-    async def _open(self) -> _Opened:
-        st = self._state
-        client, call = st.client, st.call
+    async def _open(self, call: Call) -> _Opened:
+        client = self._client
 
         async def attempt(remaining: float) -> _Opened:
             chunks: list[Any] = []
-            with boundary(model=call.model, timeout_s=client.attempt_timeout(remaining), streaming=True):
-                it = await client.sdk.aio.models.generate_content_stream(
-                    model=call.model, contents=call.sdk_contents, config=client.attempt_config(call, remaining))
-                async for chunk in it:
-                    chunks.append(chunk)
-                    if answer_text(chunk):
-                        return _Opened(chunks, it, ended=False)
+            it = client.transport.astream(call.model, call.sdk_contents, client.attempt_config(call, remaining),
+                                          client.attempt_timeout(remaining))
+            async for chunk in it:
+                chunks.append(chunk)
+                if answer_text(chunk):
+                    return _Opened(chunks, it, ended=False)
             return _ended(chunks, call)
 
-        return await client.aguarded(call, attempt, start=st.start)  # type: ignore[no-any-return]
+        return await client.aguarded(call, attempt, start=self._start)  # type: ignore[no-any-return]
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        st = self._state
-        while True:
-            opened = await self._open()
-            for chunk in opened.chunks:
-                if text := st.on_chunk(chunk):
-                    yield text
-            if opened.ended and st.retry_larger():
-                continue
-            if opened.ended and (calls := st.pending_calls()) is not None:
-                assert st.call.toolset is not None
-                st.next_round(await acall_functions(calls, st.call.toolset))
-                continue
-            break
-        rest = opened.rest
-        while rest is not None:
-            try:
-                with boundary(model=st.call.model, timeout_s=st.client.settings.timeout_s, streaming=True):
-                    chunk = await anext(rest, None)
-            except FlashlaneError as e:
-                raise st.cut(e) from e
-            if chunk is None:
-                break
-            if text := st.on_chunk(chunk):
-                yield text
-        st.check_complete()
-        st.finish()
+        steps, value = _steps(self._client, self._judge), None
+        while (effect := _advance(self, steps, value)) is not None:
+            if isinstance(effect, str):
+                yield effect
+            value = (None if isinstance(effect, str) else await self._open(effect.call) if isinstance(effect, _Open)
+                     else await _aread(effect.opened.rest) if isinstance(effect, _Read)
+                     else await acall_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]

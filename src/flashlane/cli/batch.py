@@ -8,13 +8,13 @@ from typing import Any
 
 import click
 
-from ..call.boundary import boundary
+from ..call.client import Client
 from ..errors import InputError
-from ..pipeline.batch import TERMINAL_STATES, job_summary
+from ..pipeline.batch import TERMINAL_STATES, job_summary, read_job
 from ..pipeline.batch_jobs import BatchJobs, JobRecord
 from ..pipeline.runfile import RUN_DB_SUFFIX
 from ..pipeline.store import RunStore
-from .common import lane_options, make_lane, note
+from .common import lane_options, make_client, note
 
 __all__ = ["batch_group"]
 
@@ -66,19 +66,9 @@ def list_command(run: str, as_json: bool) -> None:
         click.echo(_line(j))
 
 
-def _refresh(lane: Any, jobs: BatchJobs, rec: JobRecord) -> JobRecord:
+def _refresh(client: Client, jobs: BatchJobs, rec: JobRecord) -> JobRecord:
     """The job's state and the server's request counts, read from the raw response (batch.py)."""
-    from ..pipeline.batch import _count, _short
-
-    assert rec.name is not None
-    with boundary():
-        resp = lane.sdk._api_client.request("get", rec.name, {}, None)  # batchStats: see BatchRun._raw_get
-        op = json.loads(resp.body) if resp.body else {}
-    meta = op.get("metadata") or {}
-    raw = meta.get("batchStats") or {}
-    stats = {k: _count(raw, k) for k in ("requestCount", "successfulRequestCount", "failedRequestCount",
-                                         "pendingRequestCount")}
-    jobs.update(rec.id, _short(meta.get("state")), stats)
+    read_job(client.transport, jobs, rec)
     return next(r for r in jobs.all() if r.id == rec.id)
 
 
@@ -90,10 +80,10 @@ def status_command(run: str, **lane_kw: Any) -> None:
     store = _open(run)
     try:
         jobs = BatchJobs(store)
-        with make_lane(**lane_kw) as lane:
+        with make_client(**lane_kw) as client:
             for rec in jobs.all():
                 if rec.name is not None and not rec.collected:
-                    rec = _refresh(lane, jobs, rec)
+                    rec = _refresh(client, jobs, rec)
                 click.echo(_line(rec))
     finally:
         store.close()
@@ -109,12 +99,11 @@ def cancel_command(run: str, **lane_kw: Any) -> None:
     n = 0
     try:
         jobs = BatchJobs(store)
-        with make_lane(**lane_kw) as lane:
+        with make_client(**lane_kw) as client:
             for rec in jobs.active():
                 if rec.name is None or rec.short_state in TERMINAL_STATES:
                     continue
-                with boundary():
-                    lane.sdk.batches.cancel(name=rec.name)
+                client.transport.cancel_batch(rec.name)
                 n += 1
                 note(f"cancelled {rec.name}")
     finally:

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
-from ..config import load_settings
+from ..call.client import Client
+from ..config import Settings, load_settings
 from ..lane import Lane
 
-__all__ = ["lane_options", "make_lane", "echo_json", "note", "wants_emulator"]
+__all__ = ["lane_options", "make_client", "make_lane", "echo_json", "note", "wants_emulator"]
 
 
 def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -48,13 +49,31 @@ def wants_emulator(flag: bool) -> bool:
 def make_lane(*, emulator: bool, model: str | None = None, thinking: str | None = None,
               max_output_tokens: int | None = None, timeout_s: float | None = None, limits: str | None = None,
               limiter: str | None = None, defaults: dict[str, Any] | None = None, **extra: Any) -> Lane:
-    settings = load_settings(emulator=wants_emulator(emulator), model=model, thinking=thinking,
-                             max_output_tokens=max_output_tokens, timeout_s=timeout_s, limits=limits,
-                             limiter=limiter, defaults=defaults, **extra)
-    lane = Lane(settings)
-    if lane.settings.backend == "emulator":
-        note(f"flashlane: using the built-in emulator at {lane.emulator_url} (offline; answers are synthetic)")
-    return lane
+    """The Lane for a task command, from its options (one line when it runs on the emulator)."""
+    return _announce(Lane(_settings(emulator, model, thinking, max_output_tokens, timeout_s, limits, limiter,
+                                    defaults, extra)))
+
+
+def make_client(*, emulator: bool, model: str | None = None, thinking: str | None = None,
+                max_output_tokens: int | None = None, timeout_s: float | None = None, limits: str | None = None,
+                limiter: str | None = None, defaults: dict[str, Any] | None = None, **extra: Any) -> Client:
+    """The call path alone, for the commands that hand it to the pipeline (run, batch)."""
+    return _announce(Client(_settings(emulator, model, thinking, max_output_tokens, timeout_s, limits, limiter,
+                                      defaults, extra)))
+
+
+def _settings(emulator: bool, model: str | None, thinking: str | None, max_output_tokens: int | None,
+              timeout_s: float | None, limits: str | None, limiter: str | None, defaults: dict[str, Any] | None,
+              extra: dict[str, Any]) -> Settings:
+    return load_settings(emulator=wants_emulator(emulator), model=model, thinking=thinking,
+                         max_output_tokens=max_output_tokens, timeout_s=timeout_s, limits=limits,
+                         limiter=limiter, defaults=defaults, **extra)
+
+
+def _announce(client: Any) -> Any:
+    if client.settings.backend == "emulator":
+        note(f"flashlane: using the built-in emulator at {client.emulator_url} (offline; answers are synthetic)")
+    return client
 
 
 def echo_json(data: Any) -> None:

@@ -21,7 +21,7 @@ from ..pipeline.readers import FORMATS
 from ..pipeline.report import format_report, load_report, report_json
 from ..pipeline.runfile import RunConfig, RunInterrupted, run_file
 from ..tasks import get_task
-from .common import lane_options, make_lane, note
+from .common import lane_options, make_client, note
 
 __all__ = ["run_command", "report_command"]
 
@@ -166,7 +166,7 @@ def run_command(task: str, input_path: str, output: str | None, fmt: str | None,
         raise click.BadParameter("--detach works with --tier batch only", param_hint="--detach")
     # A row in a file run may wait out several per-minute windows; an interactive call may not.
     try:
-        with make_lane(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
+        with make_client(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
             summary = run_file(lane, the_task, cfg)
     except RunInterrupted as e:
         note(e.message)

@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from ..lane import Lane
-from ..tasks import CLASSIFY, EXTRACT, SUMMARIZE, TRANSLATE, Task, run_task, stream_task
+from ..tasks import CLASSIFY, EXTRACT, SUMMARIZE, TRANSLATE, Task
 from .common import echo_json, lane_options, make_lane
 
 
@@ -27,7 +27,7 @@ def _jsonable(value: Any) -> Any:
 
 def _run(lane: Lane, task: Task, as_json: bool, show: Any, **values: Any) -> None:
     before_cost, before_usage, before_unpriced = lane.totals.cost_usd, lane.totals.usage, lane.totals.unpriced_calls
-    value = run_task(lane, task, **values)
+    value = lane.run_task(task, **values)
     if as_json:
         data = _jsonable(value)
         out = dict(data) if isinstance(data, dict) else {"result": data}
@@ -46,7 +46,7 @@ def _run(lane: Lane, task: Task, as_json: bool, show: Any, **values: Any) -> Non
 
 
 def _stream(lane: Lane, task: Task, **values: Any) -> None:
-    for chunk in stream_task(lane, task, **values):
+    for chunk in lane.stream_task(task, **values):
         click.echo(chunk, nl=False)
         sys.stdout.flush()
     click.echo()

@@ -394,6 +394,7 @@ class EmulatorApp:
                 raise api_key_invalid()
             if op is None:
                 raise api_error(404, f"Method not found: {http_method} /{version}/cachedContents/{name}")
+            await self.control_fault(scope, receive, send, stat_method, project)
             body: dict[str, Any] = {}
             if op in ("create", "patch"):
                 raw = await self._read_body(receive)
@@ -441,6 +442,18 @@ class EmulatorApp:
             "n_model": n_model,
         }
         return self.scenario.pick(ctx)
+
+    async def control_fault(self, scope: dict[str, Any], receive: Any, send: Any, method: str,
+                            project: str | None) -> None:
+        """Apply a scenario rule that names this control-plane method (``cachedContents.create``,
+        ``files.upload``, ``batches.get``, ...) before the call is served: its delay, drop or error
+        (raised as ``ApiError``). Rules without ``method`` match the generate methods only."""
+        if not self.scenario.rules:
+            return
+        act = self.scenario.pick({"method": method, "model": "", "project": project or "", "prompt": "",
+                                  "headers": self._headers_dict(scope), "n_global": 0, "n_model": 0})
+        if act:
+            await self._apply_fault(receive, send, act, "", project or "")
 
     async def _apply_fault(
         self, receive: Any, send: Any, act: dict[str, Any], model: str, project: str

@@ -572,6 +572,7 @@ class BatchesApi:
         try:
             if op is None:
                 raise api_error(404, f"Method not found: {method} {scope['path']}")
+            await app.control_fault(scope, receive, send, stat, project)
             if op == "list":
                 out = self._list(project, scope.get("query_string", b"").decode("latin-1"), now)
             else:

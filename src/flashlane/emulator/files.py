@@ -270,6 +270,7 @@ class FilesApi:
             project = self._project(scope)
             if scope["method"] != "POST":
                 raise api_error(404, f"Method not found: {scope['method']} {scope['path']}")
+            await self.app.control_fault(scope, receive, send, "files.upload", project)
             command = (_header(scope, b"x-goog-upload-command") or "").lower()
             if command != "start":
                 raise invalid_argument(
@@ -396,6 +397,7 @@ class FilesApi:
         project: str | None = None
         try:
             project = self._project(scope)
+            await self.app.control_fault(scope, receive, send, "files.download", project)
             f = self.store.get(project, name.removeprefix("files/"), now)
         except ApiError as e:
             await self._error(send, e, "files.download", project)

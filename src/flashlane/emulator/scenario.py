@@ -10,7 +10,9 @@ A rule (YAML/JSON, from ``--scenario FILE`` or ``POST /_emulator/scenario``)::
 ``match`` keys: ``model``, ``project``, ``nth`` (1-based count of generate calls, int or
 list; per model when ``per_model: true``), ``every`` (every Nth generate call), ``prompt_contains``,
 ``header`` ({name: value}), ``method`` (generateContent | streamGenerateContent | countTokens,
-or a list). Without ``method`` a rule matches the two generate methods only.
+or a list; or a control-plane call: ``cachedContents.create|list|get|patch|delete``,
+``files.upload|download``, ``batches.get|list|cancel|delete``, where ``error``, ``delay`` and ``drop`` apply, and
+``batchGenerateContent`` below). Without ``method`` a rule matches the two generate methods only.
 
 Actions (in ``action:`` or directly on the rule):
 ``error: 429|400|403|404|500|503|504`` (+ ``message``, ``retry_delay`` seconds, ``quota: rpm|tpm|rpd``

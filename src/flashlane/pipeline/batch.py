@@ -32,25 +32,23 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from google.genai import _common, types
-from google.genai import batches as sdk_batches
+from google.genai import types
 
-from ..call.answer import answer_text, check_blocked
-from ..call.boundary import boundary
 from ..call.request import Call
-from ..call.result import usage_from_response
+from ..call.result import Result, usage_from_response
 from ..call.service_tier import BATCH
-from ..errors import ConfigError, FlashlaneError, InputError, RateLimited, SafetyBlocked
-from ..models import Usage, cost_of
+from ..call.transport import Transport
+from ..errors import ConfigError, FlashlaneError, InputError, RateLimited
+from ..models import cost_of
 from .batch_jobs import BatchJobs, JobRecord
 from .items import Item, ItemBuilder
-from .job import Job, jsonable
-from .packing import split_answer
+from .job import Job
 from .scheduler import RunOutcome
+from .settle import Prefilter, Split, split
 from .store import RunStore
 
 if TYPE_CHECKING:
@@ -147,6 +145,19 @@ def _short(state: Any) -> str:
     return s.removeprefix("BATCH_STATE_").removeprefix("JOB_STATE_")
 
 
+def read_job(transport: Transport, jobs: BatchJobs, rec: JobRecord) -> tuple[dict[str, Any], str, dict[str, int]]:
+    """(the job's Operation as sent, its short state, the server's request counts), recorded."""
+    assert rec.name is not None
+    op = transport.get_batch_operation(rec.name)
+    meta = op.get("metadata") or {}
+    state = _short(meta.get("state"))
+    raw_stats = meta.get("batchStats") or {}
+    stats = {k: _count(raw_stats, k) for k in ("requestCount", "successfulRequestCount", "failedRequestCount",
+                                                "pendingRequestCount")}
+    jobs.update(rec.id, state, stats)
+    return op, state, stats
+
+
 @dataclass
 class _Built:
     keys: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -171,7 +182,7 @@ class BatchRun:
         self.opt = options or BatchOptions()
         self.keep_values = keep_values
         self.jobs = BatchJobs(store)
-        self.sdk = job.lane.sdk
+        self.transport = job.lane.transport
         self.clock = job.lane.clock
         self.spool_dir = spool_dir
         self.outcome = RunOutcome()
@@ -204,10 +215,8 @@ class BatchRun:
         return out
 
     def _call(self, unit: list[Item]) -> Call:
-        call = self.job.call_for(unit)
-        return Call(model=call.model, contents=call.contents, config=batch_request_config(call.config),
-                    schema=call.schema, est_tokens=call.est_tokens, max_output_tokens=call.max_output_tokens,
-                    text_prompt=call.text_prompt)
+        call = self.job.call_for(unit)  # the standard request, tools and all; only the schema field differs
+        return replace(call, config=batch_request_config(call.config))
 
     def _spent(self) -> float:
         return self.store.spent_usd()
@@ -216,32 +225,21 @@ class BatchRun:
 
     def _prefilter(self) -> None:
         """Rows decided without a request (too large, empty) and cache hits, once per run."""
+        prefilter = Prefilter(self.job, self.cache, dedupe=False)  # each row of a job is its own request
         after = -1
         while True:
             rows = self.jobs.free_pending(after, PENDING_WINDOW)
             if not rows:
                 return
             after = rows[-1][0]
-            failed: dict[str, tuple[str, str]] = {}
-            hits: dict[str, tuple[Any, Usage, float | None]] = {}
-            for idx, iid, _h, row in rows:
+            for _idx, iid, _h, row in rows:
                 if row is None:
                     raise InputError(f"item {iid} has no stored input row", hint="rerun the same command")
-                it = self.builder.restore(idx, iid, json.loads(row))
-                if self.job.too_large(it):
-                    failed[iid] = ("too_large", f"the row is larger than {self.job.model}'s input limit")
-                elif "text" in it.values and not str(it.values["text"]).strip():
-                    failed[iid] = ("empty_input", "the row's text is empty")
-                elif self.cache is not None:
-                    raw = self.cache.get(self.job.cache_key(it))
-                    if raw is not None:
-                        try:
-                            value = self.job.finish(self.job.revalidate(raw))
-                        except (ValueError, FlashlaneError):
-                            continue
-                        if self.keep_values:
-                            self.outcome.values[iid] = value
-                        hits[iid] = (jsonable(value), Usage(), 0.0)
+            _, failed, hits = prefilter([self.builder.restore(idx, iid, json.loads(row or "{}"))
+                                        for idx, iid, _h, row in rows])
+            if self.keep_values:
+                self.outcome.values.update({i: prefilter.values[i] for i in hits})
+            prefilter.values.clear()
             self.store.record_failures(failed)
             self.store.record_cached(hits)
 
@@ -268,10 +266,8 @@ class BatchRun:
     def _line(self, key: str, call: Call) -> bytes:
         """One JSONL line, converted by the SDK's own inline-request converter, so a file job's
         requests are byte for byte what an inline job would send."""
-        req = types.InlinedRequest(model=call.model, contents=call.sdk_contents, config=call.config)
-        with boundary(model=call.model):
-            wire = _common.convert_to_dict(sdk_batches._InlinedRequest_to_mldev(self.sdk._api_client, req))
-        return json.dumps({"key": key, "request": wire["request"]}, ensure_ascii=False).encode() + b"\n"
+        wire = self.transport.batch_request(call.model, call.sdk_contents, call.config)
+        return json.dumps({"key": key, "request": wire}, ensure_ascii=False).encode() + b"\n"
 
     def _build(self, seq: int) -> _Built | None:
         """The next job's requests, streamed: lines spooled to a file once past the inline size."""
@@ -325,23 +321,20 @@ class BatchRun:
                                reserved_usd=built.reserved)
         try:
             if built.path is not None:
-                with boundary(model=self.job.model):
-                    uploaded = self.sdk.files.upload(file=str(built.path), config=types.UploadFileConfig(
-                        display_name=display, mime_type="application/jsonl"))
+                uploaded = self.transport.upload_file(str(built.path), types.UploadFileConfig(
+                    display_name=display, mime_type="application/jsonl"))
                 self.jobs.set_file(jid, str(uploaded.name))
                 src: Any = str(uploaded.name)
             else:
                 src = [types.InlinedRequest(contents=c.sdk_contents, config=c.config, metadata={"key": k})
                        for k, c in built.calls]
             try:
-                with boundary(model=self.job.model):
-                    created = self.sdk.batches.create(model=self.job.model, src=src,
-                                                      config=types.CreateBatchJobConfig(display_name=display))
+                created = self.transport.create_batch(self.job.model, src, display)
             except RateLimited:
                 # 429 on create (the enqueued-token quota): the job was not created; its rows stay free.
                 if built.path is not None and self.jobs.file_of(jid):
-                    with boundary(), contextlib.suppress(FlashlaneError):
-                        self.sdk.files.delete(name=str(self.jobs.file_of(jid)))
+                    with contextlib.suppress(FlashlaneError):
+                        self.transport.delete_file(str(self.jobs.file_of(jid)))
                 self.jobs.forget(jid)
                 raise
         finally:
@@ -354,42 +347,21 @@ class BatchRun:
                   f"up to ${built.reserved:.4f} reserved)")
         return True
 
-    def _find(self, display_name: str) -> Any:
-        """A job created by a run that died before recording its name, by display name."""
-        with boundary(model=self.job.model):
-            for bj in self.sdk.batches.list(config=types.ListBatchJobsConfig(page_size=100)):
-                if bj.display_name == display_name:
-                    return bj
-        return None
-
     def _reattach(self) -> None:
         for rec in self.jobs.active():
             if rec.name is not None:
                 continue
-            found = self._find(rec.display_name)
+            found = self.transport.find_batch(rec.display_name)
             if found is not None:
                 self.jobs.named(rec.id, str(found.name), _short(found.state))
                 self._say(f"batch: re-attached {found.name} ({rec.display_name}), created before the last run stopped")
             else:
                 if rec.file_name:
-                    with boundary(), contextlib.suppress(FlashlaneError):
-                        self.sdk.files.delete(name=rec.file_name)
+                    with contextlib.suppress(FlashlaneError):
+                        self.transport.delete_file(rec.file_name)
                 self.jobs.forget(rec.id)
 
     # ------------------------------------------------------------------ polling
-
-    def _raw_get(self, name: str) -> dict[str, Any]:
-        """The job's Operation as the server sent it.
-
-        The SDK's ``BatchJob`` drops ``metadata.batchStats`` (python-genai #1323) and, in 3.6.1,
-        neither ``batches.get`` nor its config offers the raw response (no ``sdk_http_response``
-        on ``BatchJob``, no ``should_return_http_response`` on ``GetBatchJobConfig``). So the GET
-        goes through the SDK's own API client (``Client._api_client.request``), the very call
-        ``batches.get`` makes: same auth, base URL, timeout and retries, body kept."""
-        with boundary(model=self.job.model):
-            resp = self.sdk._api_client.request("get", name, {}, None)
-            body = resp.body
-            return dict(json.loads(body)) if body else {}
 
     def _poll(self) -> list[tuple[JobRecord, dict[str, Any]]]:
         done = []
@@ -397,13 +369,14 @@ class BatchRun:
         for rec in self.jobs.active():
             if rec.name is None:
                 continue
-            op = self._raw_get(rec.name)
-            meta = op.get("metadata") or {}
-            state = _short(meta.get("state"))
-            raw_stats = meta.get("batchStats") or {}
-            stats = {k: _count(raw_stats, k) for k in ("requestCount", "successfulRequestCount",
-                                                        "failedRequestCount", "pendingRequestCount")}
-            self.jobs.update(rec.id, state, stats)
+            try:
+                op, state, stats = read_job(self.transport, self.jobs, rec)
+            except FlashlaneError as e:
+                if not e.retryable:
+                    raise
+                # The transport already retried; a job runs for hours: ask again at the next poll.
+                lines.append(f"{rec.name.removeprefix('batches/')[:12]} not read ({e.message}); asking again")
+                continue
             lines.append(f"{rec.name.removeprefix('batches/')[:12]} {state} {stats['successfulRequestCount']}"
                          f"+{stats['failedRequestCount']} failed/{stats['requestCount'] or rec.n_requests}")
             if state in TERMINAL_STATES:
@@ -426,8 +399,7 @@ class BatchRun:
                 if key is not None:
                     out[str(key)] = entry
         elif output.get("responsesFile"):
-            with boundary(model=self.job.model):
-                data = self.sdk.files.download(file=str(output["responsesFile"]))
+            data = self.transport.download_file(str(output["responsesFile"]))
             for raw in data.splitlines():
                 if not raw.strip():
                     continue
@@ -478,58 +450,32 @@ class BatchRun:
         self.requests += 1
 
     def _answer(self, rec: JobRecord, key: str, unit: list[Item], body: dict[str, Any]) -> None:
-        with boundary(model=self.job.model):
-            resp = types.GenerateContentResponse._from_response(response=dict(body), kwargs={})
+        resp = self.transport.parse_response(body, model=self.job.model)
+        # A batch result cannot be asked again in place: what the judge refuses goes back to the queue.
+        judge = self.job.lane.judge(self._call(unit), can_resend=False, billed_tier=BATCH)
         usage = usage_from_response(resp)
         cost = cost_of(self.job.model, usage, tier=BATCH)
-        call_schema = self._call(unit).schema if len(unit) > 1 or self.job.item_schema is not None else None
-        raws: dict[str, Any] = {}
-        bad: dict[str, str] = {}
         try:
-            check_blocked(resp, self.job.model, usage)
-            text = answer_text(resp)
-            if not text:
-                raise ValueError("no answer text")
-            parsed = call_schema.validate_text(text) if call_schema is not None else None
-            if len(unit) == 1:
-                raws[unit[0].id] = parsed if self.job.task.structured else text
-            else:
-                assert self.job.item_schema is not None
-                good, bad = split_answer(parsed, unit, self.job.item_schema)
-                raws.update(good)
-        except SafetyBlocked as e:
-            bad = {it.id: e.message for it in unit}
-        except ValueError as e:
-            bad = {it.id: f"the answer could not be used: {e}" for it in unit}
-        share = len(unit)
-        share_usage = Usage(usage.prompt_tokens // share, usage.output_tokens // share,
-                            usage.thoughts_tokens // share, usage.cached_tokens // share, usage.total_tokens // share)
-        share_cost = cost / share if cost is not None else None
-        ok: dict[str, tuple[Any, Usage, float | None]] = {}
-        cache_entries: dict[str, tuple[str, Any]] = {}
-        for it in unit:
-            if it.id not in raws:
-                continue
-            try:
-                value = self.job.finish(raws[it.id])
-            except (ValueError, KeyError, TypeError, FlashlaneError) as e:
-                bad[it.id] = f"the task could not use the answer: {e}"
-                continue
-            if self.keep_values:
-                self.outcome.values[it.id] = value
-            ok[it.id] = (jsonable(value), share_usage, share_cost)
-            cache_entries[self.job.cache_key(it)] = (self.job.model, jsonable(raws[it.id]))
+            result = judge.verdict([resp])
+        except FlashlaneError as e:
+            got = Split(bad={it.id: f"the answer could not be used: {e.message}" for it in unit})
+        else:
+            assert isinstance(result, Result)  # no tools are run and nothing is resent in a batch
+            got = split(self.job, unit, result)
+        bad = {**got.bad, **got.refused}
+        if self.keep_values:
+            self.outcome.values.update(got.values)
         failed = {i: ("batch_answer", m) for i, m in bad.items() if self.jobs.times_sent(i) >= self.max_sent
                   and self.opt.fallback != "standard"}
         requeued = [i for i in bad if i not in failed]
         rid = self.store.record_request(started=rec.created, item_ids=[it.id for it in unit],
-                                        outcome="ok" if ok else "requeued", error=None, usage=usage, cost_usd=cost,
-                                        ok=ok, failed=failed, requeued=requeued)
+                                        outcome="ok" if got.ok else "requeued", error=None, usage=usage,
+                                        cost_usd=cost, ok=got.ok, failed=failed, requeued=requeued)
         self.store.record_tier(rid, BATCH)
         with self.store._tx():
             self.jobs.set_outcome(rec.id, key, "ok" if not bad else "partial")
-        if self.cache is not None and cache_entries:
-            self.cache.put_many(cache_entries)
+        if self.cache is not None and got.cache_entries:
+            self.cache.put_many(got.cache_entries)
         self.requests += 1
 
     # ------------------------------------------------------------------ the loop

@@ -104,6 +104,10 @@ class Job:
             opts[TEXT_FIELD] = item.text
         return self.task.answer_budget(opts)
 
+    @property
+    def input_limit(self) -> int:
+        return self._in_limit
+
     def too_large(self, item: Item) -> bool:
         return estimate_tokens(item.rendered) + self.shared_tokens > self._in_limit
 

@@ -45,8 +45,8 @@ from ..errors import (
 )
 from ..models import Usage, cost_of
 from .items import Item, ItemBuilder
-from .job import Job, jsonable
-from .packing import split_answer
+from .job import Job
+from .settle import Prefilter, split
 from .store import RunStore
 
 __all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "WINDOW_ITEMS"]
@@ -90,17 +90,21 @@ class RunOutcome:
     values: dict[str, Any] = field(default_factory=dict)  # item id -> finished value (keep_values only)
 
 
+def _stop_status(error: FlashlaneError) -> str | None:
+    """How a failure stops the whole run (None: it is this request's own failure)."""
+    if isinstance(error, RateLimited) and error.kind == "rpd":
+        return "parked"  # the day's quota is gone: rows wait for the reset
+    if isinstance(error, Outage):
+        return "outage"
+    if isinstance(error, FATAL_ERRORS):
+        return "aborted"
+    return None
+
+
 def guard_counts(lane: Any) -> dict[str, int]:
     """Requests, 429s and retries as the Lane's guard has counted them so far."""
     stats = lane.guard.stats
     return {name: int(getattr(stats, name)) for name in GUARD_COUNTERS}
-
-
-def _split_usage(usage: Usage, cost: float | None, n: int) -> tuple[Usage, float | None]:
-    if n <= 1:
-        return usage, cost
-    return Usage(usage.prompt_tokens // n, usage.output_tokens // n, usage.thoughts_tokens // n,
-                 usage.cached_tokens // n, usage.total_tokens // n), (cost / n if cost is not None else None)
 
 
 class Engine:
@@ -139,57 +143,18 @@ class Engine:
         self._guard_base = guard_counts(job.lane)
         self._calls = 0  # requests the engine has handed to the Lane
         self._last_done = time.monotonic()
-        # Identical rows ride on the first one (only with the cache on: --no-cache means "ask every time").
-        # Bounded: leaders are forgotten once settled, and followers are read a window at a time.
-        self._followers: dict[str, list[Item]] = {}
-        self._leaders: dict[str, str] = {}  # cache key -> id of the unsettled item asking it
-        self._key_of: dict[str, str] = {}  # leader id -> its cache key
+        self.prefilter = Prefilter(job, cache)
 
     # ------------------------------------------------------------------ setup
 
-    def _keep(self, item_id: str, value: Any) -> None:
+    def _keep(self, values: dict[str, Any]) -> None:
         if self.keep_values:
-            self.outcome.values[item_id] = value
+            self.outcome.values.update(values)
 
     def _prefilter(self, items: Sequence[Item]) -> list[Item]:
         """Failures known without asking (too large, empty) and cache hits, before any request."""
-        todo: list[Item] = []
-        failed: dict[str, tuple[str, str]] = {}
-        hits: dict[str, tuple[Any, Usage, float | None]] = {}
-        for it in items:
-            if self.job.too_large(it):
-                failed[it.id] = ("too_large", f"the row is larger than {self.job.model}'s input limit "
-                                              f"of {self.job._in_limit} tokens")
-                continue
-            if "text" in it.values and not str(it.values["text"]).strip():
-                failed[it.id] = ("empty_input", "the row's text is empty")
-                continue
-            if self.cache is not None:
-                key = self.job.cache_key(it)
-                leader = self._leaders.get(key)
-                if leader is not None:
-                    if leader in hits:
-                        hits[it.id] = hits[leader]
-                        self._keep(it.id, self.outcome.values.get(leader))
-                    else:
-                        self._followers.setdefault(leader, []).append(it)
-                    continue
-                raw = self.cache.get(key)
-                if raw is not None:
-                    try:
-                        value = self.job.finish(self.job.revalidate(raw))
-                    except (ValueError, FlashlaneError):
-                        pass  # a stale entry (schema changed shape): ask again
-                    else:
-                        self._keep(it.id, value)
-                        hits[it.id] = (jsonable(value), Usage(), 0.0)
-                        self._leaders[key] = it.id  # later identical rows in this window copy the hit
-                        continue
-                self._leaders[key] = it.id
-                self._key_of[it.id] = key
-            todo.append(it)
-        for key in [k for k, leader in self._leaders.items() if leader in hits]:
-            del self._leaders[key]  # a hit is settled at once
+        todo, failed, hits = self.prefilter(items)
+        self._keep({i: self.prefilter.values.pop(i, None) for i in hits})
         self.store.record_failures(failed)
         self.store.record_cached(hits)
         self.snap.cached += len(hits)
@@ -317,35 +282,21 @@ class Engine:
 
     async def _send(self, unit: list[Item], call: Call) -> None:
         started = time.time()
-        ids = [it.id for it in unit]
         rid = self.store.request_sent(started=started, n_items=len(unit))
         self._calls += 1
         try:
             result = await self.job.arun_call(call)
-        except RateLimited as e:
-            if e.kind == "rpd":
-                self.outcome.reset_at = e.reset_at
-                self._halt("parked", e.message, e)
-                self.store.record_request(started=started, item_ids=ids, outcome="parked", error=e.message,
-                                          usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
-                                          counters=self.guard_delta())
-                return
-            await self._failed(unit, started, e, rid)
-            return
-        except Outage as e:
-            self._halt("outage", e.message, e)
-            self.store.record_request(started=started, item_ids=ids, outcome="outage", error=e.message,
-                                      usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
-                                      counters=self.guard_delta())
-            return
-        except FATAL_ERRORS as e:
-            self._halt("aborted", e.message, e)
-            self.store.record_request(started=started, item_ids=ids, outcome="aborted", error=e.message,
-                                      usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
-                                      counters=self.guard_delta())
-            return
         except FlashlaneError as e:
-            await self._failed(unit, started, e, rid)
+            stop = _stop_status(e)
+            if stop is None:
+                await self._failed(unit, started, e, rid)
+                return
+            if isinstance(e, RateLimited):
+                self.outcome.reset_at = e.reset_at
+            self._halt(stop, e.message, e)  # the run stops; the unit's rows stay pending
+            self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome=stop,
+                                      error=e.message, usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
+                                      counters=self.guard_delta())
             return
         await self._succeeded(unit, started, result, rid)
 
@@ -371,60 +322,31 @@ class Engine:
             self._queue.appendleft([it])
 
     async def _succeeded(self, unit: list[Item], started: float, result: Any, rid: int) -> None:
-        ok: dict[str, tuple[Any, Usage, float | None]] = {}
+        got = split(self.job, unit, result)
+        self._keep(got.values)
         failed: dict[str, tuple[str, str]] = {}
-        requeue: list[Item] = []
-        raws: dict[str, Any] = {}
-        if len(unit) == 1:
-            raws[unit[0].id] = result.parsed if self.job.task.structured else result.text
-        else:
-            assert self.job.item_schema is not None
-            good, bad = split_answer(result.parsed, unit, self.job.item_schema)
-            raws.update(good)
-            requeue = [it for it in unit if it.id in bad]
-        share_usage, share_cost = _split_usage(result.usage, result.cost_usd, len(unit))
-        cache_entries: dict[str, tuple[str, Any]] = {}
-        for it in unit:
-            if it.id not in raws:
-                continue
-            try:
-                value = self.job.finish(raws[it.id])
-            except (ValueError, KeyError, TypeError, FlashlaneError) as e:  # a custom convert() refused it
-                if len(unit) > 1:
-                    requeue.append(it)
-                else:
-                    failed[it.id] = ("convert", f"the task could not use the answer: {e}")
-                continue
-            self._keep(it.id, value)
-            ok[it.id] = (jsonable(value), share_usage, share_cost)
-            cache_entries[self.job.cache_key(it)] = (self.job.model, jsonable(raws[it.id]))
+        requeue = [it for it in unit if it.id in got.bad]
+        for iid, why in got.refused.items():
+            if len(unit) > 1:
+                requeue.append(next(it for it in unit if it.id == iid))  # alone, it may convert
+            else:
+                failed[iid] = ("convert", why)
         self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
-                                  usage=result.usage, cost_usd=result.cost_usd, ok=ok, failed=failed,
+                                  usage=result.usage, cost_usd=result.cost_usd, ok=got.ok, failed=failed,
                                   requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta())
         self.store.record_tier(rid, getattr(result, "service_tier", None))
         if self.cache is not None:
-            self.cache.put_many(cache_entries)
-        copies = self._settle_followers(ok, failed)
+            self.cache.put_many(got.cache_entries)
+        copies = self._settle_followers(got.ok, failed, got.values)
         self._requeue(requeue)
-        self.snap.ok += len(ok) + copies[0]
+        self.snap.ok += len(got.ok) + copies[0]
         self.snap.failed += len(failed) + copies[1]
         self._account(result.usage, result.cost_usd, requests=1)
 
-    def _settle_followers(self, ok: dict[str, tuple[Any, Usage, float | None]],
-                          failed: dict[str, tuple[str, str]]) -> tuple[int, int]:
-        """Identical rows get their leader's answer (at no cost) or its failure."""
-        copied: dict[str, tuple[Any, Usage, float | None]] = {}
-        fails: dict[str, tuple[str, str]] = {}
-        for leader in [*ok, *failed]:
-            key = self._key_of.pop(leader, None)
-            if key is not None and self._leaders.get(key) == leader:
-                del self._leaders[key]
-            for f in self._followers.pop(leader, []):
-                if leader in ok:
-                    copied[f.id] = (ok[leader][0], Usage(), 0.0)
-                    self._keep(f.id, self.outcome.values.get(leader))
-                else:
-                    fails[f.id] = failed[leader]
+    def _settle_followers(self, ok: dict[str, Any], failed: dict[str, tuple[str, str]],
+                          values: dict[str, Any] | None = None) -> tuple[int, int]:
+        copied, fails = self.prefilter.followers(ok, failed, values or {})
+        self._keep({i: self.prefilter.values.pop(i, None) for i in copied})
         if copied:
             self.store.record_cached(copied)
         if fails:
