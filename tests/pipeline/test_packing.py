@@ -33,7 +33,7 @@ def test_packed_results_follow_ids_not_positions(lane: Any, emu: Any) -> None:
     # The answer lists the items out of order; each must land on its own row.
     scenario(emu.base_url, {"match": {"prompt_contains": "### id: i3"}, "times": 1, "action": {"json": {"results": [
         _entry("i3", "neutral"), _entry("i1", "positive"), _entry("i2", "negative")]}}})
-    out = map_items(lane, "classify", _texts(3), pack=3, labels=LABEL_LIST, cache=False)
+    out = map_items(lane._client, "classify", _texts(3), pack=3, labels=LABEL_LIST, cache=False)
     assert [r.value.label for r in out] == ["positive", "negative", "neutral"]
     assert emu.stats()["requests_total"] == 1
     assert all(r.usage.prompt_tokens > 0 and r.cost_usd > 0 for r in out)
@@ -48,7 +48,7 @@ def test_bad_item_requeued_alone(lane: Any, emu: Any, answer: list[dict[str, Any
     scenario(emu.base_url, {"match": {"prompt_contains": "### id: i3"}, "times": 1,
                             "action": {"json": {"results": answer}}})
     texts = _texts(3)
-    out = map_items(lane, "classify", texts, pack=3, labels=LABEL_LIST, cache=False)
+    out = map_items(lane._client, "classify", texts, pack=3, labels=LABEL_LIST, cache=False)
     assert all(r.ok for r in out), [r.error for r in out]
     singles = _singles(emu)
     expected = ["row-0001"] if why != "duplicated" else ["row-0000", "row-0001"]
@@ -62,19 +62,19 @@ def test_bad_item_requeued_alone(lane: Any, emu: Any, answer: list[dict[str, Any
 
 def test_whole_pack_failure_falls_back_to_singles(lane: Any, emu: Any) -> None:
     scenario(emu.base_url, {"match": {"prompt_contains": "### id:"}, "action": {"malformed_json": True}})
-    out = map_items(lane, "classify", _texts(4), pack=4, labels=LABEL_LIST, cache=False)
+    out = map_items(lane._client, "classify", _texts(4), pack=4, labels=LABEL_LIST, cache=False)
     assert all(r.ok for r in out)
     assert len(_singles(emu)) == 4
 
 
 def test_auto_pack_on_cli_and_real_ids(lane: Any, emu: Any) -> None:
-    out = map_items(lane, "classify", _texts(40), pack="auto", labels=LABEL_LIST, cache=False)
+    out = map_items(lane._client, "classify", _texts(40), pack="auto", labels=LABEL_LIST, cache=False)
     assert all(r.ok for r in out)
     assert emu.stats()["requests_total"] == 4  # no quota known: DEFAULT_AUTO_PACK = 10
 
 
 def test_free_text_does_not_pack(lane: Any, emu: Any) -> None:
-    out = map_items(lane, "summarize", _texts(5), pack=5, max_words=10, cache=False)
+    out = map_items(lane._client, "summarize", _texts(5), pack=5, max_words=10, cache=False)
     assert all(r.ok for r in out)
     assert emu.stats()["requests_total"] == 5
 

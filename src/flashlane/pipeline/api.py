@@ -20,10 +20,10 @@ from ..models import Usage
 from ..tasks import Task, get_task
 from .items import TEXT_FIELD, ItemBuilder, make_items
 from .job import Job
-from .prefix_cache import open_run_cache
 from .report import build_report
 from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
-from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
+from .runner import RunOptions, open_runner
+from .scheduler import DEFAULT_CONCURRENCY, RunOutcome
 from .store import RunStore
 
 if TYPE_CHECKING:
@@ -84,23 +84,13 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
         store.insert_items(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
                             for it, row in zip(its, rows, strict=True)), builder.duplicate)
         store.start_session()
-        if job.tier == "batch":  # Batch API jobs (tiers/batch.py); polling blocks, so off the event loop
-            from .batch import BatchOptions, run_batch_tier
-
-            open_run_cache(store, job, pending_items=len(its), pack_size=plan.size, concurrency=concurrency,
-                           mode=cache_prefix, batch=True)  # records why batch runs send the prefix inline
-            outcome = await asyncio.to_thread(run_batch_tier, job, store, builder, pack_size=plan.size,
-                                              budget_usd=budget_usd, cache=rcache, options=BatchOptions(),
-                                              keep_values=True)
-        else:
-            run_cache = open_run_cache(store, job, pending_items=len(its), pack_size=plan.size,
-                                       concurrency=concurrency, mode=cache_prefix)
-            try:
-                engine = Engine(job, store, builder, pack_size=plan.size, concurrency=concurrency,
-                                budget_usd=budget_usd, cache=rcache, keep_values=True)
-                outcome = await engine.run()
-            finally:
-                run_cache.close()
+        runner, run_cache = open_runner(job, store, builder, RunOptions(
+            pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,
+            cache_prefix=cache_prefix, keep_values=True))
+        try:
+            outcome = await runner.arun()
+        finally:
+            run_cache.close()
         report = build_report(store)
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error

@@ -42,7 +42,7 @@ from ..call.request import Call
 from ..call.result import Result, usage_from_response
 from ..call.service_tier import BATCH
 from ..call.transport import Transport
-from ..errors import ConfigError, FlashlaneError, InputError, RateLimited
+from ..errors import FlashlaneError, InputError, RateLimited
 from ..models import cost_of
 from .batch_jobs import BatchJobs, JobRecord
 from .items import Item, ItemBuilder
@@ -533,31 +533,3 @@ def job_summary(rec: JobRecord) -> dict[str, Any]:
             "requests": rec.n_requests, "items": rec.n_items, "stats": rec.stats, "collected": rec.collected,
             "reserved_usd": round(rec.reserved_usd, 6), "created": time.strftime(
                 "%Y-%m-%dT%H:%M:%SZ", time.gmtime(rec.created)), "error": rec.error}
-
-
-def run_batch_tier(job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int, budget_usd: float | None,
-                   cache: ResponseCache | None, options: BatchOptions, keep_values: bool = False,
-                   spool_dir: str | None = None) -> RunOutcome:
-    """A run's batch work; with ``fallback="standard"``, what failed inside a job then goes
-    through the standard tier (the pipeline's Engine) once no job is left in flight."""
-    if job.lane.settings.backend == "vertex":
-        # python-genai: files.upload raises "only supported in the Gemini Developer client", and
-        # Vertex AI batch jobs read and write Cloud Storage or BigQuery, not inline/Files API input.
-        raise ConfigError("--tier batch runs on the Gemini Developer API (an API key), not on Vertex AI",
-                          hint="set GEMINI_API_KEY instead of the Vertex settings, or use --tier flex or standard")
-    runner = BatchRun(job, store, builder, pack_size=pack_size, budget_usd=budget_usd, cache=cache, options=options,
-                      keep_values=keep_values, spool_dir=spool_dir)
-    outcome = runner.run()
-    if outcome.status != "done" or options.fallback != "standard" or not store.counts()["pending"]:
-        return outcome
-    import asyncio
-    from dataclasses import replace
-
-    from .scheduler import Engine
-
-    standard = replace(job, tier="standard")
-    engine = Engine(standard, store, builder, pack_size=pack_size, budget_usd=budget_usd, cache=cache,
-                    keep_values=keep_values)
-    after = asyncio.run(engine.run())
-    after.values = {**outcome.values, **after.values}
-    return after

@@ -30,14 +30,16 @@ from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import InputError, model_not_found
 from ..models import Quota, lookup
 from ..tasks import Task
+from .batch import BatchOptions, stderr_say
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
-from .prefix_cache import RunCache, open_run_cache
+from .prefix_cache import RunCache
 from .progress import Progress
 from .readers import DEFAULT_ENCODING, input_digest, iter_rows
 from .report import build_report
 from .runlock import RunLock
+from .runner import LiveRunner, RunOptions, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .store import RunStore
 from .writers import (
@@ -378,26 +380,19 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
         store.start_session()
         store.set_meta(limits=lane.guard.limiter.describe())
-        if job.tier == "batch":  # the Batch API (tiers/batch.py): jobs instead of live requests
-            from .batch import BatchOptions, run_batch_tier, stderr_say
-
-            options = cfg.batch or BatchOptions()
-            if options.say is None and not cfg.quiet:
-                options.say = stderr_say
-            run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=plan.size,
-                                       concurrency=cfg.concurrency, mode=cfg.cache_prefix, batch=True)
-            outcome = run_batch_tier(job, store, builder, pack_size=plan.size, budget_usd=cfg.budget_usd,
-                                     cache=cache, options=options, spool_dir=str(run_db.parent))
-        else:
-            from .batch_jobs import BatchJobs
-
-            BatchJobs(store).refuse_other_tier(job.tier)
-            run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=plan.size,
-                                       concurrency=cfg.concurrency, mode=cfg.cache_prefix)
-            with Progress(quiet=cfg.quiet) as progress:
-                engine = Engine(job, store, builder, pack_size=plan.size, concurrency=cfg.concurrency,
-                                budget_usd=cfg.budget_usd, cache=cache, on_progress=progress.update)
-                outcome = asyncio.run(signals.run(engine.run()))
+        say = None if cfg.quiet else stderr_say
+        batch = cfg.batch or BatchOptions()
+        if batch.say is None:
+            batch.say = say
+        runner, run_cache = open_runner(job, store, builder, RunOptions(
+            pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd, cache=cache,
+            cache_prefix=cfg.cache_prefix, batch=batch, spool_dir=str(run_db.parent)))
+        if isinstance(runner, LiveRunner):
+            engine = runner.engine
+        with Progress(quiet=cfg.quiet or not runner.shows_progress) as progress:
+            if engine is not None:
+                engine.on_progress = progress.update
+            outcome = runner.run(signals.run)
         status = outcome.status
         if status == "done" and store.counts()["pending"]:
             status = "incomplete"

@@ -1,0 +1,104 @@
+"""One function picks the runner for a run's service tier; both paths (``flashlane run`` and
+``lane.map``) go through it, so neither has its own copy of the standard-or-batch branch.
+
+- ``LiveRunner``: standard and flex requests, sent as they are built (``scheduler.Engine``).
+- ``BatchRunner``: Batch API jobs (``batch.BatchRun``), polled until they end; with
+  ``fallback="standard"`` what failed inside a job then goes through a ``LiveRunner``.
+
+Both share the prefilter (too large, empty, cache hits, done rows) and the per-item settling
+(``settle``); both record every request in the one ledger of the run store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..call.service_tier import BATCH, STANDARD
+from ..errors import ConfigError
+from .batch import BatchOptions, BatchRun
+from .batch_jobs import BatchJobs
+from .items import ItemBuilder
+from .job import Job
+from .prefix_cache import RunCache, open_run_cache
+from .scheduler import Engine, RunOutcome, Snapshot
+from .store import RunStore
+
+__all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner"]
+
+Wrap = Callable[[Awaitable[RunOutcome]], Awaitable[RunOutcome]]
+
+
+@dataclass
+class RunOptions:
+    pack_size: int = 1
+    concurrency: int | None = None  # None: auto from the quota and model latency
+    budget_usd: float | None = None
+    cache: Any = None  # the response cache (None: --no-cache)
+    cache_prefix: str | None = None  # auto | on | off (None: the cache_prefix setting)
+    keep_values: bool = False  # map_items returns the task's objects; file runs read the store
+    on_progress: Callable[[Snapshot], None] | None = None
+    batch: BatchOptions = field(default_factory=BatchOptions)
+    spool_dir: str | None = None  # where a batch job's file is built before upload
+
+
+class LiveRunner:
+    """Standard and flex: requests sent as they are built, under the client's guard."""
+
+    shows_progress = True
+
+    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> None:
+        self.engine = Engine(job, store, builder, pack_size=opts.pack_size, concurrency=opts.concurrency,
+                             budget_usd=opts.budget_usd, cache=opts.cache, on_progress=opts.on_progress,
+                             keep_values=opts.keep_values)
+
+    async def arun(self) -> RunOutcome:
+        return await self.engine.run()
+
+    def run(self, wrap: Wrap | None = None) -> RunOutcome:
+        """Run to the end on an event loop of its own; ``wrap`` awaits the run (signal handling)."""
+        coro = self.arun()
+        return asyncio.run(wrap(coro) if wrap is not None else coro)  # type: ignore[arg-type]
+
+
+class BatchRunner:
+    """Batch API jobs; polling blocks, so an async caller runs it off its event loop."""
+
+    shows_progress = False  # jobs report by lines (BatchOptions.say), not a per-row bar
+
+    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> None:
+        if job.lane.settings.backend == "vertex":
+            # python-genai: files.upload raises "only supported in the Gemini Developer client", and
+            # Vertex AI batch jobs read and write Cloud Storage or BigQuery, not inline/Files API input.
+            raise ConfigError("--tier batch runs on the Gemini Developer API (an API key), not on Vertex AI",
+                              hint="set GEMINI_API_KEY instead of the Vertex settings, or use --tier flex or standard")
+        self.job, self.store, self.builder, self.opts = job, store, builder, opts
+
+    def run(self, wrap: Wrap | None = None) -> RunOutcome:
+        o = self.opts
+        outcome = BatchRun(self.job, self.store, self.builder, pack_size=o.pack_size, budget_usd=o.budget_usd,
+                           cache=o.cache, options=o.batch, keep_values=o.keep_values, spool_dir=o.spool_dir).run()
+        if outcome.status != "done" or o.batch.fallback != STANDARD or not self.store.counts()["pending"]:
+            return outcome
+        live = LiveRunner(replace(self.job, tier=STANDARD), self.store, self.builder, replace(o, on_progress=None))
+        after = live.run(wrap)
+        after.values = {**outcome.values, **after.values}
+        return after
+
+    async def arun(self) -> RunOutcome:
+        return await asyncio.to_thread(self.run)
+
+
+def open_runner(job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> tuple[LiveRunner | BatchRunner,
+                                                                                              RunCache]:
+    """The runner for ``job``'s service tier, and the run's context cache opened for it (a batch
+    run records why its prefix goes inline). A run started on one tier is finished on it."""
+    batch = job.tier == BATCH
+    runner = BatchRunner(job, store, builder, opts) if batch else LiveRunner(job, store, builder, opts)
+    if not batch:
+        BatchJobs(store).refuse_other_tier(job.tier)
+    run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=opts.pack_size,
+                               concurrency=opts.concurrency, mode=opts.cache_prefix, batch=batch)
+    return runner, run_cache
