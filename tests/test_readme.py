@@ -1,12 +1,13 @@
-"""Every fenced command block in README.md (and examples/README.md) runs as written, so an example
-cannot break unnoticed.
+"""Every fenced command block in README.md, examples/README.md and every page of the docs (docs/*.md,
+in the order of ``nav`` in mkdocs.yml) runs as written, so an example cannot break unnoticed.
 
 Which blocks run
     ```bash, ```sh and ```console blocks (for console, the lines starting with "$ "), and every
     ```python block. Other fences (yaml, toml, text, an unlabelled synopsis) are data, not commands.
 
 How they run
-    Blocks run in README order, in one scratch copy of the repository (so a block can use what an
+    Blocks run in order (README.md, examples/README.md, then the docs pages in nav order, each page's
+    blocks in page order), in one scratch copy of the repository (so a block can use what an
     earlier one wrote, as a reader following along would, and nothing lands in the real tree), as
     separate processes with a clean environment (no real keys) that points at an emulator process
     the test starts: ``flashlane emulator --port <free>`` with ``GOOGLE_GEMINI_BASE_URL`` and
@@ -60,7 +61,28 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-READMES = (ROOT / "README.md", ROOT / "examples" / "README.md")  # run in this order
+MKDOCS_YML = ROOT / "mkdocs.yml"
+
+
+def docs_pages() -> list[Path]:
+    """The docs pages in the order of mkdocs.yml's nav (the order a reader follows the site)."""
+    import yaml
+
+    def walk(node: object) -> Iterator[str]:
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, list):
+            for x in node:
+                yield from walk(x)
+        elif isinstance(node, dict):
+            for x in node.values():
+                yield from walk(x)
+
+    nav = yaml.safe_load(MKDOCS_YML.read_text(encoding="utf-8")).get("nav", [])
+    return [ROOT / "docs" / page for page in walk(nav) if page.endswith(".md")]
+
+
+READMES = (ROOT / "README.md", ROOT / "examples" / "README.md", *docs_pages())  # run in this order
 RUNNABLE = {"bash", "sh", "console", "python"}
 MODES = {"run", "server", "install", "ci", "skip"}
 BLOCK_TIMEOUT_S = 180
@@ -70,7 +92,7 @@ _MARKER = re.compile(r"<!--\s*readme-test:\s*([a-z-]+)\s*(?::\s*(.*?))?\s*-->\s*
 _INSTALL_STEP = re.compile(r"^\s*(python3?\s+-m\s+venv\b|\.\s+\S*\.venv/bin/activate\b|source\s+\S*\.venv/bin/activate\b"
                            r"|(python3?\s+-m\s+)?pip3?\s+install\b)")
 _PORT_OPTION = re.compile(r"--port[ =](\d+)")
-_IGNORED_IN_COPY = {".git", ".venv", "out", "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache",
+_IGNORED_IN_COPY = {".git", ".venv", "out", "site", "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache",
                     ".ruff_cache", ".node"}
 
 
@@ -318,3 +340,26 @@ def test_readme_block_runs(block: Block, workspace: Workspace, tmp_path: Path) -
         run_shell(workspace, block, commands(block))
     assert tree_state(workspace.root / "examples") == examples_before, \
         f"{block.name} wrote into examples/; send outputs to out/ (-o out/...)"
+
+
+def test_every_docs_page_is_in_the_nav_and_runs() -> None:
+    pages = docs_pages()
+    assert pages, "mkdocs.yml has no nav"
+    missing = [p.name for p in pages if not p.exists()]
+    assert not missing, f"mkdocs.yml's nav names pages that do not exist: {missing}"
+    unlisted = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p not in pages)
+    assert not unlisted, f"docs pages missing from mkdocs.yml's nav (their blocks would not run): {unlisted}"
+    assert len(pages) == len(set(pages)), "a page is listed twice in mkdocs.yml's nav"
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    """The site builds with no warning (broken links between pages, a page outside the nav, a bad config)."""
+    try:
+        import mkdocs  # noqa: F401
+    except ImportError:
+        pytest.skip("mkdocs is not installed: pip install -e '.[docs]' (the test extra installs it)")
+    p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(MKDOCS_YML),
+                        "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert p.returncode == 0, f"mkdocs build --strict failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    assert (tmp_path / "site" / "index.html").exists()
