@@ -9,19 +9,9 @@ import sys
 
 import pytest
 
-from flashlane.cli import main
+from tests.conftest import cli
 
 LABELS = "positive,negative,neutral"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,19 +22,19 @@ def run_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def test_ask_with_emulator_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "ask", "hi", "--emulator")
+    code, out, err = cli(capsys, "ask", "hi", "--emulator")
     assert code == 0 and out.strip()
     assert "emulator" in err
 
 
 def test_ask_json_has_text_usage_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "ask", "hi", "--emulator", "--json", "--max-output-tokens", "500")
+    code, out, _ = cli(capsys, "ask", "hi", "--emulator", "--json", "--max-output-tokens", "500")
     data = json.loads(out)
     assert code == 0 and data["text"] and data["usage"]["prompt_tokens"] > 0 and data["cost_usd"] > 0
 
 
 def test_ask_stream(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "ask", "Write a paragraph about rivers.", "--stream", "--emulator")
+    code, out, _ = cli(capsys, "ask", "Write a paragraph about rivers.", "--stream", "--emulator")
     assert code == 0 and len(out.strip()) > 20
 
 
@@ -68,14 +58,14 @@ def test_debug_shows_traceback() -> None:
 
 
 def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "ask")
+    code, _, err = cli(capsys, "ask")
     assert code == 2 and "PROMPT" in err
-    code, _, err = run(capsys, "ask", "hi", "--emulator", "--max-output-tokens", "zero")
+    code, _, err = cli(capsys, "ask", "hi", "--emulator", "--max-output-tokens", "zero")
     assert code == 2
 
 
 def test_classify_json_label_is_one_of_the_labels(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "classify", "Fast shipping, great quality.", "--labels", LABELS, "--emulator", "--json")
+    code, out, _ = cli(capsys, "classify", "Fast shipping, great quality.", "--labels", LABELS, "--emulator", "--json")
     data = json.loads(out)
     assert code == 0 and data["label"] in LABELS.split(",") and "cost_usd" in data
 
@@ -84,34 +74,34 @@ def test_extract_translate_summarize(capsys: pytest.CaptureFixture[str], tmp_pat
     schema = tmp_path / "s.json"
     schema.write_text(json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
                                   "required": ["name", "age"]}))
-    code, out, _ = run(capsys, "extract", "Bob is 42.", "--schema", str(schema), "--emulator", "--json")
+    code, out, _ = cli(capsys, "extract", "Bob is 42.", "--schema", str(schema), "--emulator", "--json")
     data = json.loads(out)
     assert code == 0 and isinstance(data["name"], str) and isinstance(data["age"], int)
-    code, out, _ = run(capsys, "translate", "Good morning", "--to", "fr", "--emulator", "--json")
+    code, out, _ = cli(capsys, "translate", "Good morning", "--to", "fr", "--emulator", "--json")
     assert code == 0 and json.loads(out)["text"]
-    code, out, _ = run(capsys, "summarize", "Rivers carry water to the sea. " * 20, "--max-words", "20", "--emulator")
+    code, out, _ = cli(capsys, "summarize", "Rivers carry water to the sea. " * 20, "--max-words", "20", "--emulator")
     assert code == 0 and 0 < len(out.split()) <= 20
-    code, out, _ = run(capsys, "summarize", "Rivers carry water. " * 20, "--stream", "--emulator")
+    code, out, _ = cli(capsys, "summarize", "Rivers carry water. " * 20, "--stream", "--emulator")
     assert code == 0 and out.strip()
 
 
 def test_bad_schema_file_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code, _, err = run(capsys, "extract", "x", "--schema", str(tmp_path / "nope.json"), "--emulator")
+    code, _, err = cli(capsys, "extract", "x", "--schema", str(tmp_path / "nope.json"), "--emulator")
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) <= 2
 
 
 def test_models_json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "models", "--json")
+    code, out, _ = cli(capsys, "models", "--json")
     rows = {r["id"]: r for r in json.loads(out)}
     assert code == 0
     assert rows["gemini-3.1-flash-lite-preview"]["replacement"] == "gemini-3.1-flash-lite"
     assert rows["gemini-3.1-flash-lite"]["input_per_1m"] == 0.25
-    code, out, _ = run(capsys, "models", "--emulator")
+    code, out, _ = cli(capsys, "models", "--emulator")
     assert code == 0 and "NOT listed by the API" in out  # the retired preview
 
 
 def test_models_json_has_the_new_flash_lite_with_prices_and_source(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--emulator", "models", "--json")
+    code, out, _ = cli(capsys, "--emulator", "models", "--json")
     rows = {r["id"]: r for r in json.loads(out)}
     lite = rows["gemini-3.5-flash-lite"]
     assert code == 0 and lite["status"] == "ga" and lite["listed_by_api"] is True
@@ -131,7 +121,7 @@ def test_models_table_fits_the_terminal_and_never_cuts_an_id(capsys: pytest.Capt
     from flashlane.models import CATALOG
 
     monkeypatch.setenv("COLUMNS", str(width))
-    code, out, err = run(capsys, "models", "--emulator")
+    code, out, err = cli(capsys, "models", "--emulator")
     lines = out.splitlines()
     assert code == 0 and lines
     assert max(len(ln) for ln in lines) <= width, out
@@ -141,13 +131,13 @@ def test_models_table_fits_the_terminal_and_never_cuts_an_id(capsys: pytest.Capt
 
 
 def test_doctor_offline_and_with_emulator(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "doctor", "--offline")
+    code, out, err = cli(capsys, "doctor", "--offline")
     # no key: doctor fails the way every command does (exit 2, the same first line)
     assert code == 2 and "FAIL" in out and "credentials" in out
     assert err.startswith("error: no Gemini credentials")
-    code, out, _ = run(capsys, "doctor", "--emulator")
+    code, out, _ = cli(capsys, "doctor", "--emulator")
     assert code == 0, out
-    code, out, _ = run(capsys, "--emulator", "doctor")  # the group-level flag works too
+    code, out, _ = cli(capsys, "--emulator", "doctor")  # the group-level flag works too
     assert code == 0 and "emulator backend" in out, out
     for needle in ("google-genai", "timeout", "Pacific", "thinking", "model on the API"):
         assert needle in out
@@ -155,16 +145,16 @@ def test_doctor_offline_and_with_emulator(capsys: pytest.CaptureFixture[str]) ->
 
 def test_doctor_flags_the_retired_model(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLASHLANE_MODEL", "gemini-3.1-flash-lite-preview")
-    code, out, _ = run(capsys, "doctor", "--emulator")
+    code, out, _ = cli(capsys, "doctor", "--emulator")
     assert code == 1 and "FLASHLANE_MODEL=gemini-3.1-flash-lite" in out
 
 
 def test_emulator_bad_files_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "projects.yaml"
     bad.write_text("projects: [1, 2\n")
-    code, _, err = run(capsys, "emulator", "--projects", str(bad))
+    code, _, err = cli(capsys, "emulator", "--projects", str(bad))
     assert code == 2 and "line 2" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "emulator", "--scenario", str(tmp_path / "missing.yaml"))
+    code, _, err = cli(capsys, "emulator", "--scenario", str(tmp_path / "missing.yaml"))
     assert code == 2 and "missing.yaml" in err
 
 
@@ -187,7 +177,7 @@ def first_error_line(err: str) -> str:
 ])
 def test_missing_task_option_is_a_usage_error_naming_it(capsys: pytest.CaptureFixture[str], tmp_path, args,
                                                         flag) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run(capsys, *args, "-o", str(tmp_path / "out.jsonl")) if args[0] == "run" else run(capsys, *args)
+    code, out, err = cli(capsys, *args, "-o", str(tmp_path / "out.jsonl")) if args[0] == "run" else cli(capsys, *args)
     line = first_error_line(err)
     assert code == 2, err
     assert line.startswith("error: ") and flag in line, err
@@ -223,7 +213,7 @@ def test_doctor_fails_what_every_command_refuses(env: dict[str, str]) -> None:
 def test_report_on_a_file_that_is_not_a_run_database(capsys: pytest.CaptureFixture[str]) -> None:
     import re
 
-    code, _, err = run(capsys, "report", REVIEWS)
+    code, _, err = cli(capsys, "report", REVIEWS)
     assert code == 2 and first_error_line(err).startswith("error: ") and "not a flashlane run database" in err
     suggested = set(re.findall(r"--[a-z][a-z-]+", err))
     assert suggested <= {"--json"}, f"report suggests options it does not take: {suggested}"

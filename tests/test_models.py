@@ -9,23 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 import flashlane as fl
-from flashlane.cli import main
 from flashlane.emulator.config import EmulatorConfig
 from flashlane.emulator.server import Emulator
 from flashlane.models import CATALOG, DEFAULT_MODEL, Usage, cost_of, lookup
+from tests.conftest import cli
 
 NEW_MODEL = "gemini-9.9-flash-lite"  # what the API may list after this release: not in the catalog
 REVIEWS = "id,text,stars\nr1,Great lamp,5\nr2,Broke in a week,1\nr3,It is fine,3\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_catalog_facts() -> None:
@@ -79,26 +69,26 @@ def test_cli_shows_unknown_costs_and_models_the_catalog_lacks(newer_api: Emulato
                                                               monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", newer_api.base_url)
     monkeypatch.setenv("GEMINI_API_KEY", "k")
-    code, out, _ = run(capsys, "models", "--json")
+    code, out, _ = cli(capsys, "models", "--json")
     rows = {r["id"]: r for r in json.loads(out)}
     assert code == 0 and rows[NEW_MODEL]["in_catalog"] is False and rows[NEW_MODEL]["input_per_1m"] is None
     assert rows["gemini-3.1-flash-lite-preview"]["listed_by_api"] is False
-    code, out, _ = run(capsys, "ask", "hi", "--model", NEW_MODEL, "--json")
+    code, out, _ = cli(capsys, "ask", "hi", "--model", NEW_MODEL, "--json")
     assert code == 0 and json.loads(out)["cost_usd"] is None
-    code, out, _ = run(capsys, "classify", "Great lamp", "--labels", "positive,negative", "--model", NEW_MODEL, "--json")
+    code, out, _ = cli(capsys, "classify", "Great lamp", "--labels", "positive,negative", "--model", NEW_MODEL, "--json")
     assert code == 0 and json.loads(out)["cost_usd"] is None
     src = tmp_path / "reviews.csv"
     src.write_text(REVIEWS)
     out_path = tmp_path / "out.jsonl"
-    code, _, err = run(capsys, "run", "classify", str(src), "--column", "text", "--labels", "positive,negative,neutral",
+    code, _, err = cli(capsys, "run", "classify", str(src), "--column", "text", "--labels", "positive,negative,neutral",
                        "--model", NEW_MODEL, "-o", str(out_path), "-q")
     rows_out = [json.loads(line) for line in out_path.read_text().splitlines()]
     assert code == 0, err
     assert len(rows_out) == 3 and all(r["status"] == "ok" and r["cost_usd"] is None for r in rows_out)
-    code, out, _ = run(capsys, "report", str(out_path) + ".flashlane.db")
+    code, out, _ = cli(capsys, "report", str(out_path) + ".flashlane.db")
     assert code == 0 and "cost      unknown" in out
-    code, out, _ = run(capsys, "report", str(out_path) + ".flashlane.db", "--json")
+    code, out, _ = cli(capsys, "report", str(out_path) + ".flashlane.db", "--json")
     assert json.loads(out)["cost_usd"] is None
-    code, _, err = run(capsys, "run", "classify", str(src), "--column", "text", "--labels", "positive,negative",
+    code, _, err = cli(capsys, "run", "classify", str(src), "--column", "text", "--labels", "positive,negative",
                        "--model", NEW_MODEL, "-o", str(tmp_path / "b.jsonl"), "--budget-usd", "1", "-q")
     assert code == 2 and err.startswith("error: the price of gemini-9.9-flash-lite is unknown")

@@ -15,7 +15,7 @@ from flashlane.models import estimate_tokens
 from flashlane.pipeline.job import Job
 from flashlane.tasks import CLASSIFY, load_task_file
 from flashlane.tasks.reference import REFERENCE_HEADING, Example
-from tests.conftest import control
+from tests.conftest import control, run_cli
 
 SCHEMA = '''
 [output]
@@ -162,8 +162,6 @@ def _item() -> Any:
 def test_cli_builtin_task_takes_reference_and_examples_files(tmp_path: Path, gemini_emulator: Any,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from flashlane.cli.main import main
-
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
     monkeypatch.setenv("GEMINI_API_KEY", "dummy")
     (tmp_path / "guide.md").write_text("Sarcasm is negative.", encoding="utf-8")
@@ -172,12 +170,8 @@ def test_cli_builtin_task_takes_reference_and_examples_files(tmp_path: Path, gem
     (tmp_path / "rows.csv").write_text("text\nLovely\nAwful\n", encoding="utf-8")
 
     def run(*extra: str) -> int:
-        try:
-            main(["run", "classify", str(tmp_path / "rows.csv"), "--labels", "positive,negative", "-q",
-                  "-o", str(tmp_path / "o.jsonl"), "--no-cache", *extra])
-        except SystemExit as e:
-            return int(e.code or 0)
-        return 0
+        return run_cli("run", "classify", str(tmp_path / "rows.csv"), "--labels", "positive,negative", "-q",
+                       "-o", str(tmp_path / "o.jsonl"), "--no-cache", *extra)
 
     assert run("--reference", str(tmp_path / "guide.md"), "--examples", str(tmp_path / "ex.jsonl")) == 0
     entry = _generate_log(gemini_emulator.base_url)[0]

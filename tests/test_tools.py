@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 import flashlane as fl
 from flashlane.call.tools import Toolset, function_tool
 from flashlane.clock import TestClock
-from tests.conftest import control, scenario
+from tests.conftest import cli, control, scenario
 
 SEEN: list[tuple[str, Any]] = []
 
@@ -357,8 +357,6 @@ def test_flashlane_run_ledger_charges_grounding_per_query(gemini_emulator, tmp_p
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     import sqlite3
 
-    from flashlane.cli import main
-
     scenario(gemini_emulator.base_url, {"action": {"search_queries": ["first query", "second query"]}})
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
     monkeypatch.setenv("GEMINI_API_KEY", "dummy")
@@ -366,10 +364,9 @@ def test_flashlane_run_ledger_charges_grounding_per_query(gemini_emulator, tmp_p
         'name = "grounded"\ntemplate = "Is this claim true? {text}"\ntools = ["google_search"]\n')
     (tmp_path / "claims.csv").write_text("text\nThe Moon is made of rock.\nParis is in Spain.\n")
     out = tmp_path / "claims.out.jsonl"
-    try:
-        main(["run", str(tmp_path / "grounded.toml"), str(tmp_path / "claims.csv"), "-o", str(out), "--limits", "off"])
-    except SystemExit as e:
-        assert e.code in (0, None), capsys.readouterr().err
+    code, _, err = cli(capsys, "run", str(tmp_path / "grounded.toml"), str(tmp_path / "claims.csv"), "-o", str(out),
+                       "--limits", "off")
+    assert code == 0, err
     con = sqlite3.connect(f"{out}.flashlane.db")
     rows = con.execute("SELECT prompt_tokens, output_tokens, thoughts_tokens, cost_usd FROM usage").fetchall()
     con.close()
@@ -383,20 +380,8 @@ def test_flashlane_run_ledger_charges_grounding_per_query(gemini_emulator, tmp_p
 # ---------------------------------------------------------------------------- CLI
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from flashlane.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_ask_search_prints_numbered_citations(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _cli(capsys, "ask", "Who won the 2026 chess olympiad?", "--search", "--emulator")
+    code, out, _ = cli(capsys, "ask", "Who won the 2026 chess olympiad?", "--search", "--emulator")
     assert code == 0
     answer, sources = out.split("\nSources:\n")
     assert "[1]" in answer and "[2]" in answer
@@ -406,7 +391,7 @@ def test_ask_search_prints_numbered_citations(capsys: pytest.CaptureFixture[str]
 
 
 def test_ask_json_carries_the_tool_parts(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _cli(capsys, "ask", "What is 6 * 7? Then compare", "--url", "https://docs.example.com/a",
+    code, out, err = cli(capsys, "ask", "What is 6 * 7? Then compare", "--url", "https://docs.example.com/a",
                           "--url", "https://fail.example.com/b", "--code", "--search", "--json", "--emulator")
     assert code == 0, err
     data = json.loads(out)
@@ -418,7 +403,7 @@ def test_ask_json_carries_the_tool_parts(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_ask_rejects_a_non_url(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _cli(capsys, "ask", "hi", "--url", "docs.example.com", "--emulator")
+    code, _, err = cli(capsys, "ask", "hi", "--url", "docs.example.com", "--emulator")
     assert code == 2 and "is not an http(s) URL" in err
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from flashlane.clock import Clock
 from flashlane.config import load_settings
 from flashlane.emulator import Emulator, EmulatorConfig, ProjectConfig
 from flashlane.gateway import Gateway, GatewayConfig
@@ -63,12 +64,12 @@ def upstream() -> Iterator[Emulator]:
 
 
 def start_gateway(emu: Emulator, tokens: Path | None, *, limits: str = "adaptive", ledger: Path | None = None,
-                  redis: str | None = None, **config: Any) -> Gateway:
+                  redis: str | None = None, clock: Clock | None = None, **config: Any) -> Gateway:
     settings = load_settings(env={"GOOGLE_GEMINI_BASE_URL": emu.base_url}, limits=limits,
                              limiter="redis" if redis else None, redis_url=redis)
     cfg = GatewayConfig(limits=limits, **config)
     return Gateway.from_settings(settings, tokens_file=tokens, pass_keys=tokens is None, ledger=ledger,
-                                 config=cfg).start()
+                                 config=cfg, clock=clock).start()
 
 
 @pytest.fixture

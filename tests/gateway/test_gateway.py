@@ -19,7 +19,7 @@ from flashlane.emulator import Emulator, EmulatorConfig
 from flashlane.gateway import Gateway, GatewayConfig, load_tokens
 from flashlane.gateway.ledger import is_ledger, read_ledger
 from flashlane.gateway.tokens import label_for
-from tests.conftest import control, scenario
+from tests.conftest import ManualClock, cli, control, scenario, wait_for
 
 from .conftest import MODEL, TOKEN, TOKEN_B, UPSTREAM_KEY, start_gateway
 
@@ -35,20 +35,6 @@ def keep(c: genai.Client) -> genai.Client:
     """Hold the client: a temporary genai.Client closes its HTTP client when collected."""
     _KEPT.append(c)
     return c
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``flashlane ARGS`` in this process: (exit code, stdout, stderr)."""
-    from flashlane.cli.main import main
-
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def by_status(emu: Emulator) -> dict[str, int]:
@@ -218,10 +204,10 @@ def test_report_prints_the_ledger(upstream: Emulator, tokens_file: Path, tmp_pat
     assert rows["alice"]["requests"] == 3 and rows["alice"]["project"] == "team-a"
     assert rows["alice"]["prompt_tokens"] > 0 and rows["alice"]["cost_usd"] > 0
     assert rows["bob"]["requests"] == 1
-    code, out, err = run_cli(capsys, "report", str(ledger))
+    code, out, err = cli(capsys, "report", str(ledger))
     assert code == 0, err
     assert "gateway ledger" in out and "alice" in out and "team-b" in out
-    code, out, _ = run_cli(capsys, "report", str(ledger), "--json")
+    code, out, _ = cli(capsys, "report", str(ledger), "--json")
     assert {r["label"] for r in json.loads(out)} == {"alice", "bob"}
 
 
@@ -235,7 +221,7 @@ def test_bad_tokens_files_are_one_line_errors(tmp_path: Path, text: str, message
                                               capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "tokens.toml"
     f.write_text(text)
-    code, _, err = run_cli(capsys, "gateway", "--emulator", "--port", "0", "--tokens", str(f))
+    code, _, err = cli(capsys, "gateway", "--emulator", "--port", "0", "--tokens", str(f))
     assert code == 2
     assert message in err.splitlines()[0], err
     assert "Traceback" not in err
@@ -244,7 +230,7 @@ def test_bad_tokens_files_are_one_line_errors(tmp_path: Path, text: str, message
 def test_tokens_and_pass_keys_are_exclusive(tmp_path: Path, tokens_file: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     for args in ((), ("--pass-keys", "--tokens", str(tokens_file))):
-        code, _, err = run_cli(capsys, "gateway", "--emulator", "--port", "0", *args)
+        code, _, err = cli(capsys, "gateway", "--emulator", "--port", "0", *args)
         assert code == 2 and "exactly one of --tokens FILE or --pass-keys" in err
 
 
@@ -363,19 +349,26 @@ def test_pass_keys_projects_are_key_hashes_and_refused_keys_leave_no_project(ups
 
 
 def test_a_client_that_hangs_up_while_waiting_spends_no_quota(upstream: Emulator, tokens_file: Path) -> None:
-    gw = start_gateway(upstream, tokens_file, limits="rpm=1,window=3")
+    clock = ManualClock()  # the gateway's quota waits last until the test moves this clock
+    gw = start_gateway(upstream, tokens_file, limits="rpm=1,window=3", clock=clock)
+    gone = f'flashlane_gateway_requests_total{{project="team-a",model="{MODEL}",code="499"}} 1'
+
+    def metrics() -> str:
+        return urllib.request.urlopen(f"{gw.base_url}/metrics", timeout=10).read().decode()
+
     try:
         assert keep(client(gw)).models.generate_content(model=MODEL, contents="first").text
         # No X-Server-Timeout (a client with only its own timeout): it gives up after 1 s, while the
-        # gateway holds its request for the next slot (about 3 s away).
+        # gateway holds its request for the next slot (3 s away on the gateway's clock, which stands still).
         req = urllib.request.Request(f"{gw.base_url}/v1beta/models/{MODEL}:generateContent", method="POST",
                                      data=b'{"contents": [{"parts": [{"text": "second"}]}]}',
                                      headers={"content-type": "application/json", "x-goog-api-key": TOKEN})
         with pytest.raises(OSError):  # socket timeout
             urllib.request.urlopen(req, timeout=1)
-        time.sleep(3.5)  # past the moment the slot opened
-        metrics = urllib.request.urlopen(f"{gw.base_url}/metrics", timeout=10).read().decode()
+        wait_for(lambda: gone in metrics())  # the gateway saw the hang-up while it waited
+        clock.advance(3.5)  # past the moment the slot opened
+        text = metrics()
     finally:
         gw.stop()
     assert by_status(upstream) == {"200": 1}  # the abandoned request never went upstream
-    assert f'flashlane_gateway_requests_total{{project="team-a",model="{MODEL}",code="499"}} 1' in metrics
+    assert gone in text

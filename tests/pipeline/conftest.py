@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 
 from flashlane import Lane
-from flashlane.cli.main import main
-from tests.conftest import control, scenario  # noqa: F401 - re-exported for the pipeline tests
+from tests.conftest import control, run_cli, scenario, wait_for  # noqa: F401 - re-exported for the pipeline tests
 
 LABELS = "positive,negative,neutral"
 # google-genai's async client subclasses aiohttp.ClientSession, which aiohttp 3.14 deprecates;
@@ -49,15 +47,6 @@ def cli_env(emu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("GEMINI_API_KEY", "dummy")
     monkeypatch.setenv("FLASHLANE_LIMITS", "off")
     return emu
-
-
-def run_cli(*args: str) -> int:
-    """``flashlane ARGS`` in-process; returns the exit code."""
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -102,12 +91,3 @@ def subprocess_env(base_url: str, **extra: str) -> dict[str, str]:
     env.update({"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": "dummy", "FLASHLANE_LIMITS": "off",
                 "FLASHLANE_STATE_DIR": os.environ.get("FLASHLANE_STATE_DIR", ""), **extra})
     return env
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
