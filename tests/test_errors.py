@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,11 +56,11 @@ def test_429_per_day_is_not_retryable_and_names_the_reset() -> None:
     body = _sample("21_error_429_quota_failure_retryinfo.json")["body"]
     body = json.loads(json.dumps(body))
     body["error"]["details"][0]["violations"][0]["quotaId"] = "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
-    now = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)  # 12:00 Pacific
+    now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # 12:00 Pacific
     err = from_sdk_error(_sdk_error(429, body), model="gemini-3.1-flash-lite", now=now)
     assert isinstance(err, fl.RateLimited)
     assert err.kind == "rpd" and not err.retryable
-    assert err.reset_at is not None and err.reset_at.astimezone(timezone.utc) == datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+    assert err.reset_at is not None and err.reset_at.astimezone(UTC) == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
     assert "2026-11-25 00:00 Pacific" in err.message and "local" in err.message
 
 
@@ -147,7 +147,7 @@ def test_durations_and_pacific_midnight_across_dst() -> None:
     assert parse_duration("47.174066935s") == pytest.approx(47.174066935)
     assert parse_duration("bogus") is None
     # 2026-11-01 is the end of DST in the US: the day has 25 hours in Pacific time.
-    before = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)  # 23:30 PDT on Oct 31
-    assert next_pacific_midnight(before).astimezone(timezone.utc) == datetime(2026, 11, 1, 7, 0, tzinfo=timezone.utc)
-    after = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)  # 04:00 PST on Nov 1
-    assert next_pacific_midnight(after).astimezone(timezone.utc) == datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
+    before = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 23:30 PDT on Oct 31
+    assert next_pacific_midnight(before).astimezone(UTC) == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+    after = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # 04:00 PST on Nov 1
+    assert next_pacific_midnight(after).astimezone(UTC) == datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

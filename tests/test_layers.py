@@ -4,11 +4,17 @@ the emulator free of the SDK, and ``__all__`` as the public surface.
 Read from the source (AST), so a new module is checked the moment it exists."""
 
 from __future__ import annotations
+import __future__
 
 import ast
+import importlib
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
+
+import pytest
 
 import flashlane
 
@@ -26,6 +32,7 @@ RANKS = {
     "pipeline": 6,  # the run engine and its runners (standard, flex, batch)
     "lane": 7, "gateway": 7,
     "cli": 8, "__main__": 8, "pytest_plugin": 8,
+    "__init__": 8,  # the façade re-exports every layer (Lane on first use): only the top may import it
 }
 EMULATOR_MAY_IMPORT = {"emulator", "models"}
 # Only these may name SDK or transport exception types (the gateway forwards bytes with its
@@ -190,11 +197,65 @@ def test_importing_the_emulator_leaves_the_sdk_out_and_the_plugin_is_cheap() -> 
     assert min(float(r[1]) for r in runs) < 0.1, runs
 
 
-def test_all_is_the_public_surface() -> None:
-    exported = set(flashlane.__all__)
-    for name in exported:
-        assert getattr(flashlane, name) is not None
-    public = {n for n in dir(flashlane) if not n.startswith("_")} | {"__version__"}
-    assert public == exported
+# What a package's own imports put in its namespace, not its API: ``from __future__ import
+# annotations`` and the ``typing`` names its lazy imports need.
+_IMPORT_MACHINERY = {"annotations": __future__.annotations, "TYPE_CHECKING": typing.TYPE_CHECKING}
+
+
+def surface_problems(module: types.ModuleType) -> list[str]:
+    """How ``module``'s namespace (``vars``) disagrees with its ``__all__``, once every lazy name
+    (``_LAZY``, PEP 562) is loaded: a public name missing from ``__all__``, or an ``__all__``
+    name that does not resolve. Submodules are attributes of their package, not exports."""
+    problems = []
+    for name in getattr(module, "_LAZY", {}):
+        try:
+            getattr(module, name)
+        except (AttributeError, ImportError) as e:
+            problems.append(f"lazy name {name!r} does not load: {e}")
+    namespace = vars(module)
+    exported = set(module.__all__)
+    problems += [f"{name!r} is in __all__ but not defined" for name in sorted(exported - set(namespace))]
+    for name, value in sorted(namespace.items()):
+        if name.startswith("_") or name in exported or not name.isidentifier():
+            continue  # (pytest's assertion rewriting adds "@py_builtins" to the modules it rewrites)
+        if isinstance(value, types.ModuleType) and value.__name__.startswith(module.__name__ + "."):
+            continue
+        if name in _IMPORT_MACHINERY and value is _IMPORT_MACHINERY[name]:
+            continue
+        problems.append(f"public name {name!r} is not in __all__")
+    return problems
+
+
+@pytest.mark.parametrize("package", ["flashlane", "flashlane.emulator"])
+def test_all_is_the_public_surface(package: str) -> None:
+    module = importlib.import_module(package)
+    assert surface_problems(module) == []
     assert flashlane.__version__
     assert (SRC / "py.typed").is_file()
+
+
+def _fake(source: str, lazy_from: str = "json") -> types.ModuleType:
+    """A package built like flashlane's façade: eager names, PEP 562 lazy ones and ``__all__``."""
+    from flashlane.emulator.lazy import lazy_attributes
+
+    module = types.ModuleType("fakepkg")
+    exec(source, vars(module))  # noqa: S102 - the test's own source
+    table = vars(module).get("_LAZY", {})
+    module.__getattr__ = lazy_attributes(lazy_from, table, vars(module))  # type: ignore[method-assign]
+    return module
+
+
+def test_the_public_surface_check_fails_when_all_and_the_namespace_disagree() -> None:
+    head = "from __future__ import annotations\nfrom typing import TYPE_CHECKING\n"
+    good = _fake(head + '_LAZY = {"JSONDecoder": "decoder"}\nbase = 1\n__all__ = ["base", "JSONDecoder"]\n',
+                 lazy_from="json")
+    assert surface_problems(good) == []
+    assert surface_problems(_fake(head + "base = 1\nextra = 2\n__all__ = ['base']\n")) == [
+        "public name 'extra' is not in __all__"]
+    assert surface_problems(_fake(head + "base = 1\n__all__ = ['base', 'gone']\n")) == [
+        "'gone' is in __all__ but not defined"]
+    lazy_not_exported = _fake(head + '_LAZY = {"JSONDecoder": "decoder"}\n__all__ = []\n', lazy_from="json")
+    assert surface_problems(lazy_not_exported) == ["public name 'JSONDecoder' is not in __all__"]
+    broken = surface_problems(_fake(head + '_LAZY = {"nothing": "decoder"}\n__all__ = ["nothing"]\n'))
+    assert broken[0].startswith("lazy name 'nothing' does not load") and len(broken) == 2
+    assert surface_problems(_fake("import os\n__all__ = []\n")) == ["public name 'os' is not in __all__"]

@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import Settings, load_settings
+from .emulator.lazy import lazy_attributes as _lazy_attributes
 from .errors import (
     AuthError,
     BadRequest,
@@ -64,13 +64,7 @@ if TYPE_CHECKING:
     from .tasks import Classification, Summary, Task, Translation
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flashlane' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 __all__ = ["Clock", "SystemClock", "TestClock", "SYSTEM_CLOCK"]
@@ -47,7 +47,7 @@ class SystemClock:
             await asyncio.sleep(seconds)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class TestClock:
@@ -82,7 +82,7 @@ class TestClock:
         await asyncio.sleep(0)
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._t, timezone.utc)
+        return datetime.fromtimestamp(self._t, UTC)
 
 
 SYSTEM_CLOCK = SystemClock()

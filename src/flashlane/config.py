@@ -15,11 +15,10 @@ Safe defaults are the named constants below; nothing else in flashlane invents o
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .errors import AI_STUDIO_KEY_URL, ConfigError
 from .limits.config import Limits

@@ -19,7 +19,7 @@ from .conftest import AIOHTTP_SUBCLASS_WARNING, MODEL, make_client
 pytestmark = pytest.mark.filterwarnings(AIOHTTP_SUBCLASS_WARNING)
 
 
-class Sentiment(str, Enum):
+class Sentiment(str, Enum):  # noqa: UP042 - the (str, Enum) form many users still write
     positive = "positive"
     negative = "negative"
     neutral = "neutral"

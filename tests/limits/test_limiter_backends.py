@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -128,9 +128,9 @@ def test_rpd_raises_at_once_with_reset_at_pacific_midnight(make: Make, clock: Te
 
 @pytest.mark.parametrize(("start", "hours_to_next_reset"), [
     # 2026-03-08 02:00 PST -> PDT: the day after starts at 00:00 PDT, 23 h after 00:00 PST.
-    (datetime(2026, 3, 8, 8, 30, tzinfo=timezone.utc), 23),
+    (datetime(2026, 3, 8, 8, 30, tzinfo=UTC), 23),
     # 2026-11-01 02:00 PDT -> PST: that day has 25 h.
-    (datetime(2026, 11, 1, 7, 30, tzinfo=timezone.utc), 25),
+    (datetime(2026, 11, 1, 7, 30, tzinfo=UTC), 25),
 ])
 def test_rpd_reset_across_dst(make: Make, start: datetime, hours_to_next_reset: int) -> None:
     clock = TestClock(start.timestamp())  # 00:30 Pacific on the DST-change day

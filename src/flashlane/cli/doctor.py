@@ -10,7 +10,7 @@ check failed, 0 otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -108,7 +108,7 @@ def _checks(settings: Settings | None, load_error: FlashlaneError | None, offlin
     out.append(Check("output cap", "pass", f"max_output_tokens {settings.max_output_tokens} (thinking included), "
                                           f"ceiling {settings.output_ceiling}"))
     out.append(_limits(settings))
-    reset = next_pacific_midnight(datetime.now(timezone.utc))
+    reset = next_pacific_midnight(datetime.now(UTC))
     out.append(Check("daily quota reset", "pass", f"next requests-per-day reset: {describe_reset(reset)}"))
     out.append(_api_check(settings, offline, info is not None and info.retired))
     return out

@@ -12,9 +12,11 @@ import sys
 
 import click
 
+from .. import __version__
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="flashlane")
+@click.version_option(__version__, package_name="flashlane")
 @click.option("--emulator", is_flag=True, default=False, help="Run every command against the built-in emulator.")
 def cli(emulator: bool) -> None:
     """Run cheap, high-volume LLM work on Gemini Flash-Lite, correctly by default."""

@@ -13,13 +13,14 @@ shape), ``responder`` (schema -> instance, text), ``quota``, ``scenario``, ``err
 ``latency``, ``stats``, ``clock``, ``config`` (projects file), ``caches`` (cachedContents and
 implicit hits), ``tools`` (function calls, signatures, built-ins), ``files`` (Files API),
 ``batches`` (Batch API), ``flex`` (service tiers), ``keys`` (unknown-key checks for files and
-control bodies), ``server``, ``cli``, ``pytest_plugin``.
+control bodies), ``lazy`` (names loaded on first use), ``server``, ``cli``, ``pytest_plugin``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_attributes as _lazy_attributes
 
 __all__ = ["Emulator", "EmulatorApp", "EmulatorConfig", "ProjectConfig"]
 
@@ -32,11 +33,4 @@ if TYPE_CHECKING:
     from .config import EmulatorConfig, ProjectConfig
     from .server import Emulator
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flashlane.emulator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY, globals())

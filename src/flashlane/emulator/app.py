@@ -217,7 +217,7 @@ class EmulatorApp:
         else:
             try:
                 await asyncio.wait_for(_loop(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _drop(self, receive: Any, send: Any) -> None:

@@ -47,7 +47,7 @@ import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -77,7 +77,7 @@ _FRACTION = re.compile(r"\.(\d+)")
 
 def format_time(ts: float) -> str:
     """RFC 3339 UTC with microseconds, the way the API writes timestamps."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_duration(value: Any, path: str) -> float:
@@ -99,7 +99,7 @@ def parse_time(value: Any, path: str) -> float:
             f"Invalid value at '{path}' (type.googleapis.com/google.protobuf.Timestamp), {value!r}"
         ) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -202,7 +202,7 @@ class HttpClient:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: _Conn(key), host, port, ssl=tls,
                                        server_hostname=host if tls else None), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"connecting to {host}:{port} timed out") from None
         return conn
 

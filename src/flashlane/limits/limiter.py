@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import PACIFIC, RateLimited, describe_reset
@@ -115,7 +115,7 @@ class Limiter:
             await self.clock.asleep(got)
 
     def _day_used_up(self, key: str, now: float, day_reset: float, limits: Limits) -> RateLimited:
-        reset_at = datetime.fromtimestamp(day_reset, timezone.utc).astimezone(PACIFIC)
+        reset_at = datetime.fromtimestamp(day_reset, UTC).astimezone(PACIFIC)
         model = self.model or key.rpartition(":")[2] or "this model"
         quota = f" ({limits.rpd:,} requests)" if limits.rpd else ""
         return RateLimited(

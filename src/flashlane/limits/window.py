@@ -19,7 +19,7 @@ missing entries it should count (a real over-admission, found by the threaded te
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import next_pacific_midnight
 from .config import Limits
@@ -62,7 +62,7 @@ class Decision:
 
 def day_reset_after(now: float) -> float:
     """Epoch seconds of the next midnight America/Los_Angeles after ``now`` (DST-aware)."""
-    return next_pacific_midnight(datetime.fromtimestamp(now, timezone.utc)).timestamp()
+    return next_pacific_midnight(datetime.fromtimestamp(now, UTC)).timestamp()
 
 
 def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision:

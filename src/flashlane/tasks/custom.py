@@ -29,10 +29,10 @@ Reference material (``reference.py``), placed in the stable prefix every request
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import yaml
 
 from ..call.schema import Schema

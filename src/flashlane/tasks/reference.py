@@ -115,6 +115,7 @@ def load_examples_file(path: str) -> tuple[Example, ...]:
     """Worked examples from a file (``--examples``): a JSON list, JSONL (one object a line), or a
     TOML / YAML file with an ``examples`` list; each entry has ``input`` and ``output``."""
     import tomllib
+
     import yaml
 
     p = Path(path)
