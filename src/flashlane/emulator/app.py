@@ -95,6 +95,17 @@ class _Dropped(Exception):
     """The connection was closed on purpose (scenario ``drop`` / ``cut_after``)."""
 
 
+async def lifespan(receive: Any, send: Any) -> None:
+    """An ASGI lifespan scope with nothing to set up or tear down (the emulator's, the gateway's)."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 class EmulatorApp:
     """ASGI callable. All state lives here; it runs on one event loop (no locks needed)."""
 
@@ -129,7 +140,7 @@ class EmulatorApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self._lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if kind != "http":
             return
@@ -156,15 +167,6 @@ class EmulatorApp:
             await self._send_json(send, code, body)
         except Exception:  # noqa: BLE001 - the response had already started; nothing to add
             pass
-
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -58,7 +58,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from ..models import ModelInfo
 from . import answer as ans_mod
@@ -70,7 +69,7 @@ from .errors import (
     error_body,
     invalid_argument,
 )
-from .files import JSON_HEADERS, StoredFile, _dumps
+from .files import JSON_HEADERS, StoredFile, _dumps, page_bounds
 from .wire import camel_keys, content_texts, count_prompt_tokens, parse_json_body
 
 if TYPE_CHECKING:
@@ -599,13 +598,7 @@ class BatchesApi:
         app.stats.record(now, stat, None, project, 200)
 
     def _list(self, project: str, query: str, now: float) -> dict[str, Any]:
-        q = parse_qs(query)
-        try:
-            size = int(q.get("pageSize", q.get("page_size", [DEFAULT_PAGE_SIZE]))[0]) or DEFAULT_PAGE_SIZE
-            start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
-        except ValueError:
-            raise invalid_argument("Invalid page token or page size.") from None
-        size = min(max(size, 1), MAX_PAGE_SIZE)
+        start, size = page_bounds(query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         mine = sorted((j for j in self.book.jobs.values() if j.project == project),
                       key=lambda j: (-j.create_time, j.id))  # newest first
         out: dict[str, Any] = {}

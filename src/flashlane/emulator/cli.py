@@ -56,6 +56,10 @@ def _load_rules(path: str) -> list[dict[str, Any]]:
     return rules
 
 
+def _file_option(flag: str, dest: str, help_: str) -> Any:
+    return click.option(flag, dest, type=click.Path(exists=True, dir_okay=False), help=help_)
+
+
 @click.command("emulator")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
@@ -88,12 +92,7 @@ def _load_rules(path: str) -> list[dict[str, Any]]:
     type=click.Choice(["free", "tier1", "tier2", "tier3"]),
     help="Which quotaId names 429s use (free tier or paid).",
 )
-@click.option(
-    "--scenario",
-    "scenario_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML/JSON file of scenario rules (faults and scripted answers).",
-)
+@_file_option("--scenario", "scenario_file", "YAML/JSON file of scenario rules (faults and scripted answers).")
 @click.option(
     "--implicit-cache-rate",
     default=DEFAULT_IMPLICIT_RATE,
@@ -101,12 +100,7 @@ def _load_rules(path: str) -> list[dict[str, Any]]:
     type=click.FloatRange(0.0, 1.0),
     help="Share of requests repeating a long recent prefix that report it as cached (0 = never).",
 )
-@click.option(
-    "--projects",
-    "projects_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML/JSON file mapping API keys to projects and per-project quotas.",
-)
+@_file_option("--projects", "projects_file", "YAML/JSON file mapping API keys to projects and per-project quotas.")
 @click.option(
     "--batch-turnaround",
     type=click.FloatRange(min=0, max=1e9),

@@ -66,6 +66,17 @@ def new_id() -> str:
     return "".join(alphabet[b % len(alphabet)] for b in os.urandom(_ID_LENGTH))
 
 
+def page_bounds(query: str, default_size: int, max_size: int) -> tuple[int, int]:
+    """(start, size) of a list call's page from its ``pageToken``/``pageSize`` (either spelling)."""
+    q = parse_qs(query)
+    try:
+        size = int(q.get("pageSize", q.get("page_size", [default_size]))[0]) or default_size
+        start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
+    except ValueError:
+        raise invalid_argument("Invalid page token or page size.") from None
+    return start, min(max(size, 1), max_size)
+
+
 @dataclass
 class StoredFile:
     id: str
@@ -209,13 +220,7 @@ class FileStore:
         self.files.pop(f.id).close()
 
     def page(self, project: str, query: str, now: float) -> tuple[list[StoredFile], str | None]:
-        q = parse_qs(query)
-        try:
-            size = int(q.get("pageSize", q.get("page_size", [DEFAULT_PAGE_SIZE]))[0]) or DEFAULT_PAGE_SIZE
-            start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
-        except ValueError:
-            raise invalid_argument("Invalid page token or page size.") from None
-        size = min(max(size, 1), MAX_PAGE_SIZE)
+        start, size = page_bounds(query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         self.sweep(now)
         mine = sorted((f for f in self.files.values() if f.project == project),
                       key=lambda f: (-f.create_time, f.id))  # newest first

@@ -16,8 +16,8 @@ import copy
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Self, TypeVar
 
 from .app import EmulatorApp
 from .config import EmulatorConfig
@@ -71,93 +71,133 @@ def uvicorn_config(app: EmulatorApp, host: str, port: int) -> Any:
     )
 
 
-class Emulator:
-    """A Gemini API emulator served by uvicorn in a background thread."""
+class ServerThread:
+    """An ASGI app served by uvicorn on an already bound socket, on its own event loop in a daemon
+    thread: the emulator and the gateway both run this way. ``after`` runs on that loop once the
+    server has stopped (the gateway closes its upstream connections there)."""
 
-    def __init__(self, config: EmulatorConfig | None = None):
-        self.config = config or EmulatorConfig()
-        self._initial = copy.deepcopy(self.config)
-        self.app = EmulatorApp(self.config)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sock: socket.socket | None = None
-        self.host = self.config.host
-        self.port = 0
+    def __init__(self, config: Any, sock: socket.socket, name: str,
+                 after: Callable[[], Awaitable[None]] | None = None) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(config)
+        self.sock = sock
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._after = after
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self, what: str, timeout_s: float) -> None:
+        """Start the thread; return once the server listens (RuntimeError naming ``what`` if not)."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"{what} failed to start")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start in time")
+            time.sleep(0.002)
+
+    def _run(self) -> None:
+        factory = self.server.config.get_loop_factory()
+        runner = asyncio.Runner(loop_factory=factory) if factory else asyncio.Runner()
+        with runner:
+            self.loop = runner.get_loop()
+            runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            if self._after is not None:
+                await self._after()
+
+    def stop(self) -> None:
+        """Ask the server to exit; force it after ``SHUTDOWN_TIMEOUT_S``; close the socket."""
+        self.server.should_exit = True
+        self.thread.join(SHUTDOWN_TIMEOUT_S)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(SHUTDOWN_TIMEOUT_S)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.loop = None
+
+
+class Served:
+    """A server on ``host:port`` (the emulator, the gateway): ``start``/``stop``, or
+    ``with x.running():`` (and ``with x:``)."""
+
+    host: str
+    port: int
 
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> Emulator:
-        import uvicorn
+    def start(self) -> Self:
+        raise NotImplementedError
 
-        if self._thread is not None:
-            return self
-        self._sock = bind_socket(self.config.host, self.config.port)
-        self.port = self._sock.getsockname()[1]
-        cfg = uvicorn_config(self.app, self.config.host, self.port)
-        self._server = uvicorn.Server(cfg)
-        self._thread = threading.Thread(target=self._run, name=f"flashlane-emulator-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("emulator failed to start")
-            if time.monotonic() > deadline:
-                raise RuntimeError("emulator did not start in time")
-            time.sleep(0.002)
-        return self
-
-    def _run(self) -> None:
-        server = self._server
-        config = server.config
-        loop_factory = config.get_loop_factory()
-        runner = asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
-        with runner:
-            self._loop = runner.get_loop()
-            runner.run(server.serve(sockets=[self._sock]))
+    def _listen(self, port: int, config: Callable[[int], Any], name: str, what: str, timeout_s: float,
+                after: Callable[[], Awaitable[None]] | None = None) -> ServerThread:
+        """Bind ``host:port`` (0: a free port, then known as ``self.port``) and serve uvicorn
+        ``config(port)`` on it in a thread named ``name-PORT``; return once it listens."""
+        sock = bind_socket(self.host, port)
+        self.port = sock.getsockname()[1]
+        served = ServerThread(config(self.port), sock, f"{name}-{self.port}", after)
+        served.start(what, timeout_s)
+        return served
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(SHUTDOWN_TIMEOUT_S)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(SHUTDOWN_TIMEOUT_S)
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        self._server = None
-        self._thread = None
-        self._loop = None
-
-    def wait(self) -> None:
-        """Block until the server thread ends."""
-        if self._thread is not None:
-            self._thread.join()
+        raise NotImplementedError
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[Emulator]:
+    def running(self) -> Iterator[Self]:
         self.start()
         try:
             yield self
         finally:
             self.stop()
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+
+class Emulator(Served):
+    """A Gemini API emulator served by uvicorn in a background thread."""
+
+    def __init__(self, config: EmulatorConfig | None = None):
+        self.config = config or EmulatorConfig()
+        self._initial = copy.deepcopy(self.config)
+        self.app = EmulatorApp(self.config)
+        self._served: ServerThread | None = None
+        self.host = self.config.host
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Emulator:
+        if self._served is not None:
+            return self
+        self._served = self._listen(self.config.port, lambda port: uvicorn_config(self.app, self.host, port),
+                                    "flashlane-emulator", "emulator", STARTUP_TIMEOUT_S)
+        return self
+
+    def stop(self) -> None:
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
+
+    def wait(self) -> None:
+        """Block until the server thread ends."""
+        if self._served is not None:
+            self._served.thread.join()
+
     # ------------------------------------------------------------------ control (thread-safe)
     def _call(self, fn: Callable[[], T]) -> T:
-        loop = self._loop
+        loop = self._served.loop if self._served is not None else None
         if loop is None or not loop.is_running():
             return fn()
 

@@ -22,6 +22,12 @@ _camel_cache: dict[str, str] = {}
 MAX_JSON_DEPTH = 100  # protobuf's JSON parser's default recursion limit
 
 
+def invalid_message(path: str, message: str, value: Any) -> ApiError:
+    """The JSON parser's 400 for a value at ``path`` that is not the ``message`` it should be."""
+    return invalid_argument(f"Invalid value at '{path}' (type.googleapis.com/google.ai.generativelanguage.v1beta."
+                            f"{message}), " + json.dumps(value)[:200])
+
+
 def camel(key: str) -> str:
     """``max_output_tokens`` -> ``maxOutputTokens``; camelCase and ``$keys`` unchanged."""
     out = _camel_cache.get(key)
@@ -181,33 +187,19 @@ def content_texts(contents: Any, path: str = "contents") -> list[str]:
     if isinstance(contents, dict):  # a single Content is tolerated by the REST API
         contents = [contents]
     if not isinstance(contents, list):
-        raise invalid_argument(
-            f"Invalid value at '{path}' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), "
-            + json.dumps(contents)[:200]
-        )
+        raise invalid_message(path, "Content", contents)
     texts: list[str] = []
     for i, content in enumerate(contents):
         if not isinstance(content, dict):
-            raise invalid_argument(
-                f"Invalid value at '{path}[{i}]' "
-                "(type.googleapis.com/google.ai.generativelanguage.v1beta.Content), "
-                + json.dumps(content)[:200]
-            )
+            raise invalid_message(f"{path}[{i}]", "Content", content)
         parts = content.get("parts", [])
         if isinstance(parts, dict):
             parts = [parts]
         if not isinstance(parts, list):
-            raise invalid_argument(
-                f"Invalid value at '{path}[{i}].parts' "
-                "(type.googleapis.com/google.ai.generativelanguage.v1beta.Part), " + json.dumps(parts)[:200]
-            )
+            raise invalid_message(f"{path}[{i}].parts", "Part", parts)
         for j, part in enumerate(parts):
             if not isinstance(part, dict):
-                raise invalid_argument(
-                    f"Invalid value at '{path}[{i}].parts[{j}]' "
-                    "(type.googleapis.com/google.ai.generativelanguage.v1beta.Part), "
-                    + json.dumps(part)[:200]
-                )
+                raise invalid_message(f"{path}[{i}].parts[{j}]", "Part", part)
             text = part.get("text")
             if text is None:
                 continue
@@ -265,11 +257,7 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
             system_texts = content_texts(system, "system_instruction")
     gc = body.get("generationConfig") or {}
     if not isinstance(gc, dict):
-        raise invalid_argument(
-            "Invalid value at 'generation_config' "
-            "(type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig), "
-            + json.dumps(gc)[:200]
-        )
+        raise invalid_message("generation_config", "GenerationConfig", gc)
     gc = camel_keys(gc)
     req = GenerateRequest(
         texts=texts,
@@ -294,11 +282,7 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
     tc = gc.get("thinkingConfig")
     if tc is not None:
         if not isinstance(tc, dict):
-            raise invalid_argument(
-                "Invalid value at 'generation_config.thinking_config' "
-                "(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig), "
-                + json.dumps(tc)[:200]
-            )
+            raise invalid_message("generation_config.thinking_config", "ThinkingConfig", tc)
         tc = camel_keys(tc)
         level = tc.get("thinkingLevel")
         if level is not None:
@@ -334,10 +318,7 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
     schema = js if js is not None else os_
     if schema is not None:
         if not isinstance(schema, dict):
-            raise invalid_argument(
-                "Invalid value at 'generation_config.response_schema' "
-                f"(type.googleapis.com/google.ai.generativelanguage.v1beta.Schema), {json.dumps(schema)[:200]}"
-            )
+            raise invalid_message("generation_config.response_schema", "Schema", schema)
         if (mime or "").lower() not in ("application/json", "text/x.enum"):
             raise invalid_argument(
                 "* GenerateContentRequest.generation_config.response_mime_type: "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from typing import Any
 
 from ..models import Usage, cost_of
 
@@ -77,6 +78,10 @@ class Metrics:
         def pm(project: str, model: str) -> str:
             return f'project="{_esc(project)}",model="{_esc(model)}"'
 
+        def per_model(name: str, help_: str, values: dict[tuple[str, str], Any], fmt: str = "") -> None:
+            full = family(name, "counter", help_)
+            out.extend(f"{full}{{{pm(p, m)}}} {v:{fmt}}" for (p, m), v in sorted(values.items()))
+
         n: str = family("requests_total", "counter", "Requests answered, by project, model and HTTP status.")
         for (p, m, code), v in sorted(self.requests.items()):
             out.append(f'{n}{{{pm(p, m)},code="{code}"}} {v}')
@@ -92,18 +97,12 @@ class Metrics:
         n = family("tokens_total", "counter", "Tokens from usageMetadata, by kind (input, output, thinking, cached).")
         for (p, m, kind), v in sorted(self.tokens.items()):
             out.append(f'{n}{{{pm(p, m)},kind="{kind}"}} {v}')
-        n = family("cost_usd_total", "counter", "Cost at the catalog's paid-tier prices.")
-        for (p, m), fv in sorted(self.cost.items()):
-            out.append(f"{n}{{{pm(p, m)}}} {fv:.8f}")
-        n = family("rate_limited_absorbed_total", "counter", "Upstream 429s waited out instead of passed to clients.")
-        for (p, m), v in sorted(self.absorbed.items()):
-            out.append(f"{n}{{{pm(p, m)}}} {v}")
-        n = family("retries_total", "counter", "Upstream attempts after the first.")
-        for (p, m), v in sorted(self.retries.items()):
-            out.append(f"{n}{{{pm(p, m)}}} {v}")
-        n = family("limiter_wait_seconds_total", "counter", "Time requests waited in the quota limiter.")
-        for (p, m), fv in sorted(self.limiter_wait.items()):
-            out.append(f"{n}{{{pm(p, m)}}} {fv:.6f}")
+        per_model("cost_usd_total", "Cost at the catalog's paid-tier prices.", self.cost, ".8f")
+        per_model("rate_limited_absorbed_total", "Upstream 429s waited out instead of passed to clients.",
+                  self.absorbed)
+        per_model("retries_total", "Upstream attempts after the first.", self.retries)
+        per_model("limiter_wait_seconds_total", "Time requests waited in the quota limiter.", self.limiter_wait,
+                  ".6f")
         n = family("refused_auth_total", "counter", "Requests refused for a missing or invalid token.")
         out.append(f"{n} {self.refused_auth}")
         n = family("in_flight", "gauge", "Requests being handled now.")

@@ -9,17 +9,14 @@ server loop, the upstream client and the limiter all live on that thread's event
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..clock import Clock
 from ..config import Settings
+from ..emulator.server import Served, ServerThread
 from ..errors import ConfigError
 from ..limits import make_store
 from ..limits.sqlite import default_path
@@ -35,7 +32,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8790
 DEFAULT_LEDGER_FILENAME = "gateway-ledger.sqlite3"
 STARTUP_TIMEOUT_S = 15.0
-SHUTDOWN_TIMEOUT_S = 5.0
 GRACEFUL_SHUTDOWN_S = 2  # streams in flight get this long to finish on SIGTERM
 KEEP_ALIVE_S = 75  # longer than common client pools' idle timeouts, so clients close first
 BACKLOG = 2048
@@ -63,15 +59,13 @@ def _uvicorn_config(app: GatewayApp, host: str, port: int) -> Any:
                           backlog=BACKLOG)
 
 
-class Gateway:
+class Gateway(Served):
     def __init__(self, app: GatewayApp, *, host: str = DEFAULT_HOST, port: int = 0, emulator: Any = None) -> None:
         self.app = app
         self.host = host
         self.port = port
         self._emulator = emulator  # an in-process emulator this gateway started (--emulator)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._sock: Any = None
+        self._served: ServerThread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, tokens_file: str | os.PathLike[str] | None = None,
@@ -102,56 +96,15 @@ class Gateway:
         app = GatewayApp(upstream, tokens, store, config=cfg, ledger=the_ledger, log=log, clock=clock)
         return cls(app, host=host, port=port, emulator=emulator)
 
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
     def start(self) -> Gateway:
-        import uvicorn
-
-        from ..emulator.server import bind_socket
-
-        self._sock = bind_socket(self.host, self.port)
-        self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(_uvicorn_config(self.app, self.host, self.port))
-        self._thread = threading.Thread(target=self._run, name=f"flashlane-gateway-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the gateway failed to start")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start in time")
-            time.sleep(0.005)
+        self._served = self._listen(self.port, lambda port: _uvicorn_config(self.app, self.host, port),
+                                    "flashlane-gateway", "the gateway", STARTUP_TIMEOUT_S, after=self.app.upstream.aclose)
         return self
 
-    def _run(self) -> None:
-        config = self._server.config
-        factory = config.get_loop_factory()
-        runner = asyncio.Runner(loop_factory=factory) if factory else asyncio.Runner()
-
-        async def serve() -> None:
-            try:
-                await self._server.serve(sockets=[self._sock])
-            finally:
-                await self.app.upstream.aclose()
-
-        with runner:
-            runner.run(serve())
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            if self._thread is not None:
-                self._thread.join(SHUTDOWN_TIMEOUT_S)
-                if self._thread.is_alive():
-                    self._server.force_exit = True
-                    self._thread.join(SHUTDOWN_TIMEOUT_S)
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._server = None
-            self._thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
         if self.app.ledger is not None:
             self.app.ledger.close()
             self.app.ledger = None
@@ -161,14 +114,6 @@ class Gateway:
         if self._emulator is not None:
             self._emulator.stop()
             self._emulator = None
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Gateway]:
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stop()
 
     def describe(self) -> str:
         a = self.app

@@ -199,18 +199,23 @@ def _too_deep(where: str) -> InputError:
                                                                        "of at most a few hundred levels")
 
 
+def _loads(text: str, where: str, hint: str, *, lines: bool) -> Any:
+    """``json.loads``, or the InputError naming ``where`` (and the line, for a multi-line ``text``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        at = f"line {e.lineno} column {e.colno}" if lines else f"column {e.colno}"
+        raise InputError(f"{where}: not valid JSON ({e.msg} at {at})", hint=hint) from None
+    except RecursionError:
+        raise _too_deep(where) from None
+
+
 def _rows_jsonl(lines: _Text, name: str) -> Iterator[dict[str, Any]]:
     n = 0
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{name} line {lineno}: not valid JSON ({e.msg} at column {e.colno})",
-                             hint="each line must hold one JSON object") from None
-        except RecursionError:
-            raise _too_deep(f"{name} line {lineno}") from None
+        obj = _loads(line, f"{name} line {lineno}", "each line must hold one JSON object", lines=False)
         n += 1
         yield _as_row(obj, f"{name} line {lineno}")
     if not n:
@@ -221,13 +226,8 @@ def _rows_json(lines: _Text, name: str) -> Iterator[dict[str, Any]]:
     text = "".join(lines)  # one document: parsed whole (big inputs belong in JSONL)
     if not text.strip():
         raise _empty(name)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})",
-                         hint="a .json input must hold one array of objects (use .jsonl for one per line)") from None
-    except RecursionError:
-        raise _too_deep(name) from None
+    data = _loads(text, name, "a .json input must hold one array of objects (use .jsonl for one per line)",
+                  lines=True)
     del text
     if not isinstance(data, list):
         raise InputError(f"{name}: the JSON must be an array of objects", hint="wrap the rows in [ ... ]")
