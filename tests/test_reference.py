@@ -141,16 +141,16 @@ def test_builtin_classify_takes_examples_and_reference_as_options(lane: Any, gem
 
 def test_prefix_counted_in_sizing_and_fingerprint(lane: Any, tmp_path: Path) -> None:
     guide = "word " * 4000
-    plain = Job.create(lane, CLASSIFY, {"labels": "a,b"})
-    rich = Job.create(lane, CLASSIFY, {"labels": "a,b", "reference": guide})
+    plain = Job.create(lane._client, CLASSIFY, {"labels": "a,b"})
+    rich = Job.create(lane._client, CLASSIFY, {"labels": "a,b", "reference": guide})
     assert rich.prefix is not None and rich.prefix_tokens >= estimate_tokens(guide)
     assert rich.shared_tokens - plain.shared_tokens >= estimate_tokens(guide)
     assert plain.prefix is None and plain.prefix_tokens == 0
     assert rich.single_call(_item()).est_tokens >= estimate_tokens(guide)
-    other = Job.create(lane, CLASSIFY, {"labels": "a,b", "reference": guide + "more"})
+    other = Job.create(lane._client, CLASSIFY, {"labels": "a,b", "reference": guide + "more"})
     src = {"column": None}
     assert rich.fingerprint([], source=src) != other.fingerprint([], source=src)
-    assert plain.fingerprint([], source=src) == Job.create(lane, CLASSIFY, {"labels": "a,b"}).fingerprint([], source=src)
+    assert plain.fingerprint([], source=src) == Job.create(lane._client, CLASSIFY, {"labels": "a,b"}).fingerprint([], source=src)
 
 
 def _item() -> Any:

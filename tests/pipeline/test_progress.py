@@ -78,7 +78,7 @@ def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: 
             store.insert_items(((i, it.id, it.hash, json.dumps(r)) for i, (r, it) in
                                 enumerate((r, builder.build(i, r)) for i, r in enumerate(rows))), builder.duplicate)
             store.start_session()
-            job = Job.create(lane, task, {"labels": ["a", "b"]})
+            job = Job.create(lane._client, task, {"labels": ["a", "b"]})
             engine = Engine(job, store, builder, concurrency=3, on_progress=lambda s: seen.append(s.waiting))
 
             async def run_a_while() -> None:
