@@ -9,24 +9,31 @@ partial output and leave the run resumable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from dataclasses import fields
 from typing import Any
 
 import click
 
 from ..config import RUN_DEADLINE_S
-from ..errors import describe_reset
-from ..pipeline.readers import FORMATS
+from ..errors import FlashlaneError, describe_reset
+from ..pipeline.readers import DEFAULT_ENCODING, FORMATS
 from ..pipeline.report import format_report, load_report, report_json
 from ..pipeline.runfile import RunConfig, RunInterrupted, run_file
-from ..tasks import get_task
+from ..tasks import BUILTIN_TASKS, Task, get_task
+from ..tasks.option import SHARED_OPTIONS, Option
 from .common import lane_options, make_client, note
+from .tasks import check_free, click_option, task_values
 
 __all__ = ["run_command", "report_command"]
 
 
-def _pack(value: str | None) -> int | str | None:
+_TASK = "flashlane.task"  # ctx.meta: (name, Task) of the task file named as TASK, when it loads
+
+
+def _pack(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
     if value is None:
         return None
     if value.lower() == "auto":
@@ -40,33 +47,31 @@ def _pack(value: str | None) -> int | str | None:
     return n
 
 
-def _task_options(labels: str | None, multi_label: bool, schema: str | None, to: str | None, source: str | None,
-                  max_words: int | None, style: str | None, glossary: str | None = None,
-                  formality: str | None = None) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if labels is not None:
-        opts["labels"] = labels
-    if multi_label:
-        opts["multi_label"] = True
-    if schema is not None:
-        from ..tasks import load_schema
-
-        opts["schema"] = load_schema(schema)
-    if glossary:
-        from .tasks import parse_glossary
-
-        opts["glossary"] = parse_glossary(glossary)
-    for k, v in (("to", to), ("source", source), ("max_words", max_words), ("style", style),
-                 ("formality", formality)):
-        if v is not None:
-            opts[k] = v
-    return opts
+def _builtin_options() -> dict[str, Option]:
+    """Every built-in task's options (the first declaration of a name wins), then the shared ones."""
+    out: dict[str, Option] = {}
+    for t in BUILTIN_TASKS.values():
+        for o in t.params:
+            out.setdefault(o.name, o)
+    out.update({o.name: o for o in SHARED_OPTIONS})
+    return out
 
 
-def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline_max_bytes: int | None) -> Any:
+def _task_option_params() -> list[click.Parameter]:
+    """Run's options for the built-in tasks' options, each help naming the tasks that read it."""
+    readers: dict[str, list[str]] = {}
+    for t in BUILTIN_TASKS.values():
+        for o in t.params:
+            readers.setdefault(o.name, []).append(t.name)
+    return [click_option(o, f"{', '.join(readers[o.name])}: " if o.name in readers else "")
+            for o in _builtin_options().values()]
+
+
+def _batch_options(given: dict[str, Any]) -> Any:
     from ..pipeline.batch import BatchOptions
 
-    opts = BatchOptions(detach=detach, fallback=fallback)
+    opts = BatchOptions(detach=given.pop("detach"), fallback=given.pop("batch_fallback"))
+    max_requests, inline_max_bytes = given.pop("batch_max_requests"), given.pop("batch_inline_max_bytes")
     if max_requests is not None:
         opts.max_requests = max_requests
     if inline_max_bytes is not None:
@@ -74,34 +79,53 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
     return opts
 
 
-@click.command("run")
+class _RunCommand(click.Command):
+    """``flashlane run``: its own options, the options of the built-in tasks, and those declared by
+    the task file named as TASK (so ``flashlane run my.toml --help`` lists them too)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The options depend on TASK, so read it first, ignoring what is not known yet.
+        probe = click.Context(self, info_name=ctx.info_name, parent=ctx.parent, resilient_parsing=True,
+                              ignore_unknown_options=True)
+        name = self.make_parser(probe).parse_args(args=list(args))[0].get("task")
+        if isinstance(name, str) and name not in BUILTIN_TASKS:
+            with contextlib.suppress(FlashlaneError):  # a bad task file is reported when the run starts
+                ctx.meta[_TASK] = (name, get_task(name))
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        if _TASK not in ctx.meta:
+            return params
+        task = ctx.meta[_TASK][1]
+        # A task file's declaration of a name takes the place of a built-in task's.
+        replaced = {o.name for o in task.params} & set(_builtin_options())
+        params = [*(p for p in params if p.name not in replaced), *(click_option(o) for o in task.params)]
+        check_free(task, params, "flashlane run")
+        return params
+
+
+def _declared(task: Task) -> dict[str, Option]:
+    """How each task option on run's command line becomes a value: by the task's own declaration,
+    else by the built-in task's that declares it."""
+    return {**_builtin_options(), **{o.name: o for o in task.params}}
+
+
+@click.command("run", cls=_RunCommand, params=_task_option_params())
 @click.argument("task")
 @click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", default=None, help="Output .jsonl/.csv/.parquet (default <input stem>.<task>.jsonl).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Input format (default: by extension).")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV/TSV/JSON input.")
+@click.option("--encoding", default=DEFAULT_ENCODING, show_default=True, help="Text encoding of CSV/TSV/JSON input.")
 @click.option("--column", default=None, help="The column holding the text.")
 @click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
 @click.option("--id-column", default=None,
               help="Column with unique row ids (default: a column named 'id' if there is one, else row number + "
                    "content hash; '' numbers the rows).")
-@click.option("--labels", default=None, help="classify: comma-separated labels.")
-@click.option("--multi-label", is_flag=True, help="classify: allow any number of labels.")
-@click.option("--schema", default=None, help="extract: a JSON Schema file or module:PydanticModel.")
-@click.option("--to", default=None, help="translate: target language.")
-@click.option("--source", default=None, help="translate: source language.")
-@click.option("--glossary", default=None, help="translate: fixed terms, term=translation,term2=translation2.")
-@click.option("--formality", default=None, help="translate: formal | informal | ...")
-@click.option("--max-words", type=click.IntRange(min=1), default=None, help="summarize: word limit.")
-@click.option("--style", default=None, help="summarize: style, e.g. 'one sentence'.")
-@click.option("--reference", "reference_file", default=None,
-              help="Reference text for every row (guidelines, glossary): a text file, sent in the task's cached prefix.")
-@click.option("--examples", "examples_file", default=None,
-              help="Worked examples (input -> output, checked against the task's schema): .jsonl, .json, .toml, .yaml.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="Requests in flight (default: auto, from the quota and the model's latency; the limiter "
                    "still paces them).")
-@click.option("--pack", default=None, help="Items per request for structured tasks: N or auto.")
+@click.option("--pack", default=None, callback=_pack, help="Items per request for structured tasks: N or auto.")
 @click.option("--on-outage", type=click.Choice(["stop", "wait"]), default=None,
               help="When many calls in a row fail (an outage): stop and leave rows pending (default), or wait and probe.")
 @click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
@@ -119,7 +143,8 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
 @click.option("--run-db", default=None, help="The run database (default <output>.flashlane.db).")
 @click.option("--fresh", is_flag=True, help="Start the run over, discarding its database.")
 @click.option("--retry-failed", is_flag=True, help="On resume, request rows that failed before again.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--no-cache", "cache", is_flag=True, flag_value=False, default=True,
+              help="Do not read or write the response cache.")
 @click.option("--input-columns/--no-input-columns", default=True, show_default=True,
               help="Write the input's columns next to the id and the results (--no-input-columns: id and "
                    "results only).")
@@ -128,49 +153,31 @@ def _batch_options(detach: bool, fallback: str, max_requests: int | None, inline
                    "it saves money (default; setting cache_prefix), on, off.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @lane_options
-def run_command(task: str, input_path: str, output: str | None, fmt: str | None, encoding: str, column: str | None,
-                template: str | None, id_column: str | None, labels: str | None, multi_label: bool,
-                schema: str | None, to: str | None, source: str | None, glossary: str | None, formality: str | None,
-                max_words: int | None, style: str | None, reference_file: str | None, examples_file: str | None,
-                concurrency: int | None, pack: str | None, budget_usd: float | None, tier: str | None, detach: bool,
-                batch_fallback: str, batch_max_requests: int | None, batch_inline_max_bytes: int | None,
-                run_db: str | None, fresh: bool, retry_failed: bool, no_cache: bool, cache_prefix: str | None,
-                input_columns: bool,
-                quiet: bool,
-                **lane_kw: Any) -> None:
+def run_command(task: str, input_path: str, **given: Any) -> None:
     """Run TASK (classify, extract, translate, summarize or a task file) on every row of INPUT.
 
     Rerunning the same command resumes: finished rows are not requested again.
     """
-    the_task = get_task(task)
-    task_options = _task_options(labels, multi_label, schema, to, source, max_words, style, glossary, formality)
-    if reference_file or examples_file:  # reference material for built-in tasks (task files have their own keys)
-        from pathlib import Path
-
-        from ..tasks.reference import load_examples_file, read_reference
-
-        if reference_file:
-            task_options["reference"] = read_reference(reference_file, Path.cwd(), "--reference")
-        if examples_file:
-            task_options["examples"] = list(load_examples_file(examples_file))
+    loaded = click.get_current_context().meta.get(_TASK)
+    the_task = loaded[1] if loaded and loaded[0] == task else get_task(task)
+    declared = _declared(the_task)
+    task_options = task_values(declared.values(), {k: given.pop(k) for k in list(given) if k in declared})
     the_task.check_options(the_task.options(task_options))  # a missing --to/--schema/--labels: exit 2 now
-    cfg = RunConfig(input=input_path, output=output, fmt=fmt, encoding=encoding, column=column, template=template,
-                    id_column=id_column, run_db=run_db, fresh=fresh, retry_failed=retry_failed, pack=_pack(pack),
-                    concurrency=concurrency, budget_usd=budget_usd, cache=not no_cache, cache_prefix=cache_prefix, quiet=quiet,
-                    input_columns=input_columns,
-                    task_options=task_options, batch=_batch_options(detach, batch_fallback, batch_max_requests,
-                                                                     batch_inline_max_bytes))
-    if tier is not None:
-        lane_kw["tier"] = tier
-    if detach and tier not in ("batch", None):
+    batch = _batch_options(given)
+    if batch.detach and given["tier"] not in ("batch", None):
         raise click.BadParameter("--detach works with --tier batch only", param_hint="--detach")
-    # A row in a file run may wait out several per-minute windows; an interactive call may not.
+    run_fields = {f.name for f in fields(RunConfig)} & set(given)
+    cfg = RunConfig(input=input_path, task_options=task_options, batch=batch,
+                    **{k: given.pop(k) for k in run_fields})
+    # What is left configures the lane (model, limits, tier, ...). A row in a file run may wait
+    # out several per-minute windows; an interactive call may not.
     try:
-        with make_client(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **lane_kw) as lane:
+        with make_client(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **given) as lane:
             summary = run_file(lane, the_task, cfg)
     except RunInterrupted as e:
         note(e.message)
         sys.exit(e.exit_code)
+    quiet = cfg.quiet
     r = summary.report
     items = r["items"]
     out = summary.outcome

@@ -7,14 +7,15 @@ from pathlib import Path
 from ..errors import InputError
 from .classify import CLASSIFY, Classification
 from .custom import load_task_file
-from .extract import EXTRACT, load_schema
+from .extract import EXTRACT
+from .option import Option, load_schema
 from .runner import arun_task, astream_task, prepare, run_task, stream_task
 from .summarize import SUMMARIZE, Summary
 from .task import Task
 from .translate import TRANSLATE, Translation
 
 __all__ = [
-    "BUILTIN_TASKS", "CLASSIFY", "Classification", "EXTRACT", "SUMMARIZE", "Summary", "TRANSLATE", "Task",
+    "BUILTIN_TASKS", "CLASSIFY", "Classification", "EXTRACT", "Option", "SUMMARIZE", "Summary", "TRANSLATE", "Task",
     "Translation", "arun_task", "astream_task", "get_task", "load_schema", "load_task_file", "prepare",
     "run_task", "stream_task",
 ]

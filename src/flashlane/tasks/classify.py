@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import InputError
+from .option import Option
 from .task import Task
 
 __all__ = ["CLASSIFY", "Classification", "classify_options"]
@@ -86,5 +87,9 @@ CLASSIFY = Task(
     convert=_convert,
     answer_tokens=64,
     description="one label from a closed set (--labels a,b,c), with confidence and a short reason",
-    required={"labels": "the labels to choose from, e.g. --labels positive,negative,neutral"},
+    params=(
+        # Text, not a list: _labels splits it, and a run's fingerprint holds the option as given.
+        Option("labels", required=True, help="Comma-separated labels to choose from, e.g. positive,negative,neutral."),
+        Option("multi_label", type="flag", help="Allow any number of labels."),
+    ),
 )

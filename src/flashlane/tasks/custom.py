@@ -16,6 +16,9 @@ File format (TOML shown; YAML has the same keys)::
     tools = ["google_search"]                     # built-ins: google_search, url_context, code_execution
     [defaults]
     product = "the product"
+    [options.audience]                            # an option the task reads: --audience on the command line
+    help = "Who the analysis is for."             # type: text (default), int, flag, choice, list, map, json
+    required = false                              # also: default, choices, minimum, metavar
 
 Reference material (``reference.py``), placed in the stable prefix every request shares::
 
@@ -38,25 +41,20 @@ import yaml
 from ..call.schema import Schema
 from ..call.tools import BUILTIN_TOOLS
 from ..errors import InputError
-from .extract import load_schema
-from .reference import examples_of, read_reference, validate_examples
+from .option import load_schema, options_of
+from .reference import examples_of, read_file, read_reference, validate_examples
 from .task import Task
 
 __all__ = ["load_task_file"]
 
 _KEYS = {"name", "description", "system", "instructions", "template", "answer_tokens", "thinking", "output",
          "output_model", "defaults", "streamable", "tools",
-         "examples", "reference", "reference_files"}
+         "examples", "reference", "reference_files", "options"}
 
 
 def load_task_file(path: str | Path) -> Task:
     p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"task file {p} does not exist", hint="pass a built-in task name or a .toml/.yaml task file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read task file {p}: {e}", hint="save the task file as UTF-8") from None
+    raw = read_file(p, "task file", "pass a built-in task name or a .toml/.yaml task file")
     try:
         data: Any = tomllib.loads(raw) if p.suffix.lower() == ".toml" else yaml.safe_load(raw)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
@@ -105,4 +103,5 @@ def load_task_file(path: str | Path) -> Task:
         tools=tuple(tools),
         examples=examples,
         reference=reference,
+        params=options_of(data.get("options"), where),
     )

@@ -19,7 +19,7 @@ from typing import Any
 from ..call.schema import Schema
 from ..errors import InputError
 
-__all__ = ["Example", "REFERENCE_HEADING", "examples_of", "load_examples_file", "read_reference", "validate_examples"]
+__all__ = ["Example", "REFERENCE_HEADING", "examples_of", "load_examples_file", "read_file", "read_reference", "validate_examples"]
 
 REFERENCE_HEADING = "Reference material:"  # marks where the task's own guidelines begin
 
@@ -111,6 +111,16 @@ def read_reference(paths: Any, base: Path, where: str) -> str:
     return "\n\n".join(t for t in texts if t)
 
 
+def read_file(p: Path, what: str, missing_hint: str) -> str:
+    """A UTF-8 file the user named (a task file, an examples file), or an error naming it."""
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} {p} does not exist", hint=missing_hint) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {what} {p}: {e}", hint="save it as UTF-8 text") from None
+
+
 def load_examples_file(path: str) -> tuple[Example, ...]:
     """Worked examples from a file (``--examples``): a JSON list, JSONL (one object a line), or a
     TOML / YAML file with an ``examples`` list; each entry has ``input`` and ``output``."""
@@ -119,12 +129,7 @@ def load_examples_file(path: str) -> tuple[Example, ...]:
     import yaml
 
     p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"examples file {p} does not exist", hint="pass a .jsonl, .json, .toml or .yaml file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read examples file {p}: {e}", hint="save it as UTF-8 text") from None
+    raw = read_file(p, "examples file", "pass a .jsonl, .json, .toml or .yaml file")
     suffix = p.suffix.lower()
     try:
         if suffix == ".jsonl":

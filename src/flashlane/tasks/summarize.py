@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .option import Option
 from .task import Task
 
 __all__ = ["SUMMARIZE", "Summary", "summarize_instructions"]
@@ -41,4 +42,9 @@ SUMMARIZE = Task(
     answer_size=summary_size,
     streamable=True,
     description="a summary (--max-words N, --style bullet|abstract|...)",
+    params=(
+        Option("max_words", type="int", minimum=1,
+               help=f"Upper bound on summary length, in words (default {DEFAULT_SUMMARY_WORDS})."),
+        Option("style", help="Summary style, e.g. bullet points, one sentence, executive."),
+    ),
 )

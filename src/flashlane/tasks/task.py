@@ -18,6 +18,7 @@ from ..caching.prefix import Prefix, join_system
 from ..call.schema import Schema
 from ..call.tools import Builtin, builtin
 from ..errors import ConfigError, InputError
+from .option import SHARED_OPTIONS, Option, options_of
 from .reference import REFERENCE_HEADING, Example, examples_of, validate_examples
 
 __all__ = ["JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "template_fields"]
@@ -65,8 +66,11 @@ class Task:
     convert: Callable[[Any, Options], Any] | None = None  # validated answer -> what the user gets
     streamable: bool = False
     description: str = ""
+    # The options the task reads, as data (option.py): the command line is built from them.
+    params: tuple[Option, ...] = ()
     # Options the task cannot run without: name -> what it is, with an example. Checked before
     # anything is sent, so a missing one is a usage error naming the option, not a KeyError later.
+    # Declared options marked required join it.
     required: Mapping[str, str] = field(default_factory=dict)
     # Built-in tools every request of the task declares: names (google_search, url_context,
     # code_execution) or the objects (fl.GoogleSearch(), ...). Functions are for calls, not tasks:
@@ -85,6 +89,16 @@ class Task:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tools", _builtins(self.name, self.tools))
+        params = options_of(self.params, f"task '{self.name}'")
+        names = [o.name for o in (*params, *SHARED_OPTIONS)]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:
+            raise ConfigError(f"task '{self.name}' declares the option {twice!r} twice (or one every task has)",
+                              hint=f"rename it; every task takes {', '.join(o.name for o in SHARED_OPTIONS)}")
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "required", {**{o.name: o.what for o in params if o.required}, **self.required})
+        object.__setattr__(self, "defaults", {**{o.name: o.default for o in params if o.default is not None},
+                                              **self.defaults})
         if self.examples and not all(isinstance(e, Example) for e in self.examples):
             object.__setattr__(self, "examples", examples_of(self.examples, f"task '{self.name}'"))
         else:
@@ -92,6 +106,11 @@ class Task:
         if self.examples and self.schema_for is None:  # a fixed schema: check the examples now
             validate_examples(self.examples, Schema.of(self.output) if self.output is not None else None,
                               f"task '{self.name}'")
+
+    @property
+    def all_params(self) -> tuple[Option, ...]:
+        """The task's own options, then those every task takes (reference material)."""
+        return (*self.params, *SHARED_OPTIONS)
 
     @property
     def structured(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..models import estimate_tokens
+from .option import Option
 from .task import JSON_OVERHEAD_TOKENS, Task
 
 __all__ = ["TRANSLATE", "Translation", "translate_instructions"]
@@ -52,5 +53,11 @@ TRANSLATE = Task(
     answer_size=translation_size,
     streamable=True,
     description="text into another language (--to fr), with --source, --glossary, --formality",
-    required={"to": "the target language, e.g. --to fr"},
+    params=(
+        Option("to", required=True, help="Target language, e.g. fr or 'Brazilian Portuguese'."),
+        Option("source", help="Source language (detected when omitted)."),
+        Option("glossary", type="map", metavar="TERM=TRANSLATION,...",
+               help="Fixed term translations: term=translation,term2=translation2."),
+        Option("formality", help="Register: formal | informal | ..."),
+    ),
 )
