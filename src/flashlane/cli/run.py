@@ -87,9 +87,10 @@ class _RunCommand(click.Command):
         # The options depend on TASK, so read it first, ignoring what is not known yet.
         probe = click.Context(self, info_name=ctx.info_name, parent=ctx.parent, resilient_parsing=True,
                               ignore_unknown_options=True)
-        name = self.make_parser(probe).parse_args(args=list(args))[0].get("task")
-        if isinstance(name, str) and name not in BUILTIN_TASKS:
-            with contextlib.suppress(FlashlaneError):  # a bad task file is reported when the run starts
+        # A bad command line or task file is reported by the parse and the run proper.
+        with contextlib.suppress(click.UsageError, FlashlaneError):
+            name = self.make_parser(probe).parse_args(args=list(args))[0].get("task")
+            if isinstance(name, str) and name not in BUILTIN_TASKS:
                 ctx.meta[_TASK] = (name, get_task(name))
         return super().parse_args(ctx, args)
 
