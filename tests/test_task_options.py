@@ -17,8 +17,8 @@ from flashlane.cli.tasks import task_command
 from flashlane.errors import InputError
 from flashlane.tasks import Task, load_task_file
 from flashlane.tasks.option import Option
-
-from .test_cli import REVIEWS, first_error_line, run
+from tests.conftest import cli
+from tests.test_cli import REVIEWS, first_error_line
 
 TASK_FILE = '''
 name = "pitch"
@@ -65,13 +65,13 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_a_declared_option_is_in_both_helps_and_reaches_the_task(task_file: Path, seen: dict[str, Any],
                                                                  tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "run", str(task_file), "--help")
+    code, out, _ = cli(capsys, "run", str(task_file), "--help")
     assert code == 0 and "--audience" in out and "Who the pitch is for." in out and "--max-items" in out
     one_shot = task_command(load_task_file(task_file))
     help_out = CliRunner().invoke(one_shot, ["--help"]).output
     assert "--audience" in help_out and "Who the pitch is for." in help_out and "--max-items" in help_out
 
-    code, _, err = run(capsys, "run", str(task_file), REVIEWS, "--column", "text", "--audience", "investors",
+    code, _, err = cli(capsys, "run", str(task_file), REVIEWS, "--column", "text", "--audience", "investors",
                        "--max-items", "2", "--emulator", "-o", str(tmp_path / "out.jsonl"))
     assert code == 0, err
     assert seen["run"]["audience"] == "investors" and seen["run"]["max_items"] == 2  # typed by the declaration
@@ -102,7 +102,7 @@ def test_a_wrong_task_option_is_one_line_exit_2(task_file: Path, seen: dict[str,
                                                capsys: pytest.CaptureFixture[str], args: tuple[str, ...],
                                                names: str) -> None:
     base = ("--audience", "kids") if names != "--audience" else ()
-    code, _, err = run(capsys, "run", str(task_file), REVIEWS, "--column", "text", "--emulator",
+    code, _, err = cli(capsys, "run", str(task_file), REVIEWS, "--column", "text", "--emulator",
                        "-o", str(tmp_path / "out.jsonl"), *base, *args)
     line = first_error_line(err)
     assert code == 2 and line.startswith("error: ") and names in line, err
@@ -111,16 +111,16 @@ def test_a_wrong_task_option_is_one_line_exit_2(task_file: Path, seen: dict[str,
 
 
 def test_a_bad_builtin_option_value_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "translate", "Good morning", "--to", "fr", "--glossary", "Morgen", "--emulator")
+    code, _, err = cli(capsys, "translate", "Good morning", "--to", "fr", "--glossary", "Morgen", "--emulator")
     assert code == 2 and first_error_line(err).startswith("error: --glossary"), err
-    code, _, err = run(capsys, "summarize", "x", "--max-words", "lots", "--emulator")
+    code, _, err = cli(capsys, "summarize", "x", "--max-words", "lots", "--emulator")
     assert code == 2 and "--max-words" in first_error_line(err), err
 
 
 def test_a_task_option_may_not_take_a_run_option_name(task_file: Path, seen: dict[str, Any], tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     task_file.write_text(TASK_FILE + '\n[options.column]\nhelp = "clashes"\n', encoding="utf-8")
-    code, _, err = run(capsys, "run", str(task_file), REVIEWS, "--audience", "kids", "--emulator",
+    code, _, err = cli(capsys, "run", str(task_file), REVIEWS, "--audience", "kids", "--emulator",
                        "-o", str(tmp_path / "out.jsonl"))
     assert code == 2 and "--column" in first_error_line(err), err
     assert "run" not in seen
