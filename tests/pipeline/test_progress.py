@@ -61,6 +61,7 @@ def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: 
     import json
 
     from flashlane import Lane
+    from tests.conftest import ManualClock
     from flashlane.pipeline.items import ItemBuilder
     from flashlane.pipeline.job import Job
     from flashlane.pipeline.scheduler import Engine
@@ -72,7 +73,8 @@ def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: 
     rows = [{"text": f"review {i}"} for i in range(3)]
     seen: list[str | None] = []
     # One request per 8 s window: the first goes at once, the next wait in the limiter.
-    with Lane(base_url=emu.base_url, limits="rpm=1,window=8") as lane:
+    clock = ManualClock()  # ticks and limiter waits happen in virtual time, moved by the test
+    with Lane(base_url=emu.base_url, limits="rpm=1,window=8", clock=clock) as lane:
         store = RunStore(":memory:")
         try:
             store.insert_items(((i, it.id, it.hash, json.dumps(r)) for i, (r, it) in
@@ -83,7 +85,13 @@ def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: 
 
             async def run_a_while() -> None:
                 task_ = asyncio.create_task(engine.run())
-                await asyncio.sleep(5.5)
+                for _ in range(7):  # seven 1 s ticks, all inside the first 8 s window
+                    before = len(seen)
+                    clock.advance(1.0)
+                    for _ in range(500):  # the tick's refresh arrives (wall time bounded, not measured)
+                        if len(seen) > before:
+                            break
+                        await asyncio.sleep(0.01)
                 task_.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task_

@@ -1,7 +1,7 @@
 """``Guard``: the loop every call runs: breaker → limiter → one SDK call → reconcile, retrying
 on failure, all inside one deadline.
 
-Sync and async share every decision (``_after_failure``); they differ only in how they wait.
+The loop is one sans-IO generator (``_steps``); ``call`` and ``acall`` are its two small\ndrivers, differing only in how they wait, acquire and send.
 
 The deadline (``RetryPolicy.deadline_s``) covers the whole call, retries included: each attempt
 is given the time that is left (``fn(remaining_s)``), which the client turns into that
@@ -26,9 +26,9 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..clock import Clock
 from ..errors import FlashlaneError, RateLimited, ServiceUnavailable
@@ -82,6 +82,48 @@ def _kind(error: FlashlaneError) -> str:
     return error.reason_code
 
 
+@dataclass(frozen=True)
+class _Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Acquire:
+    pass
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    remaining_s: float
+
+
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
+def _next(steps: Generator[Any, Any, Any], value: Any) -> Any:
+    """The loop's next effect, or ``_Done`` with what it returned."""
+    try:
+        return steps.send(value)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
+def _attempt(fn: Callable[[float], Any], remaining_s: float) -> Any:
+    try:
+        return fn(remaining_s)
+    except FlashlaneError as e:
+        return e  # the loop decides: retry, or raise it
+
+
+async def _aattempt(fn: Callable[[float], Awaitable[Any]], remaining_s: float) -> Any:
+    try:
+        return await fn(remaining_s)
+    except FlashlaneError as e:
+        return e
+
+
 class Guard:
     def __init__(self, limiter: Limiter, retry: RetryPolicy, clock: Clock, *,
                  rng: random.Random | None = None, breaker: Breaker | None = None) -> None:
@@ -95,51 +137,52 @@ class Guard:
     def _remaining(self, start: float) -> float:
         return self.retry.deadline_s - (self.clock.monotonic() - start)
 
-    def call(self, key: str, est_tokens: int, fn: Callable[[float], T],
-             input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
-        """``fn(remaining_s)`` makes one attempt with at most ``remaining_s`` seconds. ``start``: when
-        the deadline began, if before this call (the rounds of a tool loop share one deadline)."""
+    def _steps(self, key: str, est_tokens: int, input_tokens_of: Callable[[T], int | None],
+               start: float | None) -> Generator[_Sleep | _Acquire | _Attempt, Any, T]:
+        """The loop itself, sans-IO: it yields what to wait for or do (``_Sleep``, ``_Acquire`` ->
+        the reservation, ``_Attempt`` -> the answer or the FlashlaneError) and returns the answer."""
         start = self.clock.monotonic() if start is None else start
         attempt = 0
         while True:
             attempt += 1
             while (wait := self.breaker.admit(key)) > 0:  # Outage propagates in stop mode
-                self.clock.sleep(wait)
+                yield _Sleep(wait)
             t0 = self.clock.monotonic()
-            res = self.limiter.acquire(key, est_tokens)  # RateLimited(rpd) propagates: the day is gone
+            res = yield _Acquire()  # RateLimited(rpd) propagates: the day is gone
             self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
-            try:
-                out = fn(max(self._remaining(start), MIN_ATTEMPT_S))
-            except FlashlaneError as e:
-                delay = self._after_failure(key, res, e, attempt, self.clock.monotonic() - start)
+            out = yield _Attempt(max(self._remaining(start), MIN_ATTEMPT_S))
+            if isinstance(out, FlashlaneError):
+                delay = self._after_failure(key, res, out, attempt, self.clock.monotonic() - start)
                 if delay is None:
-                    raise
-                self.clock.sleep(delay)
+                    raise out
+                yield _Sleep(delay)
                 continue
             self._after_success(key, res, out, input_tokens_of)
-            return out
+            return out  # type: ignore[no-any-return]
+
+    def call(self, key: str, est_tokens: int, fn: Callable[[float], T],
+             input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
+        """``fn(remaining_s)`` makes one attempt with at most ``remaining_s`` seconds. ``start``: when
+        the deadline began, if before this call (the rounds of a tool loop share one deadline)."""
+        steps, value = self._steps(key, est_tokens, input_tokens_of, start), None
+        while not isinstance(effect := _next(steps, value), _Done):
+            if isinstance(effect, _Sleep):
+                value = self.clock.sleep(effect.seconds)  # type: ignore[func-returns-value]
+            else:
+                value = self.limiter.acquire(key, est_tokens) if isinstance(effect, _Acquire) else _attempt(
+                    fn, effect.remaining_s)
+        return effect.value  # type: ignore[no-any-return]
 
     async def acall(self, key: str, est_tokens: int, fn: Callable[[float], Awaitable[T]],
                     input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
-        start = self.clock.monotonic() if start is None else start
-        attempt = 0
-        while True:
-            attempt += 1
-            while (wait := self.breaker.admit(key)) > 0:
-                await self.clock.asleep(wait)
-            t0 = self.clock.monotonic()
-            res = await self.limiter.aacquire(key, est_tokens)
-            self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
-            try:
-                out = await fn(max(self._remaining(start), MIN_ATTEMPT_S))
-            except FlashlaneError as e:
-                delay = self._after_failure(key, res, e, attempt, self.clock.monotonic() - start)
-                if delay is None:
-                    raise
-                await self.clock.asleep(delay)
-                continue
-            self._after_success(key, res, out, input_tokens_of)
-            return out
+        steps, value = self._steps(key, est_tokens, input_tokens_of, start), None
+        while not isinstance(effect := _next(steps, value), _Done):
+            if isinstance(effect, _Sleep):
+                value = await self.clock.asleep(effect.seconds)  # type: ignore[func-returns-value]
+            else:
+                value = await (self.limiter.aacquire(key, est_tokens) if isinstance(effect, _Acquire)
+                               else _aattempt(fn, effect.remaining_s))
+        return effect.value  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- shared decisions
 

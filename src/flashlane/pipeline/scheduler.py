@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +113,7 @@ class Engine:
                  window: int = WINDOW_ITEMS) -> None:
         self.job = job
         self.store = store
+        self.clock = job.lane.clock  # the client's: tests move it instead of sleeping
         self.builder = builder
         self.pack_size = max(1, pack_size if job.packable else 1)
         if concurrency is None:  # auto: enough requests in flight to keep the quota busy
@@ -142,7 +142,7 @@ class Engine:
         self._cond: asyncio.Condition | None = None
         self._guard_base = guard_counts(job.lane)
         self._calls = 0  # requests the engine has handed to the Lane
-        self._last_done = time.monotonic()
+        self._last_done = self.clock.monotonic()
         self.prefilter = Prefilter(job, cache)
 
     # ------------------------------------------------------------------ setup
@@ -227,7 +227,7 @@ class Engine:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(TICK_S)
+            await self.clock.asleep(TICK_S)
             self._emit()
 
     async def _worker(self) -> None:
@@ -281,7 +281,7 @@ class Engine:
             self.outcome.error = error
 
     async def _send(self, unit: list[Item], call: Call) -> None:
-        started = time.time()
+        started = self.clock.time()
         rid = self.store.request_sent(started=started, n_items=len(unit))
         self._calls += 1
         try:
@@ -360,7 +360,7 @@ class Engine:
         self._spent += cost
         self.snap.requests += requests
         self.snap.cost_usd += cost
-        self._last_done = time.monotonic()
+        self._last_done = self.clock.monotonic()
         if usage is not None:
             self.snap.prompt_tokens += usage.prompt_tokens
             self.snap.output_tokens += usage.output_tokens
@@ -370,7 +370,7 @@ class Engine:
     def _waiting(self) -> str | None:
         """What the run waits for when nothing has finished for a while: the limiter holding
         requests back (calls handed to the Lane that it has not yet sent) or slow answers."""
-        if self._inflight == 0 or time.monotonic() - self._last_done < WAIT_NOTICE_S:
+        if self._inflight == 0 or self.clock.monotonic() - self._last_done < WAIT_NOTICE_S:
             return None
         d = self.guard_delta()
         first_attempts_sent = d["requests"] - d["retries"]
