@@ -20,8 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .db import connect, transaction
-from .migrate import MetaKey, Migration, Schema, migrate
+from .db import transaction
+from .migrate import MetaKey, Migration, Schema, open_migrated
 
 __all__ = ["COUNTERS", "LEDGER_KIND", "LEDGER_SCHEMA", "LedgerRow", "LedgerTables", "ledger_kind", "read_rows"]
 
@@ -86,9 +86,8 @@ class LedgerTables:
     """The open ledger file; ``add`` may run on another thread than ``close``."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._db = connect(Path(path))
+        self._db = open_migrated(path, LEDGER_SCHEMA)
         self._lock = threading.Lock()  # the connection (flusher vs close)
-        migrate(self._db, LEDGER_SCHEMA, str(path))
 
     def add(self, rows: dict[tuple[str, str, str], LedgerRow]) -> None:
         """Add ``{(label, project, model): counts}`` to the stored counters, in one transaction."""

@@ -13,10 +13,9 @@ import os
 import sqlite3
 import threading
 from contextlib import AbstractContextManager
-from pathlib import Path
 
-from .db import connect, transaction
-from .migrate import Migration, Schema, UserVersion, migrate
+from .db import transaction
+from .migrate import Migration, Schema, UserVersion, open_migrated
 
 __all__ = ["LIMITER_SCHEMA", "LimiterTables"]
 
@@ -42,8 +41,8 @@ class LimiterTables:
         # One connection, used under a lock: sqlite3 connections aren't safe to share between
         # threads concurrently, and one writer per process is all the file allows anyway.
         self.lock = threading.Lock()
-        self._db = connect(Path(path), busy_timeout_s=busy_timeout_s)
-        migrate(self._db, LIMITER_SCHEMA, str(path))  # concurrent openers wait on the busy timeout
+        # concurrent openers wait on the busy timeout while one of them migrates
+        self._db = open_migrated(path, LIMITER_SCHEMA, busy_timeout_s=busy_timeout_s)
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._db, self.lock)

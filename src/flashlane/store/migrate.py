@@ -11,17 +11,19 @@ flashlane in one line rather than damage it. A file already up to date takes no 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from ..errors import InputError
-from .db import transaction
+from .db import DEFAULT_BUSY_TIMEOUT_S, connect, transaction
 
 __all__ = ["Migration", "Schema", "Slot", "UserVersion", "MetaKey", "migrate", "found_version", "has_table",
-           "applied"]
+           "applied", "open_migrated"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,18 @@ def migrate(con: sqlite3.Connection, schema: Schema, where: str) -> int:
                             (m.version, time.time(), m.what))
             schema.slot.write(con, m.version)
     return schema.latest
+
+
+def open_migrated(path: str | os.PathLike[str], schema: Schema, *,
+                  busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """``connect`` then ``migrate``; the connection is closed again if the file is refused."""
+    con = connect(Path(path), busy_timeout_s=busy_timeout_s)
+    try:
+        migrate(con, schema, str(path))
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def applied(con: sqlite3.Connection, schema: Schema) -> list[tuple[int, str]]:

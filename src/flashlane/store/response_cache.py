@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .db import connect, transaction
-from .migrate import Migration, Schema, UserVersion, migrate
+from .db import transaction
+from .migrate import Migration, Schema, UserVersion, open_migrated
 
 __all__ = ["RESPONSE_CACHE_SCHEMA", "ResponseTable"]
 
@@ -21,8 +21,7 @@ RESPONSE_CACHE_SCHEMA = Schema(
 
 class ResponseTable:
     def __init__(self, path: str | Path) -> None:
-        self.db = connect(path)
-        migrate(self.db, RESPONSE_CACHE_SCHEMA, str(path))
+        self.db = open_migrated(path, RESPONSE_CACHE_SCHEMA)
 
     def get(self, key: str) -> str | None:
         """The answer stored under ``key``, as its JSON text."""

@@ -93,25 +93,22 @@ class RequestsRepo:
         return float(self.store.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])
 
     def _write_ok(self, ok: Answered, rid: int | None, *, cached: bool) -> None:
-        if not ok:
-            return
-        self.store.mark_changed()
-        db = self.store.db
-        db.executemany(
-            "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, thoughts_tokens, cost_usd,"
-            " cached, request_id, cached_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(iid, json.dumps(v, ensure_ascii=False), u.prompt_tokens, u.output_tokens, u.thoughts_tokens, c,
-              int(cached), rid, u.cached_tokens) for iid, (v, u, c) in ok.items()])
-        db.executemany("UPDATE items SET status='ok' WHERE item_id=?", [(i,) for i in ok])
-        db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
+        self._settle("ok", ok, "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, "
+                     "thoughts_tokens, cost_usd, cached, request_id, cached_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(iid, json.dumps(v, ensure_ascii=False), u.prompt_tokens, u.output_tokens, u.thoughts_tokens,
+                       c, int(cached), rid, u.cached_tokens) for iid, (v, u, c) in ok.items()])
+        if ok:
+            self.store.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
 
     def _write_failed(self, failed: Failed) -> None:
-        if not failed:
+        self._settle("failed", failed, "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, "
+                     "(SELECT COUNT(*) FROM attempts WHERE attempts.item_id=?))",
+                     [(iid, reason, err, iid) for iid, (reason, err) in failed.items()])
+
+    def _settle(self, status: str, ids: Iterable[str], sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Write the items' result or failure rows and their new status (inside a transaction)."""
+        if not rows:
             return
         self.store.mark_changed()
-        db = self.store.db
-        db.executemany(
-            "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, "
-            "(SELECT COUNT(*) FROM attempts WHERE attempts.item_id=?))",
-            [(iid, reason, err, iid) for iid, (reason, err) in failed.items()])
-        db.executemany("UPDATE items SET status='failed' WHERE item_id=?", [(i,) for i in failed])
+        self.store.db.executemany(sql, rows)
+        self.store.db.executemany("UPDATE items SET status=? WHERE item_id=?", [(status, i) for i in ids])
