@@ -34,46 +34,33 @@ def default_path() -> Path:
     return base / DEFAULT_FILENAME
 
 
-class SqliteStore:
+class SqliteStore(LimiterTables):
+    """The limiter's ``Store`` on its tables: adjust, remove, extend_gate, block_day and close
+    are the tables' own; admitting (a decision between reads and writes) is here."""
+
     name = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        self._tables = LimiterTables(self.path, busy_timeout_s=DEFAULT_BUSY_TIMEOUT_MS / 1000)
+        super().__init__(self.path, busy_timeout_s=DEFAULT_BUSY_TIMEOUT_MS / 1000)
 
     def _load(self, key: str, since: float) -> KeyState:
-        entries, day, gate = self._tables.load(key, since)
+        entries, day, gate = self.load(key, since)
         st = KeyState(entries=[Entry(ts, tok) for ts, tok in entries], gate_until=gate if gate is not None else 0.0)
         if day:
             st.day_reset, st.day_count, st.day_blocked = day
         return st
 
     def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: Limits, entry_id: str) -> Decision:
-        t = self._tables
-        with t.transaction():
+        with self.transaction():
             now = clock()  # inside the write lock: see window.py
-            t.prune(key, prune_before(now, limits.span))
+            self.prune(key, prune_before(now, limits.span))
             d = decide(self._load(key, now - limits.span), now, tokens, limits)
-            t.save_day(key, d.day_reset, d.day_count, d.day_blocked)
+            self.save_day(key, d.day_reset, d.day_count, d.day_blocked)
             if d.admitted:
-                t.add(key, entry_id, now, tokens)
+                self.add(key, entry_id, now, tokens)
         return d
 
-    def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
-        self._tables.adjust(entry_id, tokens, ts)
-
-    def remove(self, key: str, entry_id: str, day_reset: float) -> None:
-        self._tables.remove(key, entry_id, day_reset)
-
-    def extend_gate(self, key: str, until: float) -> None:
-        self._tables.extend_gate(key, until)
-
-    def block_day(self, key: str, day_reset: float) -> None:
-        self._tables.block_day(key, day_reset)
-
     def usage(self, key: str, now: float, span: float) -> tuple[int, int]:
-        with self._tables.lock:
+        with self.lock:
             return usage(self._load(key, now - span), now, span)
-
-    def close(self) -> None:
-        self._tables.close()

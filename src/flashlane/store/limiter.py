@@ -70,7 +70,7 @@ class LimiterTables:
         """Inside a transaction."""
         self._db.execute("INSERT INTO admission (key, id, ts, tokens) VALUES (?, ?, ?, ?)", (key, entry_id, ts, tokens))
 
-    def adjust(self, entry_id: str, tokens: int, ts: float | None) -> None:
+    def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
         with self.transaction() as db:
             if ts is None:
                 db.execute("UPDATE admission SET tokens = ? WHERE id = ?", (tokens, entry_id))
