@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from flashlane.pipeline.store import SCHEMA_VERSION, RunStore
+from flashlane.store.run import SCHEMA_VERSION, RunStore
 
 from .conftest import LABELS, read_jsonl, run_cli
 

@@ -18,9 +18,9 @@ from typing import Any
 from ..caching.context_cache import CacheDecision, ContextCache, decide
 from ..errors import FlashlaneError
 from ..models import lookup
+from ..store.run import RunStore
 from .job import Job
 from .packing import TYPICAL_ANSWER_TOKENS, auto_concurrency, quota_from_limits
-from .store import RunStore
 
 __all__ = ["RunCache", "expected_hours", "open_run_cache"]
 

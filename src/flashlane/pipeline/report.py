@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .store import RunStore
+from ..store.run import RunStore
 
 __all__ = ["build_report", "format_report", "load_report"]
 
