@@ -3,7 +3,8 @@
 ``fixtures/v1_run.flashlane.db`` was written by the first release (schema 1, main at
 3453b15) with ``flashlane run classify v1_reviews.csv --column text --labels
 positive,negative,neutral --emulator --no-cache --budget-usd 0.0003 --concurrency 1``:
-the budget stopped it with 1 row ok and 7 pending.
+the budget stopped it with 1 row ok and 7 pending. ``fixtures/v5_run.flashlane.db`` is the
+same run written by main at 8b5fb6f (schema 5, before the store package), stopped the same way.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from typing import Any
 
 import pytest
 
-from flashlane.pipeline.store import SCHEMA_VERSION, RunStore
+from flashlane.store.run import SCHEMA_VERSION, RunStore
 
 from .conftest import LABELS, read_jsonl, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _copy(tmp_path: Path) -> tuple[Path, Path]:
+def _copy(tmp_path: Path, release: str = "v1") -> tuple[Path, Path]:
     src = tmp_path / "reviews.csv"
     db = tmp_path / "run.flashlane.db"
     shutil.copy(FIXTURES / "v1_reviews.csv", src)
-    shutil.copy(FIXTURES / "v1_run.flashlane.db", db)
+    shutil.copy(FIXTURES / f"{release}_run.flashlane.db", db)
     return src, db
 
 
@@ -43,8 +44,24 @@ def test_v1_database_migrates_in_recorded_steps(tmp_path: Path) -> None:
         store.close()
 
 
-def test_v1_run_resumes_finishes_and_reports(tmp_path: Path, cli_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    src, db = _copy(tmp_path)
+def test_v5_database_opens_without_a_step(tmp_path: Path) -> None:
+    _, db = _copy(tmp_path, "v5")
+    store = RunStore(db)
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [v for v, _ in store.migrations()] == list(range(1, SCHEMA_VERSION + 1))  # as it was written
+        assert store.items.counts() == {"pending": 7, "ok": 1, "failed": 0}
+        assert store.metadata.get("status") == "budget"
+    finally:
+        store.close()
+
+
+# The first release made ids from the row number; by schema 5 a column named id is the id.
+@pytest.mark.parametrize(("release", "ids"), [("v1", [str(i) for i in range(1, 9)]),
+                                              ("v5", [f"r{i}" for i in range(1, 9)])])
+def test_old_run_resumes_finishes_and_reports(tmp_path: Path, cli_env: Any, capsys: pytest.CaptureFixture[str],
+                                              release: str, ids: list[str]) -> None:
+    src, db = _copy(tmp_path, release)
     out = tmp_path / "out.jsonl"
     args = ("run", "classify", str(src), "--column", "text", "--labels", LABELS, "-o", str(out), "--run-db", str(db),
             "-q", "--no-cache")
@@ -52,7 +69,7 @@ def test_v1_run_resumes_finishes_and_reports(tmp_path: Path, cli_env: Any, capsy
     assert cli_env.stats()["requests_total"] == 7  # the row the old release finished is not asked again
     rows = read_jsonl(out)
     assert [r["status"] for r in rows] == ["ok"] * 8
-    assert [r["id"].split("-")[0] for r in rows] == [str(i) for i in range(1, 9)]  # the run's own ids
+    assert [r["id"].split("-")[0] for r in rows] == ids  # the run's own ids
     capsys.readouterr()
     assert run_cli("report", str(db), "--json") == 0
     report = json.loads(capsys.readouterr().out)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from ..store.db import connect, transaction
+from ..store.response_cache import ResponseTable
 
 __all__ = ["ResponseCache", "default_cache_path", "CACHE_FILE"]
 
@@ -32,9 +31,7 @@ def default_cache_path(state_dir: str | None) -> Path:
 
 class ResponseCache:
     def __init__(self, path: str | Path) -> None:
-        self.db = connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, value TEXT, "
-                        "created REAL)")
+        self.table = ResponseTable(path)
         self.hits = 0
 
     @staticmethod
@@ -47,20 +44,17 @@ class ResponseCache:
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get(self, key: str) -> Any:
-        row = self.db.execute("SELECT value FROM responses WHERE key=?", (key,)).fetchone()
-        if row is None:
+        raw = self.table.get(key)
+        if raw is None:
             return None
         self.hits += 1
-        return json.loads(row[0])
+        return json.loads(raw)
 
     def put_many(self, entries: dict[str, tuple[str, Any]]) -> None:
         """``{key: (model, raw answer)}``."""
         if not entries:
             return
-        now = time.time()
-        with transaction(self.db):
-            self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
-                                [(k, m, json.dumps(v, ensure_ascii=False), now) for k, (m, v) in entries.items()])
+        self.table.put_many({k: (m, json.dumps(v, ensure_ascii=False)) for k, (m, v) in entries.items()})
 
     def close(self) -> None:
-        self.db.close()
+        self.table.close()

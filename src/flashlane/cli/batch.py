@@ -11,9 +11,8 @@ import click
 from ..call.client import Client
 from ..errors import InputError
 from ..pipeline.batch import TERMINAL_STATES, job_summary, read_job
-from ..pipeline.batch_jobs import BatchJobs, JobRecord
 from ..pipeline.runfile import RUN_DB_SUFFIX
-from ..pipeline.store import RunStore
+from ..store.run import BatchJobs, JobRecord, RunStore
 from .common import lane_options, make_client, note
 
 __all__ = ["batch_group"]

@@ -1,13 +1,6 @@
 """The gateway's usage ledger: one SQLite file, a row per (token label, project, model).
 
-Schema (opened through ``flashlane.store.db``: WAL, busy timeout, BEGIN IMMEDIATE writes)::
-
-    gateway_meta   (key TEXT PRIMARY KEY, value TEXT)       kind = "flashlane-gateway-ledger", schema
-    gateway_usage  (label, project, model,                   PRIMARY KEY (label, project, model)
-                    requests, ok, prompt_tokens, output_tokens, thoughts_tokens, cached_tokens,
-                    cost_usd, rate_limited_absorbed, retries, upstream_errors, refused,
-                    limiter_wait_s, first_ts, last_ts)
-
+The file and its SQL (schema, version, additive upserts) live in ``flashlane.store.gateway_ledger``.
 ``label`` is a tokens-file entry name or, with ``--pass-keys``, ``key-`` + a SHA-256 prefix of
 the key: no token or key is ever written here. Requests are added up in memory and flushed
 every ``FLUSH_EVERY_S`` (and on shutdown) as additive upserts, so the hot path never waits on
@@ -22,72 +15,27 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..models import Usage, cost_of
-from ..store.db import connect, transaction
+from ..store.gateway_ledger import COUNTERS, LEDGER_KIND, LedgerRow, LedgerTables, ledger_kind, read_rows
 
 __all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "format_ledger", "is_ledger", "read_ledger"]
 
-LEDGER_KIND = "flashlane-gateway-ledger"
-SCHEMA_VERSION = "1"
 FLUSH_EVERY_S = 1.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS gateway_usage (
-    label TEXT NOT NULL, project TEXT NOT NULL, model TEXT NOT NULL,
-    requests INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-    thoughts_tokens INTEGER NOT NULL DEFAULT 0, cached_tokens INTEGER NOT NULL DEFAULT 0,
-    cost_usd REAL NOT NULL DEFAULT 0, rate_limited_absorbed INTEGER NOT NULL DEFAULT 0,
-    retries INTEGER NOT NULL DEFAULT 0, upstream_errors INTEGER NOT NULL DEFAULT 0,
-    refused INTEGER NOT NULL DEFAULT 0, limiter_wait_s REAL NOT NULL DEFAULT 0,
-    first_ts REAL, last_ts REAL,
-    PRIMARY KEY (label, project, model));
-"""
-
-
-@dataclass
-class LedgerRow:
-    requests: int = 0
-    ok: int = 0  # answered 2xx
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    thoughts_tokens: int = 0
-    cached_tokens: int = 0
-    cost_usd: float = 0.0
-    rate_limited_absorbed: int = 0  # upstream 429s the gateway waited out instead of passing on
-    retries: int = 0
-    upstream_errors: int = 0  # requests answered with an upstream error (after retries)
-    refused: int = 0  # answered by the gateway itself: retired model, day used up, deadline
-    limiter_wait_s: float = 0.0
-    first_ts: float = 0.0
-    last_ts: float = 0.0
-
-
-_COUNTERS = [f.name for f in fields(LedgerRow) if f.name not in ("first_ts", "last_ts")]
 
 
 class Ledger:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = connect(self.path)
-            self._db.executescript(_SCHEMA)
-            kind = self._db.execute("SELECT value FROM gateway_meta WHERE key='kind'").fetchone()
-            if kind is None:
-                self._db.executemany("INSERT OR IGNORE INTO gateway_meta (key, value) VALUES (?, ?)",
-                                     [("kind", LEDGER_KIND), ("schema", SCHEMA_VERSION)])
+            self._tables = LedgerTables(self.path)
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path} is not a flashlane gateway ledger ({e})",
                              hint="pass another --ledger path") from None
         self._lock = threading.Lock()  # the pending counts (event loop vs flusher)
-        self._db_lock = threading.Lock()  # the connection (flusher vs close)
         self._pending: dict[tuple[str, str, str], LedgerRow] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flashlane-gateway-ledger", daemon=True)
@@ -129,48 +77,28 @@ class Ledger:
             pending, self._pending = self._pending, {}
         if not pending:
             return
-        cols = ", ".join(_COUNTERS)
-        adds = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTERS)
-        sql = (f"INSERT INTO gateway_usage (label, project, model, {cols}, first_ts, last_ts) "
-               f"VALUES (?, ?, ?, {', '.join('?' for _ in _COUNTERS)}, ?, ?) "
-               f"ON CONFLICT (label, project, model) DO UPDATE SET {adds}, "
-               "first_ts = min(COALESCE(first_ts, excluded.first_ts), excluded.first_ts), "
-               "last_ts = max(COALESCE(last_ts, excluded.last_ts), excluded.last_ts)")
-        rows = [(*k, *(getattr(r, c) for c in _COUNTERS), r.first_ts, r.last_ts) for k, r in pending.items()]
-        with transaction(self._db, self._db_lock):
-            self._db.executemany(sql, rows)
+        self._tables.add(pending)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(FLUSH_EVERY_S * 5)
         self.flush()
-        with self._db_lock:
-            self._db.close()
+        self._tables.close()
 
 
 def is_ledger(path: str | Path) -> bool:
     """True if ``path`` is a gateway ledger (decided by its schema, not its name)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT value FROM gateway_meta WHERE key='kind'").fetchone()
-    except sqlite3.DatabaseError:
-        return False
-    return bool(row) and row[0] == LEDGER_KIND
+    return Path(path).is_file() and ledger_kind(path) == LEDGER_KIND
 
 
 def read_ledger(path: str | Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM gateway_usage ORDER BY project, label, model")]
+    return read_rows(path)
 
 
 def _total(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
+    out: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
     for r in rows:
-        for c in _COUNTERS:
+        for c in COUNTERS:
             out[c] += r[c]
     return out
 

@@ -18,9 +18,9 @@ from typing import Any
 from ..caching.context_cache import CacheDecision, ContextCache, decide
 from ..errors import FlashlaneError
 from ..models import lookup
+from ..store.run import RunStore
 from .job import Job
 from .packing import TYPICAL_ANSWER_TOKENS, auto_concurrency, quota_from_limits
-from .store import RunStore
 
 __all__ = ["RunCache", "expected_hours", "open_run_cache"]
 
@@ -66,7 +66,7 @@ class RunCache:
         """Delete the cache (the run ended or stopped in an orderly way)."""
         if self.cache is not None:
             if self.cache.disabled and self.store is not None:
-                self.store.set_meta(cache_decision=self.as_dict())
+                self.store.metadata.set(cache_decision=self.as_dict())
             self.cache.delete()
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def _hook(store: RunStore, job: Job) -> Any:
     digest = job.prefix.digest() if job.prefix else ""
 
     def on_change(event: str, name: str, tokens: int, at: float, expires: float) -> None:
-        store.cache_event(event, name, tokens, at, expires, model=job.model, prefix=digest,
+        store.caches.event(event, name, tokens, at, expires, model=job.model, prefix=digest,
                           input_per_m=prices.input if prices else None,
                           storage_per_m_hour=prices.cache_storage_per_hour if prices else None)
 
@@ -121,7 +121,7 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
     hook = _hook(store, job)
     digest = job.prefix.digest() if job.prefix else ""
     adopted: ContextCache | None = None
-    for name, model, prefix, tokens, _expires in store.live_caches():
+    for name, model, prefix, tokens, _expires in store.caches.live():
         cc = ContextCache(job.lane, job.prefix, model, ttl_s=ttl, on_change=hook) if job.prefix else None
         if cc is None:
             continue
@@ -129,13 +129,13 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
             if cc.adopt(name, tokens):
                 adopted = cc
                 continue
-            store.cache_event("ended", name, tokens, job.lane.clock.time(), 0.0)
+            store.caches.event("ended", name, tokens, job.lane.clock.time(), 0.0)
             continue
         cc.name, cc.tokens = name, tokens  # no longer wanted: delete it now
         cc.delete()
     if not decision.use or job.prefix is None:
-        if requests or store.get_meta("cache_decision") is None:  # a rerun of a finished run keeps its story
-            store.set_meta(cache_decision=decision.as_dict())
+        if requests or store.metadata.get("cache_decision") is None:  # a rerun of a finished run keeps its story
+            store.metadata.set(cache_decision=decision.as_dict())
         return RunCache(decision)
     cache = adopted
     if cache is None:
@@ -144,10 +144,10 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
             cache.create()
         except FlashlaneError as e:  # too small by the API's own count, no quota on the free tier, ...
             decision = replace(decision, use=False, reason=f"the API refused the cache: {e.message}")
-            store.set_meta(cache_decision=decision.as_dict())
+            store.metadata.set(cache_decision=decision.as_dict())
             return RunCache(decision)
     else:
         decision = replace(decision, reason=decision.reason + f"; reusing {cache.name} from an earlier session")
     job.context_cache = cache
-    store.set_meta(cache_decision=decision.as_dict())
+    store.metadata.set(cache_decision=decision.as_dict())
     return RunCache(decision, cache, store)

@@ -8,22 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .store import RunStore
+from ..store.run import RunStore
 
 __all__ = ["build_report", "format_report", "load_report"]
 
 
 def build_report(store: RunStore) -> dict[str, Any]:
-    counts = store.counts()
-    led = store.ledger()
+    counts = store.items.counts()
+    led = store.totals.ledger()
     pt, ot, tt, ct = led["tokens"]
     # Requests to a model whose price is unknown make the whole cost unknown, not a smaller number.
     cost: float | None = None if led["unpriced_requests"] else led["cost_usd"]
     packed_n, packed_items = led["packed"]
     wall = led["wall_s"]
-    meta = store.meta()
-    tiers = {str(t): int(n) for t, n in store.db.execute(
-        "SELECT tier, COUNT(*) FROM request_tiers GROUP BY tier ORDER BY tier")}
+    meta = store.metadata.all()
+    tiers = store.totals.requests_by_tier()
     done = counts["ok"] + counts["failed"]
     minutes = wall / 60 if wall else 0.0
     caching = _caching(store, meta)
@@ -76,7 +75,7 @@ def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:
     """The run's explicit-cache decision (its arithmetic) and what its caches cost: creation
     and storage, on top of the requests (whose cached tokens are already priced at the cached rate)."""
     raw = meta.get("cache_decision")
-    costs = store.cache_costs()
+    costs = store.caches.costs()
     if raw is None and not costs["created"]:
         return None
     return {"decision": json.loads(raw) if raw else None, "caches_created": costs["created"],

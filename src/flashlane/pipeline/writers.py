@@ -1,6 +1,6 @@
 """Output files: JSONL, CSV or Parquet in input order, plus the failures file.
 
-Records stream from the run store (``RunStore.iter_rows``) into a temporary sibling that
+Records stream from the run store (``RunStore.items.iter_rows``) into a temporary sibling that
 is fsynced and moved into place with ``os.replace``, so a crash leaves either the previous
 file or the new one, never half of one, and memory does not grow with the rows. CSV and
 Parquet need their columns (and Parquet their types) before the first row, so they read
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
-from .store import StoredRow
+from ..store.run import StoredRow
 
 __all__ = ["OUTPUT_FORMATS", "atomic_write", "atomic_file", "output_format", "flat_row", "write_output",
            "write_failures", "failures_path", "output_record", "remove_stale_temp", "require_writer",

@@ -1,5 +1,6 @@
 """SQLite, the one way: every database flashlane keeps (run stores, the response cache, the
-limiter's shared state) opens through ``connect`` and writes through ``transaction``.
+limiter's shared state, the gateway ledger) opens through ``connect`` and writes through
+``transaction``; ``migrate.py`` brings each up to its schema.
 
 - WAL journal: readers never block the writer, and a SIGKILL loses nothing committed.
 - ``synchronous=NORMAL``: in WAL mode this survives a killed process (what resume and the

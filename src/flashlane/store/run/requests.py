@@ -1,0 +1,114 @@
+"""The request ledger (``requests``, ``attempts``, ``usage``, ``request_tiers``) and the results
+and failures each request settles, one transaction per request, so a kill loses at most the
+answers of the requests in flight and the cost is exact per request."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ...models import Usage
+
+if TYPE_CHECKING:
+    from .store import RunStore
+
+__all__ = ["RequestsRepo", "Answered", "Failed"]
+
+Answered = dict[str, tuple[Any, Usage, float | None]]  # item_id -> (value, its usage share, its cost share)
+Failed = dict[str, tuple[str, str]]  # item_id -> (reason, error)
+
+
+class RequestsRepo:
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+
+    def sent(self, *, started: float, n_items: int) -> int:
+        """A ledger line written before the request goes out: a kill cannot lose it."""
+        with self.store.transaction():
+            cur = self.store.db.execute(
+                "INSERT INTO requests (session, started, n_items, outcome) VALUES (?, ?, ?, 'sent')",
+                (self.store.session, started, n_items))
+        return int(cur.lastrowid or 0)
+
+    def record(self, *, started: float, item_ids: list[str], outcome: str, error: str | None,
+               usage: Usage | None, cost_usd: float | None, ok: Answered, failed: Failed,
+               requeued: Iterable[str] = (), request_id: int | None = None,
+               counters: dict[str, int] | None = None) -> int:
+        """Everything one request produced, in one transaction: its ledger line (the one
+        written when it was sent, completed), which items it carried, their results and failures."""
+        db = self.store.db
+        with self.store.transaction():
+            if request_id is None:
+                cur = db.execute(
+                    "INSERT INTO requests (session, started, ended, n_items, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.store.session, started, time.time(), len(item_ids), outcome, error))
+                rid = int(cur.lastrowid or 0)
+            else:
+                rid = request_id
+                db.execute("UPDATE requests SET ended=?, outcome=?, error=? WHERE id=?",
+                           (time.time(), outcome, error, rid))
+            if usage is not None:
+                db.execute("INSERT OR REPLACE INTO usage VALUES (?, ?, ?, ?, ?, ?)",
+                           (rid, usage.prompt_tokens, usage.output_tokens, usage.thoughts_tokens,
+                            usage.cached_tokens, cost_usd))
+            requeued = set(requeued)
+            rows: list[tuple[int, str, str, str | None]] = []
+            for iid in item_ids:
+                if iid in ok:
+                    rows.append((rid, iid, "ok", None))
+                elif iid in failed:
+                    rows.append((rid, iid, "failed", failed[iid][1]))
+                else:
+                    rows.append((rid, iid, "requeued" if iid in requeued else outcome, error))
+            db.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?)", rows)
+            self._write_ok(ok, rid, cached=False)
+            self._write_failed(failed)
+            self.store.sessions.touch(counters)
+        return rid
+
+    def record_cached(self, ok: Answered) -> None:
+        """Answers from the response cache: results with no request."""
+        if not ok:
+            return
+        with self.store.transaction():
+            self._write_ok(ok, None, cached=True)
+
+    def record_failures(self, failed: Failed) -> None:
+        """Failures decided before any request (too large, empty)."""
+        if not failed:
+            return
+        with self.store.transaction():
+            self._write_failed(failed)
+
+    def record_tier(self, request_id: int, tier: str | None) -> None:
+        """The service tier that answered a request (flex and batch runs)."""
+        if tier is None:
+            return
+        with self.store.transaction():
+            self.store.db.execute("INSERT OR REPLACE INTO request_tiers VALUES (?, ?)", (request_id, tier))
+
+    def spent_usd(self) -> float:
+        return float(self.store.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])
+
+    def _write_ok(self, ok: Answered, rid: int | None, *, cached: bool) -> None:
+        self._settle("ok", ok, "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, "
+                     "thoughts_tokens, cost_usd, cached, request_id, cached_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(iid, json.dumps(v, ensure_ascii=False), u.prompt_tokens, u.output_tokens, u.thoughts_tokens,
+                       c, int(cached), rid, u.cached_tokens) for iid, (v, u, c) in ok.items()])
+        if ok:
+            self.store.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
+
+    def _write_failed(self, failed: Failed) -> None:
+        self._settle("failed", failed, "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, "
+                     "(SELECT COUNT(*) FROM attempts WHERE attempts.item_id=?))",
+                     [(iid, reason, err, iid) for iid, (reason, err) in failed.items()])
+
+    def _settle(self, status: str, ids: Iterable[str], sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Write the items' result or failure rows and their new status (inside a transaction)."""
+        if not rows:
+            return
+        self.store.mark_changed()
+        self.store.db.executemany(sql, rows)
+        self.store.db.executemany("UPDATE items SET status=? WHERE item_id=?", [(status, i) for i in ids])
