@@ -119,10 +119,6 @@ def test_a_ledger_of_the_previous_release_is_read_and_kept(tmp_path: Path) -> No
 
 # Redis pipelines also have an ``execute()``, with no argument; every SQL execute has one.
 SQL_CALLS = {"executemany", "executescript"}
-# SQL still in files being rewritten by the run-engine change of issue 19 (each has a repository
-# method waiting for it: items.rows_by_id, batch.next_seq, batch.done_keys): delete the entry
-# when the file stops running SQL, and never raise a number.
-NOT_YET_MOVED = {"pipeline/batch.py": 3}
 
 
 def test_no_sql_outside_the_store_package() -> None:
@@ -134,6 +130,6 @@ def test_no_sql_outside_the_store_package() -> None:
         calls = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
                  and isinstance(node.func, ast.Attribute)
                  and (node.func.attr in SQL_CALLS or (node.func.attr == "execute" and node.args))]
-        if len(calls) > NOT_YET_MOVED.get(rel, 0):
+        if calls:
             offenders += [f"{rel}:{node.lineno}: {ast.unparse(node)[:80]}" for node in calls]
     assert not offenders, "SQL outside flashlane/store:\n" + "\n".join(offenders)

@@ -38,8 +38,8 @@ def test_v1_database_migrates_in_recorded_steps(tmp_path: Path) -> None:
     try:
         assert store.schema_version == SCHEMA_VERSION
         assert [v for v, _ in store.migrations()] == list(range(2, SCHEMA_VERSION + 1))
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
-        assert store.counts() == {"pending": 7, "ok": 1, "failed": 0}
+        assert store.metadata.get("schema_version") == str(SCHEMA_VERSION)
+        assert store.items.counts() == {"pending": 7, "ok": 1, "failed": 0}
     finally:
         store.close()
 

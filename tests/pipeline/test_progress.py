@@ -61,12 +61,12 @@ def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: 
     import json
 
     from flashlane import Lane
-    from tests.conftest import ManualClock
     from flashlane.pipeline.items import ItemBuilder
     from flashlane.pipeline.job import Job
     from flashlane.pipeline.scheduler import Engine
-    from flashlane.pipeline.store import RunStore
+    from flashlane.store.run import RunStore
     from flashlane.tasks import get_task
+    from tests.conftest import ManualClock
 
     task = get_task("classify")
     builder = ItemBuilder(task, column="text")
@@ -77,9 +77,9 @@ def test_engine_reports_waiting_for_quota_while_the_limiter_holds_requests(emu: 
     with Lane(base_url=emu.base_url, limits="rpm=1,window=8", clock=clock) as lane:
         store = RunStore(":memory:")
         try:
-            store.insert_items(((i, it.id, it.hash, json.dumps(r)) for i, (r, it) in
+            store.items.insert(((i, it.id, it.hash, json.dumps(r)) for i, (r, it) in
                                 enumerate((r, builder.build(i, r)) for i, r in enumerate(rows))), builder.duplicate)
-            store.start_session()
+            store.sessions.start()
             job = Job.create(lane._client, task, {"labels": ["a", "b"]})
             engine = Engine(job, store, builder, concurrency=3, on_progress=lambda s: seen.append(s.waiting))
 

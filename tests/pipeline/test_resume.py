@@ -112,7 +112,7 @@ def test_rerun_of_finished_run_sends_nothing(tmp_path: Path, cli_env: Any) -> No
 def test_output_rewritten_after_a_kill_before_it_was_written(tmp_path: Path, cli_env: Any) -> None:
     """A run whose rows finished but which died before writing its output rewrites it next time,
     even though nothing is left to request."""
-    from flashlane.pipeline.store import RunStore
+    from flashlane.store.run import RunStore
 
     src = write_csv(tmp_path / "r.csv", reviews(4))
     out = tmp_path / "o.jsonl"
@@ -126,7 +126,7 @@ def test_output_rewritten_after_a_kill_before_it_was_written(tmp_path: Path, cli
         ids = [r["id"] for r in read_jsonl(out)]
         from flashlane.models import Usage
 
-        store.record_request(started=0.0, item_ids=ids, outcome="ok", error=None, usage=Usage(1, 1, 0, 0, 2),
+        store.requests.record(started=0.0, item_ids=ids, outcome="ok", error=None, usage=Usage(1, 1, 0, 0, 2),
                              cost_usd=0.0001, ok={i: ({"label": "neutral"}, Usage(), 0.0) for i in ids}, failed={})
     finally:
         store.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flashlane.models import Usage, cost_of
-from flashlane.pipeline.store import RunStore
+from flashlane.store.run import RunStore
 from tests.pipeline.conftest import (
     LABELS,
     EmulatorProcess,
@@ -221,8 +221,8 @@ def test_a_batch_reserves_its_maximum_cost_against_the_budget_when_submitted(cli
     store = RunStore(Path(f"{out}.flashlane.db"), create=False)
     try:
         jobs = store.db.execute("SELECT n_requests, reserved_usd FROM batch_jobs ORDER BY id").fetchall()
-        spent = store.spent_usd()
-        counts = store.counts()
+        spent = store.requests.spent_usd()
+        counts = store.items.counts()
     finally:
         store.close()
     assert jobs[0][0] < 40  # the whole run would have reserved more than the budget

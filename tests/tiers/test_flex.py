@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flashlane.models import Usage, cost_of
-from flashlane.pipeline.store import RunStore
+from flashlane.store.run import RunStore
 from tests.pipeline.conftest import LABELS, read_jsonl, reviews, run_cli, write_csv
 
 MODEL = "gemini-3.1-flash-lite"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import FlashlaneError
 from ..models import Usage
+from ..store.run import RunStore
 from ..tasks import Task, get_task
 from .items import TEXT_FIELD, ItemBuilder, make_items
 from .job import Job
@@ -24,7 +25,6 @@ from .report import build_report
 from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
 from .runner import RunOptions, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, RunOutcome
-from .store import RunStore
 
 if TYPE_CHECKING:
     from ..call.client import Client as Lane
@@ -81,9 +81,9 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
     use_cache = lane.settings.cache if cache is None else cache
     rcache = ResponseCache(default_cache_path(lane.settings.state_dir)) if use_cache else None
     try:
-        store.insert_items(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
+        store.items.insert(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
                             for it, row in zip(its, rows, strict=True)), builder.duplicate)
-        store.start_session()
+        store.sessions.start()
         runner, run_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,
             cache_prefix=cache_prefix, keep_values=True))
@@ -94,7 +94,7 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
         report = build_report(store)
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error
-        stored = store.results()
+        stored = store.items.results()
     finally:
         store.close()
         if rcache is not None:

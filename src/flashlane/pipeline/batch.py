@@ -44,12 +44,11 @@ from ..call.service_tier import BATCH
 from ..call.transport import Transport
 from ..errors import FlashlaneError, InputError, RateLimited
 from ..models import cost_of
-from .batch_jobs import BatchJobs, JobRecord
+from ..store.run import BatchJobs, JobRecord, RunStore
 from .items import Item, ItemBuilder
 from .job import Job
 from .scheduler import RunOutcome
 from .settle import Prefilter, Split, split
-from .store import RunStore
 
 if TYPE_CHECKING:
     from ..caching.response_cache import ResponseCache
@@ -187,10 +186,10 @@ class BatchRun:
         self.spool_dir = spool_dir
         self.outcome = RunOutcome()
         self.requests = 0
-        run_id = store.get_meta("run_id")
+        run_id = store.metadata.get("run_id")
         if run_id is None:
             run_id = uuid.uuid4().hex[:12]
-            store.set_meta(run_id=run_id)
+            store.metadata.set(run_id=run_id)
         self.run_id = run_id
 
     # ------------------------------------------------------------------ helpers
@@ -205,21 +204,15 @@ class BatchRun:
         return 1 if self.opt.fallback == "standard" else 1 + self.opt.max_resubmits
 
     def _restore(self, ids: list[str]) -> list[Item]:
-        marks = ",".join("?" * len(ids))
-        rows = {iid: (idx, row) for idx, iid, row in self.store.db.execute(
-            f"SELECT idx, item_id, row FROM items WHERE item_id IN ({marks})", ids)}  # noqa: S608
-        out = []
-        for iid in ids:
-            idx, row = rows[iid]
-            out.append(self.builder.restore(int(idx), iid, json.loads(row)))
-        return out
+        rows = self.store.items.rows_by_id(ids)  # {item_id: (idx, input row parsed)}
+        return [self.builder.restore(rows[iid][0], iid, rows[iid][1]) for iid in ids]
 
     def _call(self, unit: list[Item]) -> Call:
         call = self.job.call_for(unit)  # the standard request, tools and all; only the schema field differs
         return replace(call, config=batch_request_config(call.config))
 
     def _spent(self) -> float:
-        return self.store.spent_usd()
+        return self.store.requests.spent_usd()
 
     # ------------------------------------------------------------------ before any job: local outcomes
 
@@ -240,8 +233,8 @@ class BatchRun:
             if self.keep_values:
                 self.outcome.values.update({i: prefilter.values[i] for i in hits})
             prefilter.values.clear()
-            self.store.record_failures(failed)
-            self.store.record_cached(hits)
+            self.store.requests.record_failures(failed)
+            self.store.requests.record_cached(hits)
 
     # ------------------------------------------------------------------ building a job
 
@@ -311,7 +304,7 @@ class BatchRun:
 
     def _submit(self) -> bool:
         """Submit one job of free pending work; False when there is none (or no budget)."""
-        seq = int(self.store.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM batch_jobs").fetchone()[0])
+        seq = self.jobs.next_seq()
         built = self._build(seq)
         if built is None:
             return False
@@ -411,8 +404,7 @@ class BatchRun:
     def _collect(self, rec: JobRecord, op: dict[str, Any]) -> None:
         state = _short((op.get("metadata") or {}).get("state"))
         results = self._results(rec, op)
-        done_keys = {k for (k,) in self.store.db.execute(
-            "SELECT key FROM batch_requests WHERE job_id=? AND outcome IS NOT NULL", (rec.id,))}
+        done_keys = self.jobs.done_keys(rec.id)
         answered = missing = errors = 0
         for key, ids in self.jobs.requests_of(rec.id).items():
             if key in done_keys:
@@ -431,7 +423,7 @@ class BatchRun:
                 answered += 1
                 self._answer(rec, key, unit, entry["response"])
         error = (op.get("error") or {}).get("message")
-        with self.store._tx():
+        with self.store.transaction():
             self.jobs.mark_collected(rec.id, state, error)
         self._say(f"batch: collected {rec.name} ({state}): {answered} answered, {errors} failed inside the job, "
                   f"{missing} missing" + (" (back to the queue)" if errors or missing else ""))
@@ -441,11 +433,11 @@ class BatchRun:
         failed = {it.id: (reason, message) for it in unit if self.jobs.times_sent(it.id) >= self.max_sent
                   and self.opt.fallback != "standard"}
         ids = [it.id for it in unit]
-        rid = self.store.record_request(started=rec.created, item_ids=ids, outcome="requeued", error=message,
+        rid = self.store.requests.record(started=rec.created, item_ids=ids, outcome="requeued", error=message,
                                         usage=None, cost_usd=0.0, ok={}, failed=failed,
                                         requeued=[i for i in ids if i not in failed])
-        self.store.record_tier(rid, BATCH)
-        with self.store._tx():
+        self.store.requests.record_tier(rid, BATCH)
+        with self.store.transaction():
             self.jobs.set_outcome(rec.id, key, "requeued")
         self.requests += 1
 
@@ -468,11 +460,11 @@ class BatchRun:
         failed = {i: ("batch_answer", m) for i, m in bad.items() if self.jobs.times_sent(i) >= self.max_sent
                   and self.opt.fallback != "standard"}
         requeued = [i for i in bad if i not in failed]
-        rid = self.store.record_request(started=rec.created, item_ids=[it.id for it in unit],
+        rid = self.store.requests.record(started=rec.created, item_ids=[it.id for it in unit],
                                         outcome="ok" if got.ok else "requeued", error=None, usage=usage,
                                         cost_usd=cost, ok=got.ok, failed=failed, requeued=requeued)
-        self.store.record_tier(rid, BATCH)
-        with self.store._tx():
+        self.store.requests.record_tier(rid, BATCH)
+        with self.store.transaction():
             self.jobs.set_outcome(rec.id, key, "ok" if not bad else "partial")
         if self.cache is not None and got.cache_entries:
             self.cache.put_many(got.cache_entries)

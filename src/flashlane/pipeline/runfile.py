@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import InputError, model_not_found
 from ..models import Quota, lookup
+from ..store.run import RunStore
 from ..tasks import Task
 from .batch import BatchOptions, stderr_say
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
@@ -41,7 +42,6 @@ from .report import build_report
 from .runlock import RunLock
 from .runner import LiveRunner, RunOptions, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
-from .store import RunStore
 from .writers import (
     InputNames,
     failures_path,
@@ -190,7 +190,7 @@ def _id_column(store: RunStore, cfg: RunConfig) -> str | None:
     """Which column holds the ids: --id-column ('' = number the rows), else what the run used."""
     if cfg.id_column is not None:
         return cfg.id_column or None
-    recorded = store.get_meta("ids")
+    recorded = store.metadata.get("ids")
     if recorded is None or recorded == ROWS_IDS:
         return None  # runs made before ids were recorded numbered their rows
     return recorded.removeprefix("column:")
@@ -198,13 +198,13 @@ def _id_column(store: RunStore, cfg: RunConfig) -> str | None:
 
 def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path) -> ItemBuilder:
     """Fill a new run's store from the input, or check a resumed one against it."""
-    if not store.is_new() and not store.has_work():
+    if not store.is_new() and not store.items.has_work():
         store.reset()  # nothing done yet: a corrected command replaces it
     if store.is_new():
         store.reset()  # rows of an ingest that was cut off
         ingest = _Ingest(cfg, task, job, cfg.id_column or None, implicit_id=cfg.id_column is None)
-        store.insert_items(ingest, ingest.builder.duplicate)
-        store.set_meta(fingerprint=ingest.fingerprint, job_key=ingest.job_key, input_digest=input_digest(cfg.input),
+        store.items.insert(ingest, ingest.builder.duplicate)
+        store.metadata.set(fingerprint=ingest.fingerprint, job_key=ingest.job_key, input_digest=input_digest(cfg.input),
                        ids=f"column:{ingest.source['id_column']}" if ingest.source["id_column"] else ROWS_IDS,
                        input_columns=list(ingest.columns), task=job.task.name, model=job.model, input=cfg.input,
                        output=str(output), status="running")
@@ -214,17 +214,17 @@ def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path
     builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column)
     digest = input_digest(cfg.input)
     job_key = str(job.fingerprint_start(source=source).hexdigest())
-    if digest is not None and store.get_meta("input_digest") == digest and store.get_meta("job_key") == job_key:
+    if digest is not None and store.metadata.get("input_digest") == digest and store.metadata.get("job_key") == job_key:
         return builder  # the same bytes through the same job: the same fingerprint, nothing to read
     ingest = _Ingest(cfg, task, job, id_column)
-    store.stage_rows(ingest, ingest.builder.duplicate)
-    if ingest.fingerprint != store.get_meta("fingerprint"):
-        store.drop_staged()
+    store.items.stage(ingest, ingest.builder.duplicate)
+    if ingest.fingerprint != store.metadata.get("fingerprint"):
+        store.items.drop_staged()
         raise InputError(f"{store.path} belongs to a run with a different input, task, model or options",
                          hint="add --fresh to start over (finished rows are requested again), or pass another "
                               "--run-db")
-    store.adopt_staged()
-    store.set_meta(job_key=job_key, input_digest=digest, input_columns=list(ingest.columns),
+    store.items.adopt_staged()
+    store.metadata.set(job_key=job_key, input_digest=digest, input_columns=list(ingest.columns),
                    ids=f"column:{id_column}" if id_column else ROWS_IDS)
     return builder
 
@@ -242,7 +242,7 @@ def check_model(lane: Lane, model: str) -> None:
 
 
 def _sample(store: RunStore, builder: ItemBuilder) -> list[Item]:
-    return [builder.restore(idx, iid, json.loads(row)) for idx, iid, _, row in store.sample_rows(PACK_SAMPLE_ITEMS)
+    return [builder.restore(idx, iid, json.loads(row)) for idx, iid, _, row in store.items.sample(PACK_SAMPLE_ITEMS)
             if row is not None]
 
 
@@ -263,26 +263,26 @@ def _output_sig(output: Path, inputs: bool) -> str:
 
 def _write_outputs(store: RunStore, output: Path, *, inputs: bool) -> Path:
     fails = failures_path(output)
-    if not store.changed and store.get_meta("output_sig") == _output_sig(output, inputs):
+    if not store.changed and store.metadata.get("output_sig") == _output_sig(output, inputs):
         return fails  # written from this very state already
-    recorded = store.get_meta("ids")
+    recorded = store.metadata.get("ids")
     id_column = recorded.removeprefix("column:") if recorded and recorded != ROWS_IDS else None
 
     def records() -> Iterator[dict[str, Any]]:
         names = InputNames(id_column) if inputs else None
-        return (output_record(r, names) for r in store.iter_rows())
+        return (output_record(r, names) for r in store.items.iter_rows())
 
     write_output(output, records)
-    write_failures(output, (output_record(r, None) for r in store.iter_rows(failed_only=True)))
-    store.set_meta(output_sig=_output_sig(output, inputs))
+    write_failures(output, (output_record(r, None) for r in store.items.iter_rows(failed_only=True)))
+    store.metadata.set(output_sig=_output_sig(output, inputs))
     store.changed = False
     return fails
 
 
 def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str, *, inputs: bool) -> Path:
     if engine is not None:
-        store.end_session(status, **engine.guard_delta())
-    store.set_meta(status=status)
+        store.sessions.end(status, **engine.guard_delta())
+    store.metadata.set(status=status)
     return _write_outputs(store, output, inputs=inputs)
 
 
@@ -375,11 +375,11 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         builder = open_run(store, job, task, cfg, output)
         plan = resolve_pack(job, _sample(store, builder), cfg.pack)
         if cfg.retry_failed:
-            store.retry_failed()
-        store.close_stale_sessions()
+            store.items.retry_failed()
+        store.sessions.close_stale()
         cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
-        store.start_session()
-        store.set_meta(limits=lane.guard.limiter.describe())
+        store.sessions.start()
+        store.metadata.set(limits=lane.guard.limiter.describe())
         say = None if cfg.quiet else stderr_say
         batch = cfg.batch or BatchOptions()
         if batch.say is None:
@@ -394,7 +394,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
                 engine.on_progress = progress.update
             outcome = runner.run(signals.run)
         status = outcome.status
-        if status == "done" and store.counts()["pending"]:
+        if status == "done" and store.items.counts()["pending"]:
             status = "incomplete"
         run_cache, closing = None, run_cache
         if closing is not None:
@@ -406,7 +406,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         if store.session is not None:
             with contextlib.suppress(Exception):
                 _finalize(store, output, engine, status, inputs=cfg.input_columns)
-                counts = store.counts()
+                counts = store.items.counts()
         raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts) from None
     except BaseException:
         if run_cache is not None:

@@ -18,13 +18,12 @@ from typing import Any
 
 from ..call.service_tier import BATCH, STANDARD
 from ..errors import ConfigError
+from ..store.run import BatchJobs, RunStore
 from .batch import BatchOptions, BatchRun
-from .batch_jobs import BatchJobs
 from .items import ItemBuilder
 from .job import Job
 from .prefix_cache import RunCache, open_run_cache
 from .scheduler import Engine, RunOutcome, Snapshot
-from .store import RunStore
 
 __all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner"]
 
@@ -80,7 +79,7 @@ class BatchRunner:
         o = self.opts
         outcome = BatchRun(self.job, self.store, self.builder, pack_size=o.pack_size, budget_usd=o.budget_usd,
                            cache=o.cache, options=o.batch, keep_values=o.keep_values, spool_dir=o.spool_dir).run()
-        if outcome.status != "done" or o.batch.fallback != STANDARD or not self.store.counts()["pending"]:
+        if outcome.status != "done" or o.batch.fallback != STANDARD or not self.store.items.counts()["pending"]:
             return outcome
         live = LiveRunner(replace(self.job, tier=STANDARD), self.store, self.builder, replace(o, on_progress=None))
         after = live.run(wrap)
@@ -99,6 +98,6 @@ def open_runner(job: Job, store: RunStore, builder: ItemBuilder, opts: RunOption
     runner = BatchRunner(job, store, builder, opts) if batch else LiveRunner(job, store, builder, opts)
     if not batch:
         BatchJobs(store).refuse_other_tier(job.tier)
-    run_cache = open_run_cache(store, job, pending_items=store.counts()["pending"], pack_size=opts.pack_size,
+    run_cache = open_run_cache(store, job, pending_items=store.items.counts()["pending"], pack_size=opts.pack_size,
                                concurrency=opts.concurrency, mode=opts.cache_prefix, batch=batch)
     return runner, run_cache

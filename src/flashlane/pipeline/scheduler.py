@@ -43,10 +43,10 @@ from ..errors import (
     RateLimited,
 )
 from ..models import Usage, cost_of
+from ..store.run import RunStore
 from .items import Item, ItemBuilder
 from .job import Job
 from .settle import Prefilter, split
-from .store import RunStore
 
 __all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "WINDOW_ITEMS"]
 
@@ -155,8 +155,8 @@ class Engine:
         """Failures known without asking (too large, empty) and cache hits, before any request."""
         todo, failed, hits = self.prefilter(items)
         self._keep({i: self.prefilter.values.pop(i, None) for i in hits})
-        self.store.record_failures(failed)
-        self.store.record_cached(hits)
+        self.store.requests.record_failures(failed)
+        self.store.requests.record_cached(hits)
         self.snap.cached += len(hits)
         self.snap.ok += len(hits)
         self.snap.failed += len(failed)
@@ -166,7 +166,7 @@ class Engine:
         """Read pending items from the store until the queue holds enough work (or none is left)."""
         low = max(2 * self.concurrency, 8)
         while not self._exhausted and len(self._queue) < low:
-            rows = self.store.pending_after(self._cursor, self.window)
+            rows = self.store.items.pending_after(self._cursor, self.window)
             if not rows:
                 self._exhausted = True
                 if self._partial:
@@ -198,11 +198,11 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         self._cond = asyncio.Condition()
-        counts = self.store.counts()
+        counts = self.store.items.counts()
         self.snap.total = sum(counts.values())
         self.snap.ok, self.snap.failed = counts["ok"], counts["failed"]
         self.snap.done_at_start = self.snap.done
-        self._spent = self.store.spent_usd()
+        self._spent = self.store.requests.spent_usd()
         self.snap.cost_usd = self._spent
         self._refill()
         self._emit()
@@ -282,7 +282,7 @@ class Engine:
 
     async def _send(self, unit: list[Item], call: Call) -> None:
         started = self.clock.time()
-        rid = self.store.request_sent(started=started, n_items=len(unit))
+        rid = self.store.requests.sent(started=started, n_items=len(unit))
         self._calls += 1
         try:
             result = await self.job.arun_call(call)
@@ -294,7 +294,7 @@ class Engine:
             if isinstance(e, RateLimited):
                 self.outcome.reset_at = e.reset_at
             self._halt(stop, e.message, e)  # the run stops; the unit's rows stay pending
-            self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome=stop,
+            self.store.requests.record(started=started, item_ids=[it.id for it in unit], outcome=stop,
                                       error=e.message, usage=None, cost_usd=0.0, ok={}, failed={}, request_id=rid,
                                       counters=self.guard_delta())
             return
@@ -305,12 +305,12 @@ class Engine:
         cost: float | None = cost_of(self.job.model, usage, tier=self.job.tier) if usage is not None else 0.0
         ids = [it.id for it in unit]
         if len(unit) > 1:
-            self.store.record_request(started=started, item_ids=ids, outcome="requeued", error=e.message,
+            self.store.requests.record(started=started, item_ids=ids, outcome="requeued", error=e.message,
                                       usage=usage, cost_usd=cost, ok={}, failed={}, requeued=ids, request_id=rid,
                                       counters=self.guard_delta())
             self._requeue(unit)
         else:
-            self.store.record_request(started=started, item_ids=ids, outcome="failed", error=e.message,
+            self.store.requests.record(started=started, item_ids=ids, outcome="failed", error=e.message,
                                       usage=usage, cost_usd=cost, ok={}, failed={ids[0]: (e.reason_code, e.message)},
                                       request_id=rid, counters=self.guard_delta())
             self.snap.failed += 1 + self._settle_followers({}, {ids[0]: (e.reason_code, e.message)})[1]
@@ -331,10 +331,10 @@ class Engine:
                 requeue.append(next(it for it in unit if it.id == iid))  # alone, it may convert
             else:
                 failed[iid] = ("convert", why)
-        self.store.record_request(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
+        self.store.requests.record(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
                                   usage=result.usage, cost_usd=result.cost_usd, ok=got.ok, failed=failed,
                                   requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta())
-        self.store.record_tier(rid, getattr(result, "service_tier", None))
+        self.store.requests.record_tier(rid, getattr(result, "service_tier", None))
         if self.cache is not None:
             self.cache.put_many(got.cache_entries)
         copies = self._settle_followers(got.ok, failed, got.values)
@@ -348,9 +348,9 @@ class Engine:
         copied, fails = self.prefilter.followers(ok, failed, values or {})
         self._keep({i: self.prefilter.values.pop(i, None) for i in copied})
         if copied:
-            self.store.record_cached(copied)
+            self.store.requests.record_cached(copied)
         if fails:
-            self.store.record_failures(fails)
+            self.store.requests.record_failures(fails)
         return len(copied), len(fails)
 
     def _account(self, usage: Usage | None, cost: float | None, *, requests: int) -> None:

@@ -10,10 +10,8 @@ whether it changed any item (so the output on disk is stale).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from ...errors import InputError
 from ..db import connect, transaction
@@ -32,27 +30,6 @@ __all__ = ["RunStore", "NOT_A_RUN_DB_HINT"]
 NOT_A_RUN_DB_HINT = "pass another --run-db, or --fresh to start over"
 # What a reset forgets: everything a run did (the schema and its batch jobs, which may be paid for, stay).
 _RUN_TABLES = ("items", "requests", "attempts", "results", "failures", "usage", "sessions", "context_caches")
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class _Via(Generic[P, R]):
-    """A ``RunStore`` method kept for callers written before the repositories:
-    ``get_meta = _Via("metadata", MetaRepo.get)`` makes ``store.get_meta(k)`` ``store.metadata.get(k)``."""
-
-    def __init__(self, repo: str, method: Callable[Concatenate[Any, P], R]) -> None:
-        self.repo, self.name = repo, method.__name__
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Via[P, R]: ...
-
-    @overload
-    def __get__(self, obj: object, owner: type) -> Callable[P, R]: ...
-
-    def __get__(self, obj: object | None, owner: type) -> Any:
-        return self if obj is None else getattr(getattr(obj, self.repo), self.name)
-
 
 class RunStore:
     def __init__(self, path: str | Path = ":memory:", *, not_a_run_db_hint: str = NOT_A_RUN_DB_HINT,
@@ -83,8 +60,6 @@ class RunStore:
         """``with store.transaction():`` groups repository writes into one commit."""
         return transaction(self.db)
 
-    _tx = transaction  # the spelling of callers written before ``transaction`` was public
-
     def mark_changed(self) -> None:
         """Item states changed, so the output on disk is stale. The first change of a process
         also forgets the recorded output signature (in the same transaction when called inside
@@ -107,33 +82,3 @@ class RunStore:
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self.metadata.clear()
             self.mark_changed()
-
-    # The surface callers used before the repositories (the run engine, until it calls them directly).
-    get_meta = _Via("metadata", MetaRepo.get)
-    set_meta = _Via("metadata", MetaRepo.set)
-    meta = _Via("metadata", MetaRepo.all)
-    has_work = _Via("items", ItemsRepo.has_work)
-    insert_items = _Via("items", ItemsRepo.insert)
-    stage_rows = _Via("items", ItemsRepo.stage)
-    adopt_staged = _Via("items", ItemsRepo.adopt_staged)
-    drop_staged = _Via("items", ItemsRepo.drop_staged)
-    pending_after = _Via("items", ItemsRepo.pending_after)
-    sample_rows = _Via("items", ItemsRepo.sample)
-    counts = _Via("items", ItemsRepo.counts)
-    retry_failed = _Via("items", ItemsRepo.retry_failed)
-    iter_rows = _Via("items", ItemsRepo.iter_rows)
-    results = _Via("items", ItemsRepo.results)
-    input_columns = _Via("items", ItemsRepo.input_columns)
-    close_stale_sessions = _Via("sessions", SessionsRepo.close_stale)
-    start_session = _Via("sessions", SessionsRepo.start)
-    end_session = _Via("sessions", SessionsRepo.end)
-    request_sent = _Via("requests", RequestsRepo.sent)
-    record_request = _Via("requests", RequestsRepo.record)
-    record_cached = _Via("requests", RequestsRepo.record_cached)
-    record_failures = _Via("requests", RequestsRepo.record_failures)
-    record_tier = _Via("requests", RequestsRepo.record_tier)
-    spent_usd = _Via("requests", RequestsRepo.spent_usd)
-    cache_event = _Via("caches", ContextCachesRepo.event)
-    live_caches = _Via("caches", ContextCachesRepo.live)
-    cache_costs = _Via("caches", ContextCachesRepo.costs)
-    ledger = _Via("totals", TotalsRepo.ledger)
