@@ -1,6 +1,6 @@
-"""Memory and speed of ``flashlane run`` as rows grow: 10K, 100K, 1M short rows.
+"""Memory and speed of ``flashlane run`` and ``lane.map`` as rows grow: 10K, 100K, 1M short rows.
 
-    python bench/scale.py [--sizes 10000,100000,1000000] [--no-resume]
+    python bench/scale.py [--sizes 10000,100000,1000000] [--map-sizes 10000,100000] [--no-resume]
 
 Each size runs the real CLI as a child process (``flashlane run classify in.csv --column text
 --pack auto --no-cache --limits off --quiet``) against an emulator process with no quota and
@@ -10,8 +10,12 @@ seconds are shown too: at packed rates the emulator, on the same two cores, can 
 bounds rows/s. Then the finished largest run is started again: resuming a run with nothing
 left to do should take seconds.
 
+``lane.map`` runs in a child process too (``MAP_SCRIPT``): the same rows from a generator,
+``pack="auto"``, the response cache off, every ``ItemResult`` read back in order.
+
 Goals (issue 9): peak RSS at 1M <= 300 MB and <= 1.5x the 10K figure; rows/s at 1M >= 0.8x
-the 10K rate; resume of a finished 1M run <= 10 s.
+the 10K rate; resume of a finished 1M run <= 10 s. Issue 19: ``lane.map`` at 100K peaks within
+1.5x its 10K figure.
 """
 
 from __future__ import annotations
@@ -34,6 +38,19 @@ RSS_GOAL_MB = 300
 RSS_RATIO_GOAL = 1.5
 RATE_RATIO_GOAL = 0.8
 RESUME_GOAL_S = 10.0
+
+
+MAP_SCRIPT = """
+import sys
+import flashlane as fl
+n = int(sys.argv[1])
+phrases = {phrases!r}
+texts = (f"{{phrases[i % len(phrases)]}} (#{{i}})" for i in range(n))
+with fl.Lane(limits="off", cache=False) as lane:
+    res = lane.map("classify", texts, labels=["positive", "negative", "neutral"], pack="auto")
+    ok = sum(1 for r in res if r.ok)
+assert len(res) == n and ok == n, (len(res), ok)
+"""
 
 
 def make_input(path: Path, n: int) -> None:
@@ -75,9 +92,12 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--map-sizes", default="10000,100000", help="lane.map sizes ('' to skip)")
     ap.add_argument("--no-resume", action="store_true")
     args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    map_sizes = [int(s) for s in args.map_sizes.split(",") if s]
+    map_results: dict[int, tuple[float, float]] = {}
     rows: list[list[object]] = []
     results: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="flashlane-scale-") as tmp:
@@ -105,6 +125,14 @@ def main() -> None:
                 rows.append([f"{n:,}", f"{wall:.1f}", f"{n / wall:,.0f}", f"{rss:.0f}", f"{emu_cpu:.1f}",
                              f"{emu_cpu / wall:.0%}"])
                 print(f"{n:,} rows: {wall:.1f} s, {n / wall:,.0f} rows/s, peak RSS {rss:.0f} MB", flush=True)
+            script = MAP_SCRIPT.format(phrases=PHRASES)
+            for n in map_sizes:
+                wall, rss, code, err = run([sys.executable, "-c", script, str(n)], env)
+                if code != 0:
+                    raise SystemExit(f"lane.map of {n} items failed ({code}):\n{err}")
+                map_results[n] = (n / wall, rss)
+                rows.append([f"lane.map {n:,}", f"{wall:.1f}", f"{n / wall:,.0f}", f"{rss:.0f}", "-", "-"])
+                print(f"lane.map {n:,} items: {wall:.1f} s, {n / wall:,.0f} items/s, peak RSS {rss:.0f} MB", flush=True)
             resume_s: float | None = None
             if not args.no_resume and last_cmd:
                 resume_s, rss, code, err = run(last_cmd, env)
@@ -122,6 +150,12 @@ def main() -> None:
                 emu.wait(10)
     print()
     print(table(["rows", "wall s", "rows/s", "peak RSS MB", "emulator CPU s", "emulator busy"], rows))
+    if len(map_results) > 1:
+        lo, hi = min(map_results), max(map_results)
+        print(f"lane.map peak RSS {hi:,} items: {map_results[hi][1]:.0f} MB, {map_results[hi][1] / map_results[lo][1]:.2f}x "
+              f"the {lo:,}-item figure (goal <= {RSS_RATIO_GOAL})")
+    if not results:
+        return
     small, big = min(results), max(results)
     rate_ratio = results[big][0] / results[small][0]
     rss_ratio = results[big][1] / results[small][1]

@@ -74,3 +74,14 @@ def test_map_frame_polars(lane: Any) -> None:
     assert out["status"].to_list() == ["shipped"] * 4  # the input's own column is kept...
     assert out["status_result"].to_list() == ["ok"] * 4  # ...and the clashing result column gets the suffix
     assert set(out["label"].to_list()) <= set(LABEL_LIST)
+
+
+
+def test_lane_map_reads_results_from_its_database_not_from_memory(lane: Any, emu: Any) -> None:
+    texts = (f"review {i}: {'great' if i % 2 else 'awful'}" for i in range(12))  # a generator, never listed
+    out = lane.map("classify", texts, pack=4, labels=LABEL_LIST, cache=False)
+    assert len(out) == 12 and out.outcome.values == {}  # nothing held: each value is read back when asked for
+    assert isinstance(out[0].value, Classification) and isinstance(out[-1].value, Classification)
+    assert [r.index for r in out[2:5]] == [2, 3, 4] and out[-1].index == 11
+    assert [r.value for r in out] == [r.value for r in out]  # the same answers on every read
+    out.close()

@@ -1,25 +1,36 @@
-"""``map_items``: the pipeline as a function, for code that holds its items in memory.
+"""``map_items``: the pipeline as a function (``lane.map``), for items from Python.
 
-Same engine as ``flashlane run`` (packing, concurrency under the Lane's limiter, per-item
-failures, the response cache), with an in-memory run database; results come back in input
-order, one ``ItemResult`` per item, failures included rather than raised.
+Same engine as ``flashlane run`` (packing, concurrency under the client's limiter, per-item
+failures, the response cache). Memory stays flat in items: the items are read from the
+iterable one at a time into a run database in a temporary file (never a list), the engine
+reads them back a window at a time, and the results come back as ``MapResult``, a sequence in
+input order that reads each ``ItemResult`` from that database when it is asked for. A value is
+read back as the type the task returned (a Pydantic model is validated again from its JSON);
+only when a task returns several model types are the values held in memory, since JSON cannot
+tell them apart. The database is deleted when the ``MapResult`` is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+from pydantic import BaseModel
 
 from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import FlashlaneError
 from ..models import Usage
-from ..store.run import RunStore
+from ..store.run import RunStore, StoredRow
 from ..tasks import Task, get_task
-from .items import TEXT_FIELD, ItemBuilder, make_items
+from .items import COLUMN_SAMPLE_ROWS, TEXT_FIELD, ItemBuilder, columns_of
 from .job import Job
 from .report import build_report
 from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
@@ -27,7 +38,7 @@ from .runner import RunOptions, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, RunOutcome
 
 if TYPE_CHECKING:
-    from ..call.client import Client as Lane
+    from ..call.client import Client
 
 __all__ = ["ItemResult", "MapResult", "map_items", "amap_items"]
 
@@ -49,44 +60,105 @@ class ItemResult:
         return self.status == "ok"
 
 
-class MapResult(list):  # type: ignore[type-arg]
-    """A list of ``ItemResult`` in input order, with how the run ended (``.outcome``)."""
+class _Revive:
+    """Reads finished values back from their JSON: learns the value types a run produces, and
+    tells the engine which values it must hold because JSON cannot carry them."""
 
-    outcome: RunOutcome
-    report: dict[str, Any]  # what the run did and cost, as ``flashlane report`` shows it (--json)
+    def __init__(self) -> None:
+        self.model: type[BaseModel] | None = None
+        self.models: set[type[BaseModel]] = set()
+
+    def keep(self, value: Any) -> bool:
+        if isinstance(value, BaseModel):
+            self.models.add(type(value))
+            self.model = type(value) if len(self.models) == 1 else None
+            return len(self.models) > 1  # several model types: hold them, a type can't be told from JSON
+        return False  # str, numbers, lists and dicts of them come back as they are (the store holds JSON)
+
+    def __call__(self, data: Any) -> Any:
+        return self.model.model_validate(data) if self.model is not None and data is not None else data
 
 
-def _rows(items: Iterable[Any]) -> list[dict[str, Any]]:
-    rows = []
-    for x in items:
-        if isinstance(x, Mapping):
-            rows.append(dict(x))
-        else:
-            rows.append({TEXT_FIELD: "" if x is None else str(x)})
-    return rows
+class MapResult(Sequence[ItemResult]):
+    """``ItemResult`` per item in input order, read from the run's database on demand, with how
+    the run ended (``.outcome``) and what it did and cost (``.report``, as ``flashlane report --json``)."""
+
+    def __init__(self, store: RunStore, outcome: RunOutcome, report: dict[str, Any], revive: _Revive,
+                 tmp: tempfile.TemporaryDirectory[str]) -> None:
+        self.outcome, self.report = outcome, report
+        self._store, self._revive, self._n = store, revive, sum(store.items.counts().values())
+        self._close = weakref.finalize(self, _cleanup, store, tmp)
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> ItemResult: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ItemResult]: ...
+
+    def __getitem__(self, i: int | slice) -> ItemResult | list[ItemResult]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        j = i + self._n if i < 0 else i
+        if not 0 <= j < self._n:
+            raise IndexError(i)
+        return self._item(next(self._store.items.iter_rows(start=j, limit=1)))
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        return (self._item(row) for row in self._store.items.iter_rows())
+
+    def __repr__(self) -> str:
+        return f"<MapResult of {self._n} items: {self.outcome.status}>"
+
+    def _item(self, row: StoredRow) -> ItemResult:
+        r = row.result
+        value = self.outcome.values[r.item_id] if r.item_id in self.outcome.values else self._revive(r.value)
+        return ItemResult(index=row.index, id=r.item_id, status=r.status, value=value, error=r.error,
+                          reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached)
+
+    def close(self) -> None:
+        """Delete the run's database now (otherwise when the result is garbage-collected)."""
+        self._close()
 
 
-async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
+def _cleanup(store: RunStore, tmp: tempfile.TemporaryDirectory[str]) -> None:
+    store.close()
+    tmp.cleanup()
+
+
+def _row(x: Any) -> dict[str, Any]:
+    return dict(x) if isinstance(x, Mapping) else {TEXT_FIELD: "" if x is None else str(x)}
+
+
+async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
                      concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
                      tier: str | None = None, cache_prefix: str | None = None,
                      **task_options: Any) -> MapResult:
     t = get_task(task)
-    rows = _rows(items)
-    its = make_items(rows, t, column=column, template=template, id_column=id_column)
+    rows = map(_row, items)
+    sample = list(itertools.islice(rows, max(PACK_SAMPLE_ITEMS, COLUMN_SAMPLE_ROWS)))
     builder = ItemBuilder(t, column=column, template=template, id_column=id_column)
-    job = Job.create(lane, t, task_options, tier=tier)
-    plan = resolve_pack(job, its[:PACK_SAMPLE_ITEMS], pack)
-    store = RunStore(":memory:")
-    use_cache = lane.settings.cache if cache is None else cache
-    rcache = ResponseCache(default_cache_path(lane.settings.state_dir)) if use_cache else None
+    if sample:
+        builder.check(columns_of(sample[:COLUMN_SAMPLE_ROWS]))
+    job = Job.create(client, t, task_options, tier=tier)
+    plan = resolve_pack(job, [builder.build(i, r) for i, r in enumerate(sample[:PACK_SAMPLE_ITEMS])], pack)
+    tmp = tempfile.TemporaryDirectory(prefix="flashlane-map-")
+    store = RunStore(Path(tmp.name) / "map.flashlane.db")
+    use_cache = client.settings.cache if cache is None else cache
+    rcache = ResponseCache(default_cache_path(client.settings.state_dir)) if use_cache else None
+    revive = _Revive()
     try:
         store.items.insert(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
-                            for it, row in zip(its, rows, strict=True)), builder.duplicate)
+                            for it, row in ((builder.build(i, r), r)
+                                            for i, r in enumerate(itertools.chain(sample, rows)))),
+                           builder.duplicate)
         store.sessions.start()
         runner, run_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,
-            cache_prefix=cache_prefix, keep_values=True))
+            cache_prefix=cache_prefix, keep_values=revive.keep))
         try:
             outcome = await runner.arun()
         finally:
@@ -94,29 +166,23 @@ async def amap_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack
         report = build_report(store)
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error
-        stored = store.items.results()
+    except BaseException:
+        _cleanup(store, tmp)
+        raise
     finally:
-        store.close()
         if rcache is not None:
             rcache.close()
-    out = MapResult()
-    for it in its:
-        r = stored[it.id]
-        out.append(ItemResult(index=it.index, id=it.id, status=r.status, value=outcome.values.get(it.id, r.value),
-                              error=r.error, reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached))
-    out.outcome = outcome
-    out.report = report
-    return out
+    return MapResult(store, outcome, report, revive, tmp)
 
 
-def map_items(lane: Lane, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
+def map_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
               concurrency: int | None = DEFAULT_CONCURRENCY, **kw: Any) -> MapResult:
     """Run ``task`` on every item (strings, or mappings with the task's fields); results in order.
 
     ``pack`` = N or "auto" packs structured tasks N to a request. ``tier`` = "flex" or "batch"
     serves them at half price (default: the ``tier`` setting). Task options go as keywords
     (``labels=[...]``, ``to="fr"``, ``schema=Model``, ``max_words=40``)."""
-    coro = amap_items(lane, task, list(items), pack=pack, concurrency=concurrency, **kw)
+    coro = amap_items(client, task, items, pack=pack, concurrency=concurrency, **kw)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -48,7 +48,7 @@ from ..store.run import BatchJobs, JobRecord, RunStore
 from .items import Item, ItemBuilder
 from .job import Job
 from .scheduler import RunOutcome
-from .settle import Prefilter, Split, split
+from .settle import Keep, Prefilter, Split, held, split
 
 if TYPE_CHECKING:
     from ..caching.response_cache import ResponseCache
@@ -171,7 +171,7 @@ class BatchRun:
 
     def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int = 1,
                  budget_usd: float | None = None, cache: ResponseCache | None = None,
-                 options: BatchOptions | None = None, keep_values: bool = False, spool_dir: str | None = None) -> None:
+                 options: BatchOptions | None = None, keep_values: Keep = False, spool_dir: str | None = None) -> None:
         self.job = job
         self.store = store
         self.builder = builder
@@ -230,8 +230,7 @@ class BatchRun:
                     raise InputError(f"item {iid} has no stored input row", hint="rerun the same command")
             _, failed, hits = prefilter([self.builder.restore(idx, iid, json.loads(row or "{}"))
                                         for idx, iid, _h, row in rows])
-            if self.keep_values:
-                self.outcome.values.update({i: prefilter.values[i] for i in hits})
+            self.outcome.values.update(held({i: prefilter.values[i] for i in hits}, self.keep_values))
             prefilter.values.clear()
             self.store.requests.record_failures(failed)
             self.store.requests.record_cached(hits)
@@ -455,8 +454,7 @@ class BatchRun:
             assert isinstance(result, Result)  # no tools are run and nothing is resent in a batch
             got = split(self.job, unit, result)
         bad = {**got.bad, **got.refused}
-        if self.keep_values:
-            self.outcome.values.update(got.values)
+        self.outcome.values.update(held(got.values, self.keep_values))
         failed = {i: ("batch_answer", m) for i, m in bad.items() if self.jobs.times_sent(i) >= self.max_sent
                   and self.opt.fallback != "standard"}
         requeued = [i for i in bad if i not in failed]

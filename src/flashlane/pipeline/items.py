@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import InputError
 from ..tasks import Task
 
-__all__ = ["Item", "ItemBuilder", "make_items", "content_hash", "columns_of", "TEXT_FIELD", "COLUMN_SAMPLE_ROWS"]
+__all__ = ["Item", "ItemBuilder", "content_hash", "columns_of", "TEXT_FIELD", "COLUMN_SAMPLE_ROWS"]
 
 TEXT_FIELD = "text"  # the field built-in task templates read
 _HASH_CHARS = 10
@@ -138,22 +138,3 @@ class ItemBuilder:
     def duplicate(self, item_id: str, first: int, second: int) -> InputError:
         return InputError(f"rows {first + 1} and {second + 1} share the id {item_id!r} ({self._which()})",
                           hint="ids must be unique; pick another --id-column, or --id-column '' to number the rows")
-
-
-def make_items(source: Iterable[Mapping[str, Any]], task: Task, *, column: str | None = None,
-               template: str | None = None, id_column: str | None = None) -> list[Item]:
-    """Items for rows held in memory (``map_items``); files stream through ``ItemBuilder``."""
-    rows = [dict(r) for r in source]
-    if not rows:
-        return []
-    builder = ItemBuilder(task, column=column, template=template, id_column=id_column)
-    builder.check(columns_of(rows[:COLUMN_SAMPLE_ROWS]))
-    items: list[Item] = []
-    seen: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        it = builder.build(i, row)
-        if it.id in seen:
-            raise builder.duplicate(it.id, seen[it.id], i)
-        seen[it.id] = i
-        items.append(it)
-    return items

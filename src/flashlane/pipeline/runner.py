@@ -24,6 +24,7 @@ from .items import ItemBuilder
 from .job import Job
 from .prefix_cache import RunCache, open_run_cache
 from .scheduler import Engine, RunOutcome, Snapshot
+from .settle import Keep
 
 __all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner"]
 
@@ -37,7 +38,7 @@ class RunOptions:
     budget_usd: float | None = None
     cache: Any = None  # the response cache (None: --no-cache)
     cache_prefix: str | None = None  # auto | on | off (None: the cache_prefix setting)
-    keep_values: bool = False  # map_items returns the task's objects; file runs read the store
+    keep_values: Keep = False  # which finished values to hold in memory (settle.held)
     on_progress: Callable[[Snapshot], None] | None = None
     batch: BatchOptions = field(default_factory=BatchOptions)
     spool_dir: str | None = None  # where a batch job's file is built before upload

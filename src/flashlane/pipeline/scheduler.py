@@ -46,7 +46,7 @@ from ..models import Usage, cost_of
 from ..store.run import RunStore
 from .items import Item, ItemBuilder
 from .job import Job
-from .settle import Prefilter, split
+from .settle import Keep, Prefilter, held, split
 
 __all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "WINDOW_ITEMS"]
 
@@ -109,7 +109,7 @@ def guard_counts(lane: Any) -> dict[str, int]:
 class Engine:
     def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int = 1,
                  concurrency: int | None = None, budget_usd: float | None = None, cache: ResponseCache | None = None,
-                 on_progress: Callable[[Snapshot], None] | None = None, keep_values: bool = False,
+                 on_progress: Callable[[Snapshot], None] | None = None, keep_values: Keep = False,
                  window: int = WINDOW_ITEMS) -> None:
         self.job = job
         self.store = store
@@ -148,8 +148,7 @@ class Engine:
     # ------------------------------------------------------------------ setup
 
     def _keep(self, values: dict[str, Any]) -> None:
-        if self.keep_values:
-            self.outcome.values.update(values)
+        self.outcome.values.update(held(values, self.keep_values))
 
     def _prefilter(self, items: Sequence[Item]) -> list[Item]:
         """Failures known without asking (too large, empty) and cache hits, before any request."""

@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..call.result import Result
 from ..errors import FlashlaneError
@@ -21,9 +21,21 @@ from .items import TEXT_FIELD, Item
 from .job import Job, jsonable
 from .packing import split_answer
 
-__all__ = ["Prefilter", "Split", "split", "share"]
+__all__ = ["Prefilter", "Split", "split", "share", "held", "Keep"]
 
 Ok = tuple[Any, Usage, "float | None"]  # (finished value as JSON, usage share, cost share)
+
+
+Keep: TypeAlias = bool | Callable[[Any], bool]  # which finished values a run holds in memory (all, none, or some)
+
+
+def held(values: dict[str, Any], keep: Any) -> dict[str, Any]:
+    """The finished values a run keeps in memory: all (``True``, small in-memory runs), none
+    (``False``: file runs read the store), or those ``keep(value)`` says cannot be read back
+    from the store as JSON (``lane.map``)."""
+    if keep is True or not values:
+        return values if keep is True else {}
+    return {i: v for i, v in values.items() if keep(v)} if keep else {}
 
 
 def share(usage: Usage, cost: float | None, n: int) -> tuple[Usage, float | None]:

@@ -148,10 +148,11 @@ class ItemsRepo:
             self.store.db.execute("UPDATE items SET status='pending' WHERE status='failed'")
             self.store.mark_changed()
 
-    def iter_rows(self, *, failed_only: bool = False) -> Iterator[StoredRow]:
-        """Every item with its input row and outcome, in input order, streamed."""
-        q = _ROWS + (" WHERE i.status='failed'" if failed_only else "") + " ORDER BY i.idx"
-        cur = self.store.db.execute(q)
+    def iter_rows(self, *, failed_only: bool = False, start: int = 0, limit: int = -1) -> Iterator[StoredRow]:
+        """Every item with its input row and outcome, in input order, streamed (from input
+        position ``start``, at most ``limit`` of them)."""
+        q = _ROWS + " WHERE i.idx >= ?" + (" AND i.status='failed'" if failed_only else "") + " ORDER BY i.idx LIMIT ?"
+        cur = self.store.db.execute(q, (start, limit))
         while True:
             batch = cur.fetchmany(READ_CHUNK)
             if not batch:
