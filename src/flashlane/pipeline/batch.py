@@ -452,7 +452,7 @@ class BatchRun:
             got = Split(bad={it.id: f"the answer could not be used: {e.message}" for it in unit})
         else:
             assert isinstance(result, Result)  # no tools are run and nothing is resent in a batch
-            got = split(self.job, unit, result)
+            got = split(self.job, unit, result, cache=self.cache is not None)
         bad = {**got.bad, **got.refused}
         self.outcome.values.update(held(got.values, self.keep_values))
         failed = {i: ("batch_answer", m) for i, m in bad.items() if self.jobs.times_sent(i) >= self.max_sent

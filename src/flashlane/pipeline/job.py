@@ -86,7 +86,7 @@ class Job:
     def packable(self) -> bool:
         return self.task.structured and can_pack(self.item_schema)
 
-    @property
+    @functools.cached_property  # the item schema is serialised once per job, not once per item
     def shared_tokens(self) -> int:
         schema_tokens = estimate_tokens(json.dumps(self.item_schema.json_schema)) if self.item_schema else 0
         turns = sum(estimate_tokens(text) for _, text in self.prefix.turns) if self.prefix else 0

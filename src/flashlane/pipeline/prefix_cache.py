@@ -6,7 +6,7 @@ limiter's request rate, or concurrency over the model's latency); storage is ass
 long plus one TTL (a killed run's cache lives until its TTL lapses). The run database records
 each cache (``context_caches``), so a resumed run reuses one that is still alive and the session
 that finishes the run deletes it. Batch runs do not use explicit caches: whether the Batch API
-accepts ``cachedContent`` is unsettled (see README, "Context caching").
+accepts ``cachedContent`` is unsettled (docs/caching.md, "Context caching").
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
             decision = decide(job.model, counted, requests, hours, mode, tier=job.request_tier)
     if batch and decision.use:
         decision = replace(decision, use=False, reason="batch runs do not use explicit caches (the Batch API's "
-                                                        "support for cachedContent is unsettled; see README)")
+                                                        "support for cachedContent is unsettled; see docs/caching.md)")
     if job.task.tools and decision.use:
         # A request naming a cache may not declare tools ("CachedContent can not be used with
         # GenerateContent request setting system_instruction, tools or tool_config"); the tools

@@ -321,7 +321,7 @@ class Engine:
             self._queue.appendleft([it])
 
     async def _succeeded(self, unit: list[Item], started: float, result: Any, rid: int) -> None:
-        got = split(self.job, unit, result)
+        got = split(self.job, unit, result, cache=self.cache is not None)
         self._keep(got.values)
         failed: dict[str, tuple[str, str]] = {}
         requeue = [it for it in unit if it.id in got.bad]

@@ -56,7 +56,8 @@ class Split:
     cache_entries: dict[str, tuple[str, Any]] = field(default_factory=dict)  # cache key -> (model, raw answer)
 
 
-def split(job: Job, unit: Sequence[Item], result: Result) -> Split:
+def split(job: Job, unit: Sequence[Item], result: Result, *, cache: bool) -> Split:
+    """``cache``: also build the response-cache entries (their keys cost a hash per item)."""
     out = Split()
     raws: dict[str, Any] = {}
     if len(unit) == 1:
@@ -76,7 +77,8 @@ def split(job: Job, unit: Sequence[Item], result: Result) -> Split:
             continue
         out.values[it.id] = value
         out.ok[it.id] = (jsonable(value), usage, cost)
-        out.cache_entries[job.cache_key(it)] = (job.model, jsonable(raws[it.id]))
+        if cache:
+            out.cache_entries[job.cache_key(it)] = (job.model, jsonable(raws[it.id]))
     return out
 
 
