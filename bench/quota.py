@@ -109,7 +109,7 @@ def main() -> None:
             ("(b) google-genai HttpRetryOptions() + gather", lambda: asyncio.run(sdk_retries(url, n, scale))),
             ("(c) flashlane, limits = the quota", lambda: asyncio.run(
                 flashlane_run(url, n, f"rpm={rpm},tpm={args.tpm},window={w}"))),
-            ("(c) flashlane, adaptive (no tier set)", lambda: asyncio.run(
+            ("(c) flashlane, adaptive (no quota tier set)", lambda: asyncio.run(
                 flashlane_run(url, n, f"adaptive,window={w}"))),
             ("(d) flashlane, adaptive after 10 unstated 429s", lambda: asyncio.run(
                 flashlane_run(url, n, f"adaptive,window={w}"))),

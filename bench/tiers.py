@@ -4,7 +4,7 @@
 
 An emulator process answers with scaled time (``--latency-scale``: model latency x scale;
 flex answers slower by the emulator's flex factor; batch jobs finish ``--turnaround`` seconds
-after creation). Each arm runs the real CLI (``flashlane run classify ... --tier T``) as a
+after creation). Each arm runs the real CLI (``flashlane run classify ... --service-tier T``) as a
 subprocess with limits off, and reads the run's own report (``flashlane report --json``):
 cost per 1,000 items, requests, tokens per item, wall time, and the rows in the output.
 
@@ -49,7 +49,7 @@ def make_input(path: Path, n: int) -> None:
 
 def run_arm(src: Path, out: Path, env: dict[str, str], tier: str, pack: str | None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "flashlane", "run", "classify", str(src), "--column", "text", "--id-column", "id",
-           "--labels", LABELS, "-o", str(out), "--no-cache", "--quiet", "--concurrency", "16", "--tier", tier]
+           "--labels", LABELS, "-o", str(out), "--no-cache", "--quiet", "--concurrency", "16", "--service-tier", tier]
     if pack:
         cmd += ["--pack", pack]
     t0 = time.perf_counter()

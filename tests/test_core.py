@@ -60,7 +60,7 @@ def test_lane_public_surface_is_what_users_call() -> None:
 
 @pytest.fixture
 def flex_lane(gemini_emulator: Any) -> Any:
-    with fl.Lane(base_url=gemini_emulator.base_url, tier="flex", limits="off", clock=TestClock()) as lane:
+    with fl.Lane(base_url=gemini_emulator.base_url, service_tier="flex", limits="off", clock=TestClock()) as lane:
         yield lane
 
 
@@ -69,7 +69,7 @@ def test_a_flex_stream_is_priced_at_the_flex_rate(flex_lane: Any) -> None:
     assert "".join(s)
     r = s.result
     assert r is not None and r.usage.output_tokens > 0
-    flex = cost_of(r.model, r.usage, tier="flex")
+    flex = cost_of(r.model, r.usage, service_tier="flex")
     assert r.cost_usd == pytest.approx(flex) and r.cost_usd < cost_of(r.model, r.usage)  # type: ignore[operator]
     assert flex_lane.totals.cost_usd == pytest.approx(flex)
 
@@ -84,7 +84,7 @@ def test_a_flex_tool_loop_is_priced_at_the_flex_rate(flex_lane: Any, gemini_emul
                                         "action": {"function_calls": [{"name": "get_weather", "args": {"city": "Oslo"}}]}})
     r = flex_lane.generate("Weather in Oslo?", tools=[get_weather], run_tools=True)
     assert r.text and r.tool_rounds == 1 and r.attempts == 2
-    assert r.cost_usd == pytest.approx(cost_of(r.model, r.usage, tier="flex"))
+    assert r.cost_usd == pytest.approx(cost_of(r.model, r.usage, service_tier="flex"))
     assert flex_lane.totals.cost_usd == pytest.approx(r.cost_usd)
 
 

@@ -38,9 +38,9 @@ def test_catalog_facts() -> None:
 def test_costs_by_tier_and_unknown_prices() -> None:
     usage = Usage(prompt_tokens=1_000_000, output_tokens=1_000_000)
     assert cost_of("gemini-3.5-flash-lite", usage) == pytest.approx(2.80)
-    assert cost_of("gemini-3.5-flash-lite", usage, tier="flex") == pytest.approx(1.40)
+    assert cost_of("gemini-3.5-flash-lite", usage, service_tier="flex") == pytest.approx(1.40)
     assert cost_of("gemini-3.5-flash-lite", usage, batch=True) == pytest.approx(1.40)
-    assert cost_of("gemini-3.1-flash-lite", usage, tier="flex") == pytest.approx(0.875)
+    assert cost_of("gemini-3.1-flash-lite", usage, service_tier="flex") == pytest.approx(0.875)
     assert cost_of(NEW_MODEL, usage) is None and lookup(NEW_MODEL) is None
     assert cost_of("gemini-3.8-flash", usage) is None
     # 3.5 Flash-Lite's cached-input price is unpublished: a call that used the cache has no known cost

@@ -14,11 +14,15 @@ Safe defaults are the named constants below; nothing else in flashlane invents o
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import tomllib
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 from .errors import AI_STUDIO_KEY_URL, ConfigError
 from .limits.config import Limits
@@ -28,7 +32,7 @@ __all__ = [
     "CACHE_PREFIX_MODES",
     "DEFAULT_BREAKER_COOLDOWN_S",
     "DEFAULT_CACHE_PREFIX",
-    "DEFAULT_CACHE_TTL_S",
+    "DEFAULT_CONTEXT_CACHE_TTL_S",
     "DEFAULT_BREAKER_THRESHOLD",
     "DEFAULT_DEADLINE_S",
     "DEFAULT_MAX_ATTEMPTS",
@@ -38,7 +42,9 @@ __all__ = [
     "DEFAULT_THINKING_LEVEL",
     "DEFAULT_TIMEOUT_S",
     "DEFAULT_VERTEX_LOCATION",
+    "RENAMED_SETTINGS",
     "Settings",
+    "deprecated",
     "load_settings",
 ]
 
@@ -65,7 +71,7 @@ EMULATOR_API_KEY = "emulator-key"  # a dummy key; the in-process emulator accept
 # (and stops costing storage) soon after; the API's own default is 1 hour (model-facts 2.4).
 CACHE_PREFIX_MODES = ("auto", "on", "off")
 DEFAULT_CACHE_PREFIX = "auto"
-DEFAULT_CACHE_TTL_S = 600.0
+DEFAULT_CONTEXT_CACHE_TTL_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -89,17 +95,24 @@ class Settings:
     retry_deadline_s: float = DEFAULT_DEADLINE_S  # one call, all attempts
     on_outage: str = "stop"  # stop | wait: what calls do while the outage breaker is open
     budget_usd: float | None = None  # a Lane refuses calls that could pass it (BudgetExceeded)
-    cache: bool = True
-    cache_prefix: str = DEFAULT_CACHE_PREFIX  # auto | on | off: an explicit cache for a run's shared prefix
-    cache_ttl_s: float = DEFAULT_CACHE_TTL_S  # that cache's TTL, extended while the run lasts
+    cache: bool = True  # the response cache: answers kept per item (--no-cache)
+    cache_prefix: str = DEFAULT_CACHE_PREFIX  # auto | on | off: a context cache for a run's shared prefix
+    context_cache_ttl_s: float = DEFAULT_CONTEXT_CACHE_TTL_S  # that context cache's TTL, extended while the run lasts
     state_dir: str | None = None
     emulator_latency_scale: float = 0.0
     reframe_on_block: bool = False
-    tier: str = "standard"  # standard | flex | batch (tier.py): how requests are served and billed
+    service_tier: str = "standard"  # standard | flex | batch (call/service_tier.py): how requests are served and billed
     config_file: str | None = None  # which TOML file was read, for doctor
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        return replace(self, **{k: v for k, v in _renamed(changes).items() if v is not None})
+
+    def _old_name(self, old: str) -> Any:
+        deprecated(f"Settings.{old} is deprecated; use Settings.{RENAMED_SETTINGS[old]}")
+        return getattr(self, RENAMED_SETTINGS[old])
+
+    tier = property(lambda self: self._old_name("tier"), doc="Deprecated name of ``service_tier``.")
+    cache_ttl_s = property(lambda self: self._old_name("cache_ttl_s"), doc="Deprecated name of ``context_cache_ttl_s``.")
 
     @property
     def has_credentials(self) -> bool:
@@ -120,10 +133,41 @@ class Settings:
 
 
 _INT = {"max_output_tokens", "output_ceiling", "max_attempts"}
-_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale", "budget_usd", "cache_ttl_s"}
+_FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale", "budget_usd", "context_cache_ttl_s"}
 _BOOL = {"cache", "reframe_on_block"}
 _ENV_ALIASES = {"timeout_s": "FLASHLANE_TIMEOUT"}
 _TRUE = {"1", "true", "yes", "on"}
+# Renamed settings, old -> new ("tier" also meant the quota tier, "cache" also the response cache). The
+# old spelling still works (keyword, config key, environment, flag) and says the new name: a
+# DeprecationWarning in Python, one line on stderr elsewhere.
+RENAMED_SETTINGS = {"tier": "service_tier", "cache_ttl_s": "context_cache_ttl_s"}
+_noted: set[str] = set()
+_INTERNAL = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
+
+
+def deprecated(message: str) -> None:
+    """A DeprecationWarning pointed at the user's line: the first frame outside flashlane and asyncio."""
+    level, frame = 2, cast("FrameType | None", sys._getframe(1))
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
+def note_renamed(old: str, new: str) -> None:
+    """One line on stderr, once per process, for an old spelling outside Python (env, file, flag)."""
+    if old not in _noted:
+        _noted.add(old)
+        print(f"flashlane: {old} is deprecated; use {new}", file=sys.stderr)
+
+
+def _renamed(values: dict[str, Any]) -> dict[str, Any]:
+    """Python keywords under an old name, under their new one (with a DeprecationWarning)."""
+    out = dict(values)
+    for old, new in RENAMED_SETTINGS.items():
+        if (value := out.pop(old, None)) is not None:
+            deprecated(f"{old}= is deprecated; use {new}=")
+            out[new] = value if out.get(new) is None else out[new]
+    return out
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -166,6 +210,10 @@ def _from_toml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}", hint="fix the TOML syntax") from None
     data = data.get("flashlane", data)
+    for old, new in RENAMED_SETTINGS.items():
+        if old in data:
+            note_renamed(f"the {old!r} key in {path}", repr(new))
+            data.setdefault(new, data.pop(old))
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -185,6 +233,11 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
         var = _ENV_ALIASES.get(f.name, f"FLASHLANE_{f.name.upper()}")
         if env.get(var, "") != "":
             out[f.name] = _coerce(f.name, env[var], var)
+    for old, new in RENAMED_SETTINGS.items():
+        var, new_var = f"FLASHLANE_{old.upper()}", f"FLASHLANE_{new.upper()}"
+        if env.get(var, "") != "":
+            note_renamed(var, new_var)
+            out.setdefault(new, _coerce(new, env[var], var))
     # The SDK's precedence: GOOGLE_API_KEY wins over GEMINI_API_KEY.
     key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY")
     if key:
@@ -215,7 +268,7 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
         values.update(_from_toml(path))
         values["config_file"] = str(path)
     values.update(_from_env(environ))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update({k: v for k, v in _renamed(overrides).items() if v is not None})
     if emulator:
         values["backend"] = "emulator"
     for name in ("max_output_tokens", "timeout_s"):
@@ -230,12 +283,12 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
 
 
 def _validate(s: Settings) -> None:
-    if s.tier not in SERVICE_TIERS:
-        raise ConfigError(f"unknown tier {s.tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
+    if s.service_tier not in SERVICE_TIERS:
+        raise ConfigError(f"unknown service tier {s.service_tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
     if s.cache_prefix not in CACHE_PREFIX_MODES:
         raise ConfigError(f"unknown cache_prefix setting {s.cache_prefix!r}", hint="use auto, on or off")
-    if s.cache_ttl_s <= 0:
-        raise ConfigError("cache_ttl_s must be positive", hint="e.g. FLASHLANE_CACHE_TTL_S=600")
+    if s.context_cache_ttl_s <= 0:
+        raise ConfigError("context_cache_ttl_s must be positive", hint="e.g. FLASHLANE_CONTEXT_CACHE_TTL_S=600")
     if s.on_outage not in ("stop", "wait"):
         raise ConfigError(f"unknown on_outage setting {s.on_outage!r}", hint="use 'stop' or 'wait'")
     if s.thinking is not None:

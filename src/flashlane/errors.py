@@ -12,7 +12,7 @@ by that boundary and the gateway.
     ├── ModelNotFound                    404 / retired or unknown model ID
     ├── BadRequest                       other 400 INVALID_ARGUMENT / FAILED_PRECONDITION
     ├── RateLimited                      429; .kind rpm | tpm | rpd | unknown; .retry_after; .reset_at
-    ├── NoQuota                          429 whose every violation says limit 0: the tier has no quota
+    ├── NoQuota                          429 whose every violation says limit 0: the quota tier has none
     │                                    for this model (never retried)
     ├── Timeout                          no answer within the timeout (client side, 408, 504)
     ├── ServiceUnavailable               500 / 502 / 503; .retry_after from Retry-After
@@ -150,7 +150,7 @@ class Timeout(FlashlaneError):
 
 
 class NoQuota(FlashlaneError):
-    """The project's tier has no quota at all for this model (every QuotaFailure violation
+    """The project's quota tier has no quota at all for this model (every QuotaFailure violation
     states ``quotaValue`` 0; python-genai #2044, langchain-google #1445): waiting never helps."""
 
     reason_code = "no_quota"
@@ -413,10 +413,10 @@ def _rate_limited(body: dict[str, Any], message: str, headers: Any, *, now: date
     stated = _stated_limits(violations, message)
     model = kw.get("model")
     if stated and not any(stated):
-        # Every violation says limit 0: the tier has no quota for this model at all (python-genai
+        # Every violation says limit 0: the quota tier has no quota for this model at all (python-genai
         # #2044, langchain-google #1445). Not a rate: no wait ever admits the request.
         return NoQuota(
-            f"the project has no quota for {model or 'this model'} on its current tier (limit 0"
+            f"the project has no quota for {model or 'this model'} on its current quota tier (limit 0"
             + (f", {quota_id}" if quota_id else "") + ")",
             hint="enable billing for the project (https://aistudio.google.com/usage), or use another model "
                  "(--model / FLASHLANE_MODEL)", quota_id=quota_id or None, **kw)
@@ -432,12 +432,12 @@ def _rate_limited(body: dict[str, Any], message: str, headers: Any, *, now: date
         return RateLimited(
             f"the requests-per-day quota for {model or 'this model'} is used up ({quota_id}); "
             f"it resets at {describe_reset(reset_at)}",
-            hint="rerun after the reset (finished work is kept), or move the project to a paid tier",
+            hint="rerun after the reset (finished work is kept), or move the project to a paid quota tier",
             kind="rpd", retry_after=retry_after, reset_at=reset_at, quota_id=quota_id, quota_value=quota_value, **kw)
     what = {"rpm": "the requests-per-minute quota", "tpm": "the input-tokens-per-minute quota"}.get(kind, "a rate quota")
     # No "retry in N s" here: the message is also what a user reads after the retries gave up.
     return RateLimited(
         f"over {what} for {model or 'this model'}" + (f" ({quota_id})" if quota_id else ""),
-        hint="flashlane waits and retries; set --limits / FLASHLANE_LIMITS (free, tier1, ... or rpm=N) "
+        hint="flashlane waits and retries; set --limits / FLASHLANE_LIMITS (a quota tier: free, tier1, ...; or rpm=N) "
              "so requests are paced below the quota",
         kind=kind, retry_after=retry_after, quota_id=quota_id or None, quota_value=quota_value, **kw)

@@ -209,12 +209,13 @@ class Lane:
 
     def map(self, task: Task | str, items: Any, **kw: Any) -> MapResult:
         """Run ``task`` over many items (strings or dicts of fields), packed and concurrent;
-        results come back in input order, failures as values rather than exceptions."""
+        results come back in input order, failures as values rather than exceptions.
+        ``service_tier="flex"`` or ``"batch"`` serves them at half price (``tier=`` is its old name)."""
         return map_items(self._client, task, items, **kw)
 
     async def amap(self, task: Task | str, items: Any, **kw: Any) -> MapResult:
         return await amap_items(self._client, task, items, **kw)
 
     def map_frame(self, task: Task | str, frame: Any, **kw: Any) -> Any:
-        """A pandas or polars DataFrame in, the same kind out, with result columns added."""
+        """A pandas or polars DataFrame in, the same kind out, with result columns added (keywords as ``map``)."""
         return map_frame(self._client, task, frame, **kw)

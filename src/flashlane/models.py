@@ -1,7 +1,7 @@
 """The model catalog: data, not code paths.
 
 Everything flashlane knows about a model lives in one ``ModelInfo`` record: lifecycle,
-prices, limits, how it thinks, how fast it is, and the quota presets per usage tier.
+prices, limits, how it thinks, how fast it is, and the quota presets per quota tier.
 The emulator serves exactly these models; the client prices calls and checks settings
 against them. Facts come from ../shared/docs/model-facts.md (dated there).
 
@@ -25,7 +25,7 @@ __all__ = [
     "DEFAULT_OUTPUT_TOKEN_LIMIT",
     "Quota",
     "SERVICE_TIERS",
-    "TIERS",
+    "QUOTA_TIERS",
     "THINKING_LEVELS",
     "canonical_id",
     "closest_ids",
@@ -39,7 +39,7 @@ __all__ = [
 
 DEFAULT_MODEL = "gemini-3.1-flash-lite"
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
-TIERS = ("free", "tier1", "tier2", "tier3")
+QUOTA_TIERS = ("free", "tier1", "tier2", "tier3")  # the project's usage tier: its RPM/TPM/RPD
 UNLIMITED = 0  # a quota value of 0 means "not limited"
 # Smallest cachedContent the API accepts, for models with no figure of their own. The API states its
 # floor when it refuses ("Cached content is too small. total_token_count=880, min_total_token_count=1024",
@@ -77,11 +77,11 @@ class Prices:
     # 1M tokens / hour for Flash/Flash-Lite", pricing snapshot, official). None: unknown, never cached.
     cache_storage_per_hour: float | None = None
 
-    def rates(self, tier: str = "standard") -> tuple[float | None, float | None]:
+    def rates(self, service_tier: str = "standard") -> tuple[float | None, float | None]:
         """(input, output) USD per 1M tokens on a service tier."""
-        if tier == "batch":
+        if service_tier == "batch":
             return self.batch_input, self.batch_output
-        if tier == "flex":
+        if service_tier == "flex":
             return self.flex_input, self.flex_output
         return self.input, self.output
 
@@ -104,11 +104,11 @@ class Prices:
         cached_tokens: int = 0,
         *,
         batch: bool = False,
-        tier: str = "standard",
+        service_tier: str = "standard",
     ) -> float | None:
         """Cost of one call, or None when a price it needs is unknown.
         ``output_tokens`` must already include thinking tokens."""
-        in_rate, out_rate = self.rates("batch" if batch else tier)
+        in_rate, out_rate = self.rates("batch" if batch else service_tier)
         if in_rate is None or out_rate is None or (cached_tokens and self.cached_input is None):
             return None
         uncached = max(prompt_tokens - cached_tokens, 0)
@@ -193,8 +193,8 @@ class ModelInfo:
             return self.thoughts_by_level.get("dynamic", 256)
         return min(budget, self.thoughts_by_level.get("dynamic", 256))
 
-    def quota(self, tier: str) -> Quota | None:
-        return self.quotas.get(tier)
+    def quota(self, quota_tier: str) -> Quota | None:
+        return self.quotas.get(quota_tier)
 
 
 _FLASH_LITE_THOUGHTS = {"minimal": 24, "low": 180, "medium": 600, "high": 1400}
@@ -249,7 +249,7 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",  # Vertex docs: default thinking level MINIMAL
         thoughts_by_level=_FLASH_LITE_THOUGHTS,
-        # No published per-tier quotas and no measured latency yet: tier presets are refused
+        # No published per-quota-tier numbers and no measured latency yet: quota tier presets are refused
         # for it (give explicit numbers), and the emulator uses its generic latency.
         description="Gemini 3.5 Flash-Lite",
         source=("ai.google.dev models/gemini-3.5-flash-lite (official); prices from a 2026-10-07 transcription "
@@ -491,7 +491,7 @@ class Usage:
         return out
 
 
-def cost_of(model: str, usage: Usage, *, batch: bool = False, tier: str = "standard") -> float | None:
+def cost_of(model: str, usage: Usage, *, batch: bool = False, service_tier: str = "standard") -> float | None:
     """USD for the usage at the catalog's paid-tier prices, or None when the price is unknown
     (a model the catalog does not know, or one whose prices are not published): an unknown
     cost is reported as unknown, never as $0 or as another model's price."""
@@ -499,7 +499,7 @@ def cost_of(model: str, usage: Usage, *, batch: bool = False, tier: str = "stand
     if info is None or info.prices is None:
         return None
     tokens = info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch,
-                              tier=tier)
+                              service_tier=service_tier)
     search = info.prices.search_cost(usage.search_queries, usage.grounded_prompts)
     if tokens is None or search is None:
         return None

@@ -27,7 +27,7 @@ MODEL = "gemini-3.1-flash-lite"
 
 
 def _classify(inp: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--tier", "batch", "--no-cache",
+    return ["run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--service-tier", "batch", "--no-cache",
             "-q", *extra]
 
 
@@ -54,11 +54,11 @@ def _ledger_cost(db: Path) -> tuple[float, float, float]:
     finally:
         store.close()
     usage = Usage(prompt_tokens=pt, output_tokens=ot + tt)
-    return float(recorded), float(cost_of(MODEL, usage, tier="batch") or 0), float(cost_of(MODEL, usage) or 0)
+    return float(recorded), float(cost_of(MODEL, usage, service_tier="batch") or 0), float(cost_of(MODEL, usage) or 0)
 
 
 def test_sigkill_after_create_then_rerun_creates_no_second_job(tmp_path: Path) -> None:
-    """1,000 rows, --tier batch, a few seconds of turnaround; killed after the job exists and
+    """1,000 rows, --service-tier batch, a few seconds of turnaround; killed after the job exists and
     before its results; the rerun re-attaches: one job ever, every row once, batch prices."""
     inp = write_csv(tmp_path / "in.csv", reviews(1000))
     out = tmp_path / "out.jsonl"
@@ -208,7 +208,7 @@ def test_large_jobs_go_as_uploaded_files_split_by_request_count(cli_env: Any, tm
 
 def test_packed_batch_and_lane_map(lane: Any) -> None:
     texts = [f"review {i}: {'great' if i % 2 else 'awful'} kettle" for i in range(25)]
-    res = lane.map("classify", texts, labels=["positive", "negative"], pack=5, tier="batch", cache=False)
+    res = lane.map("classify", texts, labels=["positive", "negative"], pack=5, service_tier="batch", cache=False)
     assert [r.index for r in res] == list(range(25)) and all(r.ok for r in res)
     assert res[0].cost_usd is not None and res[0].cost_usd > 0
 

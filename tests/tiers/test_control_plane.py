@@ -11,7 +11,7 @@ from flashlane.clock import TestClock
 from flashlane.tasks import Task
 from tests.conftest import scenario
 from tests.pipeline.conftest import read_jsonl, reviews, run_cli, write_csv
-from tests.pipeline.test_prefix_cache import generate_log, guideline
+from tests.pipeline.test_context_cache import generate_log, guideline
 
 LABELS = ["positive", "negative", "neutral"]
 
@@ -21,7 +21,7 @@ def test_a_batch_whose_get_answers_503_ten_times_finishes_every_row_once(emu: An
     texts = [f"review {i}: {'great' if i % 2 else 'awful'} kettle" for i in range(30)]
     # The test clock: the transport's backoff and the batch poll wait in virtual time.
     with Lane(base_url=emu.base_url, limits="off", clock=TestClock()) as lane:
-        res = lane.map("classify", texts, labels=LABELS, tier="batch", cache=False)
+        res = lane.map("classify", texts, labels=LABELS, service_tier="batch", cache=False)
     assert [r.index for r in res] == list(range(30)) and all(r.ok for r in res)
     stats = emu.batches(keys=True)
     assert sum(stats["jobs_created"].values()) == 1 and stats["keys_answered_twice"] == {}
@@ -33,7 +33,7 @@ def test_a_file_upload_answering_503_twice_is_retried(cli_env: Any, tmp_path: Pa
     inp = write_csv(tmp_path / "in.csv", reviews(20))
     out = tmp_path / "out.jsonl"
     assert run_cli("run", "classify", str(inp), "--column", "text", "--labels", ",".join(LABELS), "-o", str(out),
-                   "-q", "--no-cache", "--tier", "batch", "--batch-inline-max-bytes", "2000") == 0
+                   "-q", "--no-cache", "--service-tier", "batch", "--batch-inline-max-bytes", "2000") == 0
     rows = read_jsonl(out)
     assert len(rows) == 20 and all(r["status"] == "ok" for r in rows)
     stats = cli_env.batches(keys=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flashlane.models import Usage, cost_of
+from flashlane.pipeline.report import load_report
 from flashlane.store.run import RunStore
 from tests.pipeline.conftest import LABELS, read_jsonl, reviews, run_cli, write_csv
 
@@ -17,7 +20,7 @@ def test_flex_run_records_served_tier_and_flex_prices_and_retries_shed_requests(
     cli_env.configure(flex_shed_rate=0.25)
     inp = write_csv(tmp_path / "in.csv", reviews(9))
     out = tmp_path / "out.jsonl"
-    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--tier", "flex",
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--service-tier", "flex",
                    "--no-cache", "-q") == 0
     rows = read_jsonl(out)
     assert len(rows) == 9 and all(r["status"] == "ok" for r in rows)
@@ -32,15 +35,57 @@ def test_flex_run_records_served_tier_and_flex_prices_and_retries_shed_requests(
         store.close()
     assert tiers == ["flex"] * 9  # usageMetadata.serviceTier, read from the raw body
     usage = Usage(prompt_tokens=pt, output_tokens=ot + tt)
-    assert abs(cost - (cost_of(MODEL, usage, tier="flex") or 0)) < 1e-9
+    assert abs(cost - (cost_of(MODEL, usage, service_tier="flex") or 0)) < 1e-9
     assert cost < 0.6 * (cost_of(MODEL, usage) or 0)
 
 
 def test_lane_generate_on_the_flex_tier(emu: Any) -> None:
     from flashlane import Lane
 
-    with Lane(base_url=emu.base_url, limits="off", tier="flex") as ln:
+    with Lane(base_url=emu.base_url, limits="off", service_tier="flex") as ln:
         r = ln.generate("Say hi")
     assert r.service_tier == "flex"
-    assert r.cost_usd == cost_of(MODEL, r.usage, tier="flex")
+    assert r.cost_usd == cost_of(MODEL, r.usage, service_tier="flex")
     assert ln.settings.timeout_s >= 15 * 60  # minutes, not 30 s: flex's target is 1-15 min
+
+
+def test_the_old_tier_spellings_still_work_and_name_the_new_one(cli_env: Any, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``tier`` was renamed ``service_tier`` (it also meant the quota tier), ``cache_ttl_s``
+    ``context_cache_ttl_s``: the flag, the environment variable, the config key and the Python
+    keywords still work and say the new name."""
+    from flashlane import Lane, config
+
+    monkeypatch.setattr(config, "_noted", set())  # each stderr note shows once per process
+    inp = write_csv(tmp_path / "in.csv", reviews(3))
+    out = tmp_path / "out.jsonl"
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--tier", "flex",
+                   "--no-cache", "-q") == 0
+    assert "--tier is deprecated; use --service-tier" in capsys.readouterr().err
+    assert load_report(f"{out}.flashlane.db")["requests_by_tier"] == {"flex": 3}
+
+    monkeypatch.setenv("FLASHLANE_TIER", "flex")
+    assert config.load_settings().service_tier == "flex"
+    assert "FLASHLANE_TIER is deprecated; use FLASHLANE_SERVICE_TIER" in capsys.readouterr().err
+    monkeypatch.delenv("FLASHLANE_TIER")
+
+    (tmp_path / "flashlane.toml").write_text('tier = "batch"\ncache_ttl_s = 60\n')
+    monkeypatch.chdir(tmp_path)
+    s = config.load_settings()
+    assert (s.service_tier, s.context_cache_ttl_s) == ("batch", 60.0)
+    assert "'tier' key in" in (err := capsys.readouterr().err) and "use 'service_tier'" in err
+    assert "use 'context_cache_ttl_s'" in err
+    (tmp_path / "flashlane.toml").write_text('tiers = "batch"\n')
+    with pytest.raises(config.ConfigError, match="unknown setting 'tiers'"):  # unknown keys stay errors
+        config.load_settings()
+    (tmp_path / "flashlane.toml").unlink()
+
+    with pytest.warns(DeprecationWarning, match="use service_tier="):
+        ln = Lane(base_url=cli_env.base_url, limits="off", tier="flex")
+    with ln, pytest.warns(DeprecationWarning, match="use Settings.service_tier"):
+        assert ln.settings.tier == ln.settings.service_tier == "flex"
+    with Lane(base_url=cli_env.base_url, limits="off") as ln, \
+            pytest.warns(DeprecationWarning, match="use service_tier="):
+        res = ln.map("classify", ["great", "awful"], labels=LABELS.split(","), tier="flex", cache=False)
+    assert [r.status for r in res] == ["ok", "ok"] and res.report["requests_by_tier"] == {"flex": 2}

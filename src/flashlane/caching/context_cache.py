@@ -87,7 +87,7 @@ class CacheDecision:
 
 
 def decide(model: str, prefix_tokens: int, requests: int, hours: float, mode: str = "auto",
-           tier: str = "standard") -> CacheDecision:
+           service_tier: str = "standard") -> CacheDecision:
     """Should a run of ``requests`` requests sharing a ``prefix_tokens`` prefix cache it? Inline
     tokens are priced on the run's service tier (flex: half price); cached tokens at the cached
     rate, as ``Prices.cost`` bills them."""
@@ -111,7 +111,7 @@ def decide(model: str, prefix_tokens: int, requests: int, hours: float, mode: st
         if mode == "on":
             return CacheDecision(use=True, reason=why + "; cached anyway (--cache-prefix on)", **base)
         return CacheDecision(use=False, reason=why, **base)
-    in_rate = p.rates(tier)[0] or p.input
+    in_rate = p.rates(service_tier)[0] or p.input
     per_request_saving = prefix_tokens * (in_rate - p.cached_input) / 1e6
     create = prefix_tokens * p.input / 1e6
     storage = storage_usd(prefix_tokens, p.cache_storage_per_hour, hours * 3600)

@@ -164,8 +164,8 @@ class Judge:
         self.grown = self.reasked = self.reframed = False
         self._turn: types.Content | None = None  # the model's turn that called the functions being run
 
-    def tier(self, served: str | None) -> str:
-        """The tier a response is billed at: the batch job's, the one that served it, else the one asked for."""
+    def service_tier(self, served: str | None) -> str:
+        """The service tier a response is billed at: the batch job's, the one that served it, else the one asked for."""
         return self.billed_tier or served or tier_of(self.call.config)
 
     def verdict(self, chunks: Sequence[Any], *, latency_s: float = 0.0, served_tier: str | None = None,
@@ -254,7 +254,7 @@ class Judge:
         last = chunks[-1] if chunks else None
         result = Result(
             text=text, parsed=parsed, usage=self.usage,
-            cost_usd=cost_of(self.model, self.usage, tier=self.tier(served)),
+            cost_usd=cost_of(self.model, self.usage, service_tier=self.service_tier(served)),
             finish_reason=finish, service_tier=served, model=self.model,
             model_version=getattr(last, "model_version", None), latency_s=self.latency,
             response_id=getattr(last, "response_id", None), attempts=self.attempts,

@@ -73,7 +73,7 @@ class Client:
             if emulator:
                 settings = settings.with_(backend="emulator")
         settings.require_credentials()
-        if settings.tier == FLEX:  # answers within minutes, not seconds (service_tier.FLEX_TIMEOUT_S)
+        if settings.service_tier == FLEX:  # answers within minutes, not seconds (service_tier.FLEX_TIMEOUT_S)
             settings = settings.with_(timeout_s=max(settings.timeout_s, FLEX_TIMEOUT_S),
                                       retry_deadline_s=max(settings.retry_deadline_s, FLEX_DEADLINE_S))
         self.settings = settings
@@ -119,12 +119,12 @@ class Client:
 
     # ------------------------------------------------------------ totals and limits of one call
 
-    def record(self, usage: Usage, model: str, tier: str) -> None:
-        """Add one answer's usage and cost (at ``tier``'s price) to ``totals``."""
+    def record(self, usage: Usage, model: str, service_tier: str) -> None:
+        """Add one answer's usage and cost (at ``service_tier``'s price) to ``totals``."""
         with self._lock:
             self.totals.calls += 1
             self.totals.usage = self.totals.usage + usage
-            cost = cost_of(model, usage, tier=tier)
+            cost = cost_of(model, usage, service_tier=service_tier)
             if cost is None:
                 self.totals.unpriced_calls += 1
             else:
@@ -136,7 +136,7 @@ class Client:
         if budget is None:
             return
         worst = cost_of(call.model, Usage(prompt_tokens=call.est_tokens, output_tokens=call.max_output_tokens),
-                        tier=tier_of(call.config))
+                        service_tier=tier_of(call.config))
         if worst is None:
             raise BudgetExceeded(f"budget_usd is set but {call.model}'s price is unknown, so it cannot be enforced",
                                  hint="unset budget_usd, or use a model whose price is in the catalog "
@@ -253,11 +253,11 @@ class Client:
 
     # ------------------------------------------------------------ requests and the plain calls
 
-    def build(self, prompt: Any, *, tier: str | None = None, **kw: Any) -> Call:
-        """The request for ``prompt``; ``tier`` (default: the ``tier`` setting) flex asks for flex
-        service (a batch tier builds standard requests: the batch job sets the price)."""
+    def build(self, prompt: Any, *, service_tier: str | None = None, **kw: Any) -> Call:
+        """The request for ``prompt``; ``service_tier`` (default: the setting) flex asks for flex
+        service (the batch service tier builds standard requests: the batch job sets the price)."""
         call = build_call(self.settings, prompt, **kw)
-        wanted = tier or self.settings.tier
+        wanted = service_tier or self.settings.service_tier
         if wanted == FLEX:
             call = replace(call, config=with_tier(call.config, FLEX))
         return call

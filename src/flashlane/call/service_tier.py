@@ -43,7 +43,7 @@ FLEX_DEADLINE_S = 2 * FLEX_TIMEOUT_S
 def check_tier(tier: str | None) -> str:
     value = (tier or STANDARD).strip().lower()
     if value not in SERVICE_TIERS:
-        raise ConfigError(f"unknown tier {tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
+        raise ConfigError(f"unknown service tier {tier!r}", hint=f"use one of {', '.join(SERVICE_TIERS)}")
     return value
 
 

@@ -109,7 +109,7 @@ def _steps(client: Client, judge: Judge) -> Generator[Any, Any, Result]:
             if text := answer_text(chunk):
                 shown += len(text)
                 yield text
-        client.record(usage_of(chunks), call.model, judge.tier(None))
+        client.record(usage_of(chunks), call.model, judge.service_tier(None))
         step = judge.verdict(chunks, latency_s=time.perf_counter() - t0, shown=bool(shown))
         if isinstance(step, Result):
             return step

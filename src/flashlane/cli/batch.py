@@ -43,7 +43,7 @@ def _line(rec: JobRecord) -> str:
 
 @click.group("batch")
 def batch_group() -> None:
-    """A batch run's jobs (flashlane run --tier batch): list, status, cancel."""
+    """A batch run's jobs (flashlane run --service-tier batch): list, status, cancel."""
 
 
 @batch_group.command("list")

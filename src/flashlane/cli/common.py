@@ -27,7 +27,8 @@ def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.001), default=None,
                      help="Per-request timeout in seconds (default 30)."),
         click.option("--limits", default=None,
-                     help="Quota to pace under: adaptive (default), free, tier1..tier3, or rpm=N,tpm=N,rpd=N[,window=S]."),
+                     help="Quota to pace under: adaptive (default), a quota tier (free, tier1..tier3), or "
+                          "rpm=N,tpm=N,rpd=N[,window=S]."),
         click.option("--limiter", type=click.Choice(["memory", "sqlite", "redis"]), default=None,
                      help="Where the limiter keeps state: memory, sqlite (shared by processes), redis (machines)."),
     ]

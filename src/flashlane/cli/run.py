@@ -17,8 +17,9 @@ from typing import Any
 
 import click
 
-from ..config import RUN_DEADLINE_S
+from ..config import RUN_DEADLINE_S, note_renamed
 from ..errors import FlashlaneError, describe_reset
+from ..models import SERVICE_TIERS
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS
 from ..pipeline.report import format_report, load_report, report_json
 from ..pipeline.runfile import RunConfig, RunInterrupted, run_file
@@ -65,6 +66,12 @@ def _task_option_params() -> list[click.Parameter]:
             readers.setdefault(o.name, []).append(t.name)
     return [click_option(o, f"{', '.join(readers[o.name])}: " if o.name in readers else "")
             for o in _builtin_options().values()]
+
+
+def _old_tier(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        note_renamed("--tier", "--service-tier")
+    return value
 
 
 def _batch_options(given: dict[str, Any]) -> Any:
@@ -130,12 +137,13 @@ def _declared(task: Task) -> dict[str, Option]:
 @click.option("--on-outage", type=click.Choice(["stop", "wait"]), default=None,
               help="When many calls in a row fail (an outage): stop and leave rows pending (default), or wait and probe.")
 @click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
-@click.option("--tier", type=click.Choice(["standard", "flex", "batch"]), default=None,
-              help="How requests are served: standard (default; FLASHLANE_TIER), flex (half price, minutes, "
-                   "sheddable) or batch (half price, Batch API jobs, up to 24 h).")
+@click.option("--service-tier", type=click.Choice(SERVICE_TIERS), default=None,
+              help="How requests are served and billed: standard (default; FLASHLANE_SERVICE_TIER), flex (half "
+                   "price, minutes, sheddable) or batch (half price, Batch API jobs, up to 24 h).")
+@click.option("--tier", type=click.Choice(SERVICE_TIERS), default=None, hidden=True, callback=_old_tier)
 @click.option("--detach", is_flag=True, help="batch: submit the jobs and exit; rerun the same command to collect.")
 @click.option("--batch-fallback", type=click.Choice(["queue", "standard"]), default="queue", show_default=True,
-              help="batch: where a request that failed inside a job goes: the next job, or the standard tier.")
+              help="batch: where a request that failed inside a job goes: the next job, or the standard service tier.")
 @click.option("--batch-max-requests", type=click.IntRange(min=1), default=None,
               help="batch: requests per job at most (default 50,000; larger runs are split into several jobs).")
 @click.option("--batch-inline-max-bytes", type=click.IntRange(min=1), default=None,
@@ -145,7 +153,7 @@ def _declared(task: Task) -> dict[str, Option]:
 @click.option("--fresh", is_flag=True, help="Start the run over, discarding its database.")
 @click.option("--retry-failed", is_flag=True, help="On resume, request rows that failed before again.")
 @click.option("--no-cache", "cache", is_flag=True, flag_value=False, default=True,
-              help="Do not read or write the response cache.")
+              help="Do not read or write the response cache (answers kept per item; not the context cache).")
 @click.option("--input-columns/--no-input-columns", default=True, show_default=True,
               help="Write the input's columns next to the id and the results (--no-input-columns: id and "
                    "results only).")
@@ -165,12 +173,13 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
     task_options = task_values(declared.values(), {k: given.pop(k) for k in list(given) if k in declared})
     the_task.check_options(the_task.options(task_options))  # a missing --to/--schema/--labels: exit 2 now
     batch = _batch_options(given)
-    if batch.detach and given["tier"] not in ("batch", None):
-        raise click.BadParameter("--detach works with --tier batch only", param_hint="--detach")
+    given["service_tier"] = given["service_tier"] or given.pop("tier")  # --tier: the old spelling
+    if batch.detach and given["service_tier"] not in ("batch", None):
+        raise click.BadParameter("--detach works with --service-tier batch only", param_hint="--detach")
     run_fields = {f.name for f in fields(RunConfig)} & set(given)
     cfg = RunConfig(input=input_path, task_options=task_options, batch=batch,
                     **{k: given.pop(k) for k in run_fields})
-    # What is left configures the lane (model, limits, tier, ...). A row in a file run may wait
+    # What is left configures the lane (model, limits, service tier, ...). A row in a file run may wait
     # out several per-minute windows; an interactive call may not.
     try:
         with make_client(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **given) as lane:

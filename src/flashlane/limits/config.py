@@ -1,9 +1,9 @@
-"""``Limits``: the quota numbers a limiter enforces, from tier presets, explicit numbers or strings.
+"""``Limits``: the quota numbers a limiter enforces, from quota tier presets, explicit numbers or strings.
 
 Accepted strings (config file, ``FLASHLANE_LIMITS``, ``--limits``), comma-separated parts:
 
 - ``adaptive`` (also the default when nothing else is given): start unthrottled, learn from 429s;
-- a tier: ``free``, ``tier1``, ``tier2``, ``tier3``: the catalog's numbers for the model;
+- a quota tier: ``free``, ``tier1``, ``tier2``, ``tier3``: the catalog's numbers for the model;
 - numbers: ``rpm=15``, ``tpm=250000``, ``rpd=1000`` (0 = unlimited); combine with a tier to override;
 - ``window=6``: the window length in seconds (a scaled minute, for benchmarks against the emulator);
 - ``margin=0.1``: seconds added to the window to absorb client-to-server latency jitter;
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..models import DEFAULT_MODEL, TIERS, Quota, lookup
+from ..models import DEFAULT_MODEL, QUOTA_TIERS, Quota, lookup
 
 __all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits"]
 
@@ -74,8 +74,8 @@ class Limits:
     @classmethod
     def from_tier(cls, tier: str, model: str = DEFAULT_MODEL, *, window_s: float = DEFAULT_WINDOW_S) -> Limits:
         tier = tier.strip().lower()
-        if tier not in TIERS:
-            raise ConfigError(f"unknown usage tier {tier!r}", hint=f"use one of {', '.join(TIERS)} or 'adaptive'")
+        if tier not in QUOTA_TIERS:
+            raise ConfigError(f"unknown quota tier {tier!r}", hint=f"use one of {', '.join(QUOTA_TIERS)} or 'adaptive'")
         info = lookup(model)
         quota = info.quota(tier) if info is not None else None
         if quota is None:
@@ -122,11 +122,11 @@ class Limits:
                 adaptive = True
             elif part in _OFF:
                 off = True
-            elif part in TIERS:
+            elif part in QUOTA_TIERS:
                 tier = part
             else:
                 raise ConfigError(f"unknown quota setting {part!r}",
-                                  hint=f"use adaptive, off, {', '.join(TIERS)} or rpm=N,tpm=N,rpd=N[,window=S]")
+                                  hint=f"use adaptive, off, {', '.join(QUOTA_TIERS)} or rpm=N,tpm=N,rpd=N[,window=S]")
         if tier is not None:
             base = cls.from_tier(tier, model, window_s=window)
         else:

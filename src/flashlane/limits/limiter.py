@@ -120,7 +120,7 @@ class Limiter:
         quota = f" ({limits.rpd:,} requests)" if limits.rpd else ""
         return RateLimited(
             f"the requests-per-day quota for {model}{quota} is used up; it resets at {describe_reset(reset_at)}",
-            hint="rerun after the reset (finished work is kept), or move the project to a paid tier",
+            hint="rerun after the reset (finished work is kept), or move the project to a paid quota tier",
             kind="rpd", retry_after=max(day_reset - now, 0.0), reset_at=reset_at, model=self.model)
 
     # ---------------------------------------------------------------- feedback

@@ -1,8 +1,8 @@
 """File and in-memory pipelines: many items through one task, resumable, packed, priced.
 
 Parts (one concept per module): ``readers``/``writers`` (files), ``items`` (rows -> items
-with stable ids), ``store`` (the run database), ``job`` (a task bound to options),
-``packing``, ``scheduler`` (the async engine), ``cache``, ``progress``, ``report``,
+with stable ids), ``job`` (a task bound to options), ``packing``, ``scheduler`` (the async
+engine), ``context_cache`` (the run's context cache of its prefix), ``progress``, ``report``,
 ``runfile`` (``flashlane run``), ``api`` (``map_items``), ``frames`` (``map_frame``).
 """
 

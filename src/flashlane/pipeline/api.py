@@ -135,7 +135,7 @@ def _row(x: Any) -> dict[str, Any]:
 async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,
                      concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
-                     tier: str | None = None, cache_prefix: str | None = None,
+                     service_tier: str | None = None, cache_prefix: str | None = None,
                      **task_options: Any) -> MapResult:
     t = get_task(task)
     rows = map(_row, items)
@@ -143,7 +143,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
     builder = ItemBuilder(t, column=column, template=template, id_column=id_column)
     if sample:
         builder.check(columns_of(sample[:COLUMN_SAMPLE_ROWS]))
-    job = Job.create(client, t, task_options, tier=tier)
+    job = Job.create(client, t, task_options, service_tier=service_tier)
     plan = resolve_pack(job, [builder.build(i, r) for i, r in enumerate(sample[:PACK_SAMPLE_ITEMS])], pack)
     tmp = tempfile.TemporaryDirectory(prefix="flashlane-map-")
     store = RunStore(Path(tmp.name) / "map.flashlane.db")

@@ -445,7 +445,7 @@ class BatchRun:
         # A batch result cannot be asked again in place: what the judge refuses goes back to the queue.
         judge = self.job.lane.judge(self._call(unit), can_resend=False, billed_tier=BATCH)
         usage = usage_from_response(resp)
-        cost = cost_of(self.job.model, usage, tier=BATCH)
+        cost = cost_of(self.job.model, usage, service_tier=BATCH)
         try:
             result = judge.verdict([resp])
         except FlashlaneError as e:

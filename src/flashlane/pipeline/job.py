@@ -14,6 +14,7 @@ from ..caching.prefix import Prefix
 from ..call.request import Call, output_budget
 from ..call.schema import Schema
 from ..call.service_tier import BATCH, STANDARD, check_tier
+from ..config import deprecated
 from ..models import (
     DEFAULT_INPUT_TOKEN_LIMIT,
     DEFAULT_OUTPUT_TOKEN_LIMIT,
@@ -56,7 +57,7 @@ class Job:
     item_schema: Schema | None = None
     instructions: str = ""
     system: str = ""
-    tier: str = "standard"  # standard | flex | batch: how requests are served and priced (tier.py)
+    service_tier: str = "standard"  # standard | flex | batch: how requests are served and priced
     # The task's reference material as the stable head of every request (None: the task has
     # none, and its instructions ride in each user turn as before); the system text above is
     # then the prefix's, instructions included.
@@ -66,8 +67,13 @@ class Job:
     _in_limit: int = field(default=DEFAULT_INPUT_TOKEN_LIMIT, repr=False)
 
     @classmethod
-    def create(cls, lane: Client, task: Task, task_options: Mapping[str, Any], *, tier: str | None = None) -> Job:
-        options = task.options(dict(task_options))
+    def create(cls, lane: Client, task: Task, task_options: Mapping[str, Any], *,
+               service_tier: str | None = None) -> Job:
+        task_options = dict(task_options)
+        if (old := task_options.pop("tier", None)) is not None:  # lane.map(..., tier=): the old keyword
+            deprecated("tier= is deprecated; use service_tier=")
+            service_tier = service_tier or old
+        options = task.options(task_options)
         model = canonical_id(options.get("model") or lane.settings.model)
         thinking = options.get("thinking") or lane.settings.thinking or task.thinking
         info = lookup(model)
@@ -76,7 +82,7 @@ class Job:
                   item_schema=task.schema(options),
                   instructions=task.render_instructions(options) if prefix is None else "",
                   system=task.system if prefix is None else prefix.system, prefix=prefix,
-                  tier=check_tier(tier or lane.settings.tier),
+                  service_tier=check_tier(service_tier or lane.settings.service_tier),
                   _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
         return job
 
@@ -121,17 +127,17 @@ class Job:
             prompt = self.prefix.prompt(prompt)
         return self.lane.build(prompt, schema=self.item_schema, system=self.system or None, model=self.model,
                                thinking=self.thinking, max_output_tokens=cap, tools=self.tools,
-                               tier=self.request_tier)
+                               service_tier=self.request_tier)
 
     def pack_call(self, items: Sequence[Item]) -> Call:
         assert self.item_schema is not None
         per_item = max(self.answer_tokens(it) for it in items)
-        build: Any = functools.partial(self.lane.build, tools=self.tools, tier=self.request_tier)
+        build: Any = functools.partial(self.lane.build, tools=self.tools, service_tier=self.request_tier)
         if self.prefix is not None:
             prefix = self.prefix
 
             def build(prompt: str, **kw: Any) -> Call:
-                return self.lane.build(prefix.prompt(prompt), tools=self.tools, tier=self.request_tier, **kw)
+                return self.lane.build(prefix.prompt(prompt), tools=self.tools, service_tier=self.request_tier, **kw)
         return pack_call(items, build=build, instructions=self.instructions,
                          item_schema=self.item_schema, system=self.system or None, model=self.model,
                          thinking=self.thinking, per_item_answer=per_item)
@@ -155,8 +161,8 @@ class Job:
 
     @property
     def request_tier(self) -> str:
-        """The tier each request asks for: a batch job's requests are plain (standard) requests."""
-        return STANDARD if self.tier == BATCH else self.tier
+        """The service tier each request asks for: a batch job's requests are plain (standard) requests."""
+        return STANDARD if self.service_tier == BATCH else self.service_tier
 
     async def arun_call(self, call: Call) -> Any:
         """Send one request: through the run's explicit cache when there is one (which swaps the
@@ -166,10 +172,10 @@ class Job:
         return await self.lane.arun_call(call)
 
     def max_cost(self, call: Call) -> float | None:
-        """What a request can cost at most at the job's tier: its input estimate plus its full
+        """What a request can cost at most at the job's service tier: its input estimate plus its full
         output cap (None when the model's price is unknown)."""
         return cost_of(call.model, Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
-                                         output_tokens=call.max_output_tokens), tier=self.tier)
+                                         output_tokens=call.max_output_tokens), service_tier=self.service_tier)
 
     # ------------------------------------------------------------------ answers
 

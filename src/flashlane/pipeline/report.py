@@ -147,7 +147,7 @@ def format_report(r: dict[str, Any]) -> str:
         + (f", {r['unanswered_requests']} unanswered (in flight when a run stopped)"
            if r.get("unanswered_requests") else "")
         + f"; API calls {r['api_calls']}, 429s {r['rate_limited']}, retries {r['retries']}"
-        + ("; by tier " + ", ".join(f"{t} {n}" for t, n in r["requests_by_tier"].items())
+        + ("; by service tier " + ", ".join(f"{t} {n}" for t, n in r["requests_by_tier"].items())
            if r.get("requests_by_tier") else ""),
         f"time      {r['wall_time_s']:.1f} s over {r['sessions']} session(s)"
         + (f" ({r['killed_sessions']} killed)" if r.get("killed_sessions") else "")

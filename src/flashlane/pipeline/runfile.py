@@ -32,10 +32,10 @@ from ..models import Quota, lookup
 from ..store.run import RunStore
 from ..tasks import Task
 from .batch import BatchOptions, stderr_say
+from .context_cache import RunContextCache
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
-from .prefix_cache import RunCache
 from .progress import Progress
 from .readers import DEFAULT_ENCODING, input_digest, iter_rows
 from .report import build_report
@@ -80,11 +80,11 @@ class RunConfig:
     pack: int | str | None = None  # None/1: one item per request; N; "auto"
     concurrency: int | None = DEFAULT_CONCURRENCY  # None: auto from the quota and model latency
     budget_usd: float | None = None
-    cache: bool = True
-    cache_prefix: str | None = None  # auto | on | off (None: the cache_prefix setting)
+    cache: bool = True  # the response cache (--no-cache: off)
+    cache_prefix: str | None = None  # the context cache of the prefix: auto | on | off (None: the setting)
     quiet: bool = False
     task_options: dict[str, Any] = field(default_factory=dict)
-    batch: Any = None  # tiers.batch.BatchOptions for --tier batch (None: the defaults)
+    batch: Any = None  # pipeline.batch.BatchOptions for --service-tier batch (None: the defaults)
     warn: Callable[[str], None] | None = None  # one-line warnings about the input (default: stderr)
     input_columns: bool = True  # write the input's columns next to the results (--no-input-columns: only results)
 
@@ -124,7 +124,7 @@ def resolve_pack(job: Job, items: list[Item], pack: int | str | None) -> PackPla
         return PackPlan(1, f"task '{job.task.name}' returns free text, which does not pack")
     if isinstance(pack, str) and pack.lower() == "auto":
         settings = job.lane.settings
-        if job.tier == "batch":
+        if job.service_tier == "batch":
             # A batch job has no per-minute request quota to fill: pack as many as fit (the
             # accuracy, output and context bounds of auto_pack_size), the fewest shared prompts.
             unbound = Quota(rpm=1, tpm=0, rpd=0)
@@ -367,9 +367,9 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
     remove_stale_temp(output)
     remove_stale_temp(failures_path(output))
     store = RunStore(run_db)
-    cache: ResponseCache | None = None
+    response_cache: ResponseCache | None = None
     engine: Engine | None = None
-    run_cache: RunCache | None = None
+    context_cache: RunContextCache | None = None
     status = "interrupted"
     try:
         builder = open_run(store, job, task, cfg, output)
@@ -377,15 +377,15 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         if cfg.retry_failed:
             store.items.retry_failed()
         store.sessions.close_stale()
-        cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
+        response_cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
         store.sessions.start()
         store.metadata.set(limits=lane.guard.limiter.describe())
         say = None if cfg.quiet else stderr_say
         batch = cfg.batch or BatchOptions()
         if batch.say is None:
             batch.say = say
-        runner, run_cache = open_runner(job, store, builder, RunOptions(
-            pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd, cache=cache,
+        runner, context_cache = open_runner(job, store, builder, RunOptions(
+            pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd, cache=response_cache,
             cache_prefix=cfg.cache_prefix, batch=batch, spool_dir=str(run_db.parent)))
         if isinstance(runner, LiveRunner):
             engine = runner.engine
@@ -396,9 +396,9 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         status = outcome.status
         if status == "done" and store.items.counts()["pending"]:
             status = "incomplete"
-        run_cache, closing = None, run_cache
+        context_cache, closing = None, context_cache
         if closing is not None:
-            closing.close()  # the run stopped in order: its cache is deleted, whatever comes next
+            closing.close()  # the run stopped in order: its context cache is deleted, whatever comes next
         fails = _finalize(store, output, engine, status, inputs=cfg.input_columns)
         report = build_report(store)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -409,15 +409,15 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
                 counts = store.items.counts()
         raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts) from None
     except BaseException:
-        if run_cache is not None:
+        if context_cache is not None:
             with contextlib.suppress(Exception):
-                run_cache.close()
+                context_cache.close()
         if store.session is not None:
             with contextlib.suppress(Exception):
                 _finalize(store, output, engine, status, inputs=cfg.input_columns)
         raise
     finally:
         store.close()
-        if cache is not None:
-            cache.close()
+        if response_cache is not None:
+            response_cache.close()
     return RunSummary(outcome=outcome, output=output, failures=fails, run_db=run_db, pack=plan, report=report)

@@ -20,9 +20,9 @@ from ..call.service_tier import BATCH, STANDARD
 from ..errors import ConfigError
 from ..store.run import BatchJobs, RunStore
 from .batch import BatchOptions, BatchRun
+from .context_cache import RunContextCache, open_context_cache
 from .items import ItemBuilder
 from .job import Job
-from .prefix_cache import RunCache, open_run_cache
 from .scheduler import Engine, RunOutcome, Snapshot
 from .settle import Keep
 
@@ -37,7 +37,7 @@ class RunOptions:
     concurrency: int | None = None  # None: auto from the quota and model latency
     budget_usd: float | None = None
     cache: Any = None  # the response cache (None: --no-cache)
-    cache_prefix: str | None = None  # auto | on | off (None: the cache_prefix setting)
+    cache_prefix: str | None = None  # the prefix's context cache: auto | on | off (None: the setting)
     keep_values: Keep = False  # which finished values to hold in memory (settle.held)
     on_progress: Callable[[Snapshot], None] | None = None
     batch: BatchOptions = field(default_factory=BatchOptions)
@@ -72,8 +72,8 @@ class BatchRunner:
         if job.lane.settings.backend == "vertex":
             # python-genai: files.upload raises "only supported in the Gemini Developer client", and
             # Vertex AI batch jobs read and write Cloud Storage or BigQuery, not inline/Files API input.
-            raise ConfigError("--tier batch runs on the Gemini Developer API (an API key), not on Vertex AI",
-                              hint="set GEMINI_API_KEY instead of the Vertex settings, or use --tier flex or standard")
+            raise ConfigError("--service-tier batch runs on the Gemini Developer API (an API key), not on Vertex AI",
+                              hint="set GEMINI_API_KEY instead of the Vertex settings, or use --service-tier flex or standard")
         self.job, self.store, self.builder, self.opts = job, store, builder, opts
 
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
@@ -82,7 +82,7 @@ class BatchRunner:
                            cache=o.cache, options=o.batch, keep_values=o.keep_values, spool_dir=o.spool_dir).run()
         if outcome.status != "done" or o.batch.fallback != STANDARD or not self.store.items.counts()["pending"]:
             return outcome
-        live = LiveRunner(replace(self.job, tier=STANDARD), self.store, self.builder, replace(o, on_progress=None))
+        live = LiveRunner(replace(self.job, service_tier=STANDARD), self.store, self.builder, replace(o, on_progress=None))
         after = live.run(wrap)
         after.values = {**outcome.values, **after.values}
         return after
@@ -92,13 +92,14 @@ class BatchRunner:
 
 
 def open_runner(job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> tuple[LiveRunner | BatchRunner,
-                                                                                              RunCache]:
+                                                                                              RunContextCache]:
     """The runner for ``job``'s service tier, and the run's context cache opened for it (a batch
-    run records why its prefix goes inline). A run started on one tier is finished on it."""
-    batch = job.tier == BATCH
+    run records why its prefix goes inline). A run started on one service tier is finished on it."""
+    batch = job.service_tier == BATCH
     runner = BatchRunner(job, store, builder, opts) if batch else LiveRunner(job, store, builder, opts)
     if not batch:
-        BatchJobs(store).refuse_other_tier(job.tier)
-    run_cache = open_run_cache(store, job, pending_items=store.items.counts()["pending"], pack_size=opts.pack_size,
-                               concurrency=opts.concurrency, mode=opts.cache_prefix, batch=batch)
-    return runner, run_cache
+        BatchJobs(store).refuse_other_tier(job.service_tier)
+    context_cache = open_context_cache(store, job, pending_items=store.items.counts()["pending"],
+                                       pack_size=opts.pack_size, concurrency=opts.concurrency,
+                                       mode=opts.cache_prefix, batch=batch)
+    return runner, context_cache

@@ -301,7 +301,7 @@ class Engine:
 
     async def _failed(self, unit: list[Item], started: float, e: FlashlaneError, rid: int) -> None:
         usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
-        cost: float | None = cost_of(self.job.model, usage, tier=self.job.tier) if usage is not None else 0.0
+        cost: float | None = cost_of(self.job.model, usage, service_tier=self.job.service_tier) if usage is not None else 0.0
         ids = [it.id for it in unit]
         if len(unit) > 1:
             self.store.requests.record(started=started, item_ids=ids, outcome="requeued", error=e.message,

@@ -163,12 +163,12 @@ class BatchJobs:
             "(SELECT bi.item_id FROM batch_items bi JOIN batch_jobs bj ON bj.id=bi.job_id WHERE bj.collected=0)"
             f"{sent} ORDER BY idx LIMIT ?", args).fetchall()
 
-    def refuse_other_tier(self, tier: str) -> None:
-        """A run with batch jobs in flight must collect them before another tier sends those rows."""
+    def refuse_other_tier(self, service_tier: str) -> None:
+        """A run with batch jobs in flight must collect them before another service tier sends those rows."""
         active = self.active()
         if active:
-            raise InputError(f"this run has {len(active)} batch job(s) in flight; --tier {tier} would request "
-                             "their rows again", hint="rerun with --tier batch to collect them, or "
+            raise InputError(f"this run has {len(active)} batch job(s) in flight; --service-tier {service_tier} would request "
+                             "their rows again", hint="rerun with --service-tier batch to collect them, or "
                              "'flashlane batch cancel' them first")
 
     def in_flight(self) -> int:

@@ -22,7 +22,7 @@ from ..store.run import RunStore
 from .job import Job
 from .packing import TYPICAL_ANSWER_TOKENS, auto_concurrency, quota_from_limits
 
-__all__ = ["RunCache", "expected_hours", "open_run_cache"]
+__all__ = ["RunContextCache", "expected_hours", "open_context_cache"]
 
 UNKNOWN_LATENCY_S = 2.0  # a model the catalog has no speed for
 # An estimated prefix within this share of the model's caching minimum is counted by the API
@@ -55,7 +55,7 @@ def expected_hours(job: Job, requests: int, concurrency: int | None, ttl_s: floa
 
 
 @dataclass
-class RunCache:
+class RunContextCache:
     """The decision for one run and, when it caches, the cache in use."""
 
     decision: CacheDecision
@@ -89,24 +89,24 @@ def _hook(store: RunStore, job: Job) -> Any:
     return on_change
 
 
-def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: int,
-                   concurrency: int | None, mode: str | None = None, batch: bool = False) -> RunCache:
+def open_context_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: int,
+                   concurrency: int | None, mode: str | None = None, batch: bool = False) -> RunContextCache:
     """Decide for this session of a run; make (or adopt) the cache when it pays, and attach it
     to ``job`` so every request names it. Caches of earlier sessions that no longer fit (another
     prefix, or the run no longer caches) are deleted."""
     settings = job.lane.settings
     mode = mode or settings.cache_prefix
-    ttl = settings.cache_ttl_s
+    ttl = settings.context_cache_ttl_s
     requests = math.ceil(pending_items / max(1, pack_size))
     hours = expected_hours(job, requests, concurrency, ttl)
-    decision = decide(job.model, job.prefix_tokens, requests, hours, mode, tier=job.request_tier)
+    decision = decide(job.model, job.prefix_tokens, requests, hours, mode, service_tier=job.request_tier)
     info = lookup(job.model)
     if (not decision.use and job.prefix is not None and info is not None and requests and mode != "off"
             and COUNT_BAND * info.min_cache_tokens <= job.prefix_tokens < info.min_cache_tokens):
         # The local estimate is near the minimum: ask the API's countTokens (free) before giving up.
         counted = _counted(job)
         if counted is not None and counted != job.prefix_tokens:
-            decision = decide(job.model, counted, requests, hours, mode, tier=job.request_tier)
+            decision = decide(job.model, counted, requests, hours, mode, service_tier=job.request_tier)
     if batch and decision.use:
         decision = replace(decision, use=False, reason="batch runs do not use explicit caches (the Batch API's "
                                                         "support for cachedContent is unsettled; see docs/caching.md)")
@@ -136,7 +136,7 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
     if not decision.use or job.prefix is None:
         if requests or store.metadata.get("cache_decision") is None:  # a rerun of a finished run keeps its story
             store.metadata.set(cache_decision=decision.as_dict())
-        return RunCache(decision)
+        return RunContextCache(decision)
     cache = adopted
     if cache is None:
         cache = ContextCache(job.lane, job.prefix, job.model, ttl_s=ttl, on_change=hook)
@@ -145,9 +145,9 @@ def open_run_cache(store: RunStore, job: Job, *, pending_items: int, pack_size: 
         except FlashlaneError as e:  # too small by the API's own count, no quota on the free tier, ...
             decision = replace(decision, use=False, reason=f"the API refused the cache: {e.message}")
             store.metadata.set(cache_decision=decision.as_dict())
-            return RunCache(decision)
+            return RunContextCache(decision)
     else:
         decision = replace(decision, reason=decision.reason + f"; reusing {cache.name} from an earlier session")
     job.context_cache = cache
     store.metadata.set(cache_decision=decision.as_dict())
-    return RunCache(decision, cache, store)
+    return RunContextCache(decision, cache, store)

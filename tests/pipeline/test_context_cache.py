@@ -207,7 +207,7 @@ def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Pat
     try:
         cmd = [sys.executable, "-m", "flashlane", "run", str(task), str(src), "--column", "text", "-o", str(out),
                "--no-cache", "--quiet", "--concurrency", "4"]
-        env = subprocess_env(emu.base_url, FLASHLANE_CACHE_TTL_S="600")
+        env = subprocess_env(emu.base_url, FLASHLANE_CONTEXT_CACHE_TTL_S="600")
 
         def kill_after(count: int) -> set[str]:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
