@@ -29,9 +29,9 @@ loses at most the answers of the requests in flight)::
                 rate_limited INTEGER, retries INTEGER, pid INTEGER)
                                                         one row per `flashlane run` invocation
     request_tiers (request_id INTEGER PRIMARY KEY, tier TEXT)
-                                                        the tier that served a request (flex, batch)
-    batch_jobs, batch_requests, batch_items             Batch API jobs of a --service-tier batch run
-                                                        before they are created (tiers/jobs.py)
+                                                        the service tier that served a request (flex, batch)
+    batch_jobs, batch_requests, batch_items             Batch API jobs of a --service-tier batch run,
+                                                        recorded before they are created
     context_caches (name TEXT PRIMARY KEY, model TEXT, prefix TEXT, tokens INTEGER, created REAL,
                 expires REAL, ended REAL, input_per_m REAL, storage_per_m_hour REAL)
                                                         explicit caches of the run's shared prefix: made,
