@@ -179,8 +179,8 @@ def map_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: i
               concurrency: int | None = DEFAULT_CONCURRENCY, **kw: Any) -> MapResult:
     """Run ``task`` on every item (strings, or mappings with the task's fields); results in order.
 
-    ``pack`` = N or "auto" packs structured tasks N to a request. ``tier`` = "flex" or "batch"
-    serves them at half price (default: the ``tier`` setting). Task options go as keywords
+    ``pack`` = N or "auto" packs structured tasks N to a request. ``service_tier`` = "flex" or "batch"
+    serves them at half price (default: the ``service_tier`` setting). Task options go as keywords
     (``labels=[...]``, ``to="fr"``, ``schema=Model``, ``max_words=40``)."""
     coro = amap_items(client, task, items, pack=pack, concurrency=concurrency, **kw)
     try:
