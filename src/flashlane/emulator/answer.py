@@ -220,10 +220,7 @@ def response(ans: Answer, model_version: str, response_id: str) -> dict[str, Any
             }
         }
     else:
-        parts: list[dict[str, Any]] = []
-        if ans.thought_text:
-            parts.append({"text": ans.thought_text, "thought": True})
-        parts.extend(ans.lead_parts)
+        parts = _lead_parts(ans)
         if ans.text is not None:
             parts.append(_text_part(ans, ans.text, True))
         out = {"candidates": [_candidate(ans, parts, ans.finish)]}
@@ -246,42 +243,23 @@ def split_text(text: str) -> list[str]:
     return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
+def _lead_parts(ans: Answer) -> list[dict[str, Any]]:
+    """The parts before the answer's text: its thought summary, then the tools' parts."""
+    thought = [{"text": ans.thought_text, "thought": True}] if ans.thought_text else []
+    return [*thought, *ans.lead_parts]
+
+
 def stream_chunks(ans: Answer, model_version: str, response_id: str) -> list[dict[str, Any]]:
+    def chunk(parts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
+        return {"candidates": [_candidate(ans, parts, ans.finish if final else None, index=False)],
+                "usageMetadata": usage(ans, final=final), "modelVersion": model_version, "responseId": response_id}
+
     if ans.lead_parts and not ans.text and not ans.block_reason:
         # Function calls: one chunk with the calls, then an empty text part that finishes (ws 07).
-        calls: list[dict[str, Any]] = []
-        if ans.thought_text:
-            calls.append({"text": ans.thought_text, "thought": True})
-        calls.extend(ans.lead_parts)
-        return [
-            {"candidates": [_candidate(ans, calls, None, index=False)], "usageMetadata": usage(ans, final=False),
-             "modelVersion": model_version, "responseId": response_id},
-            {"candidates": [_candidate(ans, [{"text": ""}], ans.finish, index=False)], "usageMetadata": usage(ans),
-             "modelVersion": model_version, "responseId": response_id},
-        ]
+        return [chunk(_lead_parts(ans), False), chunk([{"text": ""}], True)]
     if ans.block_reason or ans.text is None or ans.text == "":
         return [response(ans, model_version, response_id)]
     pieces = split_text(ans.text)
-    chunks: list[dict[str, Any]] = []
     last = len(pieces) - 1
-    for i, piece in enumerate(pieces):
-        parts: list[dict[str, Any]] = []
-        if i == 0 and ans.thought_text:
-            parts.append({"text": ans.thought_text, "thought": True})
-        if i == 0:
-            parts.extend(ans.lead_parts)
-        final = i == last
-        parts.append(_text_part(ans, piece, final))
-        chunks.append(
-            {
-                "candidates": [_candidate(ans, parts, ans.finish if final else None, index=False)],
-                "usageMetadata": usage(ans, final=final),
-                "modelVersion": model_version,
-                "responseId": response_id,
-            }
-        )
-    return chunks
-
-
-def stream_output_tokens(ans: Answer) -> int:
-    return ans.candidates_tokens + ans.thoughts_tokens
+    return [chunk([*(_lead_parts(ans) if i == 0 else []), _text_part(ans, piece, i == last)], i == last)
+            for i, piece in enumerate(pieces)]

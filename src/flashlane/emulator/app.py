@@ -41,9 +41,16 @@ from .keys import non_negative_float, reject_unknown
 from .quota import QuotaBook, no_quota_violations, violation
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
-from .wire import GenerateRequest, camel_keys, parse_count_tokens, parse_generate, parse_json_body
+from .wire import (
+    JSON_HEADERS,
+    GenerateRequest,
+    camel_keys,
+    dumps_json,
+    parse_count_tokens,
+    parse_generate,
+    parse_json_body,
+)
 
-JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment")]
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
@@ -54,10 +61,6 @@ SUPPORTED_METHODS = ["generateContent", "countTokens", "createCachedContent", "b
 DISCONNECT_WAIT_S = 2.0
 DEFAULT_SCRIPTED_RETRY_S = 30.0
 NESTING_MESSAGE = "Invalid JSON payload received. Message nesting too deep."
-
-
-def _dumps_pretty(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def _dumps_sse(obj: Any) -> bytes:
@@ -181,14 +184,13 @@ class EmulatorApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _send_json(self, send: Any, status: int, obj: Any) -> None:
-        await self._send_bytes(send, status, _dumps_pretty(obj), JSON_HEADERS)
+        await self._send_bytes(send, status, dumps_json(obj), JSON_HEADERS)
 
     @staticmethod
     async def _read_body(receive: Any, limit: int = PAYLOAD_LIMIT_BYTES) -> bytes | None:
         """The request body, or None when it exceeds ``limit`` (drained, not kept)."""
         chunks: list[bytes] = []
         size = 0
-        over = False
         while True:
             msg = await receive()
             if msg["type"] == "http.disconnect":
@@ -196,15 +198,12 @@ class EmulatorApp:
             body = msg.get("body", b"")
             size += len(body)
             if size > limit:
-                over = True
-                chunks = []
+                chunks.clear()
             elif body:
                 chunks.append(body)
             if not msg.get("more_body"):
                 break
-        if over:
-            return None
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return None if size > limit else b"".join(chunks)  # one chunk: join returns it, no copy
 
     @staticmethod
     async def _wait_disconnect(receive: Any, timeout: float | None = None) -> None:
@@ -271,10 +270,7 @@ class EmulatorApp:
         stat_method = op or ("models.list" if len(rest) == 1 else "models.get")
         project = self.config.project_for(key, path_project)
         try:
-            if key is None and not bearer:
-                raise unregistered_caller()
-            if key is not None and self.config.key_is_invalid(key):
-                raise api_key_invalid()
+            self._check_key(key, bearer)
             if len(rest) == 1:
                 if http_method != "GET":
                     raise api_error(404, f"Method not found: {http_method} {path}")
@@ -282,23 +278,19 @@ class EmulatorApp:
                 self.stats.record(self.clock.now(), stat_method, None, project, 200)
                 return
             info = self._model(model_name)
+            if op is None and http_method != "GET":
+                raise api_error(404, f"Method not found: {http_method} {path}")
+            if op not in (None, BATCH_OP, *KNOWN_OPS):
+                raise api_error(404, f"Method not found: {op}")
+            if info is None or info.retired:
+                raise model_not_found(model_name.removeprefix("models/"), version, op or "get")
             if op is None:
-                if http_method != "GET":
-                    raise api_error(404, f"Method not found: {http_method} {path}")
-                if info is None or info.retired:
-                    raise model_not_found(model_name.removeprefix("models/"), version, "get")
                 await self._send_json(send, 200, model_resource(info))
                 self.stats.record(self.clock.now(), stat_method, info.id, project, 200)
                 return
             if op == BATCH_OP:
-                if info is None or info.retired:
-                    raise model_not_found(model_name.removeprefix("models/"), version, op)
                 await self.batches.create(scope, receive, send, info, project, version)
                 return
-            if op not in KNOWN_OPS:
-                raise api_error(404, f"Method not found: {op}")
-            if info is None or info.retired:
-                raise model_not_found(model_name.removeprefix("models/"), version, op)
             if http_method != "POST":
                 raise api_error(404, f"Method not found: {http_method} {path}")
             raw = await self._read_body(receive)
@@ -330,11 +322,14 @@ class EmulatorApp:
     def authorized_project(self, scope: dict[str, Any], path_project: str | None = None) -> str:
         """The caller's project, or the 403/400 for a missing or invalid key."""
         key, bearer = self._credentials(scope)
+        self._check_key(key, bearer)
+        return self.config.project_for(key, path_project)
+
+    def _check_key(self, key: str | None, bearer: bool) -> None:
         if key is None and not bearer:
             raise unregistered_caller()
         if key is not None and self.config.key_is_invalid(key):
             raise api_key_invalid()
-        return self.config.project_for(key, path_project)
 
     @staticmethod
     def _credentials(scope: dict[str, Any]) -> tuple[str | None, bool]:
@@ -390,10 +385,7 @@ class EmulatorApp:
         now = self.clock.now()
         book = self.caches
         try:
-            if key is None and not bearer:
-                raise unregistered_caller()
-            if key is not None and self.config.key_is_invalid(key):
-                raise api_key_invalid()
+            self._check_key(key, bearer)
             if op is None:
                 raise api_error(404, f"Method not found: {http_method} /{version}/cachedContents/{name}")
             await self.control_fault(scope, receive, send, stat_method, project)
@@ -434,16 +426,8 @@ class EmulatorApp:
         n_global, n_model = self.scenario.count(op, model)
         if not self.scenario.rules:
             return None
-        ctx = {
-            "method": op,
-            "model": model,
-            "project": project,
-            "prompt": prompt,
-            "headers": self._headers_dict(scope),
-            "n_global": n_global,
-            "n_model": n_model,
-        }
-        return self.scenario.pick(ctx)
+        return self.scenario.pick({"method": op, "model": model, "project": project, "prompt": prompt,
+                                   "headers": self._headers_dict(scope), "n_global": n_global, "n_model": n_model})
 
     async def control_fault(self, scope: dict[str, Any], receive: Any, send: Any, method: str,
                             project: str | None) -> None:
@@ -574,12 +558,16 @@ class EmulatorApp:
         prep = self.prepare(info, project, body)
         req = prep.req
         tier = flex.requested_tier(body)
+
+        def record(status: int, usage: tuple[int, int, int] | None) -> None:  # 0: the connection was dropped
+            self.stats.record(self.clock.now(), op, info.id, project, status, req.prompt, usage, (body, scope["headers"]))
+
         act = self._scenario_action(scope, op, info.id, project, req.prompt)
         if act:
             try:
                 await self._apply_fault(receive, send, act, info.id, project)
             except _Dropped:
-                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, None, (body, scope["headers"]))
+                record(0, None)
                 raise
         if tier == flex.FLEX and (act and act.get("shed") or self.flex.shed(self.config.flex_shed_rate)):
             raise flex.shed_error()
@@ -590,7 +578,7 @@ class EmulatorApp:
             )
         if act and act.get("raw_body") is not None:
             await self._send_raw(send, op, str(act["raw_body"]), str(act.get("content_type", "application/json")))
-            self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, None, (body, scope["headers"]))
+            record(200, None)
             return
         answer = self.answer(info, project, prep, act)
         answer.service_tier = tier
@@ -601,35 +589,29 @@ class EmulatorApp:
             if scale > 0:
                 await latency.pause(latency.total(info, out_tokens, scale))
             await self._send_json(send, 200, ans_mod.response(answer, info.id, rid))
-            self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple, (body, scope["headers"]))
+            record(200, answer.usage_tuple)
             return
         chunks = ans_mod.stream_chunks(answer, info.id, rid)
         first, gap = latency.plan(info, out_tokens, len(chunks), scale)
-        cut = act.get("cut_after") if act else None
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         if first:
             await latency.pause(first)
-        for i, chunk in enumerate(chunks):
-            if cut is not None and i >= int(cut):
-                self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple, (body, scope["headers"]))
-                await self._drop(receive, send)
+        cut = act.get("cut_after") if act else None  # send this many chunks, then drop the connection
+        for i, chunk in enumerate(chunks if cut is None else chunks[: max(int(cut), 0)]):
             if i and gap:
                 await latency.pause(gap)
             await send({"type": "http.response.body", "body": _dumps_sse(chunk), "more_body": True})
-        if cut is not None and int(cut) >= len(chunks):
-            self.stats.record(self.clock.now(), op, info.id, project, 0, req.prompt, answer.usage_tuple, (body, scope["headers"]))
+        if cut is not None:
+            record(0, answer.usage_tuple)
             await self._drop(receive, send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        self.stats.record(self.clock.now(), op, info.id, project, 200, req.prompt, answer.usage_tuple, (body, scope["headers"]))
+        record(200, answer.usage_tuple)
 
     async def _send_raw(self, send: Any, op: str, raw: str, content_type: str) -> None:
         """A 200 whose body is exactly ``raw`` (cut-off JSON, an HTML error page from a proxy);
         for a stream, one SSE event carrying ``raw`` as its data."""
         if op == GENERATE:
-            headers = [(b"content-type", content_type.encode("latin-1")),
-                       (b"content-length", str(len(raw.encode())).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": raw.encode(), "more_body": False})
+            await self._send_bytes(send, 200, raw.encode(), [(b"content-type", content_type.encode("latin-1"))])
             return
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": b"data: " + raw.encode() + b"\r\n\r\n", "more_body": True})

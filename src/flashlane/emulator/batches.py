@@ -52,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -69,8 +68,8 @@ from .errors import (
     error_body,
     invalid_argument,
 )
-from .files import JSON_HEADERS, StoredFile, _dumps, page_bounds
-from .wire import camel_keys, content_texts, count_prompt_tokens, parse_json_body
+from .files import StoredFile, page_bounds
+from .wire import camel_keys, content_texts, count_prompt_tokens, new_id, parse_json_body
 
 if TYPE_CHECKING:
     from .app import EmulatorApp
@@ -89,9 +88,6 @@ _ID_LENGTH = 36  # live batch ids look like "leg9wy9p5df66syjxke2eq4xfjqcwp47ejv
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
 # google.rpc.Code numbers for per-request errors given as HTTP statuses in scenarios
 RPC_CODE = {400: 3, 403: 7, 404: 5, 409: 10, 429: 8, 499: 1, 500: 13, 501: 12, 503: 14, 504: 4}
-RPC_STATUS = {1: "CANCELLED", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-              7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 10: "ABORTED", 12: "UNIMPLEMENTED",
-              13: "INTERNAL", 14: "UNAVAILABLE"}
 END_ERRORS = {
     "FAILED": (13, "Batch job failed."),
     "CANCELLED": (1, "Batch job was cancelled."),
@@ -106,17 +102,16 @@ _BATCH_KEYS = ("displayName", "inputConfig", "priority", "model", "webhookConfig
 _INPUT_KEYS = ("requests", "fileName")
 
 
-def new_id() -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(_ID_LENGTH))
-
-
 def status(code: int, message: str) -> dict[str, Any]:
     return {"code": code, "message": message}
 
 
-def unknown_field(name: str, where: str) -> ApiError:
-    return invalid_argument(f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\': Cannot find field.')
+def known_fields(message: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
+    """The JSON parser's 400 for the first key of ``message`` that is not one of its ``fields``."""
+    for name in message:
+        if name not in fields:
+            raise invalid_argument(
+                f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\': Cannot find field.')
 
 
 @dataclass
@@ -178,6 +173,12 @@ class Job:
             self.source.unpin()
             self.source = None
 
+    def discard(self) -> None:
+        """Stop, and close the results written so far (the job is dropped or was never kept)."""
+        self.stop()
+        if self.output is not None:
+            self.output.close()
+
 
 class BatchBook:
     """Jobs by id, and the counters tests read (jobs created, requests answered per key)."""
@@ -188,9 +189,7 @@ class BatchBook:
 
     def reset(self) -> None:
         for job in self.jobs.values():
-            job.stop()
-            if job.output is not None:
-                job.output.close()
+            job.discard()
         self.jobs = {}
         self.created: Counter[str] = Counter()  # "project/model" -> jobs created
         self.answered: dict[str, Counter[str]] = {}  # project -> key -> times answered
@@ -344,21 +343,15 @@ class BatchesApi:
         if raw is None:
             raise invalid_argument("Request payload size exceeds the limit: 20971520 bytes.")
         body = camel_keys(parse_json_body(raw))
-        for k in body:
-            if k != "batch":
-                raise unknown_field(k, "")
+        known_fields(body, ("batch",), "")
         batch = camel_keys(body.get("batch") or {})
         if not isinstance(batch, dict) or not batch:
             raise invalid_argument("* BatchGenerateContentRequest.batch: batch is required\n")
-        for k in batch:
-            if k not in _BATCH_KEYS:
-                raise unknown_field(k, "batch")
+        known_fields(batch, _BATCH_KEYS, "batch")
         config = camel_keys(batch.get("inputConfig") or {})
         if not isinstance(config, dict):
             raise invalid_argument("Invalid value at 'batch.input_config'")
-        for k in config:
-            if k not in _INPUT_KEYS:
-                raise unknown_field(k, "batch.input_config")
+        known_fields(config, _INPUT_KEYS, "batch.input_config")
         if ("requests" in config) == ("fileName" in config):
             raise invalid_argument(
                 "* BatchGenerateContentRequest.batch.input_config: exactly one of requests or file_name "
@@ -375,9 +368,7 @@ class BatchesApi:
         try:
             self._admit(job, info)
         except ApiError:
-            job.stop()
-            if job.output is not None:
-                job.output.close()
+            job.discard()
             raise
         self.book.jobs[job.id] = job
         self.book.created[f"{project}/{info.id}"] += 1
@@ -388,7 +379,7 @@ class BatchesApi:
         else:  # answered in slices in the background, so the emulator keeps serving meanwhile
             job.task = asyncio.get_running_loop().create_task(self._run(job, info))
         # the create answer is the job as created (PENDING, no "done"), as the live API answers (ws 28)
-        await app._send_bytes(send, 200, _dumps(self.operation(job)), JSON_HEADERS)
+        await app._send_json(send, 200, self.operation(job))
         app.stats.record(now, BATCH_OP, info.id, project, 200)
 
     def _new_job(self, info: ModelInfo, project: str, batch: dict[str, Any], now: float,
@@ -398,9 +389,8 @@ class BatchesApi:
             turnaround = self.app.config.batch_turnaround()
         priority = batch.get("priority")
         return Job(
-            id=new_id(), project=project, model=info.id, display_name=str(batch.get("displayName") or ""),
-            create_time=now, turnaround=float(turnaround), count=0, tokens=0, input_file=None, results=[],
-            output=None, keys=[], failed_slots=set(), usage=[], action=dict(act),
+            id=new_id(_ID_LENGTH), project=project, model=info.id, display_name=str(batch.get("displayName") or ""),
+            create_time=now, turnaround=float(turnaround), action=dict(act),
             priority=None if priority is None else str(priority), update_time=now,
         )
 
@@ -585,16 +575,13 @@ class BatchesApi:
                         self._finish(job, "CANCELLED", job.progress(now) if job.state == "RUNNING" else 0, now)
                     out = {}
                 else:
-                    self.book.jobs.pop(job.id)
-                    job.stop()
-                    if job.output is not None:
-                        job.output.close()
+                    self.book.jobs.pop(job.id).discard()
                     out = {}
         except ApiError as e:
             await app._send_json(send, e.code, e.body)
             app.stats.record(now, stat, None, project, e.code)
             return
-        await app._send_bytes(send, 200, _dumps(out), JSON_HEADERS)
+        await app._send_json(send, 200, out)
         app.stats.record(now, stat, None, project, 200)
 
     def _list(self, project: str, query: str, now: float) -> dict[str, Any]:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -54,7 +53,7 @@ from urllib.parse import parse_qs
 from ..models import ModelInfo, lookup
 from .errors import ApiError, api_error, invalid_argument, model_not_found, quota_exhausted
 from .tools import declaration_tokens
-from .wire import camel_keys, content_texts, count_prompt_tokens
+from .wire import camel_keys, content_texts, count_prompt_tokens, new_id
 
 DEFAULT_TTL_S = 3600.0  # "If not set, the TTL defaults to 1 hour" (caching docs, model-facts §2.4)
 DEFAULT_PAGE_SIZE = 100  # REST reference: unspecified -> "some default (under maximum)"
@@ -63,7 +62,6 @@ DEFAULT_IMPLICIT_RATE = 0.5
 IMPLICIT_WINDOW_S = 300.0  # how long a seen prefix stays hittable; no official figure found
 IMPLICIT_SLOTS = 20_000  # remembered prefixes, oldest forgotten first (memory stays flat)
 NAME_PREFIX = "cachedContents/"
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_LENGTH = 12
 
 NOT_FOUND_MESSAGE = "CachedContent not found (or permission denied)"
@@ -247,7 +245,7 @@ class CacheBook:
             raise too_small(tokens, info.min_cache_tokens)
         if free_tier:
             raise free_tier_refusal(info.id, tokens)
-        name = NAME_PREFIX + "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in os.urandom(_ID_LENGTH))
+        name = NAME_PREFIX + new_id(_ID_LENGTH)
         entry = CachedEntry(
             name=name,
             project=project,

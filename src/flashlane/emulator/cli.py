@@ -140,45 +140,13 @@ def _file_option(flag: str, dest: str, help_: str) -> Any:
     multiple=True,
     help="Also serve this model ID, which the catalog does not know (prices unknown); repeatable.",
 )
-def emulator_command(
-    host: str,
-    port: int,
-    rpm: int,
-    tpm: int,
-    rpd: int,
-    window_seconds: float,
-    latency_scale: float,
-    tier: str,
-    scenario_file: str | None,
-    implicit_cache_rate: float,
-    projects_file: str | None,
-    batch_turnaround: float | None,
-    batch_enqueued_tokens: int,
-    flex_latency_factor: float,
-    flex_shed_rate: float,
-    file_max_bytes: int,
-    extra_models: tuple[str, ...],
-) -> None:
+def emulator_command(scenario_file: str | None, projects_file: str | None, batch_turnaround: float | None,
+                     extra_models: tuple[str, ...], **settings: Any) -> None:
     """Run a local Gemini API emulator (the SDKs talk to it via base_url)."""
     from .server import Emulator
 
-    config = EmulatorConfig(
-        host=host,
-        port=port,
-        rpm=rpm,
-        tpm=tpm,
-        rpd=rpd,
-        window_seconds=window_seconds,
-        latency_scale=latency_scale,
-        tier=tier,
-        implicit_cache_rate=implicit_cache_rate,
-        batch_turnaround_s=batch_turnaround,
-        batch_enqueued_tokens=batch_enqueued_tokens,
-        flex_latency_factor=flex_latency_factor,
-        flex_shed_rate=flex_shed_rate,
-        file_max_bytes=file_max_bytes,
-        extra_models=list(extra_models),
-    )
+    # every other option is the EmulatorConfig field of the same name
+    config = EmulatorConfig(batch_turnaround_s=batch_turnaround, extra_models=list(extra_models), **settings)
     _load_or_fail("--projects", projects_file, lambda f: load_projects_file(config, f))
     if scenario_file:
         config.scenario = _load_or_fail("--scenario", scenario_file, _load_rules)
@@ -193,14 +161,11 @@ def emulator_command(
     try:
         emu.start()
     except OSError as e:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from e
     sys.stdout.write(emu.base_url + "\n")
     sys.stdout.flush()
-    click.echo(
-        f"flashlane emulator: quotas rpm={rpm or 'unlimited'} tpm={tpm or 'unlimited'} rpd={rpd or 'unlimited'}, "
-        f"latency x{latency_scale}; Ctrl-C to stop",
-        err=True,
-    )
+    quotas = " ".join(f"{k}={getattr(config, k) or 'unlimited'}" for k in ("rpm", "tpm", "rpd"))
+    click.echo(f"flashlane emulator: quotas {quotas}, latency x{config.latency_scale}; Ctrl-C to stop", err=True)
     while not stop.wait(0.5):
         pass
     emu.stop()

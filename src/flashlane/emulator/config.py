@@ -125,18 +125,8 @@ class EmulatorConfig:
                     raise ValueError(f"{where}: model '{m}' must be a mapping of limits, got {lim!r}")
                 reject_unknown(f"{where}, model '{m}'", lim, MODEL_LIMIT_KEYS)
                 models[m] = {k: non_negative_int(f"{where}, model '{m}', '{k}'", v) for k, v in lim.items()}
-            parsed[name] = ProjectConfig(
-                name=name,
-                keys=[str(k) for k in keys],
-                tier=tier,
-                rpm=non_negative_int(f"{where}, 'rpm'", spec.get("rpm", 0) or 0),
-                tpm=non_negative_int(f"{where}, 'tpm'", spec.get("tpm", 0) or 0),
-                rpd=non_negative_int(f"{where}, 'rpd'", spec.get("rpd", 0) or 0),
-                models=models,
-                batch_enqueued_tokens=non_negative_int(
-                    f"{where}, 'batch_enqueued_tokens'", spec.get("batch_enqueued_tokens", 0) or 0
-                ),
-            )
+            limits = {k: non_negative_int(f"{where}, '{k}'", spec.get(k, 0) or 0) for k in MODEL_LIMIT_KEYS}
+            parsed[name] = ProjectConfig(name=name, keys=[str(k) for k in keys], tier=tier, models=models, **limits)
         self.projects.update(parsed)  # only once the whole file is valid
         self.invalid_keys |= {str(k) for k in data.get("invalid_keys", [])}
         self.strict_keys = bool(data.get("strict_keys", self.strict_keys))

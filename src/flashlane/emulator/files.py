@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -36,7 +35,7 @@ from urllib.parse import parse_qs
 
 from .caches import format_time
 from .errors import ApiError, api_error, invalid_argument
-from .wire import camel_keys, parse_json_body
+from .wire import JSON_HEADERS, camel_keys, dumps_json, new_id, parse_json_body
 
 if TYPE_CHECKING:
     from .app import EmulatorApp
@@ -49,7 +48,6 @@ DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 _ID_LENGTH = 12
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
-JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 
 
 def file_not_found(file_id: str) -> ApiError:
@@ -59,11 +57,6 @@ def file_not_found(file_id: str) -> ApiError:
 def too_large(size: int, limit: int) -> ApiError:
     # No recorded body for this case; the shape is the API's INVALID_ARGUMENT.
     return invalid_argument(f"File size {size} bytes exceeds the maximum allowed size of {limit} bytes.")
-
-
-def new_id() -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(_ID_LENGTH))
 
 
 def page_bounds(query: str, default_size: int, max_size: int) -> tuple[int, int]:
@@ -195,7 +188,7 @@ class FileStore:
     def create(self, project: str, file_id: str | None, display_name: str, mime: str, now: float,
                source: str = "UPLOADED") -> StoredFile:
         if file_id is None:
-            file_id = new_id()
+            file_id = new_id(_ID_LENGTH)
         elif not _NAME.match(file_id):
             raise invalid_argument(
                 f"Invalid file name 'files/{file_id}': use 1-40 lowercase letters, digits or dashes."
@@ -259,7 +252,7 @@ class FilesApi:
         headers = list(JSON_HEADERS)
         if upload:  # the SDKs retry (sleeping 1, 2, 4 s) while this header is missing
             headers.append((b"x-goog-upload-status", b"final"))
-        await self.app._send_bytes(send, e.code, _dumps(e.body), headers)
+        await self.app._send_bytes(send, e.code, dumps_json(e.body), headers)
         self.app.stats.record(self.app.clock.now(), stat, None, project, e.code)
 
     # ---------------------------------------------------------------- upload
@@ -300,7 +293,7 @@ class FilesApi:
             f = self.store.create(project, str(name).removeprefix("files/") if name else None,
                                   str(meta.get("displayName") or ""), str(mime), now)
             f.declared_size = declared_size
-            upload_id = new_id() + new_id()
+            upload_id = new_id(2 * _ID_LENGTH)
             self.store.uploads[upload_id] = f
         except ApiError as e:
             await self._error(send, e, "files.create", project)
@@ -357,7 +350,7 @@ class FilesApi:
         self.store.uploads.pop(upload_id)
         f.update_time = self.app.clock.now()
         self.store.add(f)
-        body = _dumps({"file": f.resource(base_url(scope), _version_of(scope))})
+        body = dumps_json({"file": f.resource(base_url(scope), _version_of(scope))})
         await self.app._send_bytes(send, 200, body, [*JSON_HEADERS, (b"x-goog-upload-status", b"final")])
         self.app.stats.record(self.app.clock.now(), "files.upload", None, f.project, 200)
 
@@ -393,7 +386,7 @@ class FilesApi:
         except ApiError as e:
             await self._error(send, e, stat, project)
             return
-        await self.app._send_bytes(send, 200, _dumps(out), JSON_HEADERS)
+        await self.app._send_json(send, 200, out)
         self.app.stats.record(now, stat, None, project, 200)
 
     async def download(self, scope: dict[str, Any], receive: Any, send: Any, version: str,
@@ -425,7 +418,3 @@ class FilesApi:
 def _version_of(scope: dict[str, Any]) -> str:
     parts = scope["path"].strip("/").split("/")
     return parts[1] if len(parts) > 1 and parts[0] == "upload" else "v1beta"
-
-
-def _dumps(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()

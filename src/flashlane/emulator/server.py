@@ -20,11 +20,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Self, TypeVar
 
 from .app import EmulatorApp
-from .config import EmulatorConfig
+from .config import CONTROL_SETTINGS, EmulatorConfig
 
 STARTUP_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 5.0
 GRACEFUL_SHUTDOWN_S = 1
+KEEP_ALIVE_S = 30
+BACKLOG = 2048
 T = TypeVar("T")
 
 
@@ -36,12 +38,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
 
-def uvicorn_config(app: EmulatorApp, host: str, port: int) -> Any:
+def uvicorn_config(app: Any, host: str, port: int, *, graceful_s: int = GRACEFUL_SHUTDOWN_S,
+                   keep_alive_s: int = KEEP_ALIVE_S, **options: Any) -> Any:
+    """uvicorn for the emulator and the gateway: uvloop when installed, the httptools parser, no
+    lifespan, no access log; ``options`` are further ``uvicorn.Config`` arguments."""
     import uvicorn
 
     try:
@@ -56,19 +61,9 @@ def uvicorn_config(app: EmulatorApp, host: str, port: int) -> Any:
         http = "httptools"
     except ImportError:  # pragma: no cover
         http = "h11"
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop=loop,
-        http=http,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        timeout_keep_alive=30,
-        backlog=2048,
-    )
+    return uvicorn.Config(app, host=host, port=port, loop=loop, http=http, lifespan="off", log_level="warning",
+                          access_log=False, timeout_graceful_shutdown=graceful_s, timeout_keep_alive=keep_alive_s,
+                          backlog=BACKLOG, **options)
 
 
 class ServerThread:
@@ -129,6 +124,7 @@ class Served:
 
     host: str
     port: int
+    _served: ServerThread | None = None
 
     @property
     def base_url(self) -> str:
@@ -149,7 +145,9 @@ class Served:
         return served
 
     def stop(self) -> None:
-        raise NotImplementedError
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Self]:
@@ -173,7 +171,6 @@ class Emulator(Served):
         self.config = config or EmulatorConfig()
         self._initial = copy.deepcopy(self.config)
         self.app = EmulatorApp(self.config)
-        self._served: ServerThread | None = None
         self.host = self.config.host
         self.port = 0
 
@@ -184,11 +181,6 @@ class Emulator(Served):
         self._served = self._listen(self.config.port, lambda port: uvicorn_config(self.app, self.host, port),
                                     "flashlane-emulator", "emulator", STARTUP_TIMEOUT_S)
         return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
 
     def wait(self) -> None:
         """Block until the server thread ends."""
@@ -206,15 +198,17 @@ class Emulator(Served):
 
         return asyncio.run_coroutine_threadsafe(_do(), loop).result(SHUTDOWN_TIMEOUT_S)
 
+    def _control(self, method: str, what: str, body: dict[str, Any] | None = None, query: str = "") -> Any:
+        """The control API (``/_emulator/...``) on the server's loop."""
+        return self._call(lambda: self.app.control(method, what, body or {}, query))
+
     def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(lambda: self.app.control("GET", "stats", {}))
-        return result
+        return self._control("GET", "stats")
 
     def batches(self, keys: bool = False) -> dict[str, Any]:
         """Batch counters: jobs created per project/model, requests answered, keys answered twice
         (``keys=True`` adds the count per key)."""
-        result: dict[str, Any] = self._call(lambda: self.app.control("GET", "batches", {}, "keys=1" if keys else ""))
-        return result
+        return self._control("GET", "batches", query="keys=1" if keys else "")
 
     def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._call(lambda: self.app.stats.recent(limit))
@@ -226,24 +220,8 @@ class Emulator(Served):
         def _do() -> None:
             if config:
                 fresh = copy.deepcopy(self._initial)
-                for name in (
-                    "rpm",
-                    "tpm",
-                    "rpd",
-                    "window_seconds",
-                    "tier",
-                    "projects",
-                    "invalid_keys",
-                    "strict_keys",
-                    "default_project",
-                    "latency_scale",
-                    "implicit_cache_rate",
-                    "batch_turnaround_s",
-                    "batch_enqueued_tokens",
-                    "flex_latency_factor",
-                    "flex_shed_rate",
-                    "file_max_bytes",
-                ):
+                # every setting the control API can change at runtime
+                for name in (*CONTROL_SETTINGS, "implicit_cache_rate"):
                     setattr(self.config, name, getattr(fresh, name))
                 self.config._index()
                 self.app.quota.window = self.config.window_seconds
@@ -270,8 +248,7 @@ class Emulator(Served):
         """Context-cache counters (created, deleted, expired, live, references per cache, implicit
         hits); ``implicit_rate`` changes the share of repeated prefixes reported as cached."""
         body = {} if implicit_rate is None else {"implicit_rate": implicit_rate}
-        result: dict[str, Any] = self._call(lambda: self.app.control("POST" if body else "GET", "caches", body))
-        return result
+        return self._control("POST" if body else "GET", "caches", body)
 
     def configure(self, **quotas: Any) -> dict[str, Any]:
         """Change settings at runtime (``POST /_emulator/quotas``): ``rpm``, ``tpm``, ``rpd``,
@@ -279,5 +256,4 @@ class Emulator(Served):
         ``batch_enqueued_tokens``, ``flex_latency_factor``, ``flex_shed_rate``, ``file_max_bytes``,
         and the projects-file keys (``projects``, ``invalid_keys``, ``strict_keys``,
         ``default_project``). Unknown keys and bad values raise ValueError naming the key."""
-        result: dict[str, Any] = self._call(lambda: self.app.control("POST", "quotas", quotas))
-        return result
+        return self._control("POST", "quotas", quotas)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,18 @@ from .errors import ApiError, invalid_argument
 
 _camel_cache: dict[str, str] = {}
 MAX_JSON_DEPTH = 100  # protobuf's JSON parser's default recursion limit
+JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def dumps_json(obj: Any) -> bytes:
+    """A JSON answer body, pretty-printed as the live API writes them."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def new_id(length: int) -> str:
+    """A random id of lowercase letters and digits, as the API names files, caches and batches."""
+    return "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in os.urandom(length))
 
 
 def invalid_message(path: str, message: str, value: Any) -> ApiError:

@@ -39,6 +39,8 @@ from ..call.boundary import map_exception
 from ..call.retry import RetryPolicy
 from ..clock import SYSTEM_CLOCK, Clock
 from ..emulator.app import lifespan
+from ..emulator.errors import api_key_invalid, unregistered_caller
+from ..emulator.files import base_url
 from ..errors import (
     AuthError,
     FlashlaneError,
@@ -61,6 +63,7 @@ from .wire import (
     STREAM,
     Route,
     apply_defaults,
+    dumps_error,
     error_body,
     estimate_input_tokens,
     parse_route,
@@ -84,15 +87,6 @@ CLIENT_GONE = 499  # as nginx logs a request whose client closed the connection 
 STORE_THREADS = 16  # concurrent SQLite/Redis limiter calls; each is short, none waits for quota
 
 JSON = b"application/json; charset=UTF-8"
-UNREGISTERED = ("Method doesn't allow unregistered callers (callers without established identity). "
-                "Please use API Key or other form of API consumer identity to call this API.")
-KEY_INVALID = "API key not valid. Please pass a valid API key."
-# The live API's 400 for a bad key, as recorded (gemini-api-wire.md §4, wire sample 23).
-KEY_INVALID_DETAILS: list[dict[str, Any]] = [
-    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
-     "metadata": {"service": "generativelanguage.googleapis.com"}},
-    {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": KEY_INVALID},
-]
 DAY_QUOTA_ID = "GenerateRequestsPerDayPerProjectPerModel"
 DAY_QUOTA_METRIC = "generativelanguage.googleapis.com/generate_requests_per_model_per_day"
 
@@ -245,6 +239,17 @@ class GatewayApp:
                     "headers": [*hdrs, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
+    async def _reconcile(self, res: Reservation | None, tokens: int | None) -> None:
+        """Settle an attempt's reservation (if it took one) at ``tokens`` (None: keep the estimate)."""
+        if res is not None:
+            await self._io(_reconcile, res, tokens, self.clock.time())
+
+    async def _no_answer(self, send: Any, out: _Outcome, err: FlashlaneError, timed_out: bool = False) -> None:
+        """The upstream gave no answer to pass on: 503 (504 when the deadline ran out) with the reason."""
+        code, status = (504, "DEADLINE_EXCEEDED") if timed_out else (503, "UNAVAILABLE")
+        out.code, out.upstream_error = code, True
+        await self._send(send, code, error_body(code, status, f"flashlane gateway: {err.message}"))
+
     def _note(self, scope: dict[str, Any], principal: Principal | None, model: str, out: _Outcome,
               started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -312,13 +317,14 @@ class GatewayApp:
         if key is None:
             out.code = 403
             self.metrics.refused_auth += 1
-            await self._send(send, 403, error_body(403, "PERMISSION_DENIED", UNREGISTERED))
+            await self._send(send, 403, dumps_error(unregistered_caller().body))
             return None
         p = self.tokens.resolve(key)
         if p is None:
             out.code = 400
             self.metrics.refused_auth += 1
-            await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", KEY_INVALID, KEY_INVALID_DETAILS))
+            # the live API's 400 for a bad key, as recorded (gemini-api-wire.md §4, wire sample 23)
+            await self._send(send, 400, dumps_error(api_key_invalid().body))
         return p
 
     # ------------------------------------------------------------------ one request
@@ -437,7 +443,7 @@ class GatewayApp:
                 if isinstance(err, RateLimited):
                     await self._io(_settle_429, limiter, key, err, res)
                 else:
-                    await self._io(_reconcile, res, None, clock.time())
+                    await self._reconcile(res, None)
                     if isinstance(err, ServiceUnavailable) and err.retry_after:
                         await self._io(limiter.backoff, key, clock.time() + err.retry_after)
             elif limiter is not None and isinstance(err, RateLimited) and err.kind == "rpd":
@@ -451,9 +457,7 @@ class GatewayApp:
                 out.upstream_error = True
                 out.auth_refused = isinstance(err, AuthError)
                 if resp is None:
-                    code, status = (504, "DEADLINE_EXCEEDED") if isinstance(err, Timeout) else (503, "UNAVAILABLE")
-                    out.code = code
-                    await self._send(send, code, error_body(code, status, f"flashlane gateway: {err.message}"))
+                    await self._no_answer(send, out, err, timed_out=isinstance(err, Timeout))
                     return
                 out.code = resp.status
                 if resp.status == 404 and route.kind in ("op", "model"):
@@ -477,17 +481,13 @@ class GatewayApp:
                 raw = await resp.read(stall)
             except Exception as exc:  # noqa: BLE001 - a body lost before any byte reached the client
                 await resp.close()
-                if res is not None:
-                    await self._io(_reconcile, res, None, self.clock.time())
-                err = _transport_error(exc, route.model, None)
-                out.code, out.upstream_error = 503, True
-                await self._send(send, 503, error_body(503, "UNAVAILABLE", f"flashlane gateway: {err.message}"))
+                await self._reconcile(res, None)
+                await self._no_answer(send, out, _transport_error(exc, route.model, None))
                 return
             await resp.close()
             if route.op == GENERATE:
                 out.usage = usage_in(raw)
-            if res is not None:
-                await self._io(_reconcile, res, out.usage.prompt_tokens if out.usage else None, self.clock.time())
+            await self._reconcile(res, out.usage.prompt_tokens if out.usage else None)
             await self._send(send, resp.status, raw, headers)
             return
         # A stream: every chunk goes to the client as it arrives.
@@ -499,15 +499,13 @@ class GatewayApp:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     prev, last = last, chunk
         except Exception as exc:  # noqa: BLE001 - the upstream broke mid-stream: so must the client's
-            if res is not None:
-                await self._io(_reconcile, res, None, self.clock.time())
+            await self._reconcile(res, None)
             raise _Abort from exc
         finally:
             await resp.close()
         tail = last if b'"usageMetadata"' in last else (prev + last)[-TAIL_BYTES:]
         out.usage = usage_in(tail)
-        if res is not None:
-            await self._io(_reconcile, res, out.usage.prompt_tokens if out.usage else None, self.clock.time())
+        await self._reconcile(res, out.usage.prompt_tokens if out.usage else None)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _forward_once(self, scope: dict[str, Any], send: Any, method: str, url: str,
@@ -516,9 +514,7 @@ class GatewayApp:
         try:
             resp = await self.upstream.send(method, url, headers, body, self._deadline(scope["headers"]))
         except Exception as exc:  # noqa: BLE001
-            err = _transport_error(exc, None, None)
-            out.code, out.upstream_error = 503, True
-            await self._send(send, 503, error_body(503, "UNAVAILABLE", f"flashlane gateway: {err.message}"))
+            await self._no_answer(send, out, _transport_error(exc, None, None))
             return
         if resp.status >= 400:
             out.upstream_error = True
@@ -531,7 +527,7 @@ class GatewayApp:
         for k, v in headers:
             if k.lower() == b"x-goog-upload-url":
                 u = urlsplit(v.decode("latin-1"))
-                v = (_origin(scope) + u.path + (f"?{u.query}" if u.query else "")).encode("latin-1")
+                v = (base_url(scope) + u.path + (f"?{u.query}" if u.query else "")).encode("latin-1")
                 upload_id = dict(parse_qsl(u.query)).get("upload_id")
                 if upload_id:
                     if len(self._uploads) >= UPLOAD_IDS_KEPT:
@@ -592,14 +588,6 @@ def _strip_key(qs: bytes) -> bytes:
         return qs
     kept = [(k, v) for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if k != "key"]
     return urlencode(kept).encode("latin-1")
-
-
-def _origin(scope: dict[str, Any]) -> str:
-    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
-    if host is None:
-        server = scope.get("server") or ("127.0.0.1", 80)
-        host = f"{server[0]}:{server[1]}"
-    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 async def _read_body(receive: Any) -> bytes | None:

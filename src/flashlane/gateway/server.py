@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ..clock import Clock
 from ..config import Settings
-from ..emulator.server import Served, ServerThread
+from ..emulator.server import Served, uvicorn_config
 from ..errors import ConfigError
 from ..limits import make_store
 from ..limits.sqlite import default_path
@@ -34,7 +34,6 @@ DEFAULT_LEDGER_FILENAME = "gateway-ledger.sqlite3"
 STARTUP_TIMEOUT_S = 15.0
 GRACEFUL_SHUTDOWN_S = 2  # streams in flight get this long to finish on SIGTERM
 KEEP_ALIVE_S = 75  # longer than common client pools' idle timeouts, so clients close first
-BACKLOG = 2048
 
 
 def default_ledger_path() -> Path:
@@ -43,20 +42,10 @@ def default_ledger_path() -> Path:
 
 
 def _uvicorn_config(app: GatewayApp, host: str, port: int) -> Any:
-    """uvicorn with the httptools parser; no proxy-headers middleware (the gateway reads no
-    X-Forwarded-* header) and no access log of its own (``--access-log`` writes a safe one)."""
-    import uvicorn
-
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    return uvicorn.Config(app, host=host, port=port, loop=loop, http="httptools", lifespan="off",
-                          log_level="warning", access_log=False, proxy_headers=False, server_header=False,
-                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
-                          backlog=BACKLOG)
+    """No proxy-headers middleware (the gateway reads no X-Forwarded-* header); uvicorn's access
+    log stays off (``--access-log`` writes a safe one)."""
+    return uvicorn_config(app, host, port, graceful_s=GRACEFUL_SHUTDOWN_S, keep_alive_s=KEEP_ALIVE_S,
+                          proxy_headers=False, server_header=False)
 
 
 class Gateway(Served):
@@ -65,7 +54,6 @@ class Gateway(Served):
         self.host = host
         self.port = port
         self._emulator = emulator  # an in-process emulator this gateway started (--emulator)
-        self._served: ServerThread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, tokens_file: str | os.PathLike[str] | None = None,
@@ -102,9 +90,7 @@ class Gateway(Served):
         return self
 
     def stop(self) -> None:
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
+        super().stop()
         if self.app.ledger is not None:
             self.app.ledger.close()
             self.app.ledger = None

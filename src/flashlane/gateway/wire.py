@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..emulator.errors import error_body as emulator_error_body
 from ..models import ModelInfo, Usage, canonical_id, estimate_tokens
 
 __all__ = [
@@ -29,11 +30,9 @@ __all__ = [
 
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
-COUNT = "countTokens"
 # Calls the per-minute quotas count (and the limiter paces); countTokens, batches, files and
 # caches have quotas of their own that the gateway passes through untouched.
 LIMITED_OPS = frozenset({GENERATE, STREAM})
-MODEL_OPS = frozenset({GENERATE, STREAM, COUNT})
 # An inline image/audio/video part: Gemini bills a 258-token tile for an image up to 384 px
 # (ai.google.dev token docs); a flat charge per part keeps base64 bytes out of the estimate.
 INLINE_PART_TOKENS = 258
@@ -179,8 +178,9 @@ def usage_in(data: bytes) -> Usage | None:
 
 
 def error_body(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
-    """A Gemini-shaped error body, pretty-printed as the live API does."""
-    err: dict[str, Any] = {"code": code, "message": message, "status": status}
-    if details:
-        err["details"] = details
-    return (json.dumps({"error": err}, indent=2) + "\n").encode()
+    """A Gemini-shaped error body (the emulator's shape), pretty-printed as the live API does."""
+    return dumps_error(emulator_error_body(code, message, status, details))
+
+
+def dumps_error(body: dict[str, Any]) -> bytes:
+    return (json.dumps(body, indent=2) + "\n").encode()
