@@ -1,50 +1,27 @@
 """The Batch API: create (inline or a JSONL file), get, list, cancel, delete, on the emulator's clock.
 
+What a client sees (states, timeline, results, partial results, the enqueued-token 429) is in
+docs/emulator.md (Batch API); here are the sources and the choices behind it.
+
 Wire (``gemini-api-wire.md`` §1.2, wire sample 28): ``POST /{v}/models/{m}:batchGenerateContent``
 with ``{"batch": {"displayName", "inputConfig": {"requests": {"requests": [{"request": {...},
 "metadata": {"key": ...}}]}} | {"fileName": "files/..."}}}`` answers an Operation; ``GET
 /{v}/batches/{id}``, ``GET /{v}/batches`` (``operations``, ``nextPageToken``), ``POST
 /{v}/batches/{id}:cancel`` and ``DELETE /{v}/batches/{id}`` (both ``{}``).
 
-Operation shape: ``name``, ``metadata`` (``@type`` GenerateContentBatch, ``model``,
-``displayName``, ``inputConfig`` for file jobs, ``output`` once there are results, times,
-``batchStats`` with int64 counts as strings and zero counts left out, ``state``, ``name``);
-``done: true`` only in a terminal state, then either ``response`` (``@type``
-GenerateContentBatchOutput, the same output as ``metadata.output``: the Python SDK reads only
-``metadata.output``, the guide's curl reads ``response``) or, for a job that did not succeed,
-``error`` (a google.rpc.Status: the two are a oneof in google.longrunning.Operation). Cancelled
-jobs carry ``error.code`` 1 CANCELLED (the REST reference); failed ones 13 INTERNAL, expired
-ones 4 DEADLINE_EXCEEDED (our choice; no recorded body).
+A finished Operation carries the output twice, in ``metadata.output`` (the Python SDK reads only
+that) and in ``response`` (the guide's curl reads it), or else ``error``: the two are a oneof in
+google.longrunning.Operation. CANCELLED is code 1 per the REST reference; FAILED 13 and EXPIRED 4
+are our choice (no recorded body). ``batchStats`` counts are int64 strings, zeros left out (ws 28).
 
-Timeline: PENDING for the first fifth of the turnaround, RUNNING (``successfulRequestCount``
-grows with time) until it ends, then SUCCEEDED. The turnaround is ``--batch-turnaround``
-seconds, by default 3 s times ``--latency-scale`` (0 in tests: done at the first look). A job
-still pending or running 48 h after creation expires (the documented limit). State is computed
-lazily from the clock when a job is read, so ``/_emulator/clock`` moves jobs too.
-
-Answers honour each request as generateContent does (same parsing, schema, thinking, tools,
-caches: ``EmulatorApp.prepare``/``compose``); JSONL lines may use snake_case
-(``generation_config``), as the guide's example does. A request that the API would refuse
-gets its error Status in its slot. Inline results come back in ``inlinedResponses`` with each
-request's ``metadata``; file jobs write ``files/batch-{id}``, one ``{"key", "response"}`` or
-``{"key", "error"}`` line per request. Jobs of up to ``SYNC_REQUESTS`` requests are answered
-when created; bigger ones in the background, a slice at a time, so the emulator keeps serving
-other calls (a job is not SUCCEEDED before all its answers exist). Results are revealed when the
-job reaches a terminal state. Input files are read line by line and results spool to disk, so
-a million-line job costs little memory.
-
-Partial results: the docs say nothing about what an expired, failed or cancelled job returns
-(no source found). The emulator keeps what was done before the end: those requests' results
-appear in ``metadata.output`` (inline list or output file) exactly as for a succeeded job, the
-others are absent, and ``batchStats`` counts them (``pendingRequestCount`` for the rest). A
-client that joins by key resubmits exactly the missing keys.
-
-Enqueued tokens: the input tokens of a project's unfinished jobs per model may not exceed
-``--batch-enqueued-tokens`` (or the projects file's ``batch_enqueued_tokens``); over it, create
-answers 429 RESOURCE_EXHAUSTED with the body the live API sends for batch quota (message and a
-``Help`` link only, as printed in langchain4j/langchain4j#3942 and python-genai #1901).
-
-Scenario rules with ``match: {method: batchGenerateContent}`` act on creation (see ``scenario``).
+State is computed lazily from the clock when a job is read (PENDING for the first
+``PENDING_SHARE`` of the turnaround), so ``/_emulator/clock`` moves jobs too. Answers go through
+``EmulatorApp.prepare``/``answer``, as generateContent's do. Jobs over ``SYNC_REQUESTS`` requests
+are answered in the background a slice at a time (a job is not SUCCEEDED before all its answers
+exist); input files are read line by line and results spool to disk, so a million-line job costs
+little memory. No source says what an expired, failed or cancelled job returns: the results done
+before the end are kept. The enqueued-token 429 body (message and a ``Help`` link only) is the
+one printed in langchain4j/langchain4j#3942 and python-genai #1901.
 """
 
 from __future__ import annotations

@@ -1,42 +1,26 @@
 """Context caching: the ``cachedContents`` resource, its use by requests, and implicit cache hits.
 
-Explicit caches (``POST/GET/PATCH/DELETE /{v}/cachedContents[/{id}]``, list with paging) hold a
-``systemInstruction``, leading ``contents``, ``tools`` and ``toolConfig`` for one model and one
-project, until ``expireTime`` on the emulator's clock. Shapes follow the live API (gemini-api-wire.md
-§1.4, [ws 13]): the resource is ``{name, model, displayName, createTime, updateTime, expireTime,
-usageMetadata: {totalTokenCount}}`` (contents are input-only and never echoed); DELETE answers ``{}``;
-only ``ttl`` / ``expireTime`` can be changed by PATCH.
+What a client sees is in docs/emulator.md (Context caching); here are the sources and choices.
+Shapes follow the live API (gemini-api-wire.md §1.4, [ws 13]): contents are input-only and never
+echoed, DELETE answers ``{}``, PATCH changes only ``ttl`` / ``expireTime``, and ``promptTokenCount``
+*includes* the cached tokens (3520 prompt ⊇ 3512 cached [ws 13]; python-genai#795).
 
-A generate / countTokens request naming a cache is answered as if the cache's system instruction,
-contents, tools and tool config were written into it, with the cached contents first; its usage
-carries ``cachedContentTokenCount`` and ``cacheTokensDetails``, and ``promptTokenCount`` *includes*
-the cached tokens, as on the live API (3520 prompt ⊇ 3512 cached [ws 13]; python-genai#795).
+Error wordings, as users report them from the live API: too small (zyddnys/manga-image-translator#929,
+BerriAI/litellm#17696; the floor per model is ``ModelInfo.min_cache_tokens``); not found: expiry
+deletes the object, so a lapsed TTL looks like a bogus name (client code verified against
+gemini-3.6-flash in public repositories says so; no full recorded body found, so no ``details``);
+the conflict and other-model 400s are quoted in public client code as live answers. Free tier:
+context caching is "Not available" (pricing page, model-facts §1.1), and the 429 naming
+``TotalCachedContentStorageTokensPerModelFreeTier`` ("limit=0, requested=N") is quoted in several
+public clients; no complete recorded body found, so the emulator's is the usual 429 shape with that
+quotaId and quotaValue 0, after the size check (a too-small cache gets the 400 first, as reported).
+The emulator's global default tier only names quota ids and does not refuse caches.
 
-Errors, as users report them from the live API:
-- too small: 400 ``Cached content is too small. total_token_count=416, min_total_token_count=4096``
-  (zyddnys/manga-image-translator#929, BerriAI/litellm#17696); the floor per model is
-  ``ModelInfo.min_cache_tokens``;
-- missing, expired or another project's cache: 403 PERMISSION_DENIED ``CachedContent not found (or
-  permission denied)`` (expiry deletes the object, so a lapsed TTL looks like a bogus name; client
-  code verified against gemini-3.6-flash in public repositories says so; no full recorded body found,
-  so no ``details`` are sent);
-- a request that names a cache and also sets systemInstruction / tools / toolConfig: 400 ``CachedContent
-  can not be used with GenerateContent request setting system_instruction, tools or tool_config.``;
-- a request for another model than the cache's: 400 ``Model used by GenerateContent request (models/a)
-  and CachedContent (models/b) has to be the same.`` (both quoted in public client code as live answers);
-- free tier: context caching is "Not available" (pricing page, model-facts §1.1); the live API refuses
-  creation with 429 RESOURCE_EXHAUSTED naming quota ``TotalCachedContentStorageTokensPerModelFreeTier``,
-  "limit=0, requested=N" (quoted in several public clients; no complete recorded body found, so the
-  emulator's body is the usual 429 shape with that quotaId and quotaValue 0). Applied to projects whose
-  projects-file ``tier`` is ``free``, after the size check (a too-small cache gets the 400 first, as
-  reported). The emulator's global default tier only names quota ids and does not refuse caches.
-
-Implicit caching (on by default for 2.5 and newer, "not guaranteed", model-facts §2.4): a request whose
-leading system + contents parts repeat a prefix seen in the last ``IMPLICIT_WINDOW_S`` seconds (same
-project and model, at least ``min_cache_tokens``) reports that prefix as ``cachedContentTokenCount`` for
-a share ``implicit_rate`` of such requests, chosen deterministically from the request. The default rate
-(``DEFAULT_IMPLICIT_RATE``) is high on purpose so cost ledgers see cached tokens; the live API hits far
-less often at volume (1 in 138 reported, model-facts addendum). Set it to 0 to turn implicit hits off.
+Implicit caching (on by default for 2.5 and newer, "not guaranteed", model-facts §2.4): a hit is
+chosen deterministically from the request, for a share ``implicit_rate`` of requests repeating a
+prefix seen in the last ``IMPLICIT_WINDOW_S``. ``DEFAULT_IMPLICIT_RATE`` is high on purpose so cost
+ledgers see cached tokens; the live API hits far less often at volume (1 in 138 reported,
+model-facts addendum).
 """
 
 from __future__ import annotations

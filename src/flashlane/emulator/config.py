@@ -1,21 +1,12 @@
 """Emulator settings, and the projects file that maps API keys to projects and quotas.
 
 Quotas on the live API are per Google Cloud project and model, shared by every key of the
-project. The projects file (JSON or YAML) says which keys belong together::
-
-    projects:
-      proj-a:
-        keys: [key-a1, key-a2]   # both keys share proj-a's limits
-        tier: free               # quotaId naming: free -> "...-FreeTier", tier1/2/3 -> paid ids
-        rpm: 10                  # per model; 0 or absent = the global --rpm/--tpm/--rpd value
-        tpm: 100000              #   (or, if only `tier` is given, the catalog preset of that tier)
-        rpd: 500
-        batch_enqueued_tokens: 10000000  # Batch API: input tokens of unfinished jobs, per model
-        models:                  # optional per-model overrides
-          gemini-2.5-flash-lite: {rpm: 5, batch_enqueued_tokens: 2000000}
-    invalid_keys: [revoked-key]  # answered 400 API_KEY_INVALID
-    strict_keys: false           # true: any key not listed under a project is API_KEY_INVALID
-    default_project: default     # where unlisted keys go (default "default")
+project. The projects file (JSON or YAML; its format is in docs/emulator.md, Projects and
+scenarios) says which keys belong together. Beyond what that page shows: a project's
+``rpm``/``tpm``/``rpd`` of 0 or absent is the global ``--rpm``/``--tpm``/``--rpd`` value (or, if
+only ``tier`` is given, the catalog preset of that tier); ``strict_keys: true`` makes any key not
+listed under a project API_KEY_INVALID; ``default_project`` (default "default") is where unlisted
+keys go.
 
 Besides ``invalid_keys``, the literal keys ``invalid``, ``bad-key`` and ``invalid-key`` are
 always rejected with API_KEY_INVALID, so tests can trigger it without a file. A request with

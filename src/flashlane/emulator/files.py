@@ -1,24 +1,13 @@
 """The Files API: resumable upload as the SDKs do it, get, list, delete, download.
 
-Wire (``gemini-api-wire.md`` §1.3, recorded sample 30):
-
-- start: ``POST /upload/{v}/files`` with ``X-Goog-Upload-Protocol: resumable``,
-  ``X-Goog-Upload-Command: start``, ``X-Goog-Upload-Header-Content-Length/-Type`` and a body
-  ``{"file": {...}}`` (Python sends snake_case, Node camelCase). The answer carries
-  ``x-goog-upload-url``, which points at this emulator (the SDKs use it unchanged).
-- bytes: ``POST <upload url>`` with ``X-Goog-Upload-Command: upload`` (last: ``upload,
-  finalize``) and ``X-Goog-Upload-Offset``; every answer carries ``x-goog-upload-status``
-  (``active``, then ``final`` with ``{"file": File}``). Python sends no API key on these, Node
-  does: the upload id in the URL is the credential.
-- ``GET /{v}/files/{id}``, ``GET /{v}/files`` (``pageSize``/``pageToken``), ``DELETE``,
-  ``GET /{v}/files/{id}:download?alt=media`` and ``GET /download/{v}/files/{id}:download``.
-
-Files belong to the caller's project and expire 48 h after creation on the emulator's clock
-(the documented retention). Bytes go to a ``SpooledTemporaryFile``: small files stay in memory,
-large ones spill to a temporary directory, so a million-line JSONL never sits in RAM. An upload
-larger than ``--file-max-bytes`` is refused with a 400 at start (and if the bytes overrun).
-A file that does not exist, expired, or belongs to another project gets the 403 the live API
-gives for all three ("... or it may not exist").
+What a client sees (paths, paging, 48 h expiry, the size limit, the 403) is in docs/emulator.md
+(Files API). Wire (``gemini-api-wire.md`` §1.3, recorded sample 30): the start call sends
+``X-Goog-Upload-Protocol: resumable``, ``X-Goog-Upload-Command: start``,
+``X-Goog-Upload-Header-Content-Length/-Type`` and ``{"file": {...}}`` (Python snake_case, Node
+camelCase); the bytes follow with ``X-Goog-Upload-Command: upload`` (last: ``upload, finalize``) and
+``X-Goog-Upload-Offset``, every answer carrying ``x-goog-upload-status`` (``active``, then ``final``
+with ``{"file": File}``). Python sends no API key on these, Node does: the upload id in the URL is
+the credential. Bytes go to a ``SpooledTemporaryFile``, so a million-line JSONL never sits in RAM.
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """Service tiers on generateContent: ``serviceTier`` flex (slower, sheddable), standard, priority.
 
-The field: python-genai ``types.ServiceTier`` (a case-insensitive enum: ``unspecified``,
-``flex``, ``standard``, ``priority``), sent by ``models._GenerateContentConfig_to_mldev`` as
-``setv(parent_object, ['serviceTier'], ...)``, i.e. at the top level of the request, not in
-``generationConfig`` (googleapis/python-genai ``google/genai/types.py`` and ``models.py``, read
-from the 3.6.1 wheel); the REST docs spell it ``service_tier``. Both spellings are read here.
-``usageMetadata.serviceTier`` reports the tier served (``"standard"`` in live answers, wire
-samples 09/13/17; python-genai 2.9.0 added it to ``UsageMetadata``).
-
-Flex (ai.google.dev/gemini-api/docs/optimization: 50 % off, "Minutes (1-15 min target)",
-"Best-effort (Sheddable)"): answers take ``--flex-latency-factor`` times the standard latency,
-and ``--flex-shed-rate`` of flex requests are shed. No source was found for the status and
-body the live API uses to shed a flex request (searched the docs, python-genai and js-genai
-issues); the emulator answers 503 UNAVAILABLE, the status Gemini uses when capacity is short
-(wire sample 26), with a message that says the request was shed and how to proceed. Shedding
-is deterministic (every ``1/rate``-th flex request), so tests can count on it.
+What a client sees is in docs/emulator.md (Flex); here are the sources. The field: python-genai
+``types.ServiceTier`` (a case-insensitive enum), sent at the top level of the request, not in
+``generationConfig`` (``google/genai/types.py`` and ``models.py``, read from the 3.6.1 wheel); the
+REST docs spell it ``service_tier``, so both spellings are read. ``usageMetadata.serviceTier`` is
+``"standard"`` in live answers (wire samples 09/13/17; python-genai 2.9.0 added it to
+``UsageMetadata``). Flex is "Best-effort (Sheddable)", "Minutes (1-15 min target)"
+(ai.google.dev/gemini-api/docs/optimization). No source was found for how the live API sheds a
+flex request (searched the docs, python-genai and js-genai issues): 503 UNAVAILABLE is the status
+Gemini uses when capacity is short (wire sample 26). Shedding is deterministic so tests can count on it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""pytest fixtures that give a test a running Gemini API emulator.
-
-Registered as a ``pytest11`` entry point, so any project with flashlane installed can write::
-
-    def test_my_pipeline(gemini_emulator):
-        client = genai.Client(api_key="test", http_options={"base_url": gemini_emulator.base_url})
+"""pytest fixtures that give a test a running Gemini API emulator (usage: docs/emulator.md, In
+your own tests); registered as a ``pytest11`` entry point.
 
 ``gemini_emulator`` is function-scoped: one server per session (``gemini_emulator_server``),
 reset before each test (stats, quota windows, scenario rules, request log, clock), latency 0.
-
 ``flashlane.pytest_plugin`` (the registered entry point) adds a Lane fixture on top.
 
 Imports are lazy (inside the fixtures) so that loading this plugin, which pytest does in

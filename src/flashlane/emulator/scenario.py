@@ -1,40 +1,29 @@
 """Scenario rules: scripted answers and faults, matched per request, first match wins.
 
-A rule (YAML/JSON, from ``--scenario FILE`` or ``POST /_emulator/scenario``)::
-
-    rules:
-      - match: {model: gemini-3.1-flash-lite, nth: 3}   # all keys optional; omitted = any
-        times: 1                                         # fire at most once (default: unlimited)
-        action: {error: 503}
+The file format and examples are in docs/emulator.md (Projects and scenarios); the tool actions
+(``function_calls``, ``url_status``, ``search_queries``, ``code*``) under Tools, and the batch rules
+(``batch_state``, ``done_fraction``, ``error_keys``/``error_rate``/``error_code``, ``shuffle``,
+``turnaround``, ``inline_results``) under Batch API. This is the full list of keys.
 
 ``match`` keys: ``model``, ``project``, ``nth`` (1-based count of generate calls, int or
 list; per model when ``per_model: true``), ``every`` (every Nth generate call), ``prompt_contains``,
 ``header`` ({name: value}), ``method`` (generateContent | streamGenerateContent | countTokens,
 or a list; or a control-plane call: ``cachedContents.create|list|get|patch|delete``,
 ``files.upload|download``, ``batches.get|list|cancel|delete``, where ``error``, ``delay`` and ``drop`` apply, and
-``batchGenerateContent`` below). Without ``method`` a rule matches the two generate methods only.
+``batchGenerateContent``). Without ``method`` a rule matches the two generate methods only.
 
 Actions (in ``action:`` or directly on the rule):
-``error: 429|400|403|404|500|503|504`` (+ ``message``, ``retry_delay`` seconds, ``quota: rpm|tpm|rpd``
-for the QuotaFailure id), ``delay: seconds`` (then answer normally or apply the other actions),
-``hang: true`` (no answer until the client disconnects), ``drop: true`` (close the connection, no
-response), ``cut_after: N`` (stream N chunks then drop), ``finish: SAFETY|RECITATION|MAX_TOKENS|OTHER|...``,
-``block: SAFETY|PROHIBITED_CONTENT|OTHER|...`` (promptFeedback, no candidates), ``empty: true``
-(STOP with no text), ``text: "..."``, ``json: {...}``, ``malformed_json: true | "text"``,
-``schema_violation: true``, ``raw_body: "..."`` (+ ``content_type``: a 200 whose body is exactly
-that text, e.g. cut-off JSON or an HTML page; in a stream, one event with that data), ``no_quota: true`` (a 429 whose every violation says limit 0: the
-project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed: true``
-(the flex shed answer, see ``flex``). Tools (see ``tools``): ``function_calls: [{name, args?} | name,
-...]`` (answer with these calls; omitted args are generated from the declaration), ``url_status:
-{substring: SUCCESS|ERROR|PAYWALL|UNSAFE}`` (URL context), ``search_queries: [...]`` (grounding),
-``code: "..."``, ``code_output``, ``code_outcome: OUTCOME_FAILED|...`` (code execution).
-
-Batch rules (``match: {method: batchGenerateContent}``, applied when a job is created; see
-``batches``): ``batch_state: pending|running|succeeded|failed|cancelled|expired`` (where the
-job ends; ``pending``/``running`` = it stays there), ``done_fraction`` (share of requests answered
-before a failed/cancelled/expired end), ``error_keys: [...]`` / ``error_rate`` / ``error_code``
-(per-request errors), ``shuffle: true`` (inline results out of order), ``turnaround: seconds``,
-``inline_results: true`` (a file job's results come back inline, as maximhq/bifrost #3951 reports).
+``error: 429|400|403|404|500|503|504`` (+ ``message``, ``status``, ``retry_delay`` seconds, ``quota:
+rpm|tpm|rpd`` for the QuotaFailure id, ``quota_value``), ``delay: seconds`` (then answer normally or
+apply the other actions), ``hang: true`` (no answer until the client disconnects), ``drop: true``
+(close the connection, no response), ``cut_after: N`` (stream N chunks then drop), ``finish:
+SAFETY|RECITATION|MAX_TOKENS|OTHER|...``, ``block: SAFETY|PROHIBITED_CONTENT|OTHER|...``
+(promptFeedback, no candidates), ``empty: true`` (STOP with no text), ``text: "..."``, ``json:
+{...}``, ``malformed_json: true | "text"``, ``schema_violation: true``, ``raw_body: "..."`` (+
+``content_type``: a 200 whose body is exactly that text, e.g. cut-off JSON or an HTML page; in a
+stream, one event with that data), ``no_quota: true`` (a 429 whose every violation says limit 0:
+the project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed:
+true`` (the flex shed answer, see ``flex``). ``inline_results`` follows maximhq/bifrost #3951.
 
 Unknown keys (in a rule, its ``match`` or its ``action``) are errors naming the key.
 """

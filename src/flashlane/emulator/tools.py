@@ -1,53 +1,35 @@
 """Tools: function calling with Gemini 3 thought signatures, and the built-in Google Search, URL
 context and code execution tools, answered synthetically in the live API's shapes.
 
+What a client sees (calls, signatures and their 400s, the built-ins' metadata, the scenario actions)
+is in docs/emulator.md (Tools); here are the sources and the rules behind it.
+
 Request side (gemini-api-wire.md §2; [ws 04, 07, 20]): ``tools[]`` holding ``functionDeclarations``
-(each with ``parameters`` (OpenAPI Schema), ``parametersJsonSchema`` or the snake_case
-``parameters_json_schema`` the Python SDK passes through), ``googleSearch``, ``urlContext``,
-``codeExecution``; ``toolConfig.functionCallingConfig`` ``{mode: AUTO|ANY|NONE|VALIDATED,
-allowedFunctionNames}`` (SDK enum ``FunctionCallingConfigMode``).
+(``parameters``, ``parametersJsonSchema`` or the snake_case ``parameters_json_schema`` the Python SDK
+passes through), ``googleSearch``, ``urlContext``, ``codeExecution``;
+``toolConfig.functionCallingConfig`` ``{mode: AUTO|ANY|NONE|VALIDATED, allowedFunctionNames}`` (SDK
+enum ``FunctionCallingConfigMode``). Call args are instances of the declared parameters from the
+responder's schema generator, seeded by the request; mode ANY keeps calling after a response
+("constrained to always predicting function calls", SDK docstring; [ws 04] calls again).
 
-Function calling. While functions are declared and mode is not NONE, a turn that ends in user text is
-answered with ``functionCall`` parts whose ``args`` are instances of the declared parameters (the
-responder's schema generator, seeded by the request): one call per candidate function (the allowed
-names, else all declared), in declaration order, at most ``MAX_PARALLEL_CALLS``, so declaring several
-gives parallel calls. Once ``functionResponse`` parts come back the answer is text; mode ANY keeps
-calling ("constrained to always predicting function calls", SDK docstring; [ws 04] calls again after
-a response). The scenario action ``function_calls`` scripts the calls.
+Thought signatures (Gemini 3 models only, i.e. the catalog's thinking-level models), per the official
+thought-signatures page (ai.google.dev/gemini-api/docs/thought-signatures): on the *first*
+``functionCall`` part only, or on a text answer's last part (signed only when the request declares
+tools, so tool-free answers stay as they were). Validation covers the current turn: the model
+contents after the latest user content with ordinary parts (not only ``functionResponse``). The
+missing-signature wording is quoted in langgenius/dify#29187, lbjlaq/Antigravity-Manager#938 and
+csells/dartantic#86 ("position" is the 1-based index of the content); ``Corrupted thought
+signature.`` in google-gemini/gemini-cli#13467 and openclaw/openclaw#23771. The two placeholders
+the docs allow pass ([ws 04] sends the first). Signatures are compared as bytes, so standard or
+URL-safe base64 both echo ([ws 07] echoes URL-safe what it received as standard).
 
-Thought signatures (Gemini 3 models only, i.e. the catalog's thinking-level models). Per the official
-thought-signatures page (ai.google.dev/gemini-api/docs/thought-signatures): a response with function
-calls carries ``thoughtSignature`` on its *first* ``functionCall`` part only (parallel calls after it
-have none); a text answer carries one on its last part (the emulator signs text answers only when the
-request declares tools, so tool-free answers stay as they were). Validation covers the current turn only: the
-model contents after the latest user content with ordinary parts (not only ``functionResponse``); in
-each, the first ``functionCall`` part must carry its signature, else 400 INVALID_ARGUMENT with the
-live wording (``MISSING_SIGNATURE``; quoted in langgenius/dify#29187, lbjlaq/Antigravity-Manager#938,
-csells/dartantic#86; "position" is the 1-based index of the content). A signature the emulator did not
-issue (altered, truncated, from elsewhere) is 400 ``Corrupted thought signature.`` (google-gemini/
-gemini-cli#13467, openclaw/openclaw#23771), except the two placeholders the docs allow for history
-the model did not produce (``skip_thought_signature_validator``, ``context_engineering_is_the_way_to_go``;
-[ws 04] sends the first). Signatures are compared as bytes, so standard or URL-safe base64 both echo
-([ws 07] echoes URL-safe what it received as standard).
-
-Built-ins (field names checked against google-genai ``types.GroundingMetadata``, ``UrlContextMetadata``,
-``ExecutableCode``, ``CodeExecutionResult`` and pydantic-ai's live cassettes
-``test_google_model_web_search_tool``, ``..._web_fetch_tool[True]``, ``..._code_execution_tool``):
-- ``googleSearch`` → ``candidates[0].groundingMetadata`` with ``webSearchQueries``, ``groundingChunks``
-  ``[{web: {uri, title}}]`` (RFC 2606 example domains, never a real site), ``groundingSupports`` (one per
-  sentence of the answer: ``segment {startIndex, endIndex, text}`` in UTF-8 bytes, zero omitted as the
-  API does, ``groundingChunkIndices``) and ``searchEntryPoint.renderedContent``;
-- ``urlContext`` → ``candidates[0].urlContextMetadata.urlMetadata[]`` ``{retrievedUrl,
-  urlRetrievalStatus}`` for each URL in the current turn's text (at most ``MAX_URLS``): SUCCESS, except
-  URLs whose host is ``localhost``, ends in ``.invalid``/``.test``/``.example`` or that contain
-  ``fail``/``unreachable`` (ERROR), ``paywall`` (PAYWALL) or ``unsafe`` (UNSAFE); the scenario action
-  ``url_status: {substring: STATUS}`` overrides; retrieved pages also become grounding chunks;
-- ``codeExecution`` → ``executableCode {language: PYTHON, code}`` and ``codeExecutionResult {outcome:
-  OUTCOME_OK, output}`` parts before the text; an arithmetic expression in the prompt is really
-  evaluated (safely, numbers and + - * / // % ** only) and the answer states the result. Scenario
-  actions ``code``, ``code_output``, ``code_outcome`` override.
-Built-ins add ``toolUsePromptTokenCount`` (+ details) to usage and to ``totalTokenCount``, as in the
-cassettes above (17 + 225 + 167 + 109 = 518).
+Built-ins: field names checked against google-genai ``types.GroundingMetadata``,
+``UrlContextMetadata``, ``ExecutableCode``, ``CodeExecutionResult`` and pydantic-ai's live cassettes
+``test_google_model_web_search_tool``, ``..._web_fetch_tool[True]``, ``..._code_execution_tool``.
+Grounding chunks use RFC 2606 example domains, never a real site; ``groundingSupports`` offsets are
+UTF-8 bytes with zero omitted, as the API does; URL context reads at most ``MAX_URLS``; arithmetic
+in the prompt is evaluated safely (numbers and + - * / // % ** only). ``toolUsePromptTokenCount``
+adds to ``totalTokenCount`` as in the cassettes above (17 + 225 + 167 + 109 = 518).
 """
 
 from __future__ import annotations

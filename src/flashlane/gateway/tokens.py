@@ -1,15 +1,9 @@
 """Who may use the gateway: gateway tokens mapped to a project and an upstream credential.
 
-A tokens file (TOML or YAML) keeps the real API keys on the gateway; clients present a gateway
-token as their API key (``x-goog-api-key``, ``?key=`` or ``Authorization: Bearer``)::
-
-    # tokens.toml
-    [tokens.alice]                 # the entry's name is its label in the ledger and metrics
-    token = "gw-alice-2f9c…"       # what the client sends as its API key
-    project = "team-a"             # quota project (default: the name); entries sharing a project share its quota
-    api_key_env = "TEAM_A_GEMINI_KEY"   # the upstream key, read from this variable (or api_key = "…")
-
-With neither ``api_key`` nor ``api_key_env`` an entry uses the gateway's own credential
+A tokens file (TOML or YAML; its format is in docs/gateway.md, Gateway tokens) keeps the real API
+keys on the gateway; clients present a gateway token as their API key. An entry's name is its
+label in the ledger and metrics; its ``project`` (default: the name) is its quota project. With
+neither ``api_key`` nor ``api_key_env`` an entry uses the gateway's own credential
 (``GEMINI_API_KEY``, Vertex ADC, or the emulator's dummy key).
 
 ``--pass-keys`` instead forwards each client's own key; its project and label are then a hash

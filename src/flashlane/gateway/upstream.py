@@ -3,13 +3,9 @@
 This is the one place flashlane talks to Gemini without the google-genai SDK: a gateway must
 forward requests it does not understand byte for byte, which the SDK cannot. The client is
 ``http.HttpClient``: pooled keep-alive HTTP/1.1 on asyncio with the httptools parser (why not
-httpx: see that module).
-
-Upstream choice follows the settings every command uses: ``GOOGLE_GEMINI_BASE_URL`` / the
-config's ``base_url``, ``--emulator`` (an in-process emulator), or Vertex AI
-(``GOOGLE_GENAI_USE_VERTEXAI`` with ``GOOGLE_CLOUD_PROJECT``/``_LOCATION`` and ADC, or an API
-key for Vertex express mode). Vertex serves only the model calls; the Gemini API's batches,
-files and caches have no Vertex equivalent at the same paths.
+httpx: see that module). The upstream is chosen as docs/gateway.md says (the settings every
+command uses); Vertex serves only the model calls: the Gemini API's batches, files and caches
+have no Vertex equivalent at the same paths.
 """
 
 from __future__ import annotations
