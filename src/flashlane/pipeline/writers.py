@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -292,12 +293,7 @@ def _write_parquet(f: IO[bytes], records: Records) -> None:
 def write_output(path: str | Path, records: Records | list[dict[str, Any]]) -> None:
     """Write ``records`` (a list, or a callable giving a fresh iterable per pass) to ``path``."""
     if isinstance(records, list):
-        fixed = records
-
-        def again() -> Iterable[dict[str, Any]]:
-            return fixed
-
-        records = again
+        records = functools.partial(iter, records)  # a fresh pass over the list each time
     fmt = output_format(path)
     with atomic_file(path) as f:
         if fmt == "jsonl":
