@@ -1,18 +1,10 @@
-"""Explicit context caching of a run's shared prefix: whether it pays, and its lifecycle.
-
-``decide`` is the arithmetic. Sending a prefix of P tokens inline on each of N requests costs
-``N * P * input``. With a cache it costs ``P * input`` once to create it (Vertex AI: "you're billed
-for the input tokens used to create the cache at the standard input token price", context-cache
-overview, official; the Gemini API pricing page states no separate write price, so the same is
-assumed), ``N * P * cached`` for the requests, and ``P * storage * hours`` to keep it (catalog
-prices, model-facts 2.4). A cache pays when the second sum is smaller. Below the model's minimum
-cacheable size (``ModelInfo.min_cache_tokens``) the API refuses the cache, so none is made.
-
-``ContextCache`` is one cache's life, through the transport's cache calls (inside the error
-boundary, a 503 or a 429 with RetryInfo retried there): created once, its TTL extended while requests keep coming (a short TTL, so a
-killed run's cache lapses soon), recreated when a request finds it gone (``CacheNotFound``: it
-expired or was deleted) and the request sent again, deleted at the end. If a cache cannot be
-made again, requests carry the prefix inline: a vanished cache never fails a row.
+"""Explicit context caching of a run's shared prefix: whether it pays (``decide``), and one
+cache's life (``ContextCache``), both as docs/caching.md describes them ("When a cache pays",
+"Its life"). Creation is billed at the input price (Vertex AI: "you're billed for the input
+tokens used to create the cache at the standard input token price", context-cache overview;
+the Gemini API pricing page states no separate write price, so the same is assumed). Cache
+calls go through the transport, inside the error boundary (a 503 or a 429 with RetryInfo is
+retried there); a cache that cannot be made again sends the prefix inline, never failing a row.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from .tools import (
     DEFAULT_MAX_TOOL_ROUNDS,
     ToolCall,
     ToolParts,
+    enum_name,
     has_runnable,
     model_turn,
     read_parts,
@@ -74,12 +75,6 @@ STOPPED_REASONS = {
 }
 
 Step = Call | list[ToolCall] | Result
-
-
-def enum_name(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "name", value))
 
 
 def _ratings(raw: Any) -> list[SafetyRating]:
@@ -260,12 +255,9 @@ class Judge:
             response_id=getattr(last, "response_id", None), attempts=self.attempts,
             truncated=finish == "MAX_TOKENS", raw=last if len(chunks) == 1 else None)
         if tools is not None:
+            for name in ("sources", "citations", "search_queries", "url_statuses", "code"):
+                setattr(result, name, getattr(tools, name))
             result.tool_calls = [*self.done, *tools.calls]
-            result.sources = tools.sources
-            result.citations = tools.citations
-            result.search_queries = tools.search_queries
-            result.url_statuses = tools.url_statuses
-            result.code = tools.code
         result.tool_rounds = self.rounds
         return result
 

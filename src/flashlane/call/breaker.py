@@ -24,10 +24,9 @@ from ..clock import Clock
 from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD
 from ..errors import FlashlaneError, Outage, ServiceUnavailable, Timeout, TransportError
 
-__all__ = ["Breaker", "MAX_COOLDOWN_S", "OUTAGE_MODES", "counts_as_outage"]
+__all__ = ["Breaker", "MAX_COOLDOWN_S", "counts_as_outage"]
 
 MAX_COOLDOWN_S = 300.0
-OUTAGE_MODES = ("stop", "wait")
 POLL_S = 1.0  # how often a waiting caller looks again while a probe is out
 
 

@@ -273,15 +273,13 @@ class Client:
         return self.transport.get_model(model or self.settings.model)
 
 
+@dataclass(slots=True)
 class Sent:
     """One SDK response with how long it took and the tier that served it (flex calls)."""
 
-    __slots__ = ("response", "latency_s", "service_tier")
-
-    def __init__(self, response: Any, latency_s: float, service_tier: str | None = None) -> None:
-        self.response = response
-        self.latency_s = latency_s
-        self.service_tier = service_tier  # usageMetadata.serviceTier when read (flex calls)
+    response: Any
+    latency_s: float
+    service_tier: str | None = None  # usageMetadata.serviceTier when read (flex calls)
 
 
 def _toolset(call: Call) -> Any:

@@ -141,15 +141,17 @@ async def _aread(rest: Any) -> Any:
         return e
 
 
-class TextStream:
-    """Iterate for text chunks; ``result`` is set after the last one."""
-
+class _Stream:
     def __init__(self, client: Client, call: Call, *, run_tools: bool = False,
                  max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
         self._client = client
         self._judge = client.judge(call, run_tools=run_tools, max_tool_rounds=max_tool_rounds)
         self._start = client.clock.monotonic() if run_tools else None  # one deadline for the whole loop
         self.result: Result | None = None
+
+
+class TextStream(_Stream):
+    """Iterate for text chunks; ``result`` is set after the last one."""
 
     def _open(self, call: Call) -> _Opened:
         client = self._client
@@ -176,14 +178,7 @@ class TextStream:
                      else call_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]
 
 
-class AsyncTextStream:
-    def __init__(self, client: Client, call: Call, *, run_tools: bool = False,
-                 max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> None:
-        self._client = client
-        self._judge = client.judge(call, run_tools=run_tools, max_tool_rounds=max_tool_rounds)
-        self._start = client.clock.monotonic() if run_tools else None
-        self.result: Result | None = None
-
+class AsyncTextStream(_Stream):
     async def _open(self, call: Call) -> _Opened:
         client = self._client
 

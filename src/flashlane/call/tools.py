@@ -444,7 +444,7 @@ class ToolParts:
     code: list[CodeRun] = field(default_factory=list)
 
 
-def _name(value: Any) -> str | None:
+def enum_name(value: Any) -> str | None:
     return None if value is None else str(getattr(value, "name", value))
 
 
@@ -483,14 +483,14 @@ def read_parts(chunks: Sequence[Any], toolset: Toolset | None, round_: int = 1) 
             out.calls.append(make_call(p, toolset, round_))
         if p.executable_code is not None:
             out.code.append(CodeRun(code=p.executable_code.code or "",
-                                    language=_name(p.executable_code.language) or "PYTHON"))
+                                    language=enum_name(p.executable_code.language) or "PYTHON"))
         if p.code_execution_result is not None:
             res = p.code_execution_result
             if out.code and out.code[-1].outcome is None:
                 last = out.code.pop()
-                out.code.append(CodeRun(last.code, last.language, _name(res.outcome), res.output))
+                out.code.append(CodeRun(last.code, last.language, enum_name(res.outcome), res.output))
             else:
-                out.code.append(CodeRun(code="", outcome=_name(res.outcome), output=res.output))
+                out.code.append(CodeRun(code="", outcome=enum_name(res.outcome), output=res.output))
     gm = next((c.grounding_metadata for r in reversed(chunks) for c in (getattr(r, "candidates", None) or [])[:1]
                if c.grounding_metadata is not None), None)
     ucm = next((c.url_context_metadata for r in reversed(chunks) for c in (getattr(r, "candidates", None) or [])[:1]
@@ -514,7 +514,7 @@ def read_parts(chunks: Sequence[Any], toolset: Toolset | None, round_: int = 1) 
                 out.sources.append(Source(i, None, None, "other", segs))
     if ucm is not None:
         for m in ucm.url_metadata or []:
-            status = (_name(m.url_retrieval_status) or "URL_RETRIEVAL_STATUS_UNSPECIFIED").removeprefix(_URL_STATUS_PREFIX)
+            status = (enum_name(m.url_retrieval_status) or "URL_RETRIEVAL_STATUS_UNSPECIFIED").removeprefix(_URL_STATUS_PREFIX)
             out.url_statuses.append(UrlStatus(url=m.retrieved_url or "", status=status))
     return out
 
@@ -534,15 +534,11 @@ def model_turn(chunks: Sequence[Any]) -> types.Content:
     return types.Content(role="model", parts=parts)
 
 
-def _jsonable(value: Any) -> Any:
-    return to_jsonable_python(value, fallback=str)
-
-
 def response_for(value: Any) -> dict[str, Any]:
     """What a function returned, as the ``response`` object: the SDK docs' ``output`` key
     (``FunctionResponse.response``: "Use 'output' key to specify function output and 'error' key
     to specify error details")."""
-    return {"output": _jsonable(value)}
+    return {"output": to_jsonable_python(value, fallback=str)}
 
 
 def error_response(error: BaseException | str) -> dict[str, Any]:
@@ -573,7 +569,7 @@ def call_functions(calls: Sequence[ToolCall], toolset: Toolset) -> list[ToolCall
                 response = response_for(value)
             except Exception as e:  # the model sees the failure and may recover; the loop goes on
                 response = error_response(e)
-        out.append(_with_result(call, response))
+        out.append(replace(call, result=response))
     return out
 
 
@@ -593,7 +589,7 @@ async def acall_functions(calls: Sequence[ToolCall], toolset: Toolset) -> list[T
                 response = response_for(value)
             except Exception as e:  # see call_functions
                 response = error_response(e)
-        return _with_result(call, response)
+        return replace(call, result=response)
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
 
@@ -603,10 +599,6 @@ def _run_awaitable(value: Any) -> Any:
         return await value
 
     return asyncio.run(wait())
-
-
-def _with_result(call: ToolCall, response: dict[str, Any] | None) -> ToolCall:
-    return replace(call, result=response)
 
 
 def responses_turn(calls: Sequence[ToolCall]) -> types.Content:

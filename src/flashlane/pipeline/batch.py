@@ -1,24 +1,8 @@
-"""Batch runs: a run's requests sent as Gemini Batch API jobs, at half the price, crash-safe.
-
-The requests are exactly those of the standard path (``Job.call_for``: packed or single), each
-under a stable key (``request_key``: its items' ids). A job goes inline while its requests are
-small, otherwise as a JSONL file streamed from the run store to disk and uploaded with
-``client.files.upload`` (the SDK's resumable upload). Large runs are split into several jobs by
-size and request count (``BatchOptions``; defaults from the documented limits).
-
-Never a duplicate job (``jobs.BatchJobs``): the intent (keys, a display name carrying the run
-id) is recorded before ``batches.create`` and the job's name right after. On resume the run
-re-attaches to its recorded jobs; an intent without a name is looked up by its display name
-through ``batches.list`` before anything is submitted again.
-
-Results are joined by key, never by position (inline results were reported out of order:
-python-genai #1909). A request that failed inside a job goes back to the queue (the next job,
-or the standard tier with ``fallback="standard"``); a job that ended EXPIRED, FAILED or
-CANCELLED has only its missing keys resubmitted; an item is sent in at most
-``1 + max_resubmits`` jobs, then lands in the failures file with its reason.
-
-Budgets: a job reserves its maximum cost at the batch price when it is submitted; the
-reservation is released when its results (the real cost) are recorded.
+"""Batch runs: a run's requests sent as Gemini Batch API jobs, at half the price, crash-safe;
+what they promise (inline or file jobs, never a duplicate job, resubmission, budgets) is in
+docs/tiers.md. Each request has a stable key (``request_key``: its items' ids); results are
+joined by key, never by position (inline results were reported out of order: python-genai #1909).
+Jobs are recorded in the run store before they are created (``store.run.batch_jobs``).
 """
 
 from __future__ import annotations
@@ -31,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,7 +164,7 @@ class BatchRun:
         self.cache = cache
         self.opt = options or BatchOptions()
         self.keep_values = keep_values
-        self.jobs = BatchJobs(store)
+        self.jobs = store.batch
         self.transport = job.lane.transport
         self.clock = job.lane.clock
         self.spool_dir = spool_dir
@@ -216,15 +200,18 @@ class BatchRun:
 
     # ------------------------------------------------------------------ before any job: local outcomes
 
+    def _windows(self, max_sent: int | None = None) -> Iterator[list[tuple[int, str, str, str | None]]]:
+        """Free pending rows (not in a job in flight; with ``max_sent``, sent in fewer jobs than
+        that): (idx, item_id, hash, row), a window at a time."""
+        after = -1
+        while rows := self.jobs.free_pending(after, PENDING_WINDOW, max_sent):
+            after = rows[-1][0]
+            yield rows
+
     def _prefilter(self) -> None:
         """Rows decided without a request (too large, empty) and cache hits, once per run."""
         prefilter = Prefilter(self.job, self.cache, dedupe=False)  # each row of a job is its own request
-        after = -1
-        while True:
-            rows = self.jobs.free_pending(after, PENDING_WINDOW)
-            if not rows:
-                return
-            after = rows[-1][0]
+        for rows in self._windows():
             for _idx, iid, _h, row in rows:
                 if row is None:
                     raise InputError(f"item {iid} has no stored input row", hint="rerun the same command")
@@ -239,13 +226,8 @@ class BatchRun:
 
     def _units(self) -> Any:
         """Free pending items (not in a job in flight, sent fewer than ``max_sent`` times), packed."""
-        after = -1
         unit: list[Item] = []
-        while True:
-            rows = self.jobs.free_pending(after, PENDING_WINDOW, self.max_sent)
-            if not rows:
-                break
-            after = rows[-1][0]
+        for rows in self._windows(self.max_sent):
             for idx, iid, _h, row in rows:
                 it = self.builder.restore(idx, iid, json.loads(row or "{}"))
                 if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
@@ -427,18 +409,23 @@ class BatchRun:
         self._say(f"batch: collected {rec.name} ({state}): {answered} answered, {errors} failed inside the job, "
                   f"{missing} missing" + (" (back to the queue)" if errors or missing else ""))
 
-    def _back(self, rec: JobRecord, key: str, unit: list[Item], reason: str, message: str) -> None:
-        """A request not answered: its items go back to the queue, or fail after their last job."""
-        failed = {it.id: (reason, message) for it in unit if self.jobs.times_sent(it.id) >= self.max_sent
+    def _settle(self, rec: JobRecord, key: str, unit: list[Item], bad: dict[str, tuple[str, str]], outcome: str,
+                state: str, *, error: str | None = None, usage: Any = None, cost: float | None = 0.0,
+                ok: dict[str, Any] | None = None) -> None:
+        """Record one request of a job: its ``bad`` items go back to the queue, or fail after their last job."""
+        failed = {i: why for i, why in bad.items() if self.jobs.times_sent(i) >= self.max_sent
                   and self.opt.fallback != "standard"}
-        ids = [it.id for it in unit]
-        rid = self.store.requests.record(started=rec.created, item_ids=ids, outcome="requeued", error=message,
-                                        usage=None, cost_usd=0.0, ok={}, failed=failed,
-                                        requeued=[i for i in ids if i not in failed])
+        rid = self.store.requests.record(started=rec.created, item_ids=[it.id for it in unit], outcome=outcome,
+                                        error=error, usage=usage, cost_usd=cost, ok=ok or {}, failed=failed,
+                                        requeued=[i for i in bad if i not in failed])
         self.store.requests.record_tier(rid, BATCH)
         with self.store.transaction():
-            self.jobs.set_outcome(rec.id, key, "requeued")
+            self.jobs.set_outcome(rec.id, key, state)
         self.requests += 1
+
+    def _back(self, rec: JobRecord, key: str, unit: list[Item], reason: str, message: str) -> None:
+        """A request not answered: its items go back to the queue, or fail after their last job."""
+        self._settle(rec, key, unit, {it.id: (reason, message) for it in unit}, "requeued", "requeued", error=message)
 
     def _answer(self, rec: JobRecord, key: str, unit: list[Item], body: dict[str, Any]) -> None:
         resp = self.transport.parse_response(body, model=self.job.model)
@@ -453,20 +440,12 @@ class BatchRun:
         else:
             assert isinstance(result, Result)  # no tools are run and nothing is resent in a batch
             got = split(self.job, unit, result, cache=self.cache is not None)
-        bad = {**got.bad, **got.refused}
+        bad = {i: ("batch_answer", m) for i, m in {**got.bad, **got.refused}.items()}
         self.outcome.values.update(held(got.values, self.keep_values))
-        failed = {i: ("batch_answer", m) for i, m in bad.items() if self.jobs.times_sent(i) >= self.max_sent
-                  and self.opt.fallback != "standard"}
-        requeued = [i for i in bad if i not in failed]
-        rid = self.store.requests.record(started=rec.created, item_ids=[it.id for it in unit],
-                                        outcome="ok" if got.ok else "requeued", error=None, usage=usage,
-                                        cost_usd=cost, ok=got.ok, failed=failed, requeued=requeued)
-        self.store.requests.record_tier(rid, BATCH)
-        with self.store.transaction():
-            self.jobs.set_outcome(rec.id, key, "ok" if not bad else "partial")
+        self._settle(rec, key, unit, bad, "ok" if got.ok else "requeued", "partial" if bad else "ok", usage=usage,
+                     cost=cost, ok=got.ok)
         if self.cache is not None and got.cache_entries:
             self.cache.put_many(got.cache_entries)
-        self.requests += 1
 
     # ------------------------------------------------------------------ the loop
 

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..caching.prefix import Prefix
@@ -179,10 +179,6 @@ class Job:
 
     # ------------------------------------------------------------------ answers
 
-    def raw_of(self, result: Any) -> Any:
-        """The answer as JSON data, before the task's conversion (what the cache keeps)."""
-        return jsonable(result.parsed) if self.task.structured else result.text
-
     def revalidate(self, raw: Any) -> Any:
         """A cached raw answer back into what a fresh one would be."""
         if self.item_schema is None:
@@ -239,6 +235,3 @@ class Job:
         for it in items:
             h.update(self.item_line(it))
         return str(h.hexdigest())
-
-    def with_options(self, **changes: Any) -> Job:
-        return replace(self, options={**self.options, **changes})

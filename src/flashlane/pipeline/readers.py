@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from ..errors import InputError
 
-__all__ = ["FORMATS", "DEFAULT_ENCODING", "detect_format", "read_rows", "iter_rows", "input_digest"]
+__all__ = ["FORMATS", "DEFAULT_ENCODING", "detect_format", "iter_rows", "input_digest"]
 
 DEFAULT_ENCODING = "utf-8"
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
@@ -297,11 +297,3 @@ def iter_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCO
     finally:
         if path != "-":
             raw.close()
-
-
-def read_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCODING,
-              warn: Warn | None = None) -> list[dict[str, Any]]:
-    """All rows of ``path`` ('-' for stdin) as dicts, in order (in memory; prefer ``iter_rows``)."""
-    return list(iter_rows(path, fmt=fmt, encoding=encoding, warn=warn))
-
-

@@ -27,13 +27,10 @@ def build_report(store: RunStore) -> dict[str, Any]:
     minutes = wall / 60 if wall else 0.0
     caching = _caching(store, meta)
     if cost is not None and caching is not None:
-        if caching["unpriced_caches"]:
-            cost = None
-        else:
-            cost += caching["creation_usd"] + caching["storage_usd"]
-        # each output row's cost_usd is its request's share; this is the caches' share on top
         extra = caching["creation_usd"] + caching["storage_usd"]
-        caching["per_item_usd"] = round(extra / (counts["ok"] + counts["failed"]), 10) if done_items(counts) else None
+        cost = None if caching["unpriced_caches"] else cost + extra
+        # each output row's cost_usd is its request's share; this is the caches' share on top
+        caching["per_item_usd"] = round(extra / done, 10) if done else None
     return {
         "run_db": store.path,
         "task": meta.get("task"),
@@ -65,10 +62,6 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "items_per_minute": round(done / minutes, 1) if minutes else None,
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
     }
-
-
-def done_items(counts: dict[str, int]) -> int:
-    return counts["ok"] + counts["failed"]
 
 
 def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:

@@ -1,15 +1,8 @@
-"""``flashlane run``'s body: input file -> run database -> output files, resumable.
-
-A run is its database (default ``<output>.flashlane.db``). Running the same command again
-resumes it: rows already finished are not requested again. A different input, task, model
+"""``flashlane run``'s body: input file -> run database -> output files, resumable (what
+resume promises: docs/tasks.md, "How flashlane run behaves"). A different input, task, model
 or options gives a different fingerprint and is refused (``--fresh`` starts over), so a
-resumed run never mixes answers to two different questions; a run that did nothing yet (no
-row finished, nothing paid) is simply replaced.
-
-The input streams into the store in chunks while its fingerprint is computed; on resume an
-input whose bytes are unchanged (same sha256) is not read again, and an output already
-written from an unchanged store is not rewritten, so resuming a finished run of a million
-rows takes seconds.
+resumed run never mixes answers to two different questions. The input streams into the
+store while its fingerprint is computed; an unchanged input (same sha256) is not read again.
 """
 
 from __future__ import annotations

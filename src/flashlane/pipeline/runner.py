@@ -18,7 +18,7 @@ from typing import Any
 
 from ..call.service_tier import BATCH, STANDARD
 from ..errors import ConfigError
-from ..store.run import BatchJobs, RunStore
+from ..store.run import RunStore
 from .batch import BatchOptions, BatchRun
 from .context_cache import RunContextCache, open_context_cache
 from .items import ItemBuilder
@@ -98,7 +98,7 @@ def open_runner(job: Job, store: RunStore, builder: ItemBuilder, opts: RunOption
     batch = job.service_tier == BATCH
     runner = BatchRunner(job, store, builder, opts) if batch else LiveRunner(job, store, builder, opts)
     if not batch:
-        BatchJobs(store).refuse_other_tier(job.service_tier)
+        store.batch.refuse_other_tier(job.service_tier)
     context_cache = open_context_cache(store, job, pending_items=store.items.counts()["pending"],
                                        pack_size=opts.pack_size, concurrency=opts.concurrency,
                                        mode=opts.cache_prefix, batch=batch)

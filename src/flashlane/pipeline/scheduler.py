@@ -303,16 +303,15 @@ class Engine:
         usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
         cost: float | None = cost_of(self.job.model, usage, service_tier=self.job.service_tier) if usage is not None else 0.0
         ids = [it.id for it in unit]
-        if len(unit) > 1:
-            self.store.requests.record(started=started, item_ids=ids, outcome="requeued", error=e.message,
-                                      usage=usage, cost_usd=cost, ok={}, failed={}, requeued=ids, request_id=rid,
-                                      counters=self.guard_delta())
+        packed = len(unit) > 1  # a pack's items go back one by one; a single item fails
+        failed = {} if packed else {ids[0]: (e.reason_code, e.message)}
+        self.store.requests.record(started=started, item_ids=ids, outcome="requeued" if packed else "failed",
+                                  error=e.message, usage=usage, cost_usd=cost, ok={}, failed=failed,
+                                  requeued=ids if packed else (), request_id=rid, counters=self.guard_delta())
+        if packed:
             self._requeue(unit)
         else:
-            self.store.requests.record(started=started, item_ids=ids, outcome="failed", error=e.message,
-                                      usage=usage, cost_usd=cost, ok={}, failed={ids[0]: (e.reason_code, e.message)},
-                                      request_id=rid, counters=self.guard_delta())
-            self.snap.failed += 1 + self._settle_followers({}, {ids[0]: (e.reason_code, e.message)})[1]
+            self.snap.failed += 1 + self._settle_followers({}, failed)[1]
         self._account(usage, cost, requests=1)
 
     def _requeue(self, items: list[Item]) -> None:

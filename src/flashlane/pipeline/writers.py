@@ -6,19 +6,14 @@ file or the new one, never half of one, and memory does not grow with the rows. 
 Parquet need their columns (and Parquet their types) before the first row, so they read
 the store twice. The run database, not the output, is the checkpoint: output is rewritten
 from it. A temporary file left by a killed writer (``.NAME.*.tmp``) is removed by the next run.
-
-Columns: ``id``, then the input row's columns (unless ``input_columns=False``), then
-``status``, ``reason``, ``error``, the result (nested under ``result`` in JSONL; one column
-per field in CSV/Parquet, nested fields dotted, lists as JSON text), the usage counts,
-``cost_usd`` and ``cached``. On a name clash flashlane's own columns keep their names, an
-input column that clashes with one is written as ``input.NAME``, and a result field that
-clashes with either as ``result.NAME``.
+The columns and how name clashes are resolved: docs/tasks.md ("Output keeps the input").
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -30,7 +25,7 @@ from typing import IO, Any
 from ..errors import InputError
 from ..store.run import StoredRow
 
-__all__ = ["OUTPUT_FORMATS", "atomic_write", "atomic_file", "output_format", "flat_row", "write_output",
+__all__ = ["OUTPUT_FORMATS", "atomic_file", "output_format", "flat_row", "write_output",
            "write_failures", "failures_path", "output_record", "remove_stale_temp", "require_writer",
            "INPUT_PREFIX", "RESULT_PREFIX"]
 
@@ -110,11 +105,6 @@ def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    with atomic_file(path) as f:
-        f.write(data)
 
 
 def _umask() -> int:
@@ -303,12 +293,7 @@ def _write_parquet(f: IO[bytes], records: Records) -> None:
 def write_output(path: str | Path, records: Records | list[dict[str, Any]]) -> None:
     """Write ``records`` (a list, or a callable giving a fresh iterable per pass) to ``path``."""
     if isinstance(records, list):
-        fixed = records
-
-        def again() -> Iterable[dict[str, Any]]:
-            return fixed
-
-        records = again
+        records = functools.partial(iter, records)  # a fresh pass over the list each time
     fmt = output_format(path)
     with atomic_file(path) as f:
         if fmt == "jsonl":

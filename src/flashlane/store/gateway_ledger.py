@@ -48,7 +48,8 @@ class LedgerRow:
 
 COUNTERS = [f.name for f in fields(LedgerRow) if f.name not in ("first_ts", "last_ts")]
 
-_V1 = """
+# The kind names the file a ledger (``is_ledger``), whatever it is called.
+_V1 = f"""
 CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS gateway_usage (
     label TEXT NOT NULL, project TEXT NOT NULL, model TEXT NOT NULL,
@@ -59,19 +60,12 @@ CREATE TABLE IF NOT EXISTS gateway_usage (
     retries INTEGER NOT NULL DEFAULT 0, upstream_errors INTEGER NOT NULL DEFAULT 0,
     refused INTEGER NOT NULL DEFAULT 0, limiter_wait_s REAL NOT NULL DEFAULT 0,
     first_ts REAL, last_ts REAL,
-    PRIMARY KEY (label, project, model))
+    PRIMARY KEY (label, project, model));
+INSERT OR IGNORE INTO gateway_meta (key, value) VALUES ('kind', '{LEDGER_KIND}')
 """
 
-
-def _v1(con: sqlite3.Connection) -> None:
-    for statement in filter(str.strip, _V1.split(";")):
-        con.execute(statement)
-    # The kind names the file a ledger (``is_ledger``), whatever it is called.
-    con.execute("INSERT OR IGNORE INTO gateway_meta (key, value) VALUES ('kind', ?)", (LEDGER_KIND,))
-
-
 LEDGER_SCHEMA = Schema(
-    "gateway ledger", (Migration(1, "usage counters per label, project and model", _v1),),
+    "gateway ledger", (Migration(1, "usage counters per label, project and model", _V1),),
     MetaKey("gateway_meta", "schema"), marker="gateway_usage",
     upgrade_hint="upgrade flashlane, or pass another --ledger path")
 

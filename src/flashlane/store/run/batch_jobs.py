@@ -19,12 +19,10 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import InputError
-
-if TYPE_CHECKING:
-    from .store import RunStore
+from .repos import Repo
 
 __all__ = ["JobRecord", "BatchJobs"]
 
@@ -62,12 +60,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
                      json.loads(row[11]) if row[11] else {}, bool(row[12]), row[13])
 
 
-class BatchJobs:
+class BatchJobs(Repo):
     """The batch tables of one run store."""
-
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-        self.db = store.db
 
     def next_seq(self) -> int:
         """The number the next job will get (its display name carries it before it is recorded)."""
@@ -170,8 +164,3 @@ class BatchJobs:
             raise InputError(f"this run has {len(active)} batch job(s) in flight; --service-tier {service_tier} would request "
                              "their rows again", hint="rerun with --service-tier batch to collect them, or "
                              "'flashlane batch cancel' them first")
-
-    def in_flight(self) -> int:
-        row = self.db.execute("SELECT COUNT(*) FROM batch_items bi JOIN batch_jobs bj ON bj.id=bi.job_id "
-                              "WHERE bj.collected=0").fetchone()
-        return int(row[0])

@@ -4,17 +4,16 @@ the writers, so a run's memory does not grow with its rows."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import InputError
 from ...models import Usage
-
-if TYPE_CHECKING:
-    from .store import RunStore
+from .repos import Repo
 
 __all__ = ["INSERT_CHUNK", "ItemsRepo", "StoredResult", "StoredRow", "ItemRow"]
 
@@ -54,13 +53,10 @@ _ROWS = ("SELECT i.idx, i.item_id, i.status, i.row, r.value, r.prompt_tokens, r.
          " LEFT JOIN failures f ON f.item_id=i.item_id")
 
 
-class ItemsRepo:
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-
+class ItemsRepo(Repo):
     def has_work(self) -> bool:
         """Has anything been paid for or finished? A run with neither can be replaced freely."""
-        db = self.store.db
+        db = self.db
         finished = db.execute("SELECT 1 FROM items WHERE status != 'pending' LIMIT 1").fetchone()
         paid = db.execute("SELECT 1 FROM usage LIMIT 1").fetchone()
         # A batch job recorded (even one not yet answered) may be paid for: never forget it.
@@ -74,7 +70,7 @@ class ItemsRepo:
         for chunk in _chunks(rows, INSERT_CHUNK):
             try:
                 with self.store.transaction():
-                    self.store.db.executemany("INSERT INTO items (idx, item_id, hash, row) VALUES (?, ?, ?, ?)", chunk)
+                    self.db.executemany("INSERT INTO items (idx, item_id, hash, row) VALUES (?, ?, ?, ?)", chunk)
             except sqlite3.IntegrityError:
                 raise self._duplicate("items", chunk, on_duplicate) or InputError(
                     "two rows share an id", hint="ids must be unique") from None
@@ -89,7 +85,7 @@ class ItemsRepo:
         for idx, iid, _, _ in chunk:
             earlier = seen.get(iid)
             if earlier is None:
-                row = self.store.db.execute(f"SELECT idx FROM {table} WHERE item_id=?", (iid,)).fetchone()  # noqa: S608
+                row = self.db.execute(f"SELECT idx FROM {table} WHERE item_id=?", (iid,)).fetchone()  # noqa: S608
                 earlier = None if row is None else int(row[0])
             if earlier is not None:
                 return on_duplicate(iid, earlier, idx)
@@ -98,7 +94,7 @@ class ItemsRepo:
 
     def stage(self, rows: Iterable[ItemRow], on_duplicate: Callable[[str, int, int], Exception]) -> None:
         """The input read again on resume: kept aside until its fingerprint is checked."""
-        db = self.store.db
+        db = self.db
         db.execute("DROP TABLE IF EXISTS temp.incoming")
         db.execute("CREATE TEMP TABLE incoming (idx INTEGER PRIMARY KEY, item_id TEXT UNIQUE, row TEXT)")
         for chunk in _chunks(rows, INSERT_CHUNK):
@@ -115,44 +111,44 @@ class ItemsRepo:
     def adopt_staged(self) -> None:
         """The staged input matched the run: its rows (every column) replace the stored ones."""
         with self.store.transaction():
-            self.store.db.execute("UPDATE items SET row = (SELECT row FROM temp.incoming i WHERE i.idx = items.idx)")
+            self.db.execute("UPDATE items SET row = (SELECT row FROM temp.incoming i WHERE i.idx = items.idx)")
         self.drop_staged()
 
     def drop_staged(self) -> None:
-        self.store.db.execute("DROP TABLE IF EXISTS temp.incoming")
+        self.db.execute("DROP TABLE IF EXISTS temp.incoming")
 
     def pending_after(self, after: int, limit: int) -> list[tuple[int, str, str, str | None]]:
         """The next ``limit`` pending items after position ``after``: (idx, item_id, hash, row)."""
-        return self.store.db.execute("SELECT idx, item_id, hash, row FROM items WHERE idx > ? AND status = 'pending' "
+        return self.db.execute("SELECT idx, item_id, hash, row FROM items WHERE idx > ? AND status = 'pending' "
                                      "ORDER BY idx LIMIT ?", (after, limit)).fetchall()
 
     def sample(self, limit: int) -> list[tuple[int, str, str, str | None]]:
-        return self.store.db.execute("SELECT idx, item_id, hash, row FROM items ORDER BY idx LIMIT ?",
+        return self.db.execute("SELECT idx, item_id, hash, row FROM items ORDER BY idx LIMIT ?",
                                      (limit,)).fetchall()
 
     def rows_by_id(self, ids: list[str]) -> dict[str, tuple[int, Any]]:
         """``{item_id: (idx, input row)}`` for the given ids (a batch job's items, restored)."""
         marks = ",".join("?" * len(ids))
-        return {iid: (int(idx), _loads(row)) for idx, iid, row in self.store.db.execute(
+        return {iid: (int(idx), _loads(row)) for idx, iid, row in self.db.execute(
             f"SELECT idx, item_id, row FROM items WHERE item_id IN ({marks})", ids)}  # noqa: S608
 
     def counts(self) -> dict[str, int]:
         out = {"pending": 0, "ok": 0, "failed": 0}
-        for status, n in self.store.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status"):
+        for status, n in self.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status"):
             out[status] = n
         return out
 
     def retry_failed(self) -> None:
         with self.store.transaction():
-            self.store.db.execute("DELETE FROM failures")
-            self.store.db.execute("UPDATE items SET status='pending' WHERE status='failed'")
+            self.db.execute("DELETE FROM failures")
+            self.db.execute("UPDATE items SET status='pending' WHERE status='failed'")
             self.store.mark_changed()
 
     def iter_rows(self, *, failed_only: bool = False, start: int = 0, limit: int = -1) -> Iterator[StoredRow]:
         """Every item with its input row and outcome, in input order, streamed (from input
         position ``start``, at most ``limit`` of them)."""
         q = _ROWS + " WHERE i.idx >= ?" + (" AND i.status='failed'" if failed_only else "") + " ORDER BY i.idx LIMIT ?"
-        cur = self.store.db.execute(q, (start, limit))
+        cur = self.db.execute(q, (start, limit))
         while True:
             batch = cur.fetchmany(READ_CHUNK)
             if not batch:
@@ -175,18 +171,12 @@ class ItemsRepo:
         if recorded is not None:
             return list(json.loads(recorded))
         seen: dict[str, None] = {}
-        for (row,) in self.store.db.execute("SELECT row FROM items WHERE row IS NOT NULL ORDER BY idx LIMIT ?",
+        for (row,) in self.db.execute("SELECT row FROM items WHERE row IS NOT NULL ORDER BY idx LIMIT ?",
                                             (sample,)):
             seen.update(dict.fromkeys(json.loads(row)))
         return list(seen)
 
 
 def _chunks(rows: Iterable[ItemRow], size: int) -> Iterator[list[ItemRow]]:
-    chunk: list[ItemRow] = []
-    for r in rows:
-        chunk.append(r)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    it = iter(rows)
+    return iter(lambda: list(itertools.islice(it, size)), [])

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...models import Usage
-
-if TYPE_CHECKING:
-    from .store import RunStore
+from .repos import Repo
 
 __all__ = ["RequestsRepo", "Answered", "Failed"]
 
@@ -20,14 +18,11 @@ Answered = dict[str, tuple[Any, Usage, float | None]]  # item_id -> (value, its 
 Failed = dict[str, tuple[str, str]]  # item_id -> (reason, error)
 
 
-class RequestsRepo:
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-
+class RequestsRepo(Repo):
     def sent(self, *, started: float, n_items: int) -> int:
         """A ledger line written before the request goes out: a kill cannot lose it."""
         with self.store.transaction():
-            cur = self.store.db.execute(
+            cur = self.db.execute(
                 "INSERT INTO requests (session, started, n_items, outcome) VALUES (?, ?, ?, 'sent')",
                 (self.store.session, started, n_items))
         return int(cur.lastrowid or 0)
@@ -38,7 +33,7 @@ class RequestsRepo:
                counters: dict[str, int] | None = None) -> int:
         """Everything one request produced, in one transaction: its ledger line (the one
         written when it was sent, completed), which items it carried, their results and failures."""
-        db = self.store.db
+        db = self.db
         with self.store.transaction():
             if request_id is None:
                 cur = db.execute(
@@ -87,10 +82,10 @@ class RequestsRepo:
         if tier is None:
             return
         with self.store.transaction():
-            self.store.db.execute("INSERT OR REPLACE INTO request_tiers VALUES (?, ?)", (request_id, tier))
+            self.db.execute("INSERT OR REPLACE INTO request_tiers VALUES (?, ?)", (request_id, tier))
 
     def spent_usd(self) -> float:
-        return float(self.store.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])
+        return float(self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])
 
     def _write_ok(self, ok: Answered, rid: int | None, *, cached: bool) -> None:
         self._settle("ok", ok, "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, "
@@ -98,7 +93,7 @@ class RequestsRepo:
                      [(iid, json.dumps(v, ensure_ascii=False), u.prompt_tokens, u.output_tokens, u.thoughts_tokens,
                        c, int(cached), rid, u.cached_tokens) for iid, (v, u, c) in ok.items()])
         if ok:
-            self.store.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
+            self.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
 
     def _write_failed(self, failed: Failed) -> None:
         self._settle("failed", failed, "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, "
@@ -110,5 +105,5 @@ class RequestsRepo:
         if not rows:
             return
         self.store.mark_changed()
-        self.store.db.executemany(sql, rows)
-        self.store.db.executemany("UPDATE items SET status=? WHERE item_id=?", [(status, i) for i in ids])
+        self.db.executemany(sql, rows)
+        self.db.executemany("UPDATE items SET status=? WHERE item_id=?", [(status, i) for i in ids])

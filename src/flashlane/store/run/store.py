@@ -17,13 +17,10 @@ from ...errors import InputError
 from ..db import connect, transaction
 from ..migrate import applied, found_version, migrate
 from .batch_jobs import BatchJobs
-from .caches import ContextCachesRepo
 from .items import ItemsRepo
-from .meta import MetaRepo
+from .repos import ContextCachesRepo, MetaRepo, SessionsRepo, TotalsRepo
 from .requests import RequestsRepo
 from .schema import RUN_SCHEMA
-from .sessions import SessionsRepo
-from .totals import TotalsRepo
 
 __all__ = ["RunStore", "NOT_A_RUN_DB_HINT"]
 
