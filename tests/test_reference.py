@@ -145,7 +145,9 @@ def test_prefix_counted_in_sizing_and_fingerprint(lane: Any, tmp_path: Path) -> 
     rich = Job.create(lane._client, CLASSIFY, {"labels": "a,b", "reference": guide})
     assert rich.prefix is not None and rich.prefix_tokens >= estimate_tokens(guide)
     assert rich.shared_tokens - plain.shared_tokens >= estimate_tokens(guide)
-    assert plain.prefix is None and plain.prefix_tokens == 0
+    # without reference material the prefix is the instructions alone (issue 20), as the system instruction
+    assert plain.prefix is not None and plain.prefix.turns == () and plain.prefix.system.startswith("Classify the text")
+    assert plain.prefix_tokens == estimate_tokens(plain.prefix.system)
     assert rich.single_call(_item()).est_tokens >= estimate_tokens(guide)
     other = Job.create(lane._client, CLASSIFY, {"labels": "a,b", "reference": guide + "more"})
     src = {"column": None}

@@ -283,3 +283,105 @@ def test_prefix_just_below_minimum_is_counted_by_the_api(tmp_path: Path, cli_env
     assert len(counts) == 1 and cli_env.caches()["created"] == 0
     d = load_report(f"{out}.flashlane.db")["context_cache"]["decision"]
     assert not d["use"] and "minimum cacheable size" in d["reason"]
+
+
+# ---------------------------------------------------------------------------- instructions are the prefix (issue 20)
+
+
+def write_guided_task(tmp_path: Path, guide_tokens: int = 6000) -> Path:
+    """A custom task whose only shared text is its instructions: no system text, reference or examples."""
+    task = tmp_path / "guided.toml"
+    task.write_text(f"""
+name = "guided"
+instructions = '''Pick the sentiment of the review, following these rules.
+{guideline(guide_tokens)}'''
+template = "Review: {{text}}"
+[output]
+type = "object"
+required = ["sentiment"]
+properties = {{ sentiment = {{ type = "string", enum = ["positive", "negative", "neutral"] }} }}
+""", encoding="utf-8")
+    return task
+
+
+def test_long_instructions_alone_one_cache_every_request_deleted_under_03x_of_off(tmp_path: Path,
+                                                                                cli_env: Any) -> None:
+    """Issue 20, must-show: 6,000 tokens of instructions, 300 rows, --cache-prefix auto. Implicit
+    caching is off in the emulator for both runs, so the comparison is explicit caching alone."""
+    emu = cli_env
+    emu.caches(implicit_rate=0.0)
+    task = write_guided_task(tmp_path)
+    src = write_csv(tmp_path / "r.csv", reviews(300))
+    out = tmp_path / "auto.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "-q", "--no-cache",
+                   "--cache-prefix", "auto") == 0
+    assert len(rows := read_jsonl(out)) == 300 and all(r["status"] == "ok" for r in rows)
+    caches = emu.caches()
+    assert (caches["created"], caches["deleted"], caches["live"], caches["expired"]) == (1, 1, 0, 0)
+    (name,) = caches["references"]
+    log = generate_log(emu)
+    assert len(log) == 300 and caches["references"][name] == 300 and caches["uncached_requests"] == 0
+    assert {r["cached_content"] for r in log} == {name}
+    # the guideline lives in the cache: no request carries it, as system instruction or in its turn
+    assert all(r["system"] is None and "Rule 0:" not in (r.get("prompt") or "") for r in log)
+    report = load_report(f"{out}.flashlane.db")
+    cc = report["context_cache"]
+    assert cc["decision"]["use"] and cc["decision"]["prefix_tokens"] >= 6000
+    cache_tokens = caches["cached_tokens"][name] // 300
+    assert cache_tokens >= 6000
+    requests_usd = emulator_cost(emu)
+    assert report["cost_usd"] - cc["creation_usd"] - cc["storage_usd"] == pytest.approx(requests_usd, rel=1e-6)
+    auto_usd = requests_usd + cache_tokens * PRICES.input / 1e6 + cc["storage_usd"]
+
+    before = emulator_cost(emu)
+    off = tmp_path / "off.jsonl"
+    assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(off), "-q", "--no-cache",
+                   "--cache-prefix", "off") == 0
+    assert emu.caches()["created"] == 1  # still the auto run's one
+    off_log = generate_log(emu)[300:]
+    # off: the same guideline, sent inline as the system instruction of every request
+    assert len(off_log) == 300 and all(r["system"].startswith("Pick the sentiment") and "Rule 0:" in r["system"]
+                                       for r in off_log)
+    off_usd = emulator_cost(emu) - before
+    assert auto_usd <= 0.3 * off_usd, (auto_usd, off_usd)
+    print(f"auto ${auto_usd:.6f} vs off ${off_usd:.6f}: {auto_usd / off_usd:.3f}x")
+
+
+# Fingerprints and response-cache keys computed by the release before issue 20 (commit 966b9a1), when
+# instructions without reference material rode in the user turn. They must not change: an unchanged
+# command resumes its run, and answers cached then still hit.
+PINNED = {
+    "classify": ("34e8eaafe8d14da428ebbeab5b1b855fe0d8e561f9ff04f71647eb43bd7b8536",
+                 "78e1567d51865b617e2238f27df6d3fa1622e1ce96644b37419b4c43b45ecf8c"),
+    "plain": ("3949c7475138a6ea29b3806db24590e5236b32228799f10797d2f5f008956b10",
+              "ec86da5cb6187a9faaac34a0637111bab5de3ca2c008c88044caedf5569afd13"),
+    "rich": ("70c80ff745dc9d1e4b44cce2ab96ca114243372e2deb40816afe7f05f279a332",
+             "9cef4057be5ee7571669dd50a4b843600c5ea7f847b49eb9b8c36e628389077c"),
+    "bare": ("3ce6d4e89909ce36b59fe4ef798d5ddb446fa256ae5a7652d955bf0553df16bd",
+             "c77ecc7a24a3ae6056626c044776d29dbea696e83cd5ab73d4442ae63a057960"),
+}
+
+
+def test_fingerprints_and_cache_keys_of_earlier_runs_unchanged() -> None:
+    from flashlane.pipeline.items import Item
+    from flashlane.pipeline.job import Job
+    from flashlane.tasks import get_task
+
+    schema = {"type": "object", "properties": {"s": {"type": "string"}}, "required": ["s"]}
+    tasks = {
+        "classify": (get_task("classify"), {"labels": "a,b"}),
+        "plain": (Task(name="triage", system="You triage.", instructions="Pick the {what} of the review.",
+                       item_template="Review: {text}", output=schema, defaults={"what": "sentiment"}), {}),
+        "rich": (Task(name="triage", system="You triage.", instructions="Pick the sentiment.",
+                      item_template="Review: {text}", reference="Rules."), {}),
+        "bare": (Task(name="bare", item_template="{text}"), {}),
+    }
+    item = Item(index=0, id="1", values={"text": "hi"}, rendered="Review: hi", hash="h")
+    with Lane(api_key="x", base_url="http://127.0.0.1:9", limits="off") as lane:
+        for key, (task, options) in tasks.items():
+            job = Job.create(lane._client, task, options)
+            assert (job.fingerprint([item], source={"column": "text"}), job.cache_key(item)) == PINNED[key], key
+            # ... while every task with instructions sends them as the system instruction
+            call = job.single_call(item)
+            assert (call.config.system_instruction is not None) == (key != "bare")
+            assert call.full_contents()[-1].parts[0].text == "Review: hi"

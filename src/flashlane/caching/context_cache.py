@@ -88,7 +88,7 @@ def decide(model: str, prefix_tokens: int, requests: int, hours: float, mode: st
     if mode == "off":
         return CacheDecision(use=False, reason="turned off (--cache-prefix off)", **base)
     if prefix_tokens <= 0:
-        return CacheDecision(use=False, reason="the task has no shared prefix (no reference text or examples)",
+        return CacheDecision(use=False, reason="the task has no shared prefix (no system text, instructions, reference or examples)",
                              **base)
     info = lookup(model)
     floor = info.min_cache_tokens if info else 0

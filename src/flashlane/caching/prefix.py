@@ -1,9 +1,9 @@
 """``Prefix``: the stable head every request of a task shares, and how a request carries it.
 
-A task's reference material (its system text, guidelines, glossary, worked examples) is the
-same for every item, so it goes first, in a fixed order, where the API can cache it: the
-system instruction, then the worked examples as leading user/model turns. Only the item's own
-turn follows. That order is what explicit caches hold (a ``cachedContent`` is a system
+A task's system text, instructions and reference material (guidelines, glossary, worked
+examples) are the same for every item, so they go first, in a fixed order, where the API can
+cache them: the system instruction, then the worked examples as leading user/model turns. Only
+the item's own turn follows. That order is what explicit caches hold (a ``cachedContent`` is a system
 instruction plus leading contents, gemini-api-wire.md §1.4) and what implicit caching matches
 ("put large and common contents at the beginning of your prompt", ai.google.dev caching docs).
 
@@ -57,8 +57,11 @@ class Prefix:
         blob = json.dumps([self.system, list(self.turns)], ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
-    def prompt(self, user_text: str) -> list[types.Content]:
-        """The request's contents with this prefix: example turns, then the user's turn."""
+    def prompt(self, user_text: str) -> str | list[types.Content]:
+        """The request's contents with this prefix: example turns, then the user's turn (just
+        the text when there are no turns: the call builds its contents from it on demand)."""
+        if not self.turns:
+            return user_text
         return [*self.contents(), types.Content(role="user", parts=[types.Part(text=user_text)])]
 
     def cached(self, call: Call, name: str) -> Call:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..caching.prefix import Prefix
+from ..caching.prefix import Prefix, join_system
 from ..call.request import Call, output_budget
 from ..call.schema import Schema
 from ..call.service_tier import BATCH, STANDARD, check_tier
@@ -55,13 +55,19 @@ class Job:
     model: str = ""
     thinking: str | None = None
     item_schema: Schema | None = None
-    instructions: str = ""
-    system: str = ""
     service_tier: str = "standard"  # standard | flex | batch: how requests are served and priced
-    # The task's reference material as the stable head of every request (None: the task has
-    # none, and its instructions ride in each user turn as before); the system text above is
-    # then the prefix's, instructions included.
+    # The stable head of every request (Task.prefix): system text, instructions and reference
+    # text as the system instruction, worked examples as leading turns. None: the task has none.
     prefix: Prefix | None = None
+    # The (system, instructions) pair the fingerprint and the response-cache key are computed
+    # from. Releases before issue 20 sent a task without reference material its instructions in
+    # each user turn and hashed them apart from the system text; those hashes are kept for such
+    # tasks, so their runs still resume and their cached answers still hit (the request asks the
+    # same thing; only where the instructions sit changed).
+    decides: tuple[str, str] = ("", "")
+    # Whether the prefix holds more than system text and instructions (reference text or worked
+    # examples): only then does its digest join the fingerprint, as it did before issue 20.
+    material: bool = False
     # The explicit cache holding ``prefix`` for this run (context_cache.ContextCache), when it pays.
     context_cache: Any = None
     _in_limit: int = field(default=DEFAULT_INPUT_TOKEN_LIMIT, repr=False)
@@ -78,13 +84,13 @@ class Job:
         thinking = options.get("thinking") or lane.settings.thinking or task.thinking
         info = lookup(model)
         prefix = task.prefix(options)
-        job = cls(lane=lane, task=task, options=options, model=model, thinking=thinking,
-                  item_schema=task.schema(options),
-                  instructions=task.render_instructions(options) if prefix is None else "",
-                  system=task.system if prefix is None else prefix.system, prefix=prefix,
-                  service_tier=check_tier(service_tier or lane.settings.service_tier),
-                  _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
-        return job
+        instructions = task.render_instructions(options)
+        material = prefix is not None and prefix != Prefix(join_system([task.system, instructions]))
+        decides = (prefix.system, "") if material and prefix is not None else (task.system, instructions)
+        return cls(lane=lane, task=task, options=options, model=model, thinking=thinking,
+                   item_schema=task.schema(options), prefix=prefix, decides=decides, material=material,
+                   service_tier=check_tier(service_tier or lane.settings.service_tier),
+                   _in_limit=info.input_token_limit if info else DEFAULT_INPUT_TOKEN_LIMIT)
 
     # ------------------------------------------------------------------ sizing
 
@@ -95,13 +101,12 @@ class Job:
     @functools.cached_property  # the item schema is serialised once per job, not once per item
     def shared_tokens(self) -> int:
         schema_tokens = estimate_tokens(json.dumps(self.item_schema.json_schema)) if self.item_schema else 0
-        turns = sum(estimate_tokens(text) for _, text in self.prefix.turns) if self.prefix else 0
-        return (estimate_tokens(self.instructions) + estimate_tokens(self.system) + turns + schema_tokens
-                + REQUEST_OVERHEAD_TOKENS)
+        return self.prefix_tokens + schema_tokens + REQUEST_OVERHEAD_TOKENS
 
     @property
     def prefix_tokens(self) -> int:
-        """The estimated size of the shared prefix (0 without reference material)."""
+        """The estimated size of the shared prefix (0 for a task with no system text,
+        instructions or reference material)."""
         return self.prefix.tokens if self.prefix is not None else 0
 
     def answer_tokens(self, item: Item | None = None) -> int:
@@ -122,25 +127,28 @@ class Job:
     def single_call(self, item: Item) -> Call:
         cap = self.options.get("max_output_tokens") or output_budget(self.model, self.thinking,
                                                                     self.answer_tokens(item))
-        prompt: Any = f"{self.instructions}\n\n{item.rendered}" if self.instructions else item.rendered
-        if self.prefix is not None:
-            prompt = self.prefix.prompt(prompt)
-        return self.lane.build(prompt, schema=self.item_schema, system=self.system or None, model=self.model,
+        return self.lane.build(self._prompt(item.rendered), schema=self.item_schema, system=self.system, model=self.model,
                                thinking=self.thinking, max_output_tokens=cap, tools=self.tools,
                                service_tier=self.request_tier)
 
     def pack_call(self, items: Sequence[Item]) -> Call:
         assert self.item_schema is not None
         per_item = max(self.answer_tokens(it) for it in items)
-        build: Any = functools.partial(self.lane.build, tools=self.tools, service_tier=self.request_tier)
-        if self.prefix is not None:
-            prefix = self.prefix
 
-            def build(prompt: str, **kw: Any) -> Call:
-                return self.lane.build(prefix.prompt(prompt), tools=self.tools, service_tier=self.request_tier, **kw)
-        return pack_call(items, build=build, instructions=self.instructions,
-                         item_schema=self.item_schema, system=self.system or None, model=self.model,
+        def build(prompt: str, **kw: Any) -> Call:
+            return self.lane.build(self._prompt(prompt), tools=self.tools, service_tier=self.request_tier, **kw)
+        return pack_call(items, build=build, instructions="",
+                         item_schema=self.item_schema, system=self.system, model=self.model,
                          thinking=self.thinking, per_item_answer=per_item)
+
+    def _prompt(self, text: str) -> Any:
+        """The request's contents: the prefix's example turns, then ``text`` as the user's turn."""
+        return self.prefix.prompt(text) if self.prefix is not None else text
+
+    @property
+    def system(self) -> str | None:
+        """The system instruction of every request (the prefix's)."""
+        return (self.prefix.system or None) if self.prefix is not None else None
 
     def call_for(self, items: Sequence[Item]) -> Call:
         return self.pack_call(items) if len(items) > 1 else self.single_call(items[0])
@@ -201,9 +209,11 @@ class Job:
     def cache_key(self, item: Item) -> str:
         from ..caching.response_cache import ResponseCache
 
-        system = self.system if self.prefix is None else f"{self.system}\x00{self.prefix.digest()}"
+        system, instructions = self.decides
+        if self.material and self.prefix is not None:
+            system = f"{system}\x00{self.prefix.digest()}"
         return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=system,
-                                 instructions=self.instructions,
+                                 instructions=instructions,
                                  schema=self.item_schema.json_schema if self.item_schema else None,
                                  item=item.rendered, tools=self.task.tool_names)
 
@@ -214,13 +224,13 @@ class Job:
         items); each item then adds ``item_line(item)``, in input order, as it is read."""
         h = hashlib.sha256()
         opts = {k: v for k, v in self.options.items() if k not in ("schema", "text")}
-        decides = [self.task.name, self.system, self.instructions, self.task.item_template,
+        decides = [self.task.name, *self.decides, self.task.item_template,
                    self.item_schema.json_schema if self.item_schema else None, self.model, self.thinking,
                    jsonable(opts), dict(source)]
         if self.task.tools:  # only then: runs without tools keep their fingerprints
             decides.append(self.task.tool_names)
         h.update(json.dumps(decides, sort_keys=True, default=str).encode())
-        if self.prefix is not None:  # worked examples decide answers too (older runs had none)
+        if self.material and self.prefix is not None:  # reference material decides answers too
             h.update(f"\nprefix {self.prefix.digest()}".encode())
         return h
 

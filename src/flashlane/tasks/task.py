@@ -154,18 +154,19 @@ class Task:
         return _render(self.instructions, options, f"task '{self.name}' instructions") if self.instructions else ""
 
     def prefix(self, options: Options) -> Prefix | None:
-        """The stable head of every request (system text, instructions, reference text, worked
-        examples as leading turns), or None for a task without reference material (its
-        instructions then ride in the user turn, as before)."""
+        """The stable head of every request: system text, instructions and reference text as the
+        system instruction, worked examples as leading turns. None only for a task with none of
+        them. Instructions belong here even without reference material: they are the same for
+        every item, so a long guideline is what a context cache pays for (issue 20)."""
         raw_examples = options.get("examples")
         examples = examples_of(raw_examples, f"task '{self.name}'") if raw_examples else self.examples
         reference = str(options.get("reference") or self.reference or "")
-        if not examples and not reference.strip():
-            return None
-        if raw_examples or self.schema_for is not None:
+        if raw_examples or (examples and self.schema_for is not None):
             validate_examples(examples, self.schema(options), f"task '{self.name}'")
         system = join_system([self.system, self.render_instructions(options),
                               f"{REFERENCE_HEADING}\n{reference.strip()}" if reference.strip() else ""])
+        if not system and not examples:
+            return None
         turns: list[tuple[str, str]] = []
         for ex in examples:
             turns.append(("user", self.render_item({**options, **ex.values()})))
