@@ -377,6 +377,75 @@ def test_flashlane_run_ledger_charges_grounding_per_query(gemini_emulator, tmp_p
     assert all(r["method"] == "generateContent" for r in reqs) and len(reqs) == 2
 
 
+def test_grounded_run_rows_keep_sources_citations_and_queries(gemini_emulator, tmp_path: Any,  # type: ignore[no-untyped-def]
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20: rows of examples/factcheck.toml carry what grounding paid for, in JSONL (lists), CSV and
+    Parquet (JSON text); a rerun answered from the response cache keeps them; an input column named
+    ``sources`` becomes ``input.sources``."""
+    import csv
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", "dummy")
+    claims = ["The Moon is made of rock.", "Paris is in Spain.", "Water boils at 100 C at sea level."]
+    # the emulator searches the first 8 words of the user's turn: the item alone, since the task's
+    # instructions ride in the system instruction
+    queries = ["claim the moon is made of rock", "claim paris is in spain", "claim water boils at 100 c at sea"]
+    with open(tmp_path / "claims.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "sources"])
+        w.writerows([c, "my notes"] for c in claims)
+    task = str(Path(__file__).parent.parent / "examples" / "factcheck.toml")
+    out = tmp_path / "claims.jsonl"
+    code, _, err = cli(capsys, "run", task, str(tmp_path / "claims.csv"), "-o", str(out), "--limits", "off")
+    assert code == 0, err
+    assert len(_generate_requests(gemini_emulator.base_url)) == 3
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    for row, claim, query in zip(rows, claims, queries, strict=True):
+        assert row["input.sources"] == "my notes" and row["text"] == claim
+        assert row["search_queries"] == [query]
+        assert 2 <= len(row["sources"]) <= 3
+        assert all(s["uri"].startswith("https://www.example.") and s["kind"] == "web" for s in row["sources"])
+        text = row["result"].encode()
+        assert row["citations"]
+        for c in row["citations"]:  # byte offsets into the row's answer, naming its sources
+            assert text[c["start"]:c["end"]].decode() == c["text"]
+            assert all(0 <= i < len(row["sources"]) for i in c["sources"])
+
+    # CSV and Parquet, answered from the response cache: no request, the same evidence as JSON text
+    for name in ("claims.csv.out.csv", "claims.parquet"):
+        code, _, err = cli(capsys, "run", task, str(tmp_path / "claims.csv"), "-o", str(tmp_path / name),
+                           "--limits", "off")
+        assert code == 0, err
+    assert len(_generate_requests(gemini_emulator.base_url)) == 3
+    with open(tmp_path / "claims.csv.out.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    parquet = pq.read_table(tmp_path / "claims.parquet").to_pylist()
+    for flat in (table, parquet):
+        assert [r["cached"] in (True, "True") for r in flat] == [True] * 3
+        for r, row in zip(flat, rows, strict=True):
+            assert {k: json.loads(r[k]) for k in ("sources", "citations", "search_queries")} == {
+                k: row[k] for k in ("sources", "citations", "search_queries")}
+            assert r["input.sources"] == "my notes"
+
+
+def test_lane_map_results_carry_typed_evidence(lane: fl.Lane) -> None:
+    task = fl.Task(name="facts", item_template="Check: {text}", tools=("google_search",))
+    res = lane.map(task, ["The Moon is made of rock.", "Paris is in Spain."])
+    assert all(r.ok for r in res)
+    for r, query in zip(res, ["check the moon is made of rock", "check paris is in spain"], strict=True):
+        assert r.search_queries == (query,)
+        assert r.sources and all(isinstance(s, fl.Source) and s.uri for s in r.sources)
+        assert r.citations and all(c in r.sources[i].segments for c in r.citations for i in c.sources)
+        assert all(r.value.encode()[c.start:c.end].decode() == c.text for c in r.citations)
+    plain = lane.map(fl.Task(name="plain", item_template="{text}"), ["hi"])
+    assert (plain[0].sources, plain[0].citations, plain[0].search_queries) == ((), (), ())
+
+
 # ---------------------------------------------------------------------------- CLI
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, overload
 from pydantic import BaseModel
 
 from ..caching.response_cache import ResponseCache, default_cache_path
+from ..call.tools import Citation, Source
 from ..errors import FlashlaneError
 from ..models import Usage
 from ..store.run import RunStore, StoredRow
@@ -36,6 +37,7 @@ from .report import build_report
 from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
 from .runner import RunOptions, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, RunOutcome
+from .settle import evidence_parts
 
 if TYPE_CHECKING:
     from ..call.client import Client
@@ -54,6 +56,11 @@ class ItemResult:
     usage: Usage = Usage()
     cost_usd: float | None = 0.0  # None: the model's price is unknown
     cached: bool = False
+    # A task with built-in tools: the evidence of the answer, typed as on ``Result`` (read back from
+    # the run database, where each result keeps it; empty for tasks without tools).
+    sources: tuple[Source, ...] = ()
+    citations: tuple[Citation, ...] = ()
+    search_queries: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -115,8 +122,10 @@ class MapResult(Sequence[ItemResult]):
     def _item(self, row: StoredRow) -> ItemResult:
         r = row.result
         value = self.outcome.values[r.item_id] if r.item_id in self.outcome.values else self._revive(r.value)
+        sources, citations, queries = evidence_parts(r.evidence)
         return ItemResult(index=row.index, id=r.item_id, status=r.status, value=value, error=r.error,
-                          reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached)
+                          reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached, sources=sources,
+                          citations=citations, search_queries=queries)
 
     def close(self) -> None:
         """Delete the run's database now (otherwise when the result is garbage-collected)."""

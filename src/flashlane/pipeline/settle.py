@@ -5,25 +5,33 @@
 - ``split``: one answer (a ``Result``, from a live call or a batch result body) into per-item
   outcomes: values for the ledger and the cache, items whose part of a packed answer was
   missing, repeated or invalid, items the task's own conversion refused; usage and cost
-  shared evenly between the request's items.
+  shared evenly between the request's items. A task with built-in tools also keeps the
+  answer's evidence (``evidence``) with each item: grounding is per response, so every item of
+  a packed request carries the request's sources, citations and queries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from ..call.result import Result
+from ..call.tools import Citation, Source
 from ..errors import FlashlaneError
 from ..models import Usage
+from ..store.run.requests import Answer
 from .items import TEXT_FIELD, Item
 from .job import Job, jsonable
 from .packing import split_answer
 
-__all__ = ["Prefilter", "Split", "split", "share", "held", "Keep"]
+__all__ = ["Prefilter", "Split", "evidence", "evidence_parts", "split", "share", "held", "Keep"]
 
-Ok = tuple[Any, Usage, "float | None"]  # (finished value as JSON, usage share, cost share)
+Ok = Answer  # (finished value as JSON, usage share, cost share, evidence)
+# A response-cache entry of a task with built-in tools holds the raw answer and its evidence under
+# these keys, so a row answered from the cache keeps its sources; entries written before (the raw
+# answer alone) still hit, without evidence.
+CACHED_ANSWER, CACHED_EVIDENCE = "answer", "__flashlane_evidence__"
 
 
 Keep: TypeAlias = bool | Callable[[Any], bool]  # which finished values a run holds in memory (all, none, or some)
@@ -56,6 +64,25 @@ class Split:
     cache_entries: dict[str, tuple[str, Any]] = field(default_factory=dict)  # cache key -> (model, raw answer)
 
 
+def evidence(result: Result) -> dict[str, Any]:
+    """A grounded answer's evidence as JSON data (``writers.EVIDENCE_KEYS``): sources (index, uri,
+    title, kind; without ``segments``, since each citation names its sources by index), citations
+    (the answer span in UTF-8 bytes and the sources supporting it), the search queries run."""
+    return {"sources": [{k: v for k, v in s.as_dict().items() if k != "segments"} for s in result.sources],
+            "citations": [c.as_dict() for c in result.citations], "search_queries": list(result.search_queries)}
+
+
+def evidence_parts(data: Mapping[str, Any] | None) -> tuple[tuple[Source, ...], tuple[Citation, ...], tuple[str, ...]]:
+    """``evidence`` read back from the store as typed parts, as ``Result`` has them (each source
+    with the citations it supports)."""
+    if not data:
+        return (), (), ()
+    citations = tuple(Citation(c["text"], c["start"], c["end"], tuple(c["sources"])) for c in data.get("citations", []))
+    sources = tuple(Source(s["index"], s["uri"], s["title"], s["kind"],
+                           tuple(c for c in citations if s["index"] in c.sources)) for s in data.get("sources", []))
+    return sources, citations, tuple(data.get("search_queries", []))
+
+
 def split(job: Job, unit: Sequence[Item], result: Result, *, cache: bool) -> Split:
     """``cache``: also build the response-cache entries (their keys cost a hash per item)."""
     out = Split()
@@ -67,6 +94,7 @@ def split(job: Job, unit: Sequence[Item], result: Result, *, cache: bool) -> Spl
         good, out.bad = split_answer(result.parsed, unit, job.item_schema)
         raws.update(good)
     usage, cost = share(result.usage, result.cost_usd, len(unit))
+    found = evidence(result) if job.task.tools else None
     for it in unit:
         if it.id not in raws:
             continue
@@ -76,9 +104,11 @@ def split(job: Job, unit: Sequence[Item], result: Result, *, cache: bool) -> Spl
             out.refused[it.id] = f"the task could not use the answer: {e}"
             continue
         out.values[it.id] = value
-        out.ok[it.id] = (jsonable(value), usage, cost)
+        out.ok[it.id] = Answer(jsonable(value), usage, cost, found)
         if cache:
-            out.cache_entries[job.cache_key(it)] = (job.model, jsonable(raws[it.id]))
+            raw = jsonable(raws[it.id])
+            entry = raw if found is None else {CACHED_ANSWER: raw, CACHED_EVIDENCE: found}
+            out.cache_entries[job.cache_key(it)] = (job.model, entry)
     return out
 
 
@@ -121,6 +151,10 @@ class Prefilter:
                         self._followers.setdefault(leader, []).append(it)
                     continue
                 raw = self.cache.get(key)
+                found: dict[str, Any] | None = None
+                if job.task.tools and isinstance(raw, dict) and CACHED_EVIDENCE in raw:
+                    found = raw[CACHED_EVIDENCE]
+                    raw = raw.get(CACHED_ANSWER)
                 if raw is not None:
                     try:
                         value = job.finish(job.revalidate(raw))
@@ -128,7 +162,7 @@ class Prefilter:
                         pass  # a stale entry (schema changed shape): ask again
                     else:
                         self.values[it.id] = value
-                        hits[it.id] = (jsonable(value), Usage(), 0.0)
+                        hits[it.id] = Answer(jsonable(value), Usage(), 0.0, found)
                         if self.dedupe:
                             self._leaders[key] = it.id  # later identical rows in this window copy the hit
                         continue
@@ -151,7 +185,7 @@ class Prefilter:
                 del self._leaders[key]
             for f in self._followers.pop(leader, []):
                 if leader in ok:
-                    copied[f.id] = (ok[leader][0], Usage(), 0.0)
+                    copied[f.id] = Answer(ok[leader].value, Usage(), 0.0, ok[leader].evidence)
                     self.values[f.id] = values.get(leader)
                 else:
                     fails[f.id] = failed[leader]

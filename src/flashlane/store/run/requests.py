@@ -7,14 +7,24 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...models import Usage
 from .repos import Repo
 
-__all__ = ["RequestsRepo", "Answered", "Failed"]
+__all__ = ["RequestsRepo", "Answer", "Answered", "Failed"]
 
-Answered = dict[str, tuple[Any, Usage, float | None]]  # item_id -> (value, its usage share, its cost share)
+
+class Answer(NamedTuple):
+    """One item's settled answer (a plain ``(value, usage, cost)`` tuple is one without evidence)."""
+
+    value: Any  # the task's finished value as JSON data
+    usage: Usage  # its share of the request's usage
+    cost: float | None  # its share of the request's cost
+    evidence: dict[str, Any] | None = None  # a grounded answer's sources, citations, search queries
+
+
+Answered = dict[str, Answer]  # item_id -> its answer
 Failed = dict[str, tuple[str, str]]  # item_id -> (reason, error)
 
 
@@ -89,9 +99,12 @@ class RequestsRepo(Repo):
 
     def _write_ok(self, ok: Answered, rid: int | None, *, cached: bool) -> None:
         self._settle("ok", ok, "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, "
-                     "thoughts_tokens, cost_usd, cached, request_id, cached_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [(iid, json.dumps(v, ensure_ascii=False), u.prompt_tokens, u.output_tokens, u.thoughts_tokens,
-                       c, int(cached), rid, u.cached_tokens) for iid, (v, u, c) in ok.items()])
+                     "thoughts_tokens, cost_usd, cached, request_id, cached_tokens, evidence) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(iid, json.dumps(a.value, ensure_ascii=False), a.usage.prompt_tokens, a.usage.output_tokens,
+                       a.usage.thoughts_tokens, a.cost, int(cached), rid, a.usage.cached_tokens,
+                       None if a.evidence is None else json.dumps(a.evidence, ensure_ascii=False))
+                      for iid, a in ((i, Answer(*t)) for i, t in ok.items())])
         if ok:
             self.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])
 

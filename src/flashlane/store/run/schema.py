@@ -19,9 +19,10 @@ loses at most the answers of the requests in flight)::
     attempts   (request_id INTEGER, item_id TEXT, outcome TEXT, error TEXT)
                                                         which items rode in which request
     results    (item_id TEXT PRIMARY KEY, value TEXT, prompt_tokens, output_tokens, thoughts_tokens,
-                cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER)
+                cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER, evidence TEXT)
                                                         cached: answered from the response cache;
-                                                        cached_tokens: input billed at the cached rate
+                                                        cached_tokens: input billed at the cached rate;
+                                                        evidence: sources, citations, search queries (JSON)
     failures   (item_id TEXT PRIMARY KEY, reason TEXT, error TEXT, attempts INTEGER)
     usage      (request_id INTEGER PRIMARY KEY, prompt_tokens, output_tokens, thoughts_tokens,
                 cached_tokens, cost_usd REAL)           the cost ledger, exact per request
@@ -105,12 +106,19 @@ _V5 = """
 ALTER TABLE results ADD COLUMN cached_tokens INTEGER;
 """
 
+# v6: a grounded answer's evidence (issue 20): the sources, citations and search queries of the request
+# that answered the item, as JSON, for tasks with built-in tools; output rows carry them.
+_V6 = """
+ALTER TABLE results ADD COLUMN evidence TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
     Migration(3, "service tiers: the tier per request; batch jobs, their requests and items", _V3),
     Migration(4, "explicit context caches of the run's shared prefix", _V4),
     Migration(5, "results keep their cached input tokens", _V5),
+    Migration(6, "results keep the evidence of grounded answers", _V6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
