@@ -72,6 +72,18 @@ def generate_log(emu: Any) -> list[dict[str, Any]]:
     return [r for r in emu.requests() if r["method"] == "generateContent"]
 
 
+def one_cache_every_request(emu: Any, n: int) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """Check that one cache was made and deleted, and that each of the ``n`` generate requests named
+    it; return the emulator's cache counters, the cache's name and the request log."""
+    caches = emu.caches()
+    assert (caches["created"], caches["deleted"], caches["live"], caches["expired"]) == (1, 1, 0, 0)
+    (name,) = caches["references"]
+    log = generate_log(emu)
+    assert len(log) == n and caches["references"][name] == n and caches["uncached_requests"] == 0
+    assert {r["cached_content"] for r in log} == {name}
+    return caches, name, log
+
+
 def test_500_rows_one_cache_every_request_deleted_cost_matches(tmp_path: Path, cli_env: Any) -> None:
     emu = cli_env
     emu.caches(implicit_rate=0.0)
@@ -83,12 +95,7 @@ def test_500_rows_one_cache_every_request_deleted_cost_matches(tmp_path: Path, c
     assert len(rows) == 500 and all(r["status"] == "ok" for r in rows)
     assert all(r["usage"]["cached_tokens"] >= 6000 for r in rows)  # per item: the cached share of its input
 
-    caches = emu.caches()
-    assert (caches["created"], caches["deleted"], caches["live"], caches["expired"]) == (1, 1, 0, 0)
-    (name,) = caches["references"]
-    log = generate_log(emu)
-    assert len(log) == 500 and caches["references"][name] == 500 and caches["uncached_requests"] == 0
-    assert {r["cached_content"] for r in log} == {name}
+    caches, name, log = one_cache_every_request(emu, 500)
     # the request carries only the item: no system instruction, no example turns
     assert all(r["system"] is None and len(r["contents"]) == 1 for r in log)
 
@@ -316,12 +323,7 @@ def test_long_instructions_alone_one_cache_every_request_deleted_under_03x_of_of
     assert run_cli("run", str(task), str(src), "--column", "text", "-o", str(out), "-q", "--no-cache",
                    "--cache-prefix", "auto") == 0
     assert len(rows := read_jsonl(out)) == 300 and all(r["status"] == "ok" for r in rows)
-    caches = emu.caches()
-    assert (caches["created"], caches["deleted"], caches["live"], caches["expired"]) == (1, 1, 0, 0)
-    (name,) = caches["references"]
-    log = generate_log(emu)
-    assert len(log) == 300 and caches["references"][name] == 300 and caches["uncached_requests"] == 0
-    assert {r["cached_content"] for r in log} == {name}
+    caches, name, log = one_cache_every_request(emu, 300)
     # the guideline lives in the cache: no request carries it, as system instruction or in its turn
     assert all(r["system"] is None and "Rule 0:" not in (r.get("prompt") or "") for r in log)
     report = load_report(f"{out}.flashlane.db")
