@@ -21,7 +21,7 @@ from typing import Any
 
 from ..models import ModelInfo, estimate_tokens
 from .errors import invalid_argument
-from .responder import malformed, schema_answer, schema_violation, sentence, text_answer
+from .responder import MAX_GENERATED_CHARS, malformed, schema_answer, schema_violation, sentence, text_answer
 from .wire import GenerateRequest
 
 _STOPPED_FOR_SAFETY = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"}
@@ -93,7 +93,11 @@ def _fits(text: str, budget: int) -> str:
     return text[: budget * 4]
 
 
-def build(info: ModelInfo, req: GenerateRequest, action: dict[str, Any] | None) -> Answer:
+def build(
+    info: ModelInfo, req: GenerateRequest, action: dict[str, Any] | None, budget: int = MAX_GENERATED_CHARS
+) -> Answer:
+    """The answer to a request; a schema instance is generated within ``budget`` characters
+    (responder.Generator: a 400 at the full budget, ``OverBudget`` below it)."""
     act = action or {}
     rng = random.Random(req.seed(info.id))
     thoughts = thoughts_for(info, req)
@@ -116,12 +120,12 @@ def build(info: ModelInfo, req: GenerateRequest, action: dict[str, Any] | None) 
         text = (
             mj
             if isinstance(mj, str)
-            else malformed(schema_answer(req.schema, rng) if req.schema else '{\n  "label": "positive"\n}')
+            else malformed(schema_answer(req.schema, rng, None, budget) if req.schema else '{\n  "label": "positive"\n}')
         )
     elif act.get("schema_violation"):
-        text = schema_violation(req.schema, rng) if req.schema else '{\n  "unexpected": true\n}'
+        text = schema_violation(req.schema, rng, budget) if req.schema else '{\n  "unexpected": true\n}'
     elif req.schema is not None:
-        text = schema_answer(req.schema, rng, req.response_mime_type)
+        text = schema_answer(req.schema, rng, req.response_mime_type, budget)
     else:
         text = text_answer(req.prompt, rng)
 

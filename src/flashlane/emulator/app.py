@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -39,6 +40,7 @@ from .errors import (
 from .files import FilesApi
 from .keys import non_negative_float, reject_unknown
 from .quota import QuotaBook, no_quota_violations, violation
+from .responder import MAX_GENERATED_CHARS, ON_LOOP_CHARS, OverBudget
 from .scenario import ScenarioBook, rules_from_data
 from .stats import Stats
 from .wire import (
@@ -61,6 +63,9 @@ SUPPORTED_METHODS = ["generateContent", "countTokens", "createCachedContent", "b
 DISCONNECT_WAIT_S = 2.0
 DEFAULT_SCRIPTED_RETRY_S = 30.0
 NESTING_MESSAGE = "Invalid JSON payload received. Message nesting too deep."
+# Answers too big to generate on the event loop (responder.ON_LOOP_CHARS) are generated here. One
+# worker: big answers wait for each other, and the loop shares the GIL with one thread at most.
+_BIG_ANSWERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashlane-emulator-answers")
 
 
 def _dumps_sse(obj: Any) -> bytes:
@@ -92,6 +97,15 @@ class Prepared:
     body: dict[str, Any]  # as answered: the named cache's prefix written in
     toolset: tools_mod.ToolSet | None
     cache: CacheUse | None
+
+
+def compose(info: ModelInfo, prep: Prepared, act: dict[str, Any] | None,
+            budget: int = MAX_GENERATED_CHARS) -> ans_mod.Answer:
+    """Text or schema instance, and what the request's tools make of it, each schema instance
+    generated within ``budget`` characters. Reads no emulator state, so it may run off the loop."""
+    answer = ans_mod.build(info, prep.req, act, budget)
+    tools_mod.apply(info, prep.toolset, prep.body, answer, act, prep.req.seed(info.id), budget)
+    return answer
 
 
 class _Dropped(Exception):
@@ -527,13 +541,13 @@ class EmulatorApp:
         return Prepared(req, effective, toolset, use)
 
     def answer(
-        self, info: ModelInfo, project: str, prep: Prepared, act: dict[str, Any] | None
+        self, info: ModelInfo, project: str, prep: Prepared, act: dict[str, Any] | None,
+        composed: ans_mod.Answer | None = None,
     ) -> ans_mod.Answer:
-        """The answer to a prepared request: text or schema instance, what its tools make of it,
-        and the cached share of its prompt (named cache, else an implicit hit). Counts the cache use."""
+        """The answer to a prepared request (``compose``, unless ``composed`` already), and the
+        cached share of its prompt (named cache, else an implicit hit). Counts the cache use."""
         req = prep.req
-        answer = ans_mod.build(info, req, act)
-        tools_mod.apply(info, prep.toolset, prep.body, answer, act, req.seed(info.id))
+        answer = composed if composed is not None else compose(info, prep, act)
         if prep.cache is not None:
             answer.cached_tokens = prep.cache.entry.tokens
             self.caches.referenced(prep.cache)
@@ -580,7 +594,11 @@ class EmulatorApp:
             await self._send_raw(send, op, str(act["raw_body"]), str(act.get("content_type", "application/json")))
             record(200, None)
             return
-        answer = self.answer(info, project, prep, act)
+        try:
+            composed = compose(info, prep, act, ON_LOOP_CHARS)
+        except OverBudget:  # a big schema instance: made off the loop, so other requests keep being served
+            composed = await asyncio.get_running_loop().run_in_executor(_BIG_ANSWERS, compose, info, prep, act)
+        answer = self.answer(info, project, prep, act, composed)
         answer.service_tier = tier
         rid = ans_mod.new_response_id()
         scale = self.config.latency_scale * (self.config.flex_latency_factor if tier == flex.FLEX else 1.0)

@@ -42,7 +42,16 @@ UNREGISTERED_CALLER_MESSAGE = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
+# The live API's 400 for a response schema it will not serve (quoted in full from gemini-2.5-flash in
+# bethington/ghidra-mcp#440 and flutter/genui#428); it names no limit, so the emulator adds its own.
+SCHEMA_TOO_COMPLEX_MESSAGE = (
+    "The specified schema produces a constraint that has too many states for serving. Typical causes of "
+    "this error are schemas with lots of text (for example, very long property or enum names), schemas with "
+    "long array length limits (especially when nested), or schemas using complex value matchers (for "
+    "example, integers or numbers with minimum/maximum bounds or strings with complex formats like date-time)"
+)
 PAYLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+MAX_JSON_DEPTH = 100  # protobuf's JSON parser's default recursion limit
 PAYLOAD_TOO_LARGE_MESSAGE = f"Request payload size exceeds the limit: {PAYLOAD_LIMIT_BYTES} bytes."
 QUOTA_HELP_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
 QUOTA_MESSAGE_HEAD = (
@@ -80,6 +89,11 @@ def api_error(code: int, message: str | None = None, status: str | None = None) 
 
 def invalid_argument(message: str) -> ApiError:
     return api_error(400, message)
+
+
+def schema_too_complex(reason: str) -> ApiError:
+    """The live 400 for a schema it refuses, then which of the emulator's limits it is over."""
+    return invalid_argument(f"{SCHEMA_TOO_COMPLEX_MESSAGE}. Emulator limit: {reason}.")
 
 
 def model_not_found(model: str, version: str, method: str) -> ApiError:

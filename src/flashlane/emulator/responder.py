@@ -9,6 +9,11 @@ bounds, ``format``) and the OpenAPI subset (``responseSchema``: UPPERCASE types,
 Request packing rule: an array whose items are objects with an ``enum``-valued property, and
 whose ``maxItems`` equals the enum's length, gets exactly one item per enum value, in order,
 so a request that packs N rows under ids ``r1..rN`` is answered once per row.
+
+Generation is bounded (the limits below; docs/emulator.md, "Schema limits"): every value is paid
+for from a budget of characters before it is built, so no schema, however it nests, repeats
+``$ref``s or asks for ``minItems``/``minLength``, makes one answer cost more than a fixed amount
+of CPU and memory. Over the budget is the live API's 400 for a schema it will not serve.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import json
 import random
 import re
 from typing import Any
+
+from ..models import CATALOG, CHARS_PER_TOKEN
+from .errors import MAX_JSON_DEPTH, schema_too_complex
 
 _WORDS = [
     "clear",
@@ -89,15 +97,57 @@ _SENTENCE_NAMES = (
     "answer",
     "message",
 )
-_MAX_DEPTH = 12
+# The live API refuses schemas it cannot serve (errors.SCHEMA_TOO_COMPLEX_MESSAGE) but publishes no
+# numbers: the Vertex AI structured-output page only says long property names, long array length
+# limits, many enum values or optional properties "can result in an InvalidArgument: 400 error", and
+# python-genai#2170 measured a budget near 960 for the sum of maxItems in one function's schema on
+# gemini-3-flash-preview. So the emulator's limits follow from what an answer can hold: no catalog
+# model returns more than MAX_GENERATED_CHARS characters (its outputTokenLimit at CHARS_PER_TOKEN), a
+# longer answer would be cut to MAX_TOKENS anyway, and generating one costs at most ~0.3 s of CPU.
+MAX_GENERATED_CHARS = max(m.output_token_limit for m in CATALOG.values()) * CHARS_PER_TOKEN
+NODE_CHARS = 4  # the least a value adds to an answer printed with indent=2: newline, 2 spaces, 1 character
+MAX_ARRAY_ITEMS = MAX_GENERATED_CHARS // NODE_CHARS  # a larger minItems cannot fit in any answer
+MAX_STRING_LENGTH = MAX_GENERATED_CHARS  # nor a larger minLength
+# An instance deeper than the request body may nest (a schema the live API can parse cannot require
+# more levels) only comes from a required recursion, which has no finite instance.
+MAX_DEPTH = MAX_JSON_DEPTH
+# Below this depth optional properties and two array items are generated too; deeper, the smallest
+# valid instance (required properties, minItems items, null where allowed), so recursive schemas end.
+OPTIONAL_DEPTH = 12
+# Answers up to this size are generated on the event loop (well under 10 ms); a bigger one is
+# generated again on a worker thread (app.py), so it cannot starve other requests.
+ON_LOOP_CHARS = 16_384
+
+
+class OverBudget(Exception):
+    """Generation ran out of a budget smaller than MAX_GENERATED_CHARS: retry with the full one."""
+
+
+def over_limit(schema: dict[str, Any]) -> tuple[str, int, int] | None:
+    """``(keyword, value, limit)`` when this schema node asks for more than the limits allow."""
+    for key, limit in (("minItems", MAX_ARRAY_ITEMS), ("minLength", MAX_STRING_LENGTH)):
+        value = _as_int(schema.get(key), 0)
+        if value > limit:
+            return key, value, limit
+    return None
 
 
 class Generator:
-    """Builds one instance of a schema with a seeded RNG."""
+    """Builds one instance of a schema with a seeded RNG, within a budget of characters."""
 
-    def __init__(self, root: dict[str, Any], rng: random.Random):
+    def __init__(self, root: dict[str, Any], rng: random.Random, budget: int = MAX_GENERATED_CHARS):
         self.root = root
         self.rng = rng
+        self.budget = budget
+        self.left = budget
+
+    def spend(self, chars: int) -> None:
+        """Pay for what is about to be built; raised before building what does not fit."""
+        self.left -= chars
+        if self.left < 0:
+            if self.budget < MAX_GENERATED_CHARS:
+                raise OverBudget
+            raise schema_too_complex(f"an answer is at most {MAX_GENERATED_CHARS} characters")
 
     # ---- helpers ---------------------------------------------------------------------
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -147,23 +197,27 @@ class Generator:
         if not isinstance(schema, dict):
             return self.string("", name)
         schema = self.resolve(schema)
-        if "const" in schema:
-            return schema["const"]
         enum = schema.get("enum")
-        if enum:
-            return self.rng.choice(enum) if len(enum) > 1 else enum[0]
+        if "const" in schema or enum:
+            value = schema["const"] if "const" in schema else self.rng.choice(enum) if len(enum) > 1 else enum[0]
+            self.spend(len(json.dumps(value)))  # schema data, but a $ref can repeat it many times
+            return value
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if options:
                 resolved = [self.resolve(o) for o in options]
                 non_null = [o for o in resolved if self.type_of(o) != "null"]
+                if depth > OPTIONAL_DEPTH and len(non_null) < len(resolved):
+                    return None
                 choice = non_null[0] if non_null else resolved[0]
                 merged = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
                 merged.update(choice)
                 return self.instance(merged, name, depth)
         t = self.type_of(schema)
-        if depth > _MAX_DEPTH:
-            return None if t in (None, "null") or schema.get("nullable") else self.leaf(t, schema, name)
+        if depth > OPTIONAL_DEPTH and (t in (None, "null") or schema.get("nullable")):
+            return None
+        if depth > MAX_DEPTH and t in ("object", "array"):
+            raise schema_too_complex(f"an answer nests at most {MAX_DEPTH} levels")
         if t == "object":
             return self.obj(schema, depth)
         if t == "array":
@@ -188,13 +242,17 @@ class Generator:
     def obj(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
         props: dict[str, Any] = schema.get("properties") or {}
         order = schema.get("propertyOrdering") or []
+        required = schema.get("required") or []
         names = [n for n in order if n in props] + [n for n in props if n not in order]
+        if depth > OPTIONAL_DEPTH:
+            names = [n for n in names if n in required]
+        extra = [n for n in required if n not in props]
+        self.spend(sum(NODE_CHARS + len(n) for n in (*names, *extra)))
         out: dict[str, Any] = {}
         for n in names:
             out[n] = self.instance(props[n], n, depth + 1)
-        for n in schema.get("required") or []:
-            if n not in out:
-                out[n] = self.string("", n)
+        for n in extra:
+            out[n] = self.string("", n)
         return out
 
     def array(self, schema: dict[str, Any], name: str, depth: int) -> list[Any]:
@@ -205,18 +263,19 @@ class Generator:
         packed = self.packed(schema, items, lo, hi, depth)
         if packed is not None:
             return packed
-        n = lo or 2
+        n = lo if lo or depth > OPTIONAL_DEPTH else 2
         if hi is not None:
             n = min(n, hi)
+        n = max(n, 0)
+        self.spend(NODE_CHARS * n)
         out = [self.instance(p, name, depth + 1) for p in prefix[:n]]
         while len(out) < n:
             out.append(self.instance(items if isinstance(items, dict) else {}, _singular(name), depth + 1))
         if schema.get("uniqueItems"):
-            uniq: list[Any] = []
+            seen: dict[str, Any] = {}  # by canonical JSON: linear, where a list search is quadratic
             for v in out:
-                if v not in uniq:
-                    uniq.append(v)
-            out = uniq if len(uniq) >= lo else out
+                seen.setdefault(json.dumps(v, sort_keys=True), v)
+            out = list(seen.values()) if len(seen) >= lo else out
         return out
 
     def packed(
@@ -231,6 +290,7 @@ class Generator:
             psub = self.resolve(psub) if isinstance(psub, dict) else {}
             enum = psub.get("enum")
             if enum and len(enum) == hi and lo <= len(enum):
+                self.spend(NODE_CHARS * len(enum))
                 rows = []
                 for value in enum:
                     row = self.obj(item, depth + 1)
@@ -285,20 +345,21 @@ class Generator:
                 value = f"{key or 'id'}-{rng.randint(1, 999)}"
             else:
                 value = " ".join(rng.choice(_WORDS if i == 0 else _NOUNS) for i in range(2))
-        if schema:
-            lo = _as_int(schema.get("minLength"), 0) or 0
-            hi = _as_int(schema.get("maxLength"), None)
-            if len(value) < lo:
-                value = (value + " " + "x" * lo)[:lo] if value else "x" * lo
-            if hi is not None and len(value) > hi:
-                value = value[:hi]
+        lo = (_as_int(schema.get("minLength"), 0) or 0) if schema else 0
+        hi = _as_int(schema.get("maxLength"), None) if schema else None
+        size = max(len(value), lo)
+        self.spend(size if hi is None else min(size, max(hi, 0)))  # before padding to minLength
+        if len(value) < lo:
+            value = (value + " " + "x" * lo)[:lo] if value else "x" * lo
+        if hi is not None and len(value) > hi:
+            value = value[:hi]
         return value
 
 
 def _as_int(value: Any, default: int | None) -> Any:
     try:
         return int(value) if value is not None else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Python's json reads Infinity
         return default
 
 
@@ -394,16 +455,18 @@ def text_answer(prompt: str, rng: random.Random) -> str:
     return text
 
 
-def schema_answer(schema: dict[str, Any], rng: random.Random, mime: str | None = None) -> str:
-    value = Generator(schema, rng).instance(schema)
+def schema_answer(
+    schema: dict[str, Any], rng: random.Random, mime: str | None = None, budget: int = MAX_GENERATED_CHARS
+) -> str:
+    value = Generator(schema, rng, budget).instance(schema)
     if (mime or "").lower() == "text/x.enum" and isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def schema_violation(schema: dict[str, Any], rng: random.Random) -> str:
+def schema_violation(schema: dict[str, Any], rng: random.Random, budget: int = MAX_GENERATED_CHARS) -> str:
     """Valid JSON that breaks the schema: a required field dropped, or a bad enum/type."""
-    gen = Generator(schema, rng)
+    gen = Generator(schema, rng, budget)
     root = gen.resolve(schema)
     value = gen.instance(schema)
     if isinstance(value, dict):

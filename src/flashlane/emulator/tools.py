@@ -49,7 +49,7 @@ from urllib.parse import urlparse
 from ..models import ModelInfo, estimate_tokens
 from .answer import Answer
 from .errors import invalid_argument
-from .responder import Generator
+from .responder import MAX_GENERATED_CHARS, Generator
 from .wire import camel_keys, normalize_schema
 
 MAX_PARALLEL_CALLS = 4
@@ -246,7 +246,7 @@ def _responses_back(contents: list[Any]) -> bool:
     return any("functionResponse" in p for p in _parts(last))
 
 
-def _calls(ts: ToolSet, act: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+def _calls(ts: ToolSet, act: dict[str, Any], rng: random.Random, budget: int) -> list[dict[str, Any]]:
     scripted = act.get("function_calls")
     by_name = {f.name: f for f in ts.functions}
     if scripted:
@@ -256,25 +256,26 @@ def _calls(ts: ToolSet, act: dict[str, Any], rng: random.Random) -> list[dict[st
             args = item.get("args") if isinstance(item, dict) and "args" in item else None
             if args is None:
                 fn = by_name.get(name)
-                args = _args(fn, rng) if fn else {}
+                args = _args(fn, rng, budget) if fn else {}
             out.append({"name": name, "args": args})
         return out
     pool = [f for f in ts.functions if ts.allowed is None or f.name in ts.allowed]
-    return [{"name": f.name, "args": _args(f, rng)} for f in pool[:MAX_PARALLEL_CALLS]]
+    return [{"name": f.name, "args": _args(f, rng, budget)} for f in pool[:MAX_PARALLEL_CALLS]]
 
 
-def _args(fn: Function, rng: random.Random) -> dict[str, Any]:
+def _args(fn: Function, rng: random.Random, budget: int) -> dict[str, Any]:
     if not fn.schema:
         return {}
-    value = Generator(fn.schema, rng).instance(fn.schema)
+    value = Generator(fn.schema, rng, budget).instance(fn.schema)
     return value if isinstance(value, dict) else {}
 
 
 def apply(
     info: ModelInfo, ts: ToolSet | None, body: dict[str, Any], ans: Answer, act: dict[str, Any] | None,
-    seed: int,
+    seed: int, budget: int = MAX_GENERATED_CHARS,
 ) -> None:
-    """Turn a plain answer into what the declared tools make of it (in place)."""
+    """Turn a plain answer into what the declared tools make of it (in place); each call's args
+    are generated within ``budget`` characters (responder.Generator)."""
     act = act or {}
     if ts is None or ans.block_reason or ans.text is None and not act.get("function_calls"):
         return
@@ -283,7 +284,7 @@ def apply(
     scripted_text = any(k in act for k in ("text", "json", "empty", "malformed_json", "schema_violation"))
     wants_calls = bool(ts.functions) and ts.mode != "NONE" and (ts.mode == "ANY" or not _responses_back(contents))
     if act.get("function_calls") or (wants_calls and not scripted_text):
-        calls = _calls(ts, act, rng)
+        calls = _calls(ts, act, rng, budget)
         if calls:
             parts: list[dict[str, Any]] = [{"functionCall": c} for c in calls]
             if signs(info):

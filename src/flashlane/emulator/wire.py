@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import estimate_tokens
-from .errors import ApiError, invalid_argument
+from .errors import MAX_JSON_DEPTH, ApiError, invalid_argument, schema_too_complex
+from .responder import over_limit
 
 _camel_cache: dict[str, str] = {}
-MAX_JSON_DEPTH = 100  # protobuf's JSON parser's default recursion limit
 JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -132,11 +132,13 @@ _SUBSCHEMA_ONE = ("items", "additionalProperties", "not")
 
 
 def check_schema_types(schema: Any, path: str, proto_enum: bool) -> None:
-    """Reject a ``type`` no schema dialect knows, with the path to it (``properties.x.type``).
+    """Reject a ``type`` no schema dialect knows, with the path to it (``properties.x.type``), and
+    a ``minItems``/``minLength`` over the generator's limits (responder.over_limit), before generating.
 
     The live API parses ``responseSchema`` into a proto whose ``type`` is an enum, so an unknown
     name is the JSON parser's "Invalid value at ... (…Type)" 400; for ``responseJsonSchema`` it
-    is a schema error. Either way a nonsense type never reaches the model.
+    is a schema error. Either way a nonsense type never reaches the model. A schema it cannot
+    serve is refused before generation too (errors.SCHEMA_TOO_COMPLEX_MESSAGE).
     """
     if isinstance(schema, list):
         for i, sub in enumerate(schema):
@@ -144,6 +146,10 @@ def check_schema_types(schema: Any, path: str, proto_enum: bool) -> None:
         return
     if not isinstance(schema, dict):
         return
+    over = over_limit(schema)
+    if over is not None:
+        key, value, limit = over
+        raise schema_too_complex(f"{key} {value} at '{path}' is over {limit}")
     t = schema.get("type")
     for name in t if isinstance(t, list) and not proto_enum else [t]:
         if name is None:
