@@ -229,3 +229,9 @@ def test_memory_stays_bounded_after_the_abuse(served: tuple[str, int], client: g
     status = Path(f"/proc/{served[1]}/status").read_text()
     peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
     assert peak_kb < PEAK_RSS_MB * 1024
+
+
+def test_docs_state_the_limits_in_force() -> None:
+    section = (Path(__file__).resolve().parents[2] / "docs" / "emulator.md").read_text().split("## Schema limits")[1]
+    for number in (MAX_ARRAY_ITEMS, MAX_STRING_LENGTH, MAX_GENERATED_CHARS, MAX_DEPTH, OPTIONAL_DEPTH, ON_LOOP_CHARS):
+        assert f"{number:,}" in section

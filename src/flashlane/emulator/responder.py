@@ -98,8 +98,8 @@ _SENTENCE_NAMES = (
     "message",
 )
 # The live API refuses schemas it cannot serve (errors.SCHEMA_TOO_COMPLEX_MESSAGE) but publishes no
-# numbers: the Vertex AI structured-output page only says long property names, long array length
-# limits, many enum values or optional properties "can result in an InvalidArgument: 400 error", and
+# numbers: the Vertex AI structured-output page (control-generated-output) only names long property
+# names, long array length limits, many enum values and optional properties as causes of that 400, and
 # python-genai#2170 measured a budget near 960 for the sum of maxItems in one function's schema on
 # gemini-3-flash-preview. So the emulator's limits follow from what an answer can hold: no catalog
 # model returns more than MAX_GENERATED_CHARS characters (its outputTokenLimit at CHARS_PER_TOKEN), a
