@@ -245,7 +245,8 @@ class Generator:
         required = schema.get("required") or []
         names = [n for n in order if n in props] + [n for n in props if n not in order]
         if depth > OPTIONAL_DEPTH:
-            names = [n for n in names if n in required]
+            needed = {n for n in required if isinstance(n, str)}  # a set: a list search is quadratic
+            names = [n for n in names if n in needed]
         extra = [n for n in required if n not in props]
         self.spend(sum(NODE_CHARS + len(n) for n in (*names, *extra)))
         out: dict[str, Any] = {}
