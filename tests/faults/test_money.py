@@ -23,7 +23,15 @@ from flashlane.pipeline.scheduler import DRAIN_S, Engine
 from flashlane.store.run import RunStore
 from flashlane.tasks import get_task
 from tests.conftest import ManualClock, control, scenario
-from tests.pipeline.conftest import LABELS, EmulatorProcess, read_jsonl, reviews, subprocess_env, wait_for, write_csv
+from tests.pipeline.conftest import (
+    LABELS,
+    EmulatorProcess,
+    read_jsonl,
+    reviews,
+    subprocess_env,
+    wait_for,
+    write_csv,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
