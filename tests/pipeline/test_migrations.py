@@ -44,7 +44,7 @@ def test_v1_database_migrates_in_recorded_steps(tmp_path: Path) -> None:
         store.close()
 
 
-def test_v5_database_opens_without_a_step(tmp_path: Path) -> None:
+def test_v5_database_takes_only_the_newer_steps(tmp_path: Path) -> None:
     _, db = _copy(tmp_path, "v5")
     store = RunStore(db)
     try:

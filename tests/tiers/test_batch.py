@@ -248,3 +248,51 @@ def test_batch_on_vertex_is_refused_before_anything_is_sent(tmp_path: Path, monk
     inp = write_csv(tmp_path / "in.csv", reviews(3))
     assert run_cli(*_classify(inp, tmp_path / "out.jsonl")) == 2
     assert "Gemini Developer API" in capsys.readouterr().err
+
+
+def _files(base_url: str) -> list[str]:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="dummy", http_options=types.HttpOptions(base_url=base_url))
+    return [str(f.name) for f in client.files.list()]
+
+
+def test_batch_session_closes_and_a_collected_jobs_files_are_deleted(cli_env: Any, tmp_path: Path) -> None:
+    """File-mode jobs (3 here) left their input and result files on the server (issue 20: 6 files
+    for 3 jobs) and a clean batch run left its session 'running'."""
+    inp = write_csv(tmp_path / "in.csv", reviews(50))
+    out = tmp_path / "out.jsonl"
+    before = set(_files(cli_env.base_url))
+    assert run_cli(*_classify(inp, out, "--batch-inline-max-bytes", "2000", "--batch-max-requests", "20")) == 0
+    assert sum(cli_env.batches()["jobs_created"].values()) == 3
+    assert set(_files(cli_env.base_url)) == before
+    store = RunStore(Path(f"{out}.flashlane.db"), create=False)
+    try:
+        assert [o for (o,) in store.db.execute("SELECT outcome FROM sessions")] == ["done"]
+    finally:
+        store.close()
+
+
+def test_interrupted_batch_run_says_its_jobs_go_on_and_how_to_cancel_them(tmp_path: Path) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(20))
+    out = tmp_path / "out.jsonl"
+    db = Path(f"{out}.flashlane.db")
+    emu = EmulatorProcess("--batch-turnaround", "60")
+    try:
+        cmd = [sys.executable, "-m", "flashlane", *_classify(inp, out)]
+        proc = subprocess.Popen(cmd, env=subprocess_env(emu.base_url), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: _named_jobs(db) == 1 or proc.poll() is not None, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        emu.stop()
+    assert proc.returncode == 130, err
+    assert "1 batch job(s) keep running on the server and will be billed (batches/" in err
+    assert f"flashlane batch cancel {out}" in err
+    store = RunStore(db, create=False)
+    try:
+        assert [o for (o,) in store.db.execute("SELECT outcome FROM sessions")] == ["interrupted"]
+    finally:
+        store.close()

@@ -361,6 +361,12 @@ class BatchRun:
 
     # ------------------------------------------------------------------ collecting
 
+    @staticmethod
+    def _responses_file(op: dict[str, Any]) -> str | None:
+        output = (op.get("metadata") or {}).get("output") or op.get("response") or {}
+        name = output.get("responsesFile")
+        return str(name) if name else None
+
     def _results(self, rec: JobRecord, op: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Key -> {"response": ...} or {"error": ...}, joined by key (never by position)."""
         meta = op.get("metadata") or {}
@@ -408,6 +414,20 @@ class BatchRun:
             self.jobs.mark_collected(rec.id, state, error)
         self._say(f"batch: collected {rec.name} ({state}): {answered} answered, {errors} failed inside the job, "
                   f"{missing} missing" + (" (back to the queue)" if errors or missing else ""))
+        self._delete_files(rec, op)
+
+    def _delete_files(self, rec: JobRecord, op: dict[str, Any]) -> None:
+        """The job is collected: its uploaded input and its results file are of no more use. The
+        Files API keeps a file 48 h unless deleted (files.delete; ai.google.dev/gemini-api/docs/files);
+        the Batch API docs do not say whether a job's responsesFile may be deleted by its owner, so a
+        refusal is reported, not raised (the file then expires on its own)."""
+        for what, name in (("input", rec.file_name), ("results", self._responses_file(op))):
+            if not name:
+                continue
+            try:
+                self.transport.delete_file(name)
+            except FlashlaneError as e:
+                self._say(f"batch: {what} file {name} of {rec.name} not deleted ({e.message}); it expires in 48 h")
 
     def _settle(self, rec: JobRecord, key: str, unit: list[Item], bad: dict[str, tuple[str, str]], outcome: str,
                 state: str, *, error: str | None = None, usage: Any = None, cost: float | None = 0.0,

@@ -17,8 +17,11 @@ def build_report(store: RunStore) -> dict[str, Any]:
     counts = store.items.counts()
     led = store.totals.ledger()
     pt, ot, tt, ct = led["tokens"]
+    lost = store.totals.lost()
     # Requests to a model whose price is unknown make the whole cost unknown, not a smaller number.
-    cost: float | None = None if led["unpriced_requests"] else led["cost_usd"]
+    # Requests whose answers were lost were served and billed all the same: they count (lost()).
+    cost: float | None = None if led["unpriced_requests"] else led["cost_usd"] + lost["estimated_usd"]
+    batch = store.batch.active()
     packed_n, packed_items = led["packed"]
     wall = led["wall_s"]
     meta = store.metadata.all()
@@ -49,6 +52,14 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "unpriced_requests": led["unpriced_requests"],
         "requests": led["requests"],
         "unanswered_requests": led["unanswered"],
+        # sent, answer never recorded (a kill): their estimated cost is in cost_usd, at most max_usd
+        "lost_answers": {"requests": lost["requests"], "estimated_usd": round(lost["estimated_usd"], 8),
+                         "max_usd": round(lost["max_usd"], 8)},
+        # lost answers whose items a later request carried again: paid twice because of a kill
+        "paid_twice": {**lost["paid_twice"], "usd": round(lost["paid_twice"]["usd"], 8)},
+        # batch jobs submitted and not yet collected: running (and billed) on the server
+        "batch_in_flight": {"jobs": len(batch), "requests": sum(j.n_requests for j in batch),
+                            "reserved_usd": round(sum(j.reserved_usd for j in batch), 8)},
         "packed_requests": packed_n,
         "items_per_packed_request": round(packed_items / packed_n, 2) if packed_n else None,
         "requests_by_tier": tiers,  # flex (as served: usageMetadata.serviceTier) and batch requests
@@ -142,11 +153,28 @@ def format_report(r: dict[str, Any]) -> str:
         + f"; API calls {r['api_calls']}, 429s {r['rate_limited']}, retries {r['retries']}"
         + ("; by service tier " + ", ".join(f"{t} {n}" for t, n in r["requests_by_tier"].items())
            if r.get("requests_by_tier") else ""),
+        *_money_lines(r),
         f"time      {r['wall_time_s']:.1f} s over {r['sessions']} session(s)"
         + (f" ({r['killed_sessions']} killed)" if r.get("killed_sessions") else "")
         + (f", {r['items_per_minute']:,} items/min" if r["items_per_minute"] else ""),
     ]
     return "\n".join(lines)
+
+
+def _money_lines(r: dict[str, Any]) -> list[str]:
+    """What a kill cost: answers lost (counted in the cost), rows paid twice, jobs still billing."""
+    lines = []
+    lost, twice, batch = r.get("lost_answers") or {}, r.get("paid_twice") or {}, r.get("batch_in_flight") or {}
+    if lost.get("requests"):
+        lines.append(f"lost      {lost['requests']} requests sent whose answers were never recorded (in flight at a kill): "
+                     f"~${lost['estimated_usd']:.6f} counted in the cost, at most ${lost['max_usd']:.6f}")
+    if twice.get("requests"):
+        lines.append(f"twice     {twice['requests']} requests ({twice['items']} items) paid twice because of a kill: "
+                     f"~${twice['usd']:.6f}")
+    if batch.get("jobs"):
+        lines.append(f"batch     {batch['jobs']} job(s) in flight on the server ({batch['requests']} requests, up to "
+                     f"${batch['reserved_usd']:.6f}); rerun to collect, or 'flashlane batch cancel RUN'")
+    return lines
 
 
 def report_json(r: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,8 +273,8 @@ def _write_outputs(store: RunStore, output: Path, *, inputs: bool) -> Path:
 
 
 def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str, *, inputs: bool) -> Path:
-    if engine is not None:
-        store.sessions.end(status, **engine.guard_delta())
+    # Every session ends here, batch ones too (no engine: their API calls are jobs, not requests).
+    store.sessions.end(status, **(engine.guard_delta() if engine is not None else {}))
     store.metadata.set(status=status)
     return _write_outputs(store, output, inputs=inputs)
 
@@ -282,18 +282,27 @@ def _finalize(store: RunStore, output: Path, engine: Engine | None, status: str,
 class RunInterrupted(KeyboardInterrupt):
     """The run was stopped by SIGINT or SIGTERM; what was done is saved and the output written."""
 
-    def __init__(self, signum: int, output: Path, run_db: Path, counts: dict[str, int] | None) -> None:
+    def __init__(self, signum: int, output: Path, run_db: Path, counts: dict[str, int] | None,
+                 batch_jobs: Sequence[str] = ()) -> None:
         self.signum = signum
         self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
         name = signal.Signals(signum).name
         done = f" ({counts['ok'] + counts['failed']} of {sum(counts.values())} rows done)" if counts else ""
         self.message = (f"interrupted by {name}: partial output written to {output}{done}; "
                         f"rerun the same command to resume (run db {run_db})")
+        if batch_jobs:
+            # A batch job is the server's work, not this process's: it goes on (and is billed) without us.
+            run = output if run_db == default_run_db(output) else run_db
+            self.message += (f"\n{len(batch_jobs)} batch job(s) keep running on the server and will be billed "
+                             f"({', '.join(batch_jobs)}): rerun the same command to collect them, or "
+                             f"cancel them with: flashlane batch cancel {run}")
         super().__init__(self.message)
 
 
 class _Signals:
-    """SIGTERM behaves as SIGINT: the run stops, saves what it has, writes partial output."""
+    """SIGTERM behaves as SIGINT: the run stops, saves what it has, writes partial output. While
+    requests are in flight (``run`` with a drain), the first signal stops sending and lets them
+    answer (``Engine.interrupt``); a second stops at once."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -312,25 +321,31 @@ class _Signals:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
 
-    async def run(self, coro: Any) -> Any:
-        """Await ``coro`` with SIGTERM cancelling it the way asyncio's own SIGINT handler does."""
+    async def run(self, coro: Any, drain: Callable[[str], str] | None = None) -> Any:
+        """Await ``coro``; the first SIGINT or SIGTERM calls ``drain`` (and shows what it says), the
+        next one, or the first without a drain, cancels ``coro``."""
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        installed = False
+        installed = []
 
-        def on_term() -> None:
-            self.received = signal.SIGTERM
-            if task is not None:
+        def on_signal(signum: int) -> None:
+            first = self.received is None
+            self.received = self.received or signum  # the exit code is the first signal's
+            if first and drain is not None:
+                print(drain(signal.Signals(signum).name), file=sys.stderr, flush=True)
+            elif task is not None:
                 task.cancel()
 
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, on_term)
-            installed = True
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
         try:
             return await coro
         finally:
-            if installed:
-                loop.remove_signal_handler(signal.SIGTERM)
+            for signum in installed:
+                loop.remove_signal_handler(signum)  # SIGINT goes back to KeyboardInterrupt
+            if signal.SIGTERM in installed:
                 with contextlib.suppress(ValueError):
                     signal.signal(signal.SIGTERM, self._raise)
 
@@ -386,21 +401,29 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
             if engine is not None:
                 engine.on_progress = progress.update
             outcome = runner.run(signals.run)
+        engine = runner.engine  # a batch run's standard fallback has one too
         status = outcome.status
         if status == "done" and store.items.counts()["pending"]:
             status = "incomplete"
+        if status == "interrupted":  # drained: the answers in flight are recorded; the cache serves the rerun
+            _finalize(store, output, engine, status, inputs=cfg.input_columns)
+            raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, store.items.counts())
         context_cache, closing = None, context_cache
         if closing is not None:
             closing.close()  # the run stopped in order: its context cache is deleted, whatever comes next
         fails = _finalize(store, output, engine, status, inputs=cfg.input_columns)
         report = build_report(store)
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except (KeyboardInterrupt, asyncio.CancelledError) as e:
+        if isinstance(e, RunInterrupted):
+            raise
         counts = None
+        jobs: list[str] = []
         if store.session is not None:
             with contextlib.suppress(Exception):
                 _finalize(store, output, engine, status, inputs=cfg.input_columns)
                 counts = store.items.counts()
-        raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts) from None
+                jobs = [r.name or r.display_name for r in store.batch.active()]
+        raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, counts, jobs) from None
     except BaseException:
         if context_cache is not None:
             with contextlib.suppress(Exception):

@@ -28,7 +28,9 @@ from .settle import Keep
 
 __all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner"]
 
-Wrap = Callable[[Awaitable[RunOutcome]], Awaitable[RunOutcome]]
+Drain = Callable[[str], str]  # an interrupt's signal name -> the line to show (Engine.interrupt)
+# Awaits the run with signal handling (runfile._Signals.run): the first signal calls the drain.
+Wrap = Callable[[Awaitable[RunOutcome], Drain | None], Awaitable[RunOutcome]]
 
 
 @dataclass
@@ -60,7 +62,7 @@ class LiveRunner:
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
         """Run to the end on an event loop of its own; ``wrap`` awaits the run (signal handling)."""
         coro = self.arun()
-        return asyncio.run(wrap(coro) if wrap is not None else coro)  # type: ignore[arg-type]
+        return asyncio.run(wrap(coro, self.engine.interrupt) if wrap is not None else coro)  # type: ignore[arg-type]
 
 
 class BatchRunner:
@@ -75,6 +77,7 @@ class BatchRunner:
             raise ConfigError("--service-tier batch runs on the Gemini Developer API (an API key), not on Vertex AI",
                               hint="set GEMINI_API_KEY instead of the Vertex settings, or use --service-tier flex or standard")
         self.job, self.store, self.builder, self.opts = job, store, builder, opts
+        self.engine: Engine | None = None  # the fallback's, once what failed in a job goes standard
 
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
         o = self.opts
@@ -83,6 +86,7 @@ class BatchRunner:
         if outcome.status != "done" or o.batch.fallback != STANDARD or not self.store.items.counts()["pending"]:
             return outcome
         live = LiveRunner(replace(self.job, service_tier=STANDARD), self.store, self.builder, replace(o, on_progress=None))
+        self.engine = live.engine
         after = live.run(wrap)
         after.values = {**outcome.values, **after.values}
         return after

@@ -17,7 +17,10 @@ errors and grows a truncated cap. What the engine decides is per item:
   run the same way: rows stay pending, and rerunning resumes;
 - credentials or model errors abort the run (every row would fail the same way);
 - with a budget, a request is only started if what is spent, plus the most the requests in
-  flight can cost, plus the most this one can cost, stays within it.
+  flight can cost, plus the most this one can cost, stays within it;
+- an interrupt (the first Ctrl-C or SIGTERM, ``interrupt``) stops sending and gives the requests
+  in flight ``DRAIN_S`` to answer, so what is already paid for is recorded, not asked again by
+  the rerun; those still out then stay in the ledger as sent, and count in the report.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from .items import Item, ItemBuilder
 from .job import Job
 from .settle import Keep, Prefilter, held, split
 
-__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "WINDOW_ITEMS"]
+__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "DRAIN_S", "WINDOW_ITEMS"]
 
 DEFAULT_CONCURRENCY = None  # auto (see packing.auto_concurrency)
 WINDOW_ITEMS = 2000  # pending items read from the store at a time
@@ -56,6 +59,9 @@ TICK_S = 1.0  # progress refresh while nothing finishes (a limiter wait must not
 WAIT_NOTICE_S = 3.0  # no answer for this long: progress says what the run is waiting for
 FATAL_ERRORS = (AuthError, ModelNotFound, ConfigError, NoQuota)  # every row would fail the same way
 GUARD_COUNTERS = ("requests", "rate_limited", "retries")
+# After an interrupt, how long requests in flight may take to answer: long enough for a Flash-Lite
+# answer with a retry or two, short enough that a user who pressed Ctrl-C is not kept waiting.
+DRAIN_S = 30.0
 
 
 @dataclass
@@ -110,7 +116,7 @@ class Engine:
     def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int = 1,
                  concurrency: int | None = None, budget_usd: float | None = None, cache: ResponseCache | None = None,
                  on_progress: Callable[[Snapshot], None] | None = None, keep_values: Keep = False,
-                 window: int = WINDOW_ITEMS) -> None:
+                 window: int = WINDOW_ITEMS, drain_s: float = DRAIN_S) -> None:
         self.job = job
         self.store = store
         self.clock = job.lane.clock  # the client's: tests move it instead of sleeping
@@ -129,6 +135,7 @@ class Engine:
         self.on_progress = on_progress
         self.keep_values = keep_values  # map_items returns the task's objects; file runs read the store
         self.window = max(1, window)
+        self.drain_s = drain_s
         self.outcome = RunOutcome()
         self.snap = Snapshot()
         self._queue: deque[list[Item]] = deque()
@@ -140,6 +147,9 @@ class Engine:
         self._spent = 0.0
         self._stop: str | None = None
         self._cond: asyncio.Condition | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._drain: asyncio.Task[None] | None = None
+        self._drain_over = False  # the drain time ran out: workers still waiting are let go
         self._guard_base = guard_counts(job.lane)
         self._calls = 0  # requests the engine has handed to the Lane
         self._last_done = self.clock.monotonic()
@@ -205,7 +215,8 @@ class Engine:
         self.snap.cost_usd = self._spent
         self._refill()
         self._emit()
-        workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency if self._queue else 0)]
+        workers = self._workers = [asyncio.create_task(self._worker())
+                                   for _ in range(self.concurrency if self._queue else 0)]
         ticker = asyncio.create_task(self._tick()) if self.on_progress is not None else None
         try:
             await asyncio.gather(*workers)
@@ -216,9 +227,10 @@ class Engine:
             self.outcome.status = "interrupted"
             raise
         finally:
-            if ticker is not None:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
+            for t in (ticker, self._drain):
+                if t is not None:
+                    t.cancel()
+                    await asyncio.gather(t, return_exceptions=True)
         if self._stop:
             self.outcome.status = self._stop
         self.snap.waiting = None
@@ -230,19 +242,42 @@ class Engine:
             self._emit()
 
     async def _worker(self) -> None:
-        while True:
-            picked = await self._next()
-            if picked is None:
-                return
-            unit, call, max_cost = picked
-            try:
-                await self._send(unit, call)
-            finally:
-                assert self._cond is not None
-                async with self._cond:
+        try:
+            while True:
+                picked = await self._next()
+                if picked is None:
+                    return
+                unit, call, max_cost = picked
+                try:
+                    await self._send(unit, call, max_cost)
+                finally:
                     self._inflight -= 1
                     self._inflight_cost -= max_cost
-                    self._cond.notify_all()
+                    assert self._cond is not None
+                    async with self._cond:
+                        self._cond.notify_all()
+        except asyncio.CancelledError:
+            if not self._drain_over:
+                raise  # a second Ctrl-C: the run stops at once
+            # The drain ran out: this request's 'sent' line stays in the ledger (counted as sent).
+
+    def interrupt(self, signal_name: str) -> str:
+        """The first Ctrl-C or SIGTERM (called on the event loop): send nothing more, record what the
+        requests in flight answer within ``drain_s``, then stop. Returns the line to show."""
+        self._halt("interrupted", f"interrupted by {signal_name}")
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._drain_then_stop())
+        return (f"{signal_name}: sending stopped; waiting up to {self.drain_s:g} s for {self._inflight} request(s) "
+                "in flight to answer, so they are recorded and not paid again (Ctrl-C again stops at once)")
+
+    async def _drain_then_stop(self) -> None:
+        assert self._cond is not None
+        async with self._cond:
+            self._cond.notify_all()  # workers waiting for work see the stop
+        await self.clock.asleep(self.drain_s)
+        self._drain_over = True
+        for w in self._workers:
+            w.cancel()
 
     async def _next(self) -> tuple[list[Item], Call, float] | None:
         assert self._cond is not None
@@ -279,9 +314,10 @@ class Engine:
             self.outcome.message = message
             self.outcome.error = error
 
-    async def _send(self, unit: list[Item], call: Call) -> None:
+    async def _send(self, unit: list[Item], call: Call, max_cost: float) -> None:
         started = self.clock.time()
-        rid = self.store.requests.sent(started=started, n_items=len(unit))
+        rid = self.store.requests.sent(started=started, item_ids=[it.id for it in unit],
+                                       max_cost_usd=max_cost or None)  # 0: the price is unknown
         self._calls += 1
         try:
             result = await self.job.arun_call(call)

@@ -160,8 +160,12 @@ class TotalsRepo(Repo):
         unanswered = db.execute("SELECT COUNT(*) FROM requests WHERE outcome IN ('sent', 'unanswered')").fetchone()[0]
         packed = db.execute("SELECT COUNT(*), COALESCE(SUM(n_items),0) FROM requests WHERE n_items > 1").fetchone()
         cached = db.execute("SELECT COUNT(*) FROM results WHERE cached=1").fetchone()[0]
+        # A killed session's API-call counter stops at its last recorded answer; every request it
+        # wrote to the ledger (batch ones aside: those are jobs, not calls) was at least one call.
         api_calls, limited, retries, wall, sessions = db.execute(
-            "SELECT COALESCE(SUM(requests),0), COALESCE(SUM(rate_limited),0), COALESCE(SUM(retries),0),"
+            "SELECT COALESCE(SUM(MAX(requests, (SELECT COUNT(*) FROM requests r LEFT JOIN request_tiers t ON "
+            "t.request_id=r.id WHERE r.session=sessions.id AND COALESCE(t.tier, '') != 'batch'))),0),"
+            " COALESCE(SUM(rate_limited),0), COALESCE(SUM(retries),0),"
             " COALESCE(SUM(MAX(COALESCE(ended, started) - started, 0)),0), COUNT(*) FROM sessions").fetchone()
         killed = db.execute("SELECT COUNT(*) FROM sessions WHERE outcome='killed'").fetchone()[0]
         return {"failed_by_reason": by_reason, "tokens": (pt, ot, tt, ct), "cost_usd": float(cost),
@@ -169,6 +173,60 @@ class TotalsRepo(Repo):
                 "requests": int(requests), "unanswered": int(unanswered), "packed": (int(packed[0]), int(packed[1])),
                 "cached": int(cached), "api_calls": int(api_calls), "rate_limited": int(limited),
                 "retries": int(retries), "wall_s": float(wall), "sessions": int(sessions), "killed": int(killed)}
+
+    def lost(self) -> dict[str, Any]:
+        """Requests sent whose answer was never recorded (a kill, or a drain that ran out of time):
+        the server served and billed them, so the report counts them. Each costs what the same
+        items cost when a later request answered exactly them (the same question, the same price),
+        else its items' shares of their later answers, else the most it could cost (written when it
+        was sent). Paid twice: those whose items a later answered request carried again."""
+        db = self.db
+        carried: dict[int, list[str]] = {}
+        bound: dict[int, float] = {}
+        for rid, max_cost, iid in db.execute(
+                "SELECT r.id, r.max_cost_usd, a.item_id FROM requests r LEFT JOIN attempts a ON a.request_id=r.id "
+                "WHERE r.outcome IN ('sent', 'unanswered') ORDER BY r.id"):
+            bound[rid] = float(max_cost or 0.0)
+            if iid is not None:
+                carried.setdefault(rid, []).append(str(iid))
+        estimate = twice_usd = 0.0
+        twice_requests = twice_items = 0
+        for rid, most in bound.items():
+            ids = carried.get(rid, [])
+            later = self._answered_again(rid, ids)
+            cost = self._same_question(rid, ids)
+            if cost is None:
+                shares = [db.execute("SELECT cost_usd FROM results WHERE item_id=? AND request_id IS NOT NULL",
+                                     (i,)).fetchone() for i in ids]
+                known = ids and all(s is not None and s[0] is not None for s in shares)
+                cost = sum(float(s[0]) for s in shares if s is not None) if known else most
+            estimate += cost
+            if later:
+                twice_requests += 1
+                twice_items += len(later)
+                twice_usd += cost
+        return {"requests": len(bound), "estimated_usd": estimate, "max_usd": sum(bound.values()),
+                "paid_twice": {"requests": twice_requests, "items": twice_items, "usd": twice_usd}}
+
+    def _answered_again(self, rid: int, ids: list[str]) -> set[str]:
+        """Items of request ``rid`` that a later request carried and got an answer for."""
+        return {str(i) for (i,) in self.db.execute(
+            "SELECT DISTINCT a.item_id FROM attempts a JOIN requests r ON r.id=a.request_id WHERE a.request_id > ? "
+            f"AND r.outcome NOT IN ('sent', 'unanswered', 'parked', 'aborted') AND a.item_id IN ({','.join('?' * len(ids))})",
+            (rid, *ids))} if ids else set()
+
+    def _same_question(self, rid: int, ids: list[str]) -> float | None:
+        """The recorded cost of the first later request that carried exactly ``ids``, if one did."""
+        if not ids:
+            return None
+        for (other,) in self.db.execute(
+                "SELECT a.request_id FROM attempts a JOIN usage u ON u.request_id=a.request_id "
+                "WHERE a.item_id=? AND a.request_id > ? ORDER BY a.request_id", (ids[0], rid)):
+            same = [str(i) for (i,) in self.db.execute("SELECT item_id FROM attempts WHERE request_id=?", (other,))]
+            if sorted(same) == sorted(ids):
+                row = self.db.execute("SELECT cost_usd FROM usage WHERE request_id=?", (other,)).fetchone()
+                return None if row is None or row[0] is None else float(row[0])
+        return None
 
     def requests_by_tier(self) -> dict[str, int]:
         """Requests served at a service tier other than standard (flex, batch), by tier."""

@@ -29,13 +29,16 @@ Failed = dict[str, tuple[str, str]]  # item_id -> (reason, error)
 
 
 class RequestsRepo(Repo):
-    def sent(self, *, started: float, n_items: int) -> int:
-        """A ledger line written before the request goes out: a kill cannot lose it."""
+    def sent(self, *, started: float, item_ids: list[str], max_cost_usd: float | None) -> int:
+        """A ledger line written before the request goes out, with the items it carries and the most
+        it can cost: a kill cannot lose it, and a lost answer is still counted (``TotalsRepo.lost``)."""
         with self.store.transaction():
             cur = self.db.execute(
-                "INSERT INTO requests (session, started, n_items, outcome) VALUES (?, ?, ?, 'sent')",
-                (self.store.session, started, n_items))
-        return int(cur.lastrowid or 0)
+                "INSERT INTO requests (session, started, n_items, outcome, max_cost_usd) VALUES (?, ?, ?, 'sent', ?)",
+                (self.store.session, started, len(item_ids), max_cost_usd))
+            rid = int(cur.lastrowid or 0)
+            self.db.executemany("INSERT INTO attempts VALUES (?, ?, 'sent', NULL)", [(rid, i) for i in item_ids])
+        return rid
 
     def record(self, *, started: float, item_ids: list[str], outcome: str, error: str | None,
                usage: Usage | None, cost_usd: float | None, ok: Answered, failed: Failed,
@@ -54,6 +57,7 @@ class RequestsRepo(Repo):
                 rid = request_id
                 db.execute("UPDATE requests SET ended=?, outcome=?, error=? WHERE id=?",
                            (time.time(), outcome, error, rid))
+                db.execute("DELETE FROM attempts WHERE request_id=?", (rid,))  # 'sent' rows, now settled
             if usage is not None:
                 db.execute("INSERT OR REPLACE INTO usage VALUES (?, ?, ?, ?, ?, ?)",
                            (rid, usage.prompt_tokens, usage.output_tokens, usage.thoughts_tokens,

@@ -14,10 +14,14 @@ loses at most the answers of the requests in flight)::
                                                         status: pending | ok | failed; row: the input row
                                                         as JSON (every column, for the output)
     requests   (id INTEGER PRIMARY KEY, session INTEGER, started REAL, ended REAL, n_items INTEGER,
-                outcome TEXT, error TEXT)               one row per request, written before it is sent
-                                                        (outcome 'sent' until its answer is recorded)
+                outcome TEXT, error TEXT, max_cost_usd REAL)
+                                                        one row per request, written before it is sent
+                                                        (outcome 'sent' until its answer is recorded,
+                                                        'unanswered' if its session ended first), with
+                                                        the most it can cost; never deleted
     attempts   (request_id INTEGER, item_id TEXT, outcome TEXT, error TEXT)
-                                                        which items rode in which request
+                                                        which items rode in which request (written
+                                                        with the request, before it is sent)
     results    (item_id TEXT PRIMARY KEY, value TEXT, prompt_tokens, output_tokens, thoughts_tokens,
                 cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER, evidence TEXT)
                                                         cached: answered from the response cache;
@@ -112,6 +116,13 @@ _V6 = """
 ALTER TABLE results ADD COLUMN evidence TEXT;
 """
 
+# v7: the ledger never forgets (issue 20). A request's most possible cost is written with it before
+# it is sent (its items go to ``attempts`` then too), so one whose answer a kill lost still counts
+# in the report: as what the same items cost when answered again, or at most this bound.
+_V7 = """
+ALTER TABLE requests ADD COLUMN max_cost_usd REAL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
@@ -119,6 +130,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "explicit context caches of the run's shared prefix", _V4),
     Migration(5, "results keep their cached input tokens", _V5),
     Migration(6, "results keep the evidence of grounded answers", _V6),
+    Migration(7, "requests keep their most possible cost, written before they are sent", _V7),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

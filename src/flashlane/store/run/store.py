@@ -25,8 +25,10 @@ from .schema import RUN_SCHEMA
 __all__ = ["RunStore", "NOT_A_RUN_DB_HINT"]
 
 NOT_A_RUN_DB_HINT = "pass another --run-db, or --fresh to start over"
-# What a reset forgets: everything a run did (the schema and its batch jobs, which may be paid for, stay).
-_RUN_TABLES = ("items", "requests", "attempts", "results", "failures", "usage", "sessions", "context_caches")
+# What a reset forgets: the run's input and answers. The ledger (requests and the items they
+# carried, usage, sessions, tiers, context caches and batch jobs: all paid for, or maybe) stays,
+# so the report of the corrected run still counts what the replaced one was charged.
+_RUN_TABLES = ("items", "results", "failures")
 
 class RunStore:
     def __init__(self, path: str | Path = ":memory:", *, not_a_run_db_hint: str = NOT_A_RUN_DB_HINT,
@@ -73,7 +75,8 @@ class RunStore:
         return self.metadata.get("fingerprint") is None
 
     def reset(self) -> None:
-        """Forget everything (a run that did nothing, replaced by a corrected command)."""
+        """Forget the run's items and answers (a run that finished nothing, replaced by a corrected
+        command, or an ingest that was cut off); never its ledger."""
         with self.transaction():
             for table in _RUN_TABLES:
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
