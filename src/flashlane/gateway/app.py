@@ -39,7 +39,12 @@ from ..call.boundary import map_exception
 from ..call.retry import RetryPolicy
 from ..clock import SYSTEM_CLOCK, Clock
 from ..emulator.app import NESTING_MESSAGE, lifespan
-from ..emulator.errors import PAYLOAD_LIMIT_BYTES, PAYLOAD_TOO_LARGE_MESSAGE, api_key_invalid, unregistered_caller
+from ..emulator.errors import (
+    PAYLOAD_LIMIT_BYTES,
+    PAYLOAD_TOO_LARGE_MESSAGE,
+    api_key_invalid,
+    unregistered_caller,
+)
 from ..emulator.files import base_url
 from ..errors import (
     AuthError,
@@ -382,8 +387,8 @@ class GatewayApp:
             await self._forward_once(scope, send, method, url, headers + length, _stream_body(receive), route,
                                      principal, out)
             return
-        body = await _read_body(receive)
-        if body is None:
+        body = None if _declared_length(scope) > MAX_BODY_BYTES else await _read_body(receive)
+        if body is None:  # refused before a byte of it is read when its length says so, else at the limit
             out.code = 400
             await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", PAYLOAD_TOO_LARGE_MESSAGE))
             return
@@ -693,6 +698,13 @@ async def _read_body(receive: Any) -> bytes | None:
         if not msg.get("more_body"):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _declared_length(scope: dict[str, Any]) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 async def _stream_body(receive: Any) -> AsyncIterator[bytes]:

@@ -20,7 +20,15 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import Usage, cost_of
-from ..store.gateway_ledger import COUNTERS, LEDGER_KIND, LedgerRow, LedgerTables, OwnerTables, ledger_kind, read_rows
+from ..store.gateway_ledger import (
+    COUNTERS,
+    LEDGER_KIND,
+    LedgerRow,
+    LedgerTables,
+    OwnerTables,
+    ledger_kind,
+    read_rows,
+)
 
 __all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "Owners", "format_ledger", "is_ledger", "read_ledger"]
 
