@@ -114,7 +114,7 @@ def test_a_ledger_of_the_previous_release_is_read_and_kept(tmp_path: Path) -> No
     ledger.close()
     [row] = read_ledger(path)
     assert (row["label"], row["requests"], row["prompt_tokens"]) == ("team-a", 2, 100)
-    assert _version(path, LEDGER_SCHEMA) == 1
+    assert _version(path, LEDGER_SCHEMA) == LEDGER_SCHEMA.latest  # upgraded: resource owners added
 
 
 # Redis pipelines also have an ``execute()``, with no argument; every SQL execute has one.

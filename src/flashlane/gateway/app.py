@@ -29,7 +29,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
@@ -38,8 +38,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from ..call.boundary import map_exception
 from ..call.retry import RetryPolicy
 from ..clock import SYSTEM_CLOCK, Clock
-from ..emulator.app import lifespan
-from ..emulator.errors import api_key_invalid, unregistered_caller
+from ..emulator.app import NESTING_MESSAGE, lifespan
+from ..emulator.errors import (
+    PAYLOAD_LIMIT_BYTES,
+    PAYLOAD_TOO_LARGE_MESSAGE,
+    api_key_invalid,
+    unregistered_caller,
+)
 from ..emulator.files import base_url
 from ..errors import (
     AuthError,
@@ -53,20 +58,25 @@ from ..errors import (
     model_not_found,
 )
 from ..limits import Limiter, Limits, Reservation, Store
-from ..models import DEFAULT_MODEL, Usage, cost_of, lookup
-from .ledger import Ledger
+from ..models import DEFAULT_MODEL, Usage, canonical_id, cost_of, lookup
+from .ledger import Ledger, Owners
 from .metrics import Metrics
 from .tokens import Principal, TokenBook
 from .upstream import DROP_REQUEST_HEADERS, DROP_RESPONSE_HEADERS, Upstream, UpstreamResponse
 from .wire import (
+    BATCH_CREATE,
     GENERATE,
+    OWNED,
     STREAM,
+    BadPath,
     Route,
     apply_defaults,
     dumps_error,
     error_body,
     estimate_input_tokens,
+    mentions_owned,
     parse_route,
+    references,
     usage_in,
 )
 
@@ -76,14 +86,26 @@ T = TypeVar("T")
 
 DEFAULT_MAX_WAIT_S = 300.0  # the longest a request may wait for quota and retries, whatever the client allows
 DEFAULT_MAX_ATTEMPTS = 8
+# The time a client has to send a request's head: Apache mod_reqtimeout's default first header
+# timeout (https://httpd.apache.org/docs/2.4/mod/mod_reqtimeout.html, header=20-40). Slow or silent
+# connections, authenticated or not, are closed after it.
+DEFAULT_HEAD_TIMEOUT_S = 20.0
 # Answer a little before the client's own deadline, so it gets our answer rather than its timeout.
 DEADLINE_MARGIN_S = 0.5
 DEADLINE_MARGIN_FRACTION = 0.1
-MAX_BODY_BYTES = 64 * 1024 * 1024  # the request sizes the API accepts inline are far below this
+# The API refuses a request over 20 MB ("the maximum total request size is 20 MB",
+# https://firebase.google.com/docs/vertex-ai/input-file-requirements; larger media go through the
+# Files API: https://discuss.ai.google.dev/t/file-size-limit-413-request-entity-too-large/79575), so
+# the gateway reads no more than that of any body it keeps; the emulator refuses at the same size.
+MAX_BODY_BYTES = PAYLOAD_LIMIT_BYTES
+# Upload bodies are streamed upstream unread, never kept: bounded only by the Files API's 2 GB per
+# file (https://www.raymondcamden.com/2024/05/21/using-the-gemini-file-api-for-prompts-with-media).
+MAX_UPLOAD_BYTES = 2 * 1024 ** 3
 TAIL_BYTES = 64 * 1024  # how much of a stream's end is kept to find its last usageMetadata
 UPLOAD_IDS_KEPT = 10_000
 MAX_LIMITERS = 256
 CLIENT_GONE = 499  # as nginx logs a request whose client closed the connection first
+STREAM_CUT = 502  # a stream the upstream broke off: a bad gateway answer, whatever its first status said
 STORE_THREADS = 16  # concurrent SQLite/Redis limiter calls; each is short, none waits for quota
 
 JSON = b"application/json; charset=UTF-8"
@@ -99,6 +121,7 @@ class GatewayConfig:
     default_thinking: str | None = None  # added to generate requests that set no thinking
     default_max_output_tokens: int | None = None  # added to generate requests that set no cap
     access_log: bool = False
+    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S
 
 
 @dataclass
@@ -114,6 +137,7 @@ class _Outcome:
     refused: bool = False
     auth_refused: bool = False  # the upstream rejected the credential (API_KEY_INVALID, 401, 403)
     known_model: str | None = None  # the catalog ID, once looked up
+    model: str = ""  # the model the call names (its path, or a cache's body)
 
 
 class _ClientGone(Exception):
@@ -149,6 +173,10 @@ class _Waits:
             self.watch.cancel()
 
 
+class _TooLarge(Exception):
+    """An upload's body went past ``MAX_UPLOAD_BYTES`` while it streamed upstream."""
+
+
 class _Abort(Exception):
     """The upstream stream broke after bytes reached the client: cut the client's connection too."""
 
@@ -156,13 +184,16 @@ class _Abort(Exception):
 class GatewayApp:
     def __init__(self, upstream: Upstream, tokens: TokenBook, store: Store, *, config: GatewayConfig | None = None,
                  clock: Clock | None = None, ledger: Ledger | None = None, metrics: Metrics | None = None,
-                 log: TextIO | None = None) -> None:
+                 log: TextIO | None = None, owners: Owners | None = None) -> None:
         self.upstream = upstream
         self.tokens = tokens
         self.store = store
         self.config = config or GatewayConfig()
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.ledger = ledger
+        # Tenants are the tokens file's projects; with --pass-keys each client's own key scopes its
+        # resources upstream, as it would without the gateway.
+        self.owners = None if tokens.pass_keys else owners or Owners(":memory:")
         self.metrics = metrics or Metrics()
         self.log = log or sys.stderr
         self.rng = random.Random()
@@ -190,6 +221,8 @@ class GatewayApp:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.owners is not None:
+            self.owners.close()
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a limiter-store call: inline for the in-memory store (microseconds), on a thread for
@@ -285,9 +318,11 @@ class GatewayApp:
         if path == "/metrics":
             await self._send(send, 200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
             return
-        route = parse_route(path)
-        if route is None:
-            await self._send(send, 404, error_body(404, "NOT_FOUND", f"Method not found: {path}"))
+        try:
+            route = parse_route(scope["method"], scope.get("raw_path") or path.encode("latin-1"))
+        except BadPath as e:  # not forwarded, not counted against anyone: nothing was called
+            status = "INVALID_ARGUMENT" if e.code == 400 else "NOT_FOUND"
+            await self._send(send, e.code, error_body(e.code, status, f"{e} (flashlane gateway)"))
             return
         self.metrics.in_flight += 1
         started = time.perf_counter()
@@ -303,7 +338,7 @@ class GatewayApp:
         finally:
             self.metrics.in_flight -= 1
             if principal is not None or out.code:
-                self._note(scope, principal, _model_label(route, principal, out), out, started)
+                self._note(scope, principal, _model_label(principal, out), out, started)
 
     async def _authenticate(self, scope: dict[str, Any], send: Any, route: Route, out: _Outcome) -> Principal | None:
         key = _client_key(scope)
@@ -332,46 +367,66 @@ class GatewayApp:
     async def _handle(self, scope: dict[str, Any], receive: Any, send: Any, route: Route, principal: Principal,
                       out: _Outcome) -> None:
         method: str = scope["method"]
-        info = lookup(route.model) if route.model else None
-        if info is not None:
-            out.known_model = info.id
-        if info is not None and info.retired and route.kind in ("op", "model"):
-            # The catalog knows it is gone: don't spend a request (or a quota slot) to hear so.
+        if route.owned and not self._owns(principal, route.owned):
+            # Another project's resource (or none at all): the same answer either way.
             out.code, out.refused = 404, True
-            await self._send(send, 404, _not_found_body(route))
+            await self._send(send, 404, _gone_body(route.owned))
             return
-        url = self.upstream.target(route, scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
-                                   or scope["path"], _strip_key(scope.get("query_string", b"")))
+        url = self.upstream.target(route, _strip_key(scope.get("query_string", b"")))
         if url is None:
             out.code, out.refused = 404, True
-            await self._send(send, 404, error_body(404, "NOT_FOUND", f"{scope['path']} is not available on "
+            await self._send(send, 404, error_body(404, "NOT_FOUND", f"{route.path} is not available on "
                                                    f"{self.upstream.describe} through the gateway"))
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in DROP_REQUEST_HEADERS]
         headers += await self.upstream.auth_headers(principal.upstream_key)
-        body = await _read_body(receive)
-        if body is None:
-            out.code = 400
-            await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit."))
-            return
         if route.kind == "upload":
-            # File bytes (the SDKs send 8 MiB chunks) go once: the SDK resumes an upload itself.
-            await self._forward_once(scope, send, method, url, headers, body, route, principal, out)
+            # File bytes stream upstream as they arrive, unread and unkept; once: the SDK resumes an
+            # upload itself.
+            length = [(k, v) for k, v in scope["headers"] if k == b"content-length"]
+            await self._forward_once(scope, send, method, url, headers + length, _stream_body(receive), route,
+                                     principal, out)
             return
-        est = 0
-        if route.limited:
+        body = None if _declared_length(scope) > MAX_BODY_BYTES else await _read_body(receive)
+        if body is None:  # refused before a byte of it is read when its length says so, else at the limit
+            out.code = 400
+            await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", PAYLOAD_TOO_LARGE_MESSAGE))
+            return
+        model, est, obj = route.model, 0, None
+        if route.spends:
             try:
                 obj = json.loads(body) if body else {}
+            except RecursionError:  # deeper than the parser goes: the API's own 400, never a 500
+                out.code = 400
+                await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", NESTING_MESSAGE))
+                return
             except ValueError:
-                obj = None
+                obj = None  # not JSON: it goes upstream as it is, and the API's 400 is the right answer
             if isinstance(obj, dict):
+                if route.create_cache and isinstance(obj.get("model"), str):
+                    model = canonical_id(obj["model"])
+                used = references(obj) if mentions_owned(body) else ()
+                foreign = next((r for r in sorted(used) if not self._owns(principal, r)), None)
+                if foreign is not None:
+                    out.model, out.code, out.refused = model, 404, True
+                    await self._send(send, 404, _gone_body(foreign))
+                    return
                 est = estimate_input_tokens(obj)
-                if (self.config.default_thinking or self.config.default_max_output_tokens) and apply_defaults(
-                        obj, info, thinking=self.config.default_thinking,
-                        max_output_tokens=self.config.default_max_output_tokens):
-                    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-            # A body that is not JSON goes upstream as it is: the API's 400 is the right answer.
-        model_id = info.id if info is not None else route.model
+        out.model = model
+        info = lookup(model) if model else None
+        if info is not None:
+            out.known_model = info.id
+        if info is not None and info.retired and (route.kind in ("op", "model") or route.create_cache):
+            # The catalog knows it is gone: don't spend a request (or a quota slot) to hear so.
+            out.code, out.refused = 404, True
+            await self._send(send, 404, _not_found_body(route, model))
+            return
+        cfg = self.config
+        if isinstance(obj, dict) and route.op in (GENERATE, STREAM) and (
+                cfg.default_thinking or cfg.default_max_output_tokens) and apply_defaults(
+                obj, info, thinking=cfg.default_thinking, max_output_tokens=cfg.default_max_output_tokens):
+            body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        model_id = info.id if info is not None else model
         idempotent = route.kind in ("op", "model", "models") or method in ("GET", "HEAD", "DELETE")
         waits = _Waits(self.clock, receive)
         try:
@@ -388,7 +443,7 @@ class GatewayApp:
         clock = self.clock
         deadline = self._deadline(scope["headers"])
         policy = self._policy(deadline)
-        limiter = self.limiter(model) if route.limited else None
+        limiter = self.limiter(model) if route.spends and model else None
         key = f"{principal.project}:{model}"
         start = clock.monotonic()
         attempt = 0
@@ -488,6 +543,9 @@ class GatewayApp:
             if route.op == GENERATE:
                 out.usage = usage_in(raw)
             await self._reconcile(res, out.usage.prompt_tokens if out.usage else None)
+            if self.owners is not None and resp.status < 300 and (
+                    route.create_cache or route.op == BATCH_CREATE or route.resource in OWNED and not route.name):
+                raw = self._tenant_view(route, scope["method"], principal, raw)
             await self._send(send, resp.status, raw, headers)
             return
         # A stream: every chunk goes to the client as it arrives.
@@ -499,7 +557,10 @@ class GatewayApp:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     prev, last = last, chunk
         except Exception as exc:  # noqa: BLE001 - the upstream broke mid-stream: so must the client's
-            await self._reconcile(res, None)
+            # Not an answer: the ledger counts an error, with the tokens the events so far reported.
+            out.code = STREAM_CUT
+            out.usage = usage_in((prev + last)[-TAIL_BYTES:])
+            await self._reconcile(res, out.usage.prompt_tokens if out.usage else None)
             raise _Abort from exc
         finally:
             await resp.close()
@@ -508,11 +569,41 @@ class GatewayApp:
         await self._reconcile(res, out.usage.prompt_tokens if out.usage else None)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    def _owns(self, principal: Principal, name: str) -> bool:
+        return self.owners is None or self.owners.owner(name) == principal.project
+
+    def _tenant_view(self, route: Route, method: str, principal: Principal, raw: bytes) -> bytes:
+        """Record who created a resource; cut a list down to the caller's own resources."""
+        owners = self.owners
+        assert owners is not None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return raw
+        if not isinstance(data, dict):
+            return raw
+        created = data.get("file") if route.kind == "upload" else data
+        if (route.create_cache or route.op == BATCH_CREATE or route.kind == "upload") and isinstance(created, dict):
+            name = created.get("name")
+            if isinstance(name, str) and name.split("/", 1)[0] in OWNED:
+                owners.claim(name, principal.project, self.clock.time())
+            return raw
+        key = OWNED[route.resource]
+        if method == "GET" and not route.name and isinstance(data.get(key), list):
+            data[key] = [r for r in data[key] if isinstance(r, dict) and owners.owner(str(r.get("name"))) ==
+                         principal.project]
+            return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+        return raw
+
     async def _forward_once(self, scope: dict[str, Any], send: Any, method: str, url: str,
-                            headers: list[tuple[bytes, bytes]], body: bytes, route: Route, principal: Principal,
-                            out: _Outcome) -> None:
+                            headers: list[tuple[bytes, bytes]], body: bytes | AsyncIterator[bytes], route: Route,
+                            principal: Principal, out: _Outcome) -> None:
         try:
             resp = await self.upstream.send(method, url, headers, body, self._deadline(scope["headers"]))
+        except _TooLarge:
+            out.code = 400
+            await self._send(send, 400, error_body(400, "INVALID_ARGUMENT", PAYLOAD_TOO_LARGE_MESSAGE))
+            return
         except Exception as exc:  # noqa: BLE001
             await self._no_answer(send, out, _transport_error(exc, None, None))
             return
@@ -549,14 +640,14 @@ def _settle_429(limiter: Limiter, key: str, err: RateLimited, res: Reservation) 
     res.release()
 
 
-def _model_label(route: Route, principal: Principal | None, out: _Outcome) -> str:
+def _model_label(principal: Principal | None, out: _Outcome) -> str:
     """The model as metrics and the ledger name it. Client-chosen names that no model answers
     to are folded into one label, so garbage paths cannot grow the metrics without bound."""
-    if not route.model or principal is None:
+    if not out.model or principal is None:
         return "-"
     if out.known_model is not None:
         return out.known_model
-    return route.model if out.code < 400 else "unknown"
+    return out.model if out.code < 400 else "unknown"
 
 
 def _client_key(scope: dict[str, Any]) -> str | None:
@@ -591,6 +682,7 @@ def _strip_key(qs: bytes) -> bytes:
 
 
 async def _read_body(receive: Any) -> bytes | None:
+    """The whole body, or None as soon as it passes ``MAX_BODY_BYTES`` (the rest is never read)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -606,6 +698,30 @@ async def _read_body(receive: Any) -> bytes | None:
         if not msg.get("more_body"):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _declared_length(scope: dict[str, Any]) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+async def _stream_body(receive: Any) -> AsyncIterator[bytes]:
+    """The body as it arrives (the server pauses reading the socket while it is not taken)."""
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ConnectionResetError("the client closed the connection mid-upload")
+        part = msg.get("body", b"")
+        size += len(part)
+        if size > MAX_UPLOAD_BYTES:
+            raise _TooLarge
+        if part:
+            yield part
+        if not msg.get("more_body"):
+            return
 
 
 def _close_client(send: Any) -> None:
@@ -680,15 +796,17 @@ def _day_body(err: RateLimited, model: str) -> bytes:
     return error_body(429, "RESOURCE_EXHAUSTED", msg, details)
 
 
-def _not_found_message(route: Route) -> str:
-    what = route.op or "get"
-    return (f"models/{route.model} is not found for API version {route.version}, or is not supported for {what}. "
-            "Call ModelService.ListModels to see the list of available models and their supported methods.")
+def _not_found_body(route: Route, model: str) -> bytes:
+    what = route.op or ("createCachedContent" if route.create_cache else "get")
+    message = (f"models/{model} is not found for API version {route.version}, or is not supported for {what}. "
+               "Call ModelService.ListModels to see the list of available models and their supported methods.")
+    return error_body(404, "NOT_FOUND", f"{message} (flashlane gateway: {model_not_found(model).message})")
 
 
-def _not_found_body(route: Route) -> bytes:
-    hint = model_not_found(route.model).message
-    return error_body(404, "NOT_FOUND", f"{_not_found_message(route)} (flashlane gateway: {hint})")
+def _gone_body(name: str) -> bytes:
+    """What a tenant hears of a resource that is not its own: that there is no such thing."""
+    return error_body(404, "NOT_FOUND", f"{name} was not found. (flashlane gateway: no such resource "
+                                        "belongs to this token's project)")
 
 
 def _with_replacement(raw: bytes, route: Route) -> bytes:

@@ -39,6 +39,8 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reused = False
+        self.writable: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+        self.single_use = False  # a streamed request body may have been cut short: never reused
         self._reset(None)
 
     def _reset(self, loop: asyncio.AbstractEventLoop | None) -> None:
@@ -68,8 +70,17 @@ class _Conn(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
+    def pause_writing(self) -> None:
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.resume_writing()
         if self.complete:
             return
         if self.status and self.until_close and exc is None:
@@ -120,7 +131,7 @@ class _Conn(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and not self.closed and not self.until_close and self.error is None
+        return self.complete and not self.closed and not self.until_close and self.error is None and not self.single_use
 
 
 async def _within(fut: asyncio.Future[None], timeout: float | None, loop: asyncio.AbstractEventLoop,
@@ -215,9 +226,11 @@ class HttpClient:
         if conn.transport is not None and not conn.closed:
             conn.transport.close()
 
-    async def request(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes, *,
-                      timeout: float, connect_timeout: float) -> HttpResponse:
-        """Send; return when the status line and headers are in (within ``timeout``)."""
+    async def request(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
+                      body: bytes | AsyncIterator[bytes], *, timeout: float, connect_timeout: float) -> HttpResponse:
+        """Send; return when the status line and headers are in (within ``timeout``). A body given
+        as an async iterator goes out chunked as it comes, on a fresh connection (it cannot be
+        sent twice), written no faster than the upstream takes it."""
         cut = url.find("/", url.find("//") + 2)
         origin, target = (url, "/") if cut < 0 else (url[:cut], url[cut:])
         parsed = self._origins.get(origin)
@@ -230,11 +243,18 @@ class HttpClient:
         head = [f"{method} {target} HTTP/1.1\r\nhost: ".encode("latin-1"), host, b"\r\n"]
         for k, v in headers:
             head += (k, b": ", v, b"\r\n")
+        loop = asyncio.get_running_loop()
+        if not isinstance(body, bytes):
+            # The client's own length when it sent one (upload endpoints may want it), else chunked.
+            chunked = not any(k == b"content-length" for k, _ in headers)
+            if chunked:
+                head.append(b"transfer-encoding: chunked\r\n")
+            head.append(b"\r\n")
+            return await self._stream(key, b"".join(head), body, chunked, loop, timeout, connect_timeout)
         if body or method in ("POST", "PUT", "PATCH"):
             head.append(b"content-length: %d\r\n" % len(body))
         head.append(b"\r\n")
         data = b"".join(head) + body
-        loop = asyncio.get_running_loop()
         for _ in range(2):
             idle = self._idle.get(key)
             conn = None
@@ -261,6 +281,29 @@ class HttpClient:
                 raise
             return HttpResponse(self, conn)
         raise ConnectionResetError("the upstream closed the connection twice")
+
+    async def _stream(self, key: tuple[str, str, int], head: bytes, body: AsyncIterator[bytes], chunked: bool,
+                      loop: asyncio.AbstractEventLoop, timeout: float, connect_timeout: float) -> HttpResponse:
+        conn = await self._connect(key, min(connect_timeout, timeout))
+        conn.single_use = True
+        conn._reset(loop)
+        assert conn.transport is not None and conn.head_waiter is not None
+        try:
+            conn.transport.write(head)
+            async for chunk in body:
+                if conn.closed or conn.head_waiter.done():
+                    break  # the upstream answered (or went away) before taking it all
+                conn.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if conn.writable is not None:
+                    await conn.writable
+            else:
+                if chunked:
+                    conn.transport.write(b"0\r\n\r\n")
+            await _within(conn.head_waiter, timeout, loop, "the upstream did not answer in time")
+        except BaseException:
+            conn.transport.close()
+            raise
+        return HttpResponse(self, conn)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -20,11 +20,20 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import Usage, cost_of
-from ..store.gateway_ledger import COUNTERS, LEDGER_KIND, LedgerRow, LedgerTables, ledger_kind, read_rows
+from ..store.gateway_ledger import (
+    COUNTERS,
+    LEDGER_KIND,
+    LedgerRow,
+    LedgerTables,
+    OwnerTables,
+    ledger_kind,
+    read_rows,
+)
 
-__all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "format_ledger", "is_ledger", "read_ledger"]
+__all__ = ["FLUSH_EVERY_S", "LEDGER_KIND", "Ledger", "LedgerRow", "Owners", "format_ledger", "is_ledger", "read_ledger"]
 
 FLUSH_EVERY_S = 1.0
+OWNERS_KEPT = 100_000  # owners remembered in memory (~100 bytes each)
 
 
 class Ledger:
@@ -131,3 +140,28 @@ def format_ledger(path: str | Path) -> str:
     lines.append("429s = upstream rate limits absorbed (waited out, never seen by clients); "
                  "errors = upstream errors passed on + requests the gateway refused")
     return "\n".join(lines)
+
+
+class Owners:
+    """Which token project created each cache, file and batch job (``OwnerTables``, in the ledger's
+    file, or in memory for a gateway without one). Owners never change, so each one found is kept
+    in memory (up to ``OWNERS_KEPT``) and asked of the file only once."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._tables = OwnerTables(path)
+        self._known: dict[str, str] = {}
+
+    def claim(self, name: str, project: str, now: float) -> None:
+        self._known[name] = project
+        self._tables.claim(name, project, now)
+
+    def owner(self, name: str) -> str | None:
+        who = self._known.get(name)
+        if who is None:
+            who = self._tables.owner(name)
+            if who is not None and len(self._known) < OWNERS_KEPT:
+                self._known[name] = who
+        return who
+
+    def close(self) -> None:
+        self._tables.close()

@@ -9,6 +9,7 @@ server loop, the upstream client and the limiter all live on that thread's event
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..limits import make_store
 from ..limits.sqlite import default_path
 from ..models import DEFAULT_MODEL
 from .app import GatewayApp, GatewayConfig
-from .ledger import Ledger
+from .ledger import Ledger, Owners
 from .tokens import TokenBook, load_tokens
 from .upstream import Upstream
 
@@ -34,6 +35,17 @@ DEFAULT_LEDGER_FILENAME = "gateway-ledger.sqlite3"
 STARTUP_TIMEOUT_S = 15.0
 GRACEFUL_SHUTDOWN_S = 2  # streams in flight get this long to finish on SIGTERM
 KEEP_ALIVE_S = 75  # longer than common client pools' idle timeouts, so clients close first
+# A request's head (request line and headers) is bounded before anyone is authenticated, so an
+# unauthenticated connection costs at most this much memory and time:
+# - 32 KiB, nginx's default for a request's head (large_client_header_buffers 4 8k,
+#   https://nginx.org/en/docs/http/ngx_http_core_module.html#large_client_header_buffers);
+#   an SDK request's head is under 1 KiB;
+# - 100 fields, Apache's default (https://httpd.apache.org/docs/2.4/mod/core.html#limitrequestfields);
+# - GatewayConfig.head_timeout_s to send it.
+MAX_HEAD_BYTES = 32 * 1024
+MAX_HEADERS = 100
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+              b"content-length: 36\r\nconnection: close\r\n\r\nrequest header fields too large (431)")
 
 
 def default_ledger_path() -> Path:
@@ -43,9 +55,89 @@ def default_ledger_path() -> Path:
 
 def _uvicorn_config(app: GatewayApp, host: str, port: int) -> Any:
     """No proxy-headers middleware (the gateway reads no X-Forwarded-* header); uvicorn's access
-    log stays off (``--access-log`` writes a safe one)."""
-    return uvicorn_config(app, host, port, graceful_s=GRACEFUL_SHUTDOWN_S, keep_alive_s=KEEP_ALIVE_S,
-                          proxy_headers=False, server_header=False)
+    log stays off (``--access-log`` writes a safe one); request heads bounded."""
+    config = uvicorn_config(app, host, port, graceful_s=GRACEFUL_SHUTDOWN_S, keep_alive_s=KEEP_ALIVE_S,
+                            proxy_headers=False, server_header=False)
+    config.http = bounded_protocol(app.config.head_timeout_s)  # uvicorn takes a protocol class for a name
+    return config
+
+
+def bounded_protocol(head_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol with the head bounded (``MAX_HEAD_BYTES``, ``MAX_HEADERS``,
+    ``head_timeout_s``): uvicorn itself has no such limits and keeps reading a head that never
+    ends. A head too large is answered 431 and the connection closed; a head not finished in
+    time, closed. The timeout is the socket's, on the event loop's own timer like every network
+    timeout of the gateway's: it measures the client's pace, not a wait of the gateway's policy."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        _head_bytes = 0
+        _fields = 0
+        _in_head = True  # waiting for (the rest of) a request's head
+        _refused = False
+        _timer: Any = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._timer = self.loop.call_later(head_timeout_s, self._too_slow)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            super().data_received(data)
+            if self._in_head and not self._refused:  # all of this chunk was head: the parser kept it
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._refuse()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head, self._head_bytes, self._fields = True, 0, 0
+            if self._timer is None:
+                self._timer = self.loop.call_later(head_timeout_s, self._too_slow)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._fields += 1
+            self._head_bytes += len(name) + len(value)
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._stop_timer()
+            if self._fields > MAX_HEADERS or self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse()
+                return
+            super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if not self._refused:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self._refused:
+                super().on_message_complete()
+
+        def _stop_timer(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _too_slow(self) -> None:
+            self._timer = None
+            if self._in_head and not self.transport.is_closing():
+                self.transport.close()
+
+        def _refuse(self) -> None:
+            self._refused = True
+            if not self.transport.is_closing():
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+
+    return BoundedHttpToolsProtocol
 
 
 class Gateway(Served):
@@ -81,7 +173,8 @@ class Gateway(Served):
         cfg = config or GatewayConfig(limits=settings.limits)
         store = make_store(settings.limiter, path=settings.limiter_path, redis_url=settings.redis_url)
         the_ledger = Ledger(ledger) if ledger is not None else None
-        app = GatewayApp(upstream, tokens, store, config=cfg, ledger=the_ledger, log=log, clock=clock)
+        owners = Owners(ledger) if ledger is not None and not pass_keys else None
+        app = GatewayApp(upstream, tokens, store, config=cfg, ledger=the_ledger, log=log, clock=clock, owners=owners)
         return cls(app, host=host, port=port, emulator=emulator)
 
     def start(self) -> Gateway:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..config import DEFAULT_VERTEX_LOCATION, EMULATOR_API_KEY, Settings
@@ -25,12 +26,17 @@ VERTEX_API_VERSION = "v1beta1"  # what google-genai uses for Vertex (see gemini-
 CONNECT_TIMEOUT_S = 10.0
 VERTEX_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 TOKEN_REFRESH_MARGIN_S = 300.0
-# Hop-by-hop (RFC 9110 §7.6.1) plus what the gateway sets itself: the credential, the length of a
-# body it may re-serialise, and accept-encoding (answers come back identity-encoded so the
-# gateway can read usageMetadata; the SDKs decode either).
+# Hop-by-hop (RFC 9110 §7.6.1) plus what the gateway sets itself: the credential (any
+# ``Authorization`` scheme: the gateway's own replaces it), the length of a body it may
+# re-serialise, and accept-encoding (answers come back identity-encoded so the gateway can read
+# usageMetadata; the SDKs decode either). And what a client must not choose for the gateway's
+# credential: ``x-goog-user-project`` names the project billed and whose quota is used
+# (https://cloud.google.com/apis/docs/system-parameters), cookies and proxy credentials are
+# the client's own, never the upstream's.
 DROP_REQUEST_HEADERS = frozenset({
     b"host", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
     b"upgrade", b"content-length", b"x-goog-api-key", b"authorization", b"accept-encoding",
+    b"x-goog-user-project", b"cookie", b"proxy-authorization",
 })
 DROP_RESPONSE_HEADERS = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server",
@@ -71,11 +77,12 @@ class Upstream:
 
     # ------------------------------------------------------------------ addressing
 
-    def target(self, route: Route, raw_path: str, query: bytes) -> str | None:
-        """The upstream URL for a request, or None when this backend has no such call."""
+    def target(self, route: Route, query: bytes) -> str | None:
+        """The upstream URL for a request (its path re-built from the parsed route, never the
+        client's spelling), or None when this backend has no such call."""
         q = ("?" + query.decode("latin-1")) if query else ""
         if not self.vertex:
-            return self.base_url + raw_path + q
+            return self.base_url + route.path + q
         v = VERTEX_API_VERSION
         if route.kind == "models":
             return f"{self.base_url}/{v}/publishers/google/models{q}"
@@ -114,8 +121,8 @@ class Upstream:
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
-                   timeout: float) -> UpstreamResponse:
+    async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
+                   body: bytes | AsyncIterator[bytes], timeout: float) -> UpstreamResponse:
         """Send and return once the status line and headers are in; the body streams after.
         Transport failures raise ``ConnectionError`` / ``TimeoutError`` (the gateway
         maps them to flashlane errors)."""

@@ -14,63 +14,132 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..emulator.errors import error_body as emulator_error_body
-from ..models import ModelInfo, Usage, canonical_id, estimate_tokens
+from ..models import ModelInfo, Usage, estimate_tokens
 
 __all__ = [
+    "CACHE_CREATE",
     "GENERATE",
-    "LIMITED_OPS",
+    "OWNED",
+    "SPENDING_OPS",
     "STREAM",
+    "BadPath",
     "Route",
     "apply_defaults",
     "error_body",
     "estimate_input_tokens",
+    "mentions_owned",
     "parse_route",
+    "references",
     "usage_in",
 ]
 
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
-# Calls the per-minute quotas count (and the limiter paces); countTokens, batches, files and
-# caches have quotas of their own that the gateway passes through untouched.
-LIMITED_OPS = frozenset({GENERATE, STREAM})
+COUNT = "countTokens"
+BATCH_CREATE = "batchGenerateContent"
+EMBED_OPS = frozenset({"embedContent", "batchEmbedContents"})
+CACHE_CREATE = "cachedContents.create"  # POST /{v}/cachedContents: the model is named in the body
+# Every model method that spends tokens: priced in the ledger under its model and paced by the
+# limiter, as is a cache's creation (it buys storage of tokens). Nothing else the gateway serves spends.
+SPENDING_OPS = frozenset({GENERATE, STREAM, COUNT, BATCH_CREATE, *EMBED_OPS})
+# Resources a tenant creates through the gateway and owns (list key of each collection's answer).
+OWNED = {"cachedContents": "cachedContents", "files": "files", "batches": "operations"}
+# The calls the gateway serves (http method, shape); a path outside this table is not forwarded.
+# Shapes: "" a collection, "id" one item, "id:op" an item's method.
+_TABLE: dict[tuple[str, str], dict[str, str]] = {
+    ("", "models"): {"GET": "models.list", "GET id": "models.get", "POST id:op": "op"},
+    ("", "cachedContents"): {"GET": "list", "POST": CACHE_CREATE, "GET id": "get", "PATCH id": "patch",
+                             "DELETE id": "delete"},
+    ("", "files"): {"GET": "list", "GET id": "get", "DELETE id": "delete"},
+    ("upload", "files"): {"POST": "upload", "PUT": "upload"},
+    ("download", "files"): {"GET id:op": "download"},
+    ("", "batches"): {"GET": "list", "GET id": "get", "DELETE id": "delete", "POST id:op": "cancel"},
+}
+_ITEM_OPS = {"files": "download", "batches": "cancel"}  # the one method of an item outside models
 # An inline image/audio/video part: Gemini bills a 258-token tile for an image up to 384 px
 # (ai.google.dev token docs); a flat charge per part keeps base64 bytes out of the estimate.
 INLINE_PART_TOKENS = 258
-_VERSION = re.compile(r"^v\d+[a-z0-9]*$")
+_VERSION = re.compile(r"^v\d+(?:alpha|beta)?\d*$")
+# RFC 3986 path characters without percent-escapes: an escape could hide a separator (%2F) or a dot
+# segment (%2e%2e) that the upstream's front end decodes after the gateway has decided what the call is.
+_PCHARS = re.compile(rb"^[A-Za-z0-9_~:@!$&'()*+,;=./-]+$")
+
+
+class BadPath(Exception):
+    """A path the gateway does not forward: ``code`` 400 (not canonical) or 404 (no such call)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
 class Route:
+    """A request's call, parsed once from its path: what the limiter, the ledger, the model checks
+    and the forwarded path (``path``) all use."""
+
     version: str
-    kind: str  # "models" (list) | "model" (get) | "op" (model:operation) | "resource" | "upload"
-    model: str = ""  # canonical ID ("gemini-3.1-flash-lite"), for "model" and "op"
-    op: str = ""
+    resource: str  # "models" | "cachedContents" | "files" | "batches"
+    name: str = ""  # the model ID or resource ID; "" for the collection
+    op: str = ""  # the method after ":" ("generateContent", "download", "cancel"), or ""
+    transfer: str = ""  # "upload" | "download" | ""
+    create_cache: bool = False  # POST /{v}/cachedContents (its model is named in the body)
 
     @property
-    def limited(self) -> bool:
-        return self.kind == "op" and self.op in LIMITED_OPS
+    def model(self) -> str:
+        return self.name if self.resource == "models" else ""
+
+    @property
+    def kind(self) -> str:
+        """"models" (list), "model" (get), "op" (model:method), "upload", or "resource"."""
+        if self.transfer == "upload":
+            return "upload"
+        if self.resource != "models":
+            return "resource"
+        return "op" if self.op else ("model" if self.name else "models")
+
+    @property
+    def spends(self) -> bool:
+        return self.create_cache or (self.resource == "models" and self.op in SPENDING_OPS)
+
+    @property
+    def owned(self) -> str:
+        """``files/abc``: the tenant-owned resource this call names, or ""."""
+        return f"{self.resource}/{self.name}" if self.name and self.resource in OWNED else ""
+
+    @property
+    def path(self) -> str:
+        """The canonical path, re-built from the parsed parts: what is forwarded."""
+        head = f"/{self.transfer}" if self.transfer else ""
+        return f"{head}/{self.version}/{self.resource}" + (f"/{self.name}" if self.name else "") + (
+            f":{self.op}" if self.op else "")
 
 
-def parse_route(path: str) -> Route | None:
-    """The Gemini Developer API call a path names, under any version segment; None if it names
-    none (the gateway answers 404 without forwarding)."""
-    parts = path.strip("/").split("/")
-    kind = "resource"
-    if parts and parts[0] in ("upload", "download"):
-        kind = "upload" if parts[0] == "upload" else "resource"
-        parts = parts[1:]
-    if len(parts) < 2 or not _VERSION.match(parts[0]):
-        return None
-    version, rest = parts[0], parts[1:]
-    if kind == "upload" or rest[0] != "models":
-        return Route(version, kind)
-    if len(rest) == 1:
-        return Route(version, "models")
-    name = "/".join(rest[1:])
-    if ":" in name:
-        name, op = name.rsplit(":", 1)
-        return Route(version, "op", canonical_id(name), op)
-    return Route(version, "model", canonical_id(name))
+def parse_route(method: str, raw_path: bytes) -> Route:
+    """The Gemini Developer API call a raw (undecoded) path names. Raises ``BadPath``: 400 for a
+    path not in canonical form (empty or dot segments, percent-escapes), 404 for a call the
+    gateway does not serve."""
+    parts = raw_path.split(b"/")
+    if parts[0] or not _PCHARS.match(raw_path) or any(p in (b"", b".", b"..") for p in parts[1:]):
+        raise BadPath(400, "the request path is not in canonical form (empty or dot segments, or "
+                           "percent-escapes): send /VERSION/RESOURCE[/ID][:METHOD]")
+    segs = raw_path.decode("ascii").split("/")[1:]
+    transfer = segs[0] if segs[0] in ("upload", "download") else ""
+    if transfer:
+        segs = segs[1:]
+    if len(segs) not in (2, 3) or not _VERSION.match(segs[0]) or ":" in segs[1]:
+        raise BadPath(404, "Method not found.")
+    version, resource = segs[0], segs[1]
+    name = op = shape = ""
+    if len(segs) == 3:
+        name, _, op = segs[2].partition(":")
+        shape = " id:op" if op else " id"
+    table = _TABLE.get((transfer, resource))
+    if table is None or not name and len(segs) == 3 or ":" in op or (method + shape) not in table:
+        raise BadPath(404, "Method not found.")
+    if op and op not in (SPENDING_OPS if resource == "models" else (_ITEM_OPS[resource],)):
+        raise BadPath(404, f"Method not found: {op}.")
+    return Route(version, resource, name, op, transfer, create_cache=table[method + shape] == CACHE_CREATE)
 
 
 def _texts(content: Any, out: list[str]) -> int:
@@ -94,11 +163,22 @@ def _texts(content: Any, out: list[str]) -> int:
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """Input tokens of a generate request, estimated per text part as the emulator bills them
-    (``models.estimate_tokens``); the limiter reconciles with the real ``promptTokenCount``."""
+    """Input tokens of a spending request, estimated per text part as the emulator bills them
+    (``models.estimate_tokens``); the limiter reconciles with the real ``promptTokenCount``.
+    Generate, count (either form), embed and cache-create bodies name ``contents``; a batch
+    names its inlined requests."""
+    inner = body.get("generateContentRequest", body.get("generate_content_request"))
+    if isinstance(inner, dict):
+        body = inner
+    batch = body.get("batch")
+    if isinstance(batch, dict):
+        reqs = ((batch.get("inputConfig") or batch.get("input_config") or {}).get("requests") or {})
+        reqs = reqs.get("requests") if isinstance(reqs, dict) else None
+        return sum(estimate_input_tokens(r["request"]) for r in reqs or ()
+                   if isinstance(r, dict) and isinstance(r.get("request"), dict))
     texts: list[str] = []
     inline = 0
-    contents = body.get("contents")
+    contents = body.get("contents", body.get("content"))  # embedContent names one ``content``
     if isinstance(contents, (dict, str)):
         contents = [contents]
     for c in contents or ():
@@ -107,6 +187,41 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     if system is not None:
         inline += _texts(system, texts)
     return sum(estimate_tokens(t) for t in texts) + inline * INLINE_PART_TOKENS
+
+
+_REFERENCE_KEYS = frozenset({"cachedContent", "cached_content", "fileUri", "file_uri", "fileName", "file_name"})
+# A Files API name or URI (``https://HOST/v1beta/files/ID``) or a cache's name. A value that mentions
+# one in any other spelling is kept whole, so it is owned by nobody and refused: the upstream might
+# read it as the resource. (A public URL whose path has "files/" in it is refused with it.)
+_REFERENCE = re.compile(r"^(?:https?://[^/?#]+/v\d+[a-z0-9]*/)?((?:files|cachedContents)/[A-Za-z0-9_-]+)$")
+
+
+def references(body: dict[str, Any]) -> set[str]:
+    """The tenant-owned resources (``files/abc``, ``cachedContents/xyz``) a request body uses: a
+    cache named for generation, a file part's URI, a batch's input file. Walked iteratively: the
+    body's depth is the client's to choose."""
+    found: set[str] = set()
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in _REFERENCE_KEYS and isinstance(v, str):
+                    m = _REFERENCE.match(v)
+                    if m:
+                        found.add(m.group(1))
+                    elif "files/" in v or "cachedContents/" in v:
+                        found.add(v)
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(x for x in node if isinstance(x, (dict, list)))
+    return found
+
+
+def mentions_owned(raw: bytes) -> bool:
+    """A cheap first look: can ``references`` find anything in this body at all?"""
+    return b"cachedContents/" in raw or b"files/" in raw
 
 
 _THINKING_KEYS = ("thinkingLevel", "thinking_level", "thinkingBudget", "thinking_budget")

@@ -7,8 +7,11 @@ Schema (version in ``gateway_meta.schema``, where the first release already wrot
                     requests, ok, prompt_tokens, output_tokens, thoughts_tokens, cached_tokens,
                     cost_usd, rate_limited_absorbed, retries, upstream_errors, refused,
                     limiter_wait_s, first_ts, last_ts)
+    gateway_owners (name TEXT PRIMARY KEY, project, created)  schema 2: which token project created
+                                                             each cache, file and batch job
 
-Writes are additive upserts, so several gateway processes may share one file.
+Usage writes are additive upserts, so several gateway processes may share one file; an owner is
+written once, when the resource is created, and never changes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 from .db import transaction
 from .migrate import MetaKey, Migration, Schema, open_migrated
 
-__all__ = ["COUNTERS", "LEDGER_KIND", "LEDGER_SCHEMA", "LedgerRow", "LedgerTables", "ledger_kind", "read_rows"]
+__all__ = ["COUNTERS", "LEDGER_KIND", "LEDGER_SCHEMA", "LedgerRow", "LedgerTables", "OwnerTables", "ledger_kind",
+           "read_rows"]
 
 LEDGER_KIND = "flashlane-gateway-ledger"
 
@@ -64,8 +68,11 @@ CREATE TABLE IF NOT EXISTS gateway_usage (
 INSERT OR IGNORE INTO gateway_meta (key, value) VALUES ('kind', '{LEDGER_KIND}')
 """
 
+_V2 = "CREATE TABLE IF NOT EXISTS gateway_owners (name TEXT PRIMARY KEY, project TEXT NOT NULL, created REAL)"
+
 LEDGER_SCHEMA = Schema(
-    "gateway ledger", (Migration(1, "usage counters per label, project and model", _V1),),
+    "gateway ledger", (Migration(1, "usage counters per label, project and model", _V1),
+                       Migration(2, "the token project that owns each cache, file and batch job", _V2)),
     MetaKey("gateway_meta", "schema"), marker="gateway_usage",
     upgrade_hint="upgrade flashlane, or pass another --ledger path")
 
@@ -88,6 +95,29 @@ class LedgerTables:
         values = [(*k, *(getattr(r, c) for c in COUNTERS), r.first_ts, r.last_ts) for k, r in rows.items()]
         with transaction(self._db, self._lock):
             self._db.executemany(_ADD, values)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class OwnerTables:
+    """Which project owns a resource created through the gateway (``files/abc`` -> ``team-a``), in
+    the ledger's file (or in memory, for a gateway without a ledger)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._db = open_migrated(path, LEDGER_SCHEMA)
+        self._lock = threading.Lock()
+
+    def claim(self, name: str, project: str, now: float) -> None:
+        with transaction(self._db, self._lock):
+            self._db.execute("INSERT OR IGNORE INTO gateway_owners (name, project, created) VALUES (?, ?, ?)",
+                             (name, project, now))
+
+    def owner(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT project FROM gateway_owners WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         with self._lock:
