@@ -13,7 +13,7 @@ from pydantic import BaseModel, field_validator
 import flashlane as fl
 from flashlane.clock import TestClock
 from flashlane.models import cost_of
-from tests.conftest import control, scenario
+from tests.conftest import control, scenario, wait_for
 
 SRC = Path(fl.__file__).parent
 TRANSPORT = SRC / "call" / "transport.py"
@@ -126,3 +126,31 @@ def test_a_type_error_in_our_answer_handling_is_a_type_error_not_a_retry(how: st
             "".join(lane.stream("Label this", schema=Buggy))
     assert lane.stats.requests == 1 and lane.stats.retries == 0
     assert not lane.stats.by_kind.get("malformed")
+
+
+def test_a_call_waiting_for_quota_when_the_run_stops_is_not_sent(gemini_emulator: Any) -> None:
+    """A first Ctrl-C stops sending: a call the limiter holds leaves nothing behind on the server."""
+    import threading
+
+    from flashlane.errors import Stopped
+    from tests.conftest import ManualClock
+
+    clock = ManualClock()
+    with fl.Lane(base_url=gemini_emulator.base_url, limits="rpm=1,window=60", clock=clock) as lane:
+        lane.generate("first")  # takes the window's only slot
+        caught: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                lane.generate("second")
+            except BaseException as e:  # noqa: BLE001 - the test inspects it
+                caught.append(e)
+
+        t = threading.Thread(target=second)
+        t.start()
+        wait_for(lambda: clock.sleeps, timeout=10)  # it waits in the limiter, on the test clock
+        lane._client.stop_sending()
+        clock.advance(61)
+        t.join(10)
+    assert len(caught) == 1 and isinstance(caught[0], Stopped)
+    assert control(gemini_emulator.base_url, "/_emulator/stats")["requests_total"] == 1

@@ -176,6 +176,12 @@ class Outage(ServiceUnavailable):
     reason_code = "outage"
 
 
+class Stopped(FlashlaneError):
+    """The run is stopping (a first Ctrl-C): a call that has not left yet is not sent."""
+
+    reason_code = "stopped"
+
+
 class TransportError(FlashlaneError):
     retryable = True
     reason_code = "transport"

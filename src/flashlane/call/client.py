@@ -105,6 +105,11 @@ class Client:
         """The limiter key of ``model``: quotas are per Google Cloud project and model."""
         return f"{self.settings.project}:{model}"
 
+    def stop_sending(self, stop: bool = True) -> None:
+        """A run's first Ctrl-C: calls waiting for quota or for a retry are not sent (``Stopped``);
+        the ones already sent are answered and recorded."""
+        self.guard.stopping = stop
+
     def close(self) -> None:
         self.transport.close()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..clock import Clock
-from ..errors import FlashlaneError, RateLimited, ServiceUnavailable
+from ..errors import FlashlaneError, RateLimited, ServiceUnavailable, Stopped
 from ..limits import Limiter, Reservation
 from .breaker import Breaker
 from .retry import RetryPolicy
@@ -133,6 +133,12 @@ class Guard:
         self.rng = rng or random.Random()
         self.breaker = breaker or Breaker(clock)
         self.stats = GuardStats()
+        self.stopping = False  # set by a run's first Ctrl-C: calls not yet sent stay unsent
+
+    def _check_sending(self) -> None:
+        if self.stopping:
+            raise Stopped("the run is stopping: this request was not sent",
+                          hint="rerun the same command to send it")
 
     def _remaining(self, start: float) -> float:
         return self.retry.deadline_s - (self.clock.monotonic() - start)
@@ -147,8 +153,12 @@ class Guard:
             attempt += 1
             while (wait := self.breaker.admit(key)) > 0:  # Outage propagates in stop mode
                 yield _Sleep(wait)
+            self._check_sending()
             t0 = self.clock.monotonic()
             res = yield _Acquire()  # RateLimited(rpd) propagates: the day is gone
+            if self.stopping:  # it waited for quota while the run was told to stop: it is not sent
+                res.release()
+                self._check_sending()
             self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
             out = yield _Attempt(max(self._remaining(start), MIN_ATTEMPT_S))
             if isinstance(out, FlashlaneError):

@@ -44,6 +44,7 @@ from ..errors import (
     NoQuota,
     Outage,
     RateLimited,
+    Stopped,
 )
 from ..models import Usage, cost_of
 from ..store.run import RunStore
@@ -101,6 +102,8 @@ def _stop_status(error: FlashlaneError) -> str | None:
         return "parked"  # the day's quota is gone: rows wait for the reset
     if isinstance(error, Outage):
         return "outage"
+    if isinstance(error, Stopped):
+        return "stopped"  # never left: not a request the server saw
     if isinstance(error, FATAL_ERRORS):
         return "aborted"
     return None
@@ -207,6 +210,7 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         self._cond = asyncio.Condition()
+        self.job.lane.stop_sending(False)  # a client reused after an interrupted run sends again
         counts = self.store.items.counts()
         self.snap.total = sum(counts.values())
         self.snap.ok, self.snap.failed = counts["ok"], counts["failed"]
@@ -265,6 +269,7 @@ class Engine:
         """The first Ctrl-C or SIGTERM (called on the event loop): send nothing more, record what the
         requests in flight answer within ``drain_s``, then stop. Returns the line to show."""
         self._halt("interrupted", f"interrupted by {signal_name}")
+        self.job.lane.stop_sending()
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self._drain_then_stop())
         return (f"{signal_name}: sending stopped; waiting up to {self.drain_s:g} s for {self._inflight} request(s) "

@@ -155,7 +155,7 @@ class TotalsRepo(Repo):
         pt, ot, tt, ct, cost = db.execute(
             "SELECT COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(SUM(thoughts_tokens),0),"
             " COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0) FROM usage").fetchone()
-        requests = db.execute("SELECT COUNT(*) FROM requests WHERE outcome NOT IN ('parked', 'aborted')").fetchone()[0]
+        requests = db.execute("SELECT COUNT(*) FROM requests WHERE outcome NOT IN ('parked', 'aborted', 'stopped')").fetchone()[0]
         unpriced = db.execute("SELECT COUNT(*) FROM usage WHERE cost_usd IS NULL").fetchone()[0]
         unanswered = db.execute("SELECT COUNT(*) FROM requests WHERE outcome IN ('sent', 'unanswered')").fetchone()[0]
         packed = db.execute("SELECT COUNT(*), COALESCE(SUM(n_items),0) FROM requests WHERE n_items > 1").fetchone()
@@ -212,7 +212,7 @@ class TotalsRepo(Repo):
         """Items of request ``rid`` that a later request carried and got an answer for."""
         return {str(i) for (i,) in self.db.execute(
             "SELECT DISTINCT a.item_id FROM attempts a JOIN requests r ON r.id=a.request_id WHERE a.request_id > ? "
-            f"AND r.outcome NOT IN ('sent', 'unanswered', 'parked', 'aborted') AND a.item_id IN ({','.join('?' * len(ids))})",
+            f"AND r.outcome NOT IN ('sent', 'unanswered', 'parked', 'aborted', 'stopped') AND a.item_id IN ({','.join('?' * len(ids))})",
             (rid, *ids))} if ids else set()
 
     def _same_question(self, rid: int, ids: list[str]) -> float | None:
