@@ -43,7 +43,7 @@ def _load_or_fail(option: str, path: str | None, load: Any) -> Any:
         return load(path)
     except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
         raise click.UsageError(f"cannot load {option} {path}: {_one_line(e)} (fix the file; formats are in "
-                               f"'flashlane emulator --help' and the README)") from e
+                               f"'flashlane emulator --help' and docs/emulator.md)") from e
 
 
 def _load_rules(path: str) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ def load_tokens(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
     data = _read(p)
     environ = os.environ if env is None else env
     if not isinstance(data, dict):
-        raise ConfigError(f"tokens file {p} must be a mapping with a 'tokens' table", hint="see README: gateway")
+        raise ConfigError(f"tokens file {p} must be a mapping with a 'tokens' table", hint="see docs/gateway.md (tokens file)")
     unknown = sorted(set(data) - {"tokens"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in tokens file {p}", hint="the only top-level key is 'tokens'")
