@@ -302,6 +302,11 @@ def check_ci(block: Block) -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     for cmd in (ln.strip() for ln in commands(block).splitlines() if ln.strip()):
         assert cmd in (ln.strip() for ln in ci), f"{block.name}: .ci/run does not run {cmd!r}"
+    # What CI needs beyond the command must come with the command, so a user's green run skips
+    # nothing CI runs: the command installs redis-server itself and makes its absence a failure.
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    assert "install -y -qq redis-server" in script and "FLASHLANE_REQUIRE_REDIS=${FLASHLANE_REQUIRE_REDIS:-1}" in script
+    assert not any("apt-get" in ln for ln in ci), ".ci/run installs something the README's command does not"
 
 
 # ---------------------------------------------------------------- the tests

@@ -49,6 +49,10 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 30.0  # the SDK's default is no timeout at all: a stuck call hangs forever
+# A base URL is tried once (a TCP connect) before anything is sent, so a refused connection fails
+# at once naming the URL and where it was set, not after the retry schedule (29.6 s measured,
+# issue 20). A connect that takes longer than this is left to the requests' own timeout.
+CONNECT_CHECK_S = 3.0
 DEFAULT_THINKING_LEVEL = "minimal"  # Flash-Lite's cheapest; "high" doubles output tokens for simple tasks
 DEFAULT_MAX_OUTPUT_TOKENS = 2048  # always sent: without a cap Gemini 3 can think without end
 DEFAULT_OUTPUT_CEILING = 16_384  # the truncation retry never asks for more than this
@@ -103,6 +107,7 @@ class Settings:
     reframe_on_block: bool = False
     service_tier: str = "standard"  # standard | flex | batch (call/service_tier.py): how requests are served and billed
     config_file: str | None = None  # which TOML file was read, for doctor
+    base_url_from: str | None = None  # where base_url was set (GOOGLE_GEMINI_BASE_URL, a config file, --base-url)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in _renamed(changes).items() if v is not None})
@@ -267,8 +272,16 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
     if path is not None:
         values.update(_from_toml(path))
         values["config_file"] = str(path)
-    values.update(_from_env(environ))
-    values.update({k: v for k, v in _renamed(overrides).items() if v is not None})
+        if "base_url" in values:
+            values["base_url_from"] = f"base_url in config file {path}"
+    env_values = _from_env(environ)
+    values.update(env_values)
+    if "base_url" in env_values:
+        values["base_url_from"] = "GOOGLE_GEMINI_BASE_URL"
+    given = {k: v for k, v in _renamed(overrides).items() if v is not None}
+    values.update(given)
+    if "base_url" in given:
+        values["base_url_from"] = given.get("base_url_from") or "the base_url argument"
     if emulator:
         values["backend"] = "emulator"
     for name in ("max_output_tokens", "timeout_s"):

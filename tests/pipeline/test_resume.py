@@ -92,7 +92,7 @@ def test_changed_options_refused_then_fresh(tmp_path: Path, cli_env: Any, capsys
     code = run_cli("run", "classify", str(src), "--column", "text", "--labels", "good,bad", "-o", str(out), "-q")
     err = capsys.readouterr().err
     assert code == 2
-    assert "different input, task, model or options" in err and "--fresh" in err
+    assert f"labels: {LABELS} → good,bad" in err and "--fresh" in err
     assert run_cli("run", "classify", str(src), "--column", "text", "--labels", "good,bad", "-o", str(out), "-q",
                    "--fresh") == 0
     assert {r["result"]["label"] for r in read_jsonl(out)} <= {"good", "bad"}

@@ -4,7 +4,10 @@ Retrying each request on its own during an outage multiplies the load on a servi
 already failing and makes a run take the sum of every item's retry schedule (measured before
 this existed: 1,600 requests over 828 s for 200 rows, all failed). The breaker counts failed
 attempts in a row across every call of a key (5xx, timeouts, dropped connections; 429s and
-content errors are answers, not outages). At ``threshold`` it opens:
+content errors are answers, not outages). A malformed response counts only while nothing has
+answered properly on that key: a server that answers is not down (20 malformed answers in a
+row stopped a 300-row run as an "outage", issue 20), while a URL that never gave one good
+answer (a proxy's error page, the wrong server) is. At ``threshold`` it opens:
 
 - ``on_outage="stop"`` (default): every call fails at once with ``Outage`` without being sent;
   a pipeline leaves its rows pending and says that rerunning resumes.
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 from ..clock import Clock
 from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD
-from ..errors import FlashlaneError, Outage, ServiceUnavailable, Timeout, TransportError
+from ..errors import FlashlaneError, MalformedResponse, Outage, ServiceUnavailable, Timeout, TransportError
 
 __all__ = ["Breaker", "MAX_COOLDOWN_S", "counts_as_outage"]
 
@@ -41,6 +44,7 @@ class _State:
     cooldown: float = 0.0
     probing: bool = False
     last_error: str = ""
+    answered: bool = False  # a call on this key has succeeded
 
 
 class Breaker:
@@ -81,6 +85,7 @@ class Breaker:
         with self._lock:
             st = self._state(key)
             st.failures = 0
+            st.answered = True
             st.open_until = None
             st.probing = False
             st.cooldown = self.cooldown_s
@@ -90,6 +95,8 @@ class Breaker:
             return
         with self._lock:
             st = self._state(key)
+            if isinstance(error, MalformedResponse) and st.answered:
+                return
             st.failures += 1
             st.last_error = error.message
             now = self.clock.monotonic()

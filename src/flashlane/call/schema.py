@@ -1,6 +1,11 @@
 """``Schema``: an output schema, both what is sent on the wire (``response_json_schema``) and
 how an answer is validated against it (Pydantic types into instances, JSON Schema dicts with
-``jsonschema``). Validation errors are worded to be shown to the model in a re-ask."""
+``jsonschema``). Validation errors are worded to be shown to the model in a re-ask.
+
+A JSON Schema dict is checked whole when it is built, before anything is sent: its nesting
+depth, its syntax against the 2020-12 metaschema and every ``$ref`` resolved. jsonschema
+resolves references lazily, at the first answer that reaches one, so a dangling ``$ref`` would
+otherwise surface only after requests were paid for (issue 20)."""
 
 from __future__ import annotations
 
@@ -11,12 +16,19 @@ from typing import Any
 
 import jsonschema
 from pydantic import TypeAdapter, ValidationError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from ..errors import ConfigError
 
-__all__ = ["SCHEMA_CACHE_SIZE", "Schema"]
+__all__ = ["MAX_SCHEMA_DEPTH", "SCHEMA_CACHE_SIZE", "Schema"]
 
 SCHEMA_CACHE_SIZE = 256
+# Nesting of a schema's JSON (objects and arrays). jsonschema recurses several frames per level:
+# measured, 100 levels validate and 200 overflow Python's default recursion limit (1,000 frames),
+# so the limit sits well below; real output schemas nest a handful of levels.
+MAX_SCHEMA_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -28,15 +40,18 @@ class Schema:
     validator: Any = None  # a jsonschema validator for plain JSON Schema dicts
 
     @classmethod
-    def of(cls, schema: Any) -> Schema:
-        """Build (or reuse: validators are costly to build and tasks reuse schemas per item)."""
+    def of(cls, schema: Any, source: str = "") -> Schema:
+        """Build (or reuse: validators are costly to build and tasks reuse schemas per item).
+        ``source`` names where a dict came from (a schema file, a task file's [output] table)
+        in the error a broken one raises."""
         if isinstance(schema, Schema):
             return schema
         if isinstance(schema, dict):
+            _check_depth(schema, source)  # before json.dumps, which recurses too
             key = json.dumps(schema, sort_keys=True, default=str)
             hit = _DICT_SCHEMAS.get(key)
             if hit is None:
-                hit = cls._build(schema)
+                hit = cls._build(schema, source)
                 if len(_DICT_SCHEMAS) >= SCHEMA_CACHE_SIZE:
                     _DICT_SCHEMAS.pop(next(iter(_DICT_SCHEMAS)))
                 _DICT_SCHEMAS[key] = hit
@@ -47,12 +62,13 @@ class Schema:
             return cls._build(schema)
 
     @classmethod
-    def _build(cls, schema: Any) -> Schema:
+    def _build(cls, schema: Any, source: str = "") -> Schema:
         if isinstance(schema, dict):
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as e:
-                raise ConfigError(f"invalid JSON Schema: {e.message}", hint="fix the schema file") from None
+                raise _invalid(source, e.json_path, e.message, "") from None
+            _check_refs(schema, source)
             return cls(json_schema=schema, validator=jsonschema.Draft202012Validator(schema))
         try:
             adapter: TypeAdapter[Any] = TypeAdapter(schema)
@@ -83,6 +99,46 @@ class Schema:
 
 
 _DICT_SCHEMAS: dict[str, Schema] = {}
+
+
+def _invalid(source: str, path: str, problem: str, fix: str) -> ConfigError:
+    """One line with where (``source``, a JSON path) and what; the hint names what to edit."""
+    return ConfigError(f"invalid JSON Schema{f' in {source}' if source else ''} at {path}: {problem}",
+                       hint=f"fix {source or 'the schema'}{fix}")
+
+
+def _nodes(schema: dict[str, Any]) -> Any:
+    """(JSON path, depth, value) of every object and array in ``schema``, without recursion."""
+    stack: list[tuple[str, int, Any]] = [("$", 1, schema)]
+    while stack:
+        path, depth, node = stack.pop()
+        yield path, depth, node
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend((f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]", depth + 1, v)
+                     for k, v in children if isinstance(v, (dict, list)))
+
+
+def _check_depth(schema: dict[str, Any], source: str) -> None:
+    for path, depth, _ in _nodes(schema):
+        if depth > MAX_SCHEMA_DEPTH:
+            short = path if len(path) <= 60 else f"{path[:30]}...{path[-25:]}"
+            raise _invalid(source, short, f"nested deeper than {MAX_SCHEMA_DEPTH} levels",
+                           " (flatten it, e.g. with $defs and $ref)")
+
+
+def _check_refs(schema: dict[str, Any], source: str) -> None:
+    """Resolve every ``$ref`` now (only within the schema: nothing is fetched)."""
+    resource = DRAFT202012.create_resource(schema)
+    uri = resource.id() or ""
+    resolver = Registry().with_resource(uri, resource).crawl().resolver(uri)
+    for path, _, node in _nodes(schema):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                raise _invalid(source, f"{path}.$ref", f"{ref!r} points to nothing",
+                               " (define what it names, e.g. under $defs, or fix the reference)") from None
 
 
 @functools.lru_cache(maxsize=SCHEMA_CACHE_SIZE)

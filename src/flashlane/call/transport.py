@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -30,8 +32,8 @@ from google.genai import _common, types
 from google.genai import batches as sdk_batches
 
 from ..clock import Clock
-from ..config import EMULATOR_API_KEY, Settings
-from ..errors import FlashlaneError, RateLimited
+from ..config import CONNECT_CHECK_S, EMULATOR_API_KEY, Settings
+from ..errors import ConfigError, FlashlaneError, RateLimited
 from .boundary import boundary
 from .retry import RetryPolicy
 
@@ -241,10 +243,27 @@ class Transport:
         return dict(wire["request"])
 
 
+def check_reachable(url: str, source: str | None) -> None:
+    """Refuse a base URL whose server refuses connections (or whose host does not resolve), in
+    one line naming the URL and where it was set; a slow connect is left to the requests."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=CONNECT_CHECK_S).close()
+    except TimeoutError:
+        return
+    except OSError as e:
+        where = f" (set by {source})" if source else ""
+        raise ConfigError(f"cannot connect to {url}{where}: {e.strerror or e}",
+                          hint=f"start the server at {url}, or fix or unset {source or 'the base URL'}") from None
+
+
 def open_transport(settings: Settings, clock: Clock) -> Transport:
     """The transport for these settings: Gemini API, Vertex AI, a base URL, or the emulator
     (started in-process when no base URL is given)."""
     s = settings
+    if s.base_url:
+        check_reachable(s.base_url, s.base_url_from)
     http = types.HttpOptions(timeout=int(s.timeout_s * 1000))  # the SDK takes milliseconds
     stack = contextlib.ExitStack()
     emulator_url = None

@@ -31,6 +31,8 @@ def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "rpm=N,tpm=N,rpd=N[,window=S]."),
         click.option("--limiter", type=click.Choice(["memory", "sqlite", "redis"]), default=None,
                      help="Where the limiter keeps state: memory, sqlite (shared by processes), redis (machines)."),
+        click.option("--base-url", default=None,
+                     help="Send requests to this server (an emulator, a gateway, a proxy; GOOGLE_GEMINI_BASE_URL)."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -66,6 +68,8 @@ def make_client(*, emulator: bool, model: str | None = None, thinking: str | Non
 def _settings(emulator: bool, model: str | None, thinking: str | None, max_output_tokens: int | None,
               timeout_s: float | None, limits: str | None, limiter: str | None, defaults: dict[str, Any] | None,
               extra: dict[str, Any]) -> Settings:
+    if extra.get("base_url"):
+        extra["base_url_from"] = "--base-url"
     return load_settings(emulator=wants_emulator(emulator), model=model, thinking=thinking,
                          max_output_tokens=max_output_tokens, timeout_s=timeout_s, limits=limits,
                          limiter=limiter, defaults=defaults, **extra)

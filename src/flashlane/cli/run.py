@@ -13,6 +13,7 @@ import contextlib
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from ..errors import FlashlaneError, describe_reset
 from ..models import SERVICE_TIERS
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS
 from ..pipeline.report import format_report, load_report, report_json
-from ..pipeline.runfile import RunConfig, RunInterrupted, run_file
+from ..pipeline.runfile import RUN_DB_SUFFIX, RunConfig, RunInterrupted, default_run_db, run_file
 from ..tasks import BUILTIN_TASKS, Task, get_task
 from ..tasks.option import SHARED_OPTIONS, Option
 from .common import lane_options, make_client, note
@@ -125,6 +126,8 @@ def _declared(task: Task) -> dict[str, Option]:
 @click.option("-o", "--output", default=None, help="Output .jsonl/.csv/.parquet (default <input stem>.<task>.jsonl).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Input format (default: by extension).")
 @click.option("--encoding", default=DEFAULT_ENCODING, show_default=True, help="Text encoding of CSV/TSV/JSON input.")
+@click.option("--delimiter", default=None,
+              help="CSV/TSV delimiter: one character, or tab (default: detected among , ; tab | for .csv; tab for .tsv).")
 @click.option("--column", default=None, help="The column holding the text.")
 @click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
 @click.option("--id-column", default=None,
@@ -214,6 +217,9 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
     if out.status == "aborted" and out.error is not None:
         raise out.error
     if items["failed"] or items["pending"]:
+        if quiet:  # the report was not printed: say why the exit code is 1, in one line
+            note(f"error: {items['failed']} of {items['total']} rows failed, {items['pending']} pending "
+                 f"(failures: {summary.failures}; rerun the same command to resume)")
         sys.exit(1)
 
 
@@ -221,9 +227,13 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
 @click.argument("run_db")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def report_command(run_db: str, as_json: bool) -> None:
-    """Show what a run did and cost, from its database (RUN_DB); or a gateway ledger's usage."""
+    """Show what a run did and cost, from its database (RUN_DB, or the run's output file beside
+    it); or a gateway ledger's usage."""
     from ..gateway.ledger import format_ledger, is_ledger, read_ledger
 
+    beside = default_run_db(Path(run_db))
+    if not run_db.endswith(RUN_DB_SUFFIX) and beside.is_file():
+        run_db = str(beside)  # the output file named: its run database is beside it
     if is_ledger(run_db):  # told apart by its schema, whatever the file is called
         click.echo(json.dumps(read_ledger(run_db), indent=2) if as_json else format_ledger(run_db))
         return

@@ -6,6 +6,10 @@ JSONL), so a million-row file never sits in memory. Bad input is an ``InputError
 names where it went wrong (line, byte offset, column) and how to fix it, so a user never
 sees a traceback for a typo in a data file; problems that do not stop the run (a CSV whose
 last row looks cut off) go to ``warn`` as one line.
+
+A .csv file's delimiter is sniffed (``csv.Sniffer``) among ``, ; tab |``: Excel writes
+semicolons where the decimal mark is a comma (much of Europe), and tab-separated exports often
+keep a .csv name. ``delimiter=`` forces one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import IO, Any
 
 from ..errors import InputError
 
-__all__ = ["FORMATS", "DEFAULT_ENCODING", "detect_format", "iter_rows", "input_digest"]
+__all__ = ["FORMATS", "DEFAULT_ENCODING", "DELIMITERS", "detect_format", "iter_rows", "input_digest"]
 
 DEFAULT_ENCODING = "utf-8"
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
@@ -37,6 +41,9 @@ PARQUET_BATCH_ROWS = 10_000
 SNIFF_BYTES = 8192  # how much of a text input is checked for binary content
 BINARY_CONTROL_SHARE = 0.1  # more control bytes than this in the first block: not text
 _TEXT_CONTROLS = {8, 9, 10, 12, 13, 27}
+# The delimiters a .csv file is sniffed for, in csv.Sniffer's order of preference, and how they are named.
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 _MAGIC = {b"PAR1": "a Parquet file", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a ZIP archive (xlsx?)",
           b"SQLite format 3\x00": "an SQLite database"}
 
@@ -156,6 +163,30 @@ def _empty(name: str) -> InputError:
     return InputError(f"{name} is empty (no rows)", hint="check that the right file was given")
 
 
+def _delimiter(value: str) -> str:
+    """A --delimiter value: one character, or its name (tab, \\t, comma, semicolon, pipe)."""
+    d = _DELIMITER_NAMES.get(value.lower(), value)
+    if len(d) != 1:
+        raise InputError(f"--delimiter must be one character, not {value!r}", hint="e.g. --delimiter ';' or --delimiter tab")
+    return d
+
+
+def _sniff(head: bytes, encoding: str) -> str:
+    """The delimiter of a CSV from its first block. Column names rarely hold a delimiter, so the
+    header line decides when one candidate appears in it; when several do, csv.Sniffer picks
+    among them by how consistently each splits the lines; when none does, a comma (one column)."""
+    text = head.decode(encoding, errors="ignore").removeprefix("\ufeff")
+    header = text.split("\n", 1)[0]
+    present = [d for d in DELIMITERS if d in header]
+    if len(present) <= 1:
+        return present[0] if present else ","
+    sample = text[: text.rfind("\n") + 1] or text  # whole lines only: a cut-off line skews the counts
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(present)).delimiter
+    except csv.Error:
+        return present[0]
+
+
 def _rows_delimited(lines: _Text, delimiter: str, name: str, warn: Warn) -> Iterator[dict[str, Any]]:
     csv.field_size_limit(CSV_FIELD_LIMIT)
     # strict=True turns a stray quote into an error instead of silently merging rows.
@@ -178,7 +209,8 @@ def _rows_delimited(lines: _Text, delimiter: str, name: str, warn: Warn) -> Iter
             if len(fields) > width:
                 raise InputError(
                     f"{name} line {reader.line_num}: {len(fields)} fields but the header has {width}",
-                    hint="quote fields that contain the delimiter, or fix the line")
+                    hint=f"quote fields that contain the delimiter ({DELIMITERS.get(delimiter, repr(delimiter))}), "
+                         "or fix the line")
             short_last = (reader.line_num, len(fields)) if len(fields) < width else None
             n += 1
             yield dict(zip(header, fields + [""] * (width - len(fields)), strict=True))
@@ -202,12 +234,23 @@ def _too_deep(where: str) -> InputError:
 def _loads(text: str, where: str, hint: str, *, lines: bool) -> Any:
     """``json.loads``, or the InputError naming ``where`` (and the line, for a multi-line ``text``)."""
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         at = f"line {e.lineno} column {e.colno}" if lines else f"column {e.colno}"
         raise InputError(f"{where}: not valid JSON ({e.msg} at {at})", hint=hint) from None
+    except ValueError:  # Python's guard against quadratic int parsing (sys.get_int_max_str_digits)
+        raise InputError(f"{where}: a number longer than {sys.get_int_max_str_digits()} digits",
+                         hint='write very long numbers as strings ("123...")') from None
     except RecursionError:
         raise _too_deep(where) from None
+    if "\\ud" in text or "\\uD" in text:  # a surrogate escape: JSON allows half a pair, UTF-8 cannot hold it
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InputError(f"{where}: a lone surrogate escape (\\u{ord(e.object[e.start]):04x}) is not text",
+                             hint="write the character itself, or both halves of the pair "
+                                  "(e.g. \\ud83d\\ude00)") from None
+    return data
 
 
 def _rows_jsonl(lines: _Text, name: str) -> Iterator[dict[str, Any]]:
@@ -271,9 +314,13 @@ def _stderr(message: str) -> None:
 
 
 def iter_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCODING,
-              warn: Warn | None = None) -> Iterator[dict[str, Any]]:
-    """The rows of ``path`` ('-' for stdin) as dicts, in order, streamed."""
+              warn: Warn | None = None, delimiter: str | None = None,
+              seen: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of ``path`` ('-' for stdin) as dicts, in order, streamed. ``delimiter`` forces
+    a CSV/TSV delimiter; ``seen`` receives the one used (``seen["delimiter"]``) and how it was
+    chosen (``seen["how"]``), for hints about the columns."""
     kind = detect_format(path, fmt)
+    forced = _delimiter(delimiter) if delimiter else None
     name = "stdin" if path == "-" else path
     raw = _open_binary(path)
     try:
@@ -286,10 +333,12 @@ def iter_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCO
             raise _empty(name)
         _check_text(head, encoding, name)
         lines = _Text(buffered, path, encoding, name, newline="" if kind in ("csv", "tsv") else None)
-        if kind == "csv":
-            yield from _rows_delimited(lines, ",", name, warn or _stderr)
-        elif kind == "tsv":
-            yield from _rows_delimited(lines, "\t", name, warn or _stderr)
+        if kind in ("csv", "tsv"):
+            used = forced or ("\t" if kind == "tsv" else _sniff(head, encoding))
+            if seen is not None:
+                seen.update(delimiter=used, how="--delimiter" if forced else "by extension" if kind == "tsv"
+                            else "detected")
+            yield from _rows_delimited(lines, used, name, warn or _stderr)
         elif kind == "jsonl":
             yield from _rows_jsonl(lines, name)
         else:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..caching.response_cache import ResponseCache, default_cache_path
-from ..errors import InputError, model_not_found
+from ..errors import FlashlaneError, InputError, model_not_found
 from ..models import Quota, lookup
 from ..store.run import RunStore
 from ..tasks import Task
@@ -30,7 +30,7 @@ from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
 from .progress import Progress
-from .readers import DEFAULT_ENCODING, input_digest, iter_rows
+from .readers import DEFAULT_ENCODING, DELIMITERS, input_digest, iter_rows
 from .report import build_report
 from .runlock import RunLock
 from .runner import LiveRunner, RunOptions, open_runner
@@ -56,6 +56,7 @@ RUN_DB_SUFFIX = ".flashlane.db"
 PACK_SAMPLE_ITEMS = 2000  # items read back to estimate tokens per item for --pack auto
 ROWS_IDS = "rows"  # meta "ids": items are numbered by row (no id column)
 IMPLICIT_ID_COLUMN = "id"
+SHOWN_CHARS = 60  # a setting's value as a refused rerun shows it (instructions can be pages long)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class RunConfig:
     output: str | None = None
     fmt: str | None = None
     encoding: str = DEFAULT_ENCODING
+    delimiter: str | None = None  # a CSV/TSV delimiter (None: a .csv file's is detected, a .tsv's is a tab)
     column: str | None = None
     template: str | None = None
     id_column: str | None = None
@@ -147,7 +149,9 @@ class _Ingest:
 
     def __init__(self, cfg: RunConfig, task: Task, job: Job, id_column: str | None, *,
                  implicit_id: bool = False) -> None:
-        rows = iter_rows(cfg.input, fmt=cfg.fmt, encoding=cfg.encoding, warn=cfg.warn)
+        seen: dict[str, str] = {}
+        rows = iter_rows(cfg.input, fmt=cfg.fmt, encoding=cfg.encoding, warn=cfg.warn, delimiter=cfg.delimiter,
+                         seen=seen)
         head = list(itertools.islice(rows, COLUMN_SAMPLE_ROWS))
         self.columns: dict[str, None] = dict.fromkeys(columns_of(head))
         implicit = implicit_id and id_column is None and IMPLICIT_ID_COLUMN in self.columns
@@ -155,7 +159,14 @@ class _Ingest:
             id_column = IMPLICIT_ID_COLUMN  # a column named "id" is the id unless --id-column says otherwise
         self.builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column,
                                    implicit_id=implicit)
-        self.builder.check(list(self.columns))
+        try:
+            self.builder.check(list(self.columns))
+        except InputError as e:
+            if "delimiter" in seen:  # say how the columns were split, so a wrong split is seen as one
+                d = seen["delimiter"]
+                e.hint = (f"{e.hint}; columns were split on {DELIMITERS.get(d, repr(d))} ({seen['how']}); "
+                          "pass --delimiter to split them otherwise")
+            raise
         self._rows = itertools.chain(head, rows)
         self.source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
         self.hash = job.fingerprint_start(source=self.source)
@@ -189,6 +200,46 @@ def _id_column(store: RunStore, cfg: RunConfig) -> str | None:
     return recorded.removeprefix("column:")
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        text = ",".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    else:
+        text = "(none)" if value is None or value == "" else str(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _settings(job: Job, source: dict[str, Any]) -> dict[str, str]:
+    """What decides the answers, readable (what ``Job.fingerprint_start`` hashes): recorded with
+    a run, so a rerun refused for a different fingerprint can name what changed."""
+    decides = {"task": job.task.name, "model": job.model, "thinking": job.thinking, "system": job.system,
+               "instructions": job.instructions, "template": job.task.item_template,
+               "schema": job.item_schema.json_schema if job.item_schema else None,
+               "tools": job.task.tool_names, "reference material": job.prefix.digest() if job.prefix else None,
+               **{k: v for k, v in job.options.items() if k not in ("schema", "text")}, **source}
+    return {k: _shown(v) for k, v in decides.items()}
+
+
+# Settings that follow from the task and the options (a task file's edit, or the options rendered).
+_DERIVED = ("system", "instructions", "template", "schema", "tools", "reference material")
+
+
+def _changed(store: RunStore, now: dict[str, str]) -> str:
+    """``labels: positive,negative,neutral → pos,neg; model: ...``, or what else differs."""
+    try:
+        before = json.loads(store.metadata.get("settings") or "null")
+    except ValueError:
+        before = None
+    if not isinstance(before, dict):  # a run made before settings were recorded
+        return "a different input, task, model or options"
+    keys = [k for k in dict.fromkeys([*before, *now]) if before.get(k, "(none)") != now.get(k, "(none)")]
+    # What the user chose first; what follows from it (the labels' instructions) only when nothing chosen differs.
+    chosen = [k for k in keys if k not in _DERIVED] or keys
+    return "; ".join(f"{k}: {before.get(k, '(none)')} → {now.get(k, '(none)')}" for k in chosen) or \
+        "the input's rows differ"
+
+
 def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path) -> ItemBuilder:
     """Fill a new run's store from the input, or check a resumed one against it."""
     if not store.is_new() and not store.items.has_work():
@@ -200,7 +251,7 @@ def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path
         store.metadata.set(fingerprint=ingest.fingerprint, job_key=ingest.job_key, input_digest=input_digest(cfg.input),
                        ids=f"column:{ingest.source['id_column']}" if ingest.source["id_column"] else ROWS_IDS,
                        input_columns=list(ingest.columns), task=job.task.name, model=job.model, input=cfg.input,
-                       output=str(output), status="running")
+                       output=str(output), status="running", settings=_settings(job, ingest.source))
         return ingest.builder
     id_column = _id_column(store, cfg)
     source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
@@ -213,9 +264,9 @@ def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path
     store.items.stage(ingest, ingest.builder.duplicate)
     if ingest.fingerprint != store.metadata.get("fingerprint"):
         store.items.drop_staged()
-        raise InputError(f"{store.path} belongs to a run with a different input, task, model or options",
-                         hint="add --fresh to start over (finished rows are requested again), or pass another "
-                              "--run-db")
+        raise InputError(f"{store.path} belongs to a run with other settings: {_changed(store, _settings(job, source))}",
+                         hint="rerun with the run's settings to resume it; or add --fresh to start over (finished "
+                              "rows are requested again), or pass another -o or --run-db")
     store.items.adopt_staged()
     store.metadata.set(job_key=job_key, input_digest=digest, input_columns=list(ingest.columns),
                    ids=f"column:{id_column}" if id_column else ROWS_IDS)
@@ -350,8 +401,32 @@ class _Signals:
                     signal.signal(signal.SIGTERM, self._raise)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _refused(run_db: Path) -> None:
+    """A run refused before its first session (bad input, a column that is not there, a changed
+    rerun of an empty run) leaves no database behind: nothing is sent before a session starts,
+    so a database without one records nothing paid for."""
+    with contextlib.suppress(Exception):
+        store = RunStore(run_db, create=False)
+        try:
+            unused = store.totals.ledger()["sessions"] == 0
+        finally:
+            store.close()
+        if unused:
+            _remove_db(run_db)
+
+
 def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     output = Path(cfg.output) if cfg.output else default_output(cfg.input, task)
+    if cfg.input != "-" and _same_file(Path(cfg.input), output):
+        raise InputError(f"the output {output} is the input file; writing it would destroy the input",
+                         hint="pass another -o, e.g. -o " + str(default_output(cfg.input, task)))
     output_format(output)  # refuse a bad extension before doing any work
     require_writer(output)
     if cfg.budget_usd is not None and cfg.budget_usd <= 0:
@@ -359,9 +434,16 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     job = Job.create(lane, task, cfg.task_options)
     check_model(lane, job.model)
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
+    if cfg.input != "-" and _same_file(Path(cfg.input), run_db):
+        raise InputError(f"the run database {run_db} is the input file", hint="pass another --run-db")
     with RunLock(run_db), _Signals() as signals:
+        new = not run_db.exists()
         try:
             return _run_locked(lane, task, cfg, job, output, run_db, signals)
+        except FlashlaneError:
+            if new:
+                _refused(run_db)
+            raise
         except (KeyboardInterrupt, asyncio.CancelledError):
             if isinstance(sys.exc_info()[1], RunInterrupted):
                 raise

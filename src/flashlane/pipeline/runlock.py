@@ -3,8 +3,13 @@
 The lock is ``flock`` on that file, so the kernel releases it when its holder exits for any
 reason, SIGKILL included: a dead holder never blocks the next run, which simply takes the
 lock over. The file also says who holds it (pid, host, start time) so a refused second run
-can name the holder. The file itself stays (removing it could let two processes lock two
-different files of one name); it is a few bytes.
+can name the holder.
+
+The holder removes the file when it lets go, while still holding the lock. A process that was
+waiting on the old file then holds a lock on a file no longer at that path, so after locking it
+checks that the path still names the file it locked (same inode) and starts over if not: two
+processes never hold two different files of one name. (The usual pattern for removable flock
+files; a SIGKILLed holder leaves its file, which the next run takes over.)
 """
 
 from __future__ import annotations
@@ -48,19 +53,30 @@ class RunLock:
         if fcntl is None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
+        while True:
+            f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
             try:
-                info = json.loads(f.read() or "{}")
-            except ValueError:
-                info = {}
-            f.close()
-            db = str(self.path)[: -len(LOCK_SUFFIX)]
-            raise RunBusy(f"run database {db} is in use by another flashlane run ({_holder_text(info)})",
-                          hint="wait for it to finish (rerunning then resumes), or pass another -o / --run-db") from None
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                break
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(f.fileno()).st_ino:
+                return self._hold(f)
+            f.close()  # its holder removed it between our open and our lock: lock the new one
+        f.seek(0)
+        try:
+            info = json.loads(f.read() or "{}")
+        except ValueError:
+            info = {}
+        f.close()
+        db = str(self.path)[: -len(LOCK_SUFFIX)]
+        raise RunBusy(f"run database {db} is in use by another flashlane run ({_holder_text(info)})",
+                      hint="wait for it to finish (rerunning then resumes), or pass another -o / --run-db")
+
+    def _hold(self, f: IO[str]) -> RunLock:
         f.seek(0)
         f.truncate()
         f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
@@ -71,7 +87,8 @@ class RunLock:
     def release(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
-                self._file.truncate(0)
+                os.unlink(self.path)  # still locked: see the module docstring
+            with contextlib.suppress(OSError):
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None

@@ -41,15 +41,31 @@ import yaml
 from ..call.schema import Schema
 from ..call.tools import BUILTIN_TOOLS
 from ..errors import InputError
-from .option import load_schema, options_of
+from .option import Key, check_keys, load_schema, options_of
 from .reference import examples_of, read_file, read_reference, validate_examples
-from .task import Task
+from .task import DEFAULT_ANSWER_TOKENS, Task, check_template
 
 __all__ = ["load_task_file"]
 
-_KEYS = {"name", "description", "system", "instructions", "template", "answer_tokens", "thinking", "output",
-         "output_model", "defaults", "streamable", "tools",
-         "examples", "reference", "reference_files", "options"}
+# Every key a task file may hold, with the kinds of value it takes (checked before anything runs).
+_KEYS = {
+    "name": Key(("text",), 'name = "aspects"'),
+    "description": Key(("text",), 'description = "product aspects mentioned in a review"'),
+    "system": Key(("text",), 'system = "You analyse product reviews."'),
+    "instructions": Key(("text",), 'instructions = "List the product aspects the review mentions."'),
+    "template": Key(("text",), 'template = "Review of {product}: {text}"'),
+    "answer_tokens": Key(("an integer",), "answer_tokens = 200", minimum=1),
+    "thinking": Key(("text", "an integer"), 'thinking = "minimal"'),
+    "output": Key(("a table",), '[output] type = "object" (a JSON Schema)'),
+    "output_model": Key(("text",), 'output_model = "schema.json" or "mymodule:Model"'),
+    "defaults": Key(("a table",), '[defaults] product = "the product"'),
+    "streamable": Key(("true or false",), "streamable = false"),
+    "tools": Key(("a list", "text"), 'tools = ["google_search"]'),
+    "examples": Key(("a list",), '[[examples]] input = "..." output = {...}'),
+    "reference": Key(("text",), 'reference = "Short guidelines written inline."'),
+    "reference_files": Key(("a list", "text"), 'reference_files = ["guidelines.md"]'),
+    "options": Key(("a table",), '[options.audience] help = "Who the analysis is for."'),
+}
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -57,49 +73,51 @@ def load_task_file(path: str | Path) -> Task:
     raw = read_file(p, "task file", "pass a built-in task name or a .toml/.yaml task file")
     try:
         data: Any = tomllib.loads(raw) if p.suffix.lower() == ".toml" else yaml.safe_load(raw)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+    except (ValueError, yaml.YAMLError) as e:  # TOMLDecodeError is a ValueError, as is a 5,000-digit integer
         raise InputError(f"task file {p} is not valid {p.suffix.lstrip('.').upper()}: {str(e).splitlines()[0]}",
                          hint="fix the syntax") from None
     if not isinstance(data, dict):
         raise InputError(f"task file {p} must hold a mapping of settings", hint=f"keys: {', '.join(sorted(_KEYS))}")
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise InputError(f"unknown key {unknown[0]!r} in task file {p}", hint=f"known keys: {', '.join(sorted(_KEYS))}")
+    where = f"task file {p}"
+    check_keys(data, _KEYS, where)
     if "template" not in data:
         raise InputError(f"task file {p} has no template", hint='add e.g. template = "Text: {text}"')
+    for key in ("template", "instructions"):
+        check_template(data.get(key, ""), f"{key!r} in {where}")
     output: Any = None
+    source = ""
     if "output_model" in data:
-        output = load_schema(str(data["output_model"]))
+        output = load_schema(data["output_model"])
+        source = f"the schema {data['output_model']} (output_model in {where})"
     elif "output" in data:
         output = data["output"]
-    schema = Schema.of(output) if output is not None else None  # fail now, with the file named
-    where = f"task file {p}"
+        source = f"the [output] table of {where}"
+    schema = Schema.of(output, source) if output is not None else None  # fail now, with the file named
     examples = examples_of(data.get("examples"), where)
     validate_examples(examples, schema, where)
-    if "reference" in data and not isinstance(data["reference"], str):
-        raise InputError(f"reference in {where} must be text", hint='e.g. reference = "..." or reference_files = [...]')
     reference = "\n\n".join(t for t in (str(data.get("reference") or "").strip(),
                                          read_reference(data.get("reference_files"), p.parent, where)) if t)
     tools = data.get("tools") or []
     if isinstance(tools, str):
         tools = [tools]
-    if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
+    if not all(isinstance(t, str) for t in tools):
         raise InputError(f"'tools' in task file {p} must be a list of names",
                          hint='e.g. tools = ["google_search", "url_context"]')
     for t in tools:
         if t.strip().lower().replace("-", "_") not in BUILTIN_TOOLS:
             raise InputError(f"unknown tool {t!r} in task file {p}", hint=f"use one of {', '.join(BUILTIN_TOOLS)}")
+    thinking = data.get("thinking")
     return Task(
-        name=str(data.get("name") or p.stem),
-        item_template=str(data["template"]),
-        instructions=str(data.get("instructions", "")),
-        system=str(data.get("system", "")),
+        name=data.get("name") or p.stem,
+        item_template=data["template"],
+        instructions=data.get("instructions", ""),
+        system=data.get("system", ""),
         output=output,
-        answer_tokens=int(data.get("answer_tokens", 256)),
-        thinking=data.get("thinking"),
+        answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),
+        thinking=None if thinking is None else str(thinking),  # a budget may be written as a number
         defaults=dict(data.get("defaults") or {}),
-        streamable=bool(data.get("streamable", output is None)),
-        description=str(data.get("description", "")),
+        streamable=data.get("streamable", output is None),
+        description=data.get("description", ""),
         tools=tuple(tools),
         examples=examples,
         reference=reference,

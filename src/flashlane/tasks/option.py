@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..call.schema import Schema
 from ..errors import InputError
 from .reference import load_examples_file, read_reference
 
-__all__ = ["Option", "SHARED_OPTIONS", "TYPES", "load_schema", "options_of"]
+__all__ = ["Key", "Option", "SHARED_OPTIONS", "TYPES", "check_keys", "load_schema", "options_of"]
 
 
 def load_schema(spec: Any) -> Any:
@@ -35,10 +36,14 @@ def load_schema(spec: Any) -> Any:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"schema file {spec} does not exist", hint="pass a JSON Schema file or module:Model") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
             raise InputError(f"cannot read schema file {spec}: {e}", hint="the file must hold a JSON Schema object") from None
+        except RecursionError:
+            raise InputError(f"cannot read schema file {spec}: nested too deeply",
+                             hint="flatten the schema, e.g. with $defs and $ref") from None
         if not isinstance(data, dict):
             raise InputError(f"schema file {spec} does not hold a JSON object", hint="the file must hold a JSON Schema object")
+        Schema.of(data, f"schema file {spec}")  # compiled now (refs, depth), so errors name the file
         return data
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
@@ -155,7 +160,56 @@ SHARED_OPTIONS = (
            help="Worked examples (input -> output, checked against the task's schema): .jsonl, .json, .toml, .yaml."),
 )
 
-_OPTION_KEYS = {"help", "type", "required", "default", "choices", "minimum", "metavar"}
+# What a value read from a task file may be, by the names TOML and YAML users know. A bool is
+# not an integer here, though Python says it is (``isinstance(True, int)``).
+_KINDS: dict[str, tuple[type, ...]] = {"text": (str,), "an integer": (int,), "true or false": (bool,),
+                                       "a table": (Mapping,), "a list": (list,)}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a task file (or of an ``[options.NAME]`` table): the kinds of value it takes,
+    an example for the hint, and the least value for an integer."""
+
+    kinds: tuple[str, ...]
+    example: str
+    minimum: int | None = None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    found = next((k for k, types in _KINDS.items() if isinstance(value, types)), None)
+    return found or ("nothing" if value is None else "a number" if isinstance(value, float) else type(value).__name__)
+
+
+def check_keys(data: Mapping[str, Any], keys: Mapping[str, Key], where: str) -> None:
+    """Every key known and of a kind it takes: else one error naming the key, the kind wanted
+    and the kind found (a task file's ``template = 7`` would otherwise send "7" for every row)."""
+    for name, value in data.items():
+        key = keys.get(name)
+        if key is None:
+            raise InputError(f"unknown key {name!r} in {where}", hint=f"known keys: {', '.join(sorted(keys))}")
+        found = _kind(value)
+        if found not in key.kinds:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise InputError(f"{name!r} in {where} must be {' or '.join(key.kinds)}, not {found} ({shown})",
+                             hint=f"e.g. {key.example}")
+        if key.minimum is not None and isinstance(value, int) and value < key.minimum:
+            raise InputError(f"{name!r} in {where} must be at least {key.minimum}, not {value}",
+                             hint=f"e.g. {key.example}")
+
+
+_ANY = (*_KINDS, "a number")
+_OPTION_KEYS = {
+    "help": Key(("text",), 'help = "Who the analysis is for."'),
+    "type": Key(("text",), f'type = "text" (one of {", ".join(TYPES)})'),
+    "required": Key(("true or false",), "required = true"),
+    "default": Key(_ANY, 'default = "experts"'),
+    "choices": Key(("a list",), 'choices = ["formal", "informal"]'),
+    "minimum": Key(("an integer",), "minimum = 1"),
+    "metavar": Key(("text",), 'metavar = "WHO"'),
+}
 
 
 def options_of(raw: Any, where: str) -> tuple[Option, ...]:
@@ -169,10 +223,7 @@ def options_of(raw: Any, where: str) -> tuple[Option, ...]:
             if not isinstance(spec, Mapping):
                 raise InputError(f"option {name!r} in {where} must be a table",
                                  hint=f'e.g. [options.{name}] help = "..." type = "text"')
-            unknown = sorted(set(spec) - _OPTION_KEYS)
-            if unknown:
-                raise InputError(f"unknown key {unknown[0]!r} in option {name!r} of {where}",
-                                 hint=f"known keys: {', '.join(sorted(_OPTION_KEYS))}")
+            check_keys(spec, _OPTION_KEYS, f"option {name!r} of {where}")
             out.append(Option(name=str(name), **{"help": "", **spec}))
         return tuple(out)
     if not all(isinstance(o, Option) for o in raw):

@@ -21,8 +21,10 @@ from ..errors import ConfigError, InputError
 from .option import SHARED_OPTIONS, Option, options_of
 from .reference import REFERENCE_HEADING, Example, examples_of, validate_examples
 
-__all__ = ["JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "template_fields"]
+__all__ = ["DEFAULT_ANSWER_TOKENS", "JSON_OVERHEAD_TOKENS", "MIN_ANSWER_TOKENS", "Task", "check_template",
+           "template_fields"]
 
+DEFAULT_ANSWER_TOKENS = 256  # expected answer size per item when a task does not say
 MIN_ANSWER_TOKENS = 48
 JSON_OVERHEAD_TOKENS = 24  # braces, keys and quotes around a structured answer
 
@@ -31,6 +33,28 @@ Options = Mapping[str, Any]
 
 def template_fields(template: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+# str.format's conversions (Python docs, Format String Syntax): anything else fails at render time.
+_CONVERSIONS = (None, "r", "s", "a")
+
+
+def check_template(template: Any, what: str) -> None:
+    """Refuse a template that cannot render, now rather than on the first row: unbalanced
+    braces ("{text"), positional fields ("{}", "{0}": values come by name) or an unknown
+    conversion ("{text!x}")."""
+    if not isinstance(template, str):
+        raise InputError(f"{what} must be text, not {type(template).__name__}", hint='e.g. "Text: {text}"')
+    hint = "name each field, e.g. {text}; write a literal brace as {{ or }}"
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise InputError(f"{what} is not a valid template: {e}", hint=hint) from None
+    for _, name, _, conversion in parsed:
+        if name is not None and (not name or name[0].isdigit()):
+            raise InputError(f"{what} has a field without a name ({{{name}}})", hint=hint)
+        if conversion not in _CONVERSIONS:
+            raise InputError(f"{what} has an unknown conversion !{conversion} in {{{name}!{conversion}}}", hint=hint)
 
 
 def _render(template: str, values: Mapping[str, Any], what: str) -> str:
@@ -58,7 +82,7 @@ class Task:
     instructions: str | Callable[[Options], str] = ""  # a template over options, or a function of them
     system: str = ""
     output: Any = None  # Pydantic model, JSON Schema dict, or None for free text
-    answer_tokens: int = 256  # expected answer size per item; thinking room is added on top
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS  # expected answer size per item; thinking room is added on top
     answer_size: Callable[[Options], int] | None = None  # options (and "text") -> answer size, when it varies
     thinking: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -88,6 +112,9 @@ class Task:
         return [_builtin_name(t) for t in self.tools]
 
     def __post_init__(self) -> None:
+        check_template(self.item_template, f"task '{self.name}' item_template")
+        if not callable(self.instructions):
+            check_template(self.instructions, f"task '{self.name}' instructions")
         object.__setattr__(self, "tools", _builtins(self.name, self.tools))
         params = options_of(self.params, f"task '{self.name}'")
         names = [o.name for o in (*params, *SHARED_OPTIONS)]
