@@ -213,8 +213,9 @@ def _shown(value: Any) -> str:
 def _settings(job: Job, source: dict[str, Any]) -> dict[str, str]:
     """What decides the answers, readable (what ``Job.fingerprint_start`` hashes): recorded with
     a run, so a rerun refused for a different fingerprint can name what changed."""
-    decides = {"task": job.task.name, "model": job.model, "thinking": job.thinking, "system": job.system,
-               "instructions": job.instructions, "template": job.task.item_template,
+    system, instructions = job.decides  # the pair the fingerprint hashes
+    decides = {"task": job.task.name, "model": job.model, "thinking": job.thinking, "system": system,
+               "instructions": instructions, "template": job.task.item_template,
                "schema": job.item_schema.json_schema if job.item_schema else None,
                "tools": job.task.tool_names, "reference material": job.prefix.digest() if job.prefix else None,
                **{k: v for k, v in job.options.items() if k not in ("schema", "text")}, **source}
