@@ -31,6 +31,7 @@ RANKS = {
     "tasks": 5,
     "pipeline": 6,  # the run engine and its runners (standard, flex, batch)
     "lane": 7, "gateway": 7,
+    "ray": 7,  # flashlane.ray: the engine on Ray Data actors (an optional extra, never imported by the rest)
     "cli": 8, "__main__": 8, "pytest_plugin": 8,
     "__init__": 8,  # the façade re-exports every layer (Lane on first use): only the top may import it
 }

@@ -38,6 +38,7 @@ from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
 from .runner import RunOptions, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, RunOutcome
 from .settle import evidence_parts
+from .writers import InputNames, output_record
 
 if TYPE_CHECKING:
     from ..call.client import Client
@@ -91,8 +92,8 @@ class MapResult(Sequence[ItemResult]):
     the run ended (``.outcome``) and what it did and cost (``.report``, as ``flashlane report --json``)."""
 
     def __init__(self, store: RunStore, outcome: RunOutcome, report: dict[str, Any], revive: _Revive,
-                 tmp: tempfile.TemporaryDirectory[str]) -> None:
-        self.outcome, self.report = outcome, report
+                 tmp: tempfile.TemporaryDirectory[str], id_column: str | None = None) -> None:
+        self.outcome, self.report, self._id_column = outcome, report, id_column
         self._store, self._revive, self._n = store, revive, sum(store.items.counts().values())
         self._close = weakref.finalize(self, _cleanup, store, tmp)
 
@@ -126,6 +127,12 @@ class MapResult(Sequence[ItemResult]):
         return ItemResult(index=row.index, id=r.item_id, status=r.status, value=value, error=r.error,
                           reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached, sources=sources,
                           citations=citations, search_queries=queries)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records ``flashlane run`` writes for these items, input columns kept, in input order
+        (JSON-shaped; ``writers.flat_row`` or ``writers.arrow_table`` make table rows of them)."""
+        names = InputNames(self._id_column)
+        return (output_record(row, names) for row in self._store.items.iter_rows())
 
     def close(self) -> None:
         """Delete the run's database now (otherwise when the result is garbage-collected)."""
@@ -181,7 +188,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
     finally:
         if rcache is not None:
             rcache.close()
-    return MapResult(store, outcome, report, revive, tmp)
+    return MapResult(store, outcome, report, revive, tmp, builder.id_column)
 
 
 def map_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,

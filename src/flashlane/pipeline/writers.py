@@ -19,7 +19,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +28,7 @@ from ..store.run import StoredRow
 
 __all__ = ["OUTPUT_FORMATS", "atomic_file", "output_format", "flat_row", "write_output",
            "write_failures", "failures_path", "output_record", "remove_stale_temp", "require_writer",
-           "INPUT_PREFIX", "RESULT_PREFIX", "EVIDENCE_KEYS"]
+           "INPUT_PREFIX", "RESULT_PREFIX", "EVIDENCE_KEYS", "InputNames", "arrow_table"]
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FIXED_COLUMNS = ("id", "status", "reason", "error")
@@ -262,41 +262,63 @@ def _arrow_type(pa: Any, kinds: set[str]) -> Any:
     return pa.string()  # text, or mixed types in one column: kept as text
 
 
-def _write_parquet(f: IO[bytes], records: Records) -> None:
+def _arrow() -> Any:
     try:
         import pyarrow as pa
-        import pyarrow.parquet as pq
     except ImportError:
         raise InputError("writing Parquet needs pyarrow", hint="pip install 'flashlane[parquet]'") from None
-    kinds: dict[str, set[str]] = {}
-    for r in records():
-        for k, v in flat_row(r).items():
-            s = kinds.setdefault(k, set())
-            if v is not None:
-                s.add(_kind(v))
-    usage = [c for c in kinds if c in USAGE_COLUMNS]
-    cols = [c for c in kinds if c not in USAGE_COLUMNS] + usage
-    schema = pa.schema([(c, _arrow_type(pa, kinds[c])) for c in cols])
-    as_text = {c for c in cols if schema.field(c).type == pa.string()}
+    return pa
 
-    def batch(rows: list[dict[str, Any]]) -> Any:
+
+class ArrowShape:
+    """The Arrow schema of flat rows, learnt from them: a column per key (usage last), each typed
+    by every value it holds (mixed kinds become text). One pass to learn, then ``batch`` per chunk."""
+
+    def __init__(self, pa: Any, flat_rows: Iterable[Mapping[str, Any]]) -> None:
+        kinds: dict[str, set[str]] = {}
+        for r in flat_rows:
+            for k, v in r.items():
+                s = kinds.setdefault(k, set())
+                if v is not None:
+                    s.add(_kind(v))
+        usage = [c for c in kinds if c in USAGE_COLUMNS]
+        self.pa, self.cols = pa, [c for c in kinds if c not in USAGE_COLUMNS] + usage
+        self.schema = pa.schema([(c, _arrow_type(pa, kinds[c])) for c in self.cols])
+        self._as_text = {c for c in self.cols if self.schema.field(c).type == pa.string()}
+
+    def batch(self, rows: Sequence[Mapping[str, Any]]) -> Any:
         arrays = []
-        for c in cols:
+        for c in self.cols:
             values = [r.get(c) for r in rows]
-            if c in as_text:
+            if c in self._as_text:
                 values = [v if v is None or isinstance(v, str) else str(v) for v in values]
-            arrays.append(pa.array(values, type=schema.field(c).type))
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+            arrays.append(self.pa.array(values, type=self.schema.field(c).type))
+        return self.pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-    with pq.ParquetWriter(f, schema) as writer:
+
+def arrow_table(records: Iterable[Mapping[str, Any]]) -> Any:
+    """Output records (``output_record``) as one ``pyarrow.Table`` with the columns and types the
+    Parquet output has (for an engine that takes tables, e.g. Ray Data's ``map_batches``)."""
+    pa = _arrow()
+    flat = [flat_row(r) for r in records]
+    shape = ArrowShape(pa, flat)
+    return pa.Table.from_batches([shape.batch(flat)], schema=shape.schema)
+
+
+def _write_parquet(f: IO[bytes], records: Records) -> None:
+    pa = _arrow()
+    import pyarrow.parquet as pq
+
+    shape = ArrowShape(pa, (flat_row(r) for r in records()))
+    with pq.ParquetWriter(f, shape.schema) as writer:
         pending: list[dict[str, Any]] = []
         for r in records():
             pending.append(flat_row(r))
             if len(pending) >= PARQUET_BATCH_ROWS:
-                writer.write_batch(batch(pending))
+                writer.write_batch(shape.batch(pending))
                 pending = []
-        if pending or not cols:
-            writer.write_batch(batch(pending))
+        if pending or not shape.cols:
+            writer.write_batch(shape.batch(pending))
 
 
 def write_output(path: str | Path, records: Records | list[dict[str, Any]]) -> None:

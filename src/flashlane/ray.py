@@ -1,0 +1,110 @@
+"""``flashlane.ray.map``: a task over a Ray Dataset, on Ray Data's own primitives.
+
+The rows go through ``Dataset.map_batches`` with a callable class, so Ray Data runs it on a pool
+of stateful actors ("For classes, Ray Data uses stateful Ray actors": docs.ray.io, Dataset.map_batches)
+and users keep its scheduling, streaming execution, readers and writers. Each actor holds one
+``Client`` (one call path: transport, guard, limiter) made once in ``__init__``; its
+``__call__`` is a coroutine, which Ray Data (>= 2.33, ray-project/ray#46129; 2.60 in
+``_internal/planner/plan_udf_map_op.py``) runs on an event loop of the actor's own, several
+batches at a time. A batch runs through the same engine as ``lane.map`` (``amap_items``:
+packing, concurrency, per-item settle) and comes back with the columns ``flashlane run`` writes
+(``MapResult.records``, typed by ``writers.arrow_table`` as the Parquet output types them).
+
+One quota for the cluster: every actor's limiter is built from the same settings, so with
+``limiter="redis"`` (a Redis every node reaches) or ``"sqlite"`` (one machine) they all admit
+requests against one (project, model) window. A memory limiter per actor would multiply the
+quota by the number of actors, so more than one actor with it is refused before any request.
+
+Ray is an optional extra (``pip install 'flashlane[ray]'``); ``import flashlane`` never imports it.
+Not yet across a cluster (docs/clusters.md): a budget, the batch tier, resume after a driver is
+killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .call.client import Client
+from .call.service_tier import BATCH
+from .config import Settings, load_settings
+from .errors import ConfigError, InputError
+from .pipeline.api import amap_items
+from .pipeline.writers import arrow_table
+from .tasks import Task
+
+if TYPE_CHECKING:
+    import pyarrow
+    import ray.data
+
+__all__ = ["map", "DEFAULT_ACTORS", "DEFAULT_BATCH_ROWS", "DEFAULT_ACTOR_CPUS", "DEFAULT_ID_COLUMN"]
+
+# A fixed pool (ActorPoolStrategy(size=n), docs.ray.io "Stateful Transforms"); a pair so one actor's slow batch doesn't idle the run.
+DEFAULT_ACTORS = 2
+# Rows per batch: enough for packing and for the engine's concurrency to fill (DEFAULT_CONCURRENCY
+# requests in flight), small enough that a retried batch (a lost worker) repeats little.
+DEFAULT_BATCH_ROWS = 500
+# Ray's own default per actor. An actor mostly waits on HTTP, but unthrottled its per-request
+# work (request building, settle) does fill a core, so one CPU each is the honest reservation.
+DEFAULT_ACTOR_CPUS = 1.0
+# Rows are keyed across the whole dataset by this column (ids by position would repeat per batch).
+DEFAULT_ID_COLUMN = "id"
+SHARED_LIMITERS = ("redis", "sqlite")
+
+
+class _LaneActor:
+    """One per Ray actor: a client made once, a coroutine per batch (the engine inside)."""
+
+    def __init__(self, task: Task | str, settings: Settings, options: Mapping[str, Any]) -> None:
+        self.task, self.options = task, dict(options)
+        self.client = Client(settings)
+
+    async def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
+        id_column = self.options["id_column"]
+        if id_column not in batch.column_names:
+            raise InputError(f"the dataset has no column {id_column!r} to key its rows by",
+                             hint="add a unique id column, or name one with id_column=")
+        result = await amap_items(self.client, self.task, batch.to_pylist(), **self.options)
+        try:
+            return arrow_table(result.records())
+        finally:
+            result.close()
+
+    def __del__(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+
+
+def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] | None = None,
+        actors: int = DEFAULT_ACTORS, batch_size: int = DEFAULT_BATCH_ROWS, num_cpus: float = DEFAULT_ACTOR_CPUS,
+        id_column: str = DEFAULT_ID_COLUMN, **options: Any) -> ray.data.Dataset:
+    """``ds`` with ``task`` run on every row: the rows (input columns kept) plus the columns
+    ``flashlane run`` writes (``status``, ``reason``, ``error``, the task's fields, usage,
+    ``cost_usd``, ``cached``). Lazy, as every Ray Data transform: nothing runs until the result
+    is consumed (``take_all``, ``write_parquet``, ...).
+
+    ``settings``: the client's settings (as ``Lane(**settings)``: ``base_url``, ``api_key``,
+    ``limits``, ``limiter``, ``redis_url``, ...), sent to every actor. ``actors``: the pool size.
+    ``options``: as for ``lane.map`` (``pack``, ``concurrency`` per batch, ``column``, ``template``,
+    ``service_tier``, ``cache_prefix``, task options such as ``labels=``)."""
+    import ray.data  # the extra: a clear ImportError before any actor starts
+
+    # Resolved once, here (call arguments, the driver's environment and config file), so every
+    # actor runs with the same settings whatever its node's environment holds.
+    resolved = load_settings(**dict(settings or {}))
+    resolved.require_credentials()
+    if actors > 1 and resolved.limiter not in SHARED_LIMITERS:
+        raise ConfigError(f"{actors} actors with the {resolved.limiter!r} limiter would each admit the whole quota",
+                          hint="share one quota: limiter='redis' with redis_url= (any cluster), or 'sqlite' "
+                               "with limiter_path= (one machine)")
+    if options.get("budget_usd") is not None:
+        raise ConfigError("a budget is not yet enforced across a cluster's actors",
+                          hint="run without budget_usd, or with flashlane run on one machine")
+    if (options.get("service_tier") or resolved.service_tier) == BATCH:
+        raise ConfigError("the batch tier does not yet run from Ray", hint="use 'standard' or 'flex'")
+    options["id_column"] = id_column
+    return ds.map_batches(_LaneActor, fn_constructor_args=(task, resolved, options), batch_format="pyarrow",
+                          batch_size=batch_size, num_cpus=num_cpus,
+                          # a fixed pool of `actors` (``concurrency=`` is deprecated since Ray 2.51 for this)
+                          compute=ray.data.ActorPoolStrategy(size=actors))

@@ -1,0 +1,153 @@
+"""``flashlane.ray.map`` on a real local Ray cluster (started once for the module) against one
+emulator process with a quota: four actors share one Redis limiter, so no 429 is ever sent back,
+every row comes back once and no row is requested twice."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import ray
+import ray.data
+
+import flashlane.ray as flr
+from flashlane.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+# The issue's figures: 2,000 rows, 4 actors, 60 requests per 3-second window. Packed 10 to a request
+# that is 200 requests, more than three full windows, so an unshared limiter (each actor admitting
+# the whole quota) would be refused by the emulator within the first window.
+ROWS, ACTORS, RPM, WINDOW_S, PACK = 2000, 4, 60, 3, 10
+CLUSTER_CPUS = 2  # what CI has
+ACTOR_CPUS = 0.25  # four actors and Ray Data's own tasks on two CPUs: they mostly wait on HTTP
+BATCH_ROWS = 100  # 20 batches: every actor gets several, and several in flight at once
+MARK = re.compile(r"row-\d{5}")
+LABELS = ["sports", "news"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    # One local cluster for the module: starting one costs ~10 s on two cores.
+    ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+class Emulator:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "flashlane", "emulator", "--port", "0",
+                                      "--latency-scale", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+        assert self.base_url.startswith("http://"), self.base_url
+
+    def get(self, path: str) -> Any:
+        import urllib.request
+
+        with urllib.request.urlopen(self.base_url + "/_emulator/" + path) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator("--rpm", str(RPM), "--window-seconds", str(WINDOW_S))
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def rows(n: int) -> list[dict[str, Any]]:
+    return [{"id": f"r{i}", "text": f"row-{i:05d} the match went to extra time", "source": i % 7} for i in range(n)]
+
+
+def requested(emu: Emulator) -> collections.Counter[str]:
+    """How many times each row's marker went to the emulator in a generate request."""
+    seen: collections.Counter[str] = collections.Counter()
+    for entry in emu.get("requests")["requests"]:
+        if entry["method"] == "generateContent":
+            seen.update(set(MARK.findall(json.dumps(entry))))  # the log shows a prompt in more than one field
+    return seen
+
+
+@pytest.mark.timeout(240)
+def test_four_actors_share_one_redis_quota_every_row_once(cluster: None, emulator: Emulator, redis_url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    settings = dict(base_url=emulator.base_url, api_key="cluster-key", limits=f"rpm={RPM},window={WINDOW_S}",
+                    limiter="redis", redis_url=redis_url, cache=False)
+    ds = ray.data.from_items(rows(ROWS))
+    out = flr.map(ds, "classify", settings=settings, actors=ACTORS, num_cpus=ACTOR_CPUS, batch_size=BATCH_ROWS,
+                  pack=PACK, labels=LABELS)
+    started = time.monotonic()
+    result = out.take_all()
+    took = time.monotonic() - started
+
+    stats = emulator.get("stats")
+    assert stats["by_status"].get("429", 0) == 0, stats["by_status"]  # no actor over the shared quota
+    assert sorted(r["id"] for r in result) == sorted(f"r{i}" for i in range(ROWS))  # every row, once
+    assert {r["status"] for r in result} == {"ok"}
+    assert all(r["label"] in LABELS and r["source"] == int(r["id"][1:]) % 7 for r in result)  # inputs kept
+    counts = requested(emulator)
+    assert len(counts) == ROWS and set(counts.values()) == {1}, counts.most_common(3)  # none requested twice
+    assert stats["by_status"]["200"] == ROWS // PACK
+    # The quota sets the pace: 200 requests at 60 per 3 s cannot finish before the fourth window opens.
+    assert took >= (ROWS // PACK // RPM) * WINDOW_S
+    print(f"{ROWS} rows, {ACTORS} actors, {stats['by_status']['200']} requests in {took:.1f}s, 0 429s")
+
+
+def test_columns_are_those_flashlane_run_writes(cluster: None, emulator: Emulator, tmp_path: Path) -> None:
+    n = 30
+    data = rows(n)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in data))
+    out_path = tmp_path / "out.parquet"
+    env = {**os.environ, "GOOGLE_GEMINI_BASE_URL": emulator.base_url, "GEMINI_API_KEY": "k", "FLASHLANE_LIMITS": "off"}
+    subprocess.run([sys.executable, "-m", "flashlane", "run", "classify", str(src), "-o", str(out_path),
+                    "--labels", ",".join(LABELS), "--pack", "1", "--no-cache"], env=env, check=True,
+                   capture_output=True)
+    by_run = pq.read_table(out_path)
+
+    settings = dict(base_url=emulator.base_url, api_key="k", limits="off", cache=False)
+    by_ray = flr.map(ray.data.from_items(data), "classify", settings=settings, actors=1, num_cpus=ACTOR_CPUS,
+                     pack=1, labels=LABELS).to_arrow_refs()
+    table = ray.get(by_ray)
+    ray_rows = sorted((r for t in table for r in t.to_pylist()), key=lambda r: r["id"])
+    assert list(table[0].column_names) == by_run.column_names
+    run_rows = sorted(by_run.to_pylist(), key=lambda r: r["id"])
+    # The same answers: the emulator answers a prompt the same way whichever process sends it.
+    assert ray_rows == run_rows
+
+
+def test_a_quota_per_actor_is_refused_before_any_request() -> None:
+    ds = ray.data.range(3)  # no cluster needed: refused while building the plan
+    with pytest.raises(ConfigError, match="each admit the whole quota"):
+        flr.map(ds, "classify", settings=dict(api_key="k", limits="rpm=10"), actors=2, labels=LABELS)
+    with pytest.raises(ConfigError, match="budget"):
+        flr.map(ds, "classify", settings=dict(api_key="k", limiter="sqlite"), budget_usd=1.0, labels=LABELS)
+    with pytest.raises(ConfigError, match="batch tier"):
+        flr.map(ds, "classify", settings=dict(api_key="k", limiter="sqlite"), service_tier="batch", labels=LABELS)
+
+
+def test_importing_flashlane_does_not_import_ray() -> None:
+    code = "import sys, flashlane as fl; fl.Lane; assert 'ray' not in sys.modules, 'ray imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
