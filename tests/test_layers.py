@@ -30,6 +30,7 @@ RANKS = {
     "caching": 4,  # the prefix, context caches and the response cache, built on calls
     "tasks": 5,
     "pipeline": 6,  # the run engine and its runners (standard, flex, batch)
+    "eval": 7,  # the eval: grids of pipeline runs, scored (issue 24); the Lane offers it
     "lane": 7, "gateway": 7,
     "ray": 7,  # flashlane.ray: the engine on Ray Data actors (an optional extra, never imported by the rest)
     "cli": 8, "__main__": 8, "pytest_plugin": 8,

@@ -30,6 +30,7 @@ from .models import DEFAULT_MODEL, SERVICE_TIERS, THINKING_LEVELS, lookup
 
 __all__ = [
     "CACHE_PREFIX_MODES",
+    "check_settings",
     "DEFAULT_BREAKER_COOLDOWN_S",
     "DEFAULT_CACHE_PREFIX",
     "DEFAULT_CONTEXT_CACHE_TTL_S",
@@ -293,6 +294,12 @@ def load_settings(*, emulator: bool = False, config_file: str | None = None,
         settings = replace(settings, api_key=EMULATOR_API_KEY)
     _validate(settings)
     return settings
+
+
+def check_settings(s: Settings) -> None:
+    """Raise ConfigError for settings no request could be made with (a grid of them is checked
+    before the first request: flashlane eval)."""
+    _validate(s)
 
 
 def _validate(s: Settings) -> None:

@@ -17,7 +17,8 @@ from .call.stream import AsyncTextStream, TextStream
 from .call.tools import DEFAULT_MAX_TOOL_ROUNDS
 from .clock import Clock
 from .config import Settings
-from .pipeline import MapResult, amap_items, map_frame, map_items
+from .eval import EvalReport, aevaluate
+from .pipeline import MapResult, amap_items, map_frame, map_items, run_sync
 from .tasks import (
     CLASSIFY,
     EXTRACT,
@@ -219,3 +220,15 @@ class Lane:
     def map_frame(self, task: Task | str, frame: Any, **kw: Any) -> Any:
         """A pandas or polars DataFrame in, the same kind out, with result columns added (keywords as ``map``)."""
         return map_frame(self._client, task, frame, **kw)
+
+    # ------------------------------------------------------------ choosing settings by measurement
+
+    def evaluate(self, task: Task | str, rows: Any, *, truth: str | list[str], **kw: Any) -> EvalReport:
+        """Run ``task`` on labelled ``rows`` once per configuration of a grid (``models``, ``thinking``,
+        ``pack``, ``examples``, ``service_tier``: lists) and score each against the ``truth``
+        column(s), with cost per 1,000 items, latency and failure rates; ``.table()``, ``.to_dict()``,
+        ``.best`` (the recommendation). Needs ``pip install 'flashlane[eval]'``."""
+        return run_sync(aevaluate(self._client, task, rows, truth=truth, **kw))
+
+    async def aevaluate(self, task: Task | str, rows: Any, *, truth: str | list[str], **kw: Any) -> EvalReport:
+        return await aevaluate(self._client, task, rows, truth=truth, **kw)

@@ -42,6 +42,9 @@ def _register() -> None:
     from .batch import batch_group
 
     cli.add_command(batch_group)
+    from .evaluate import eval_command
+
+    cli.add_command(eval_command)
 
 
 def main(argv: list[str] | None = None) -> None:

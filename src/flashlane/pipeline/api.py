@@ -18,10 +18,10 @@ import itertools
 import json
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -43,7 +43,9 @@ from .writers import InputNames, output_record
 if TYPE_CHECKING:
     from ..call.client import Client
 
-__all__ = ["ItemResult", "MapResult", "map_items", "amap_items"]
+__all__ = ["ItemResult", "MapResult", "map_items", "amap_items", "run_sync"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,11 @@ def map_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: i
     ``pack`` = N or "auto" packs structured tasks N to a request. ``service_tier`` = "flex" or "batch"
     serves them at half price (default: the ``service_tier`` setting). Task options go as keywords
     (``labels=[...]``, ``to="fr"``, ``schema=Model``, ``max_words=40``)."""
-    coro = amap_items(client, task, items, pack=pack, concurrency=concurrency, **kw)
+    return run_sync(amap_items(client, task, items, pack=pack, concurrency=concurrency, **kw))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from synchronous code (``lane.map``, ``lane.evaluate``)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

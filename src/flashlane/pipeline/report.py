@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,21 @@ def build_report(store: RunStore) -> dict[str, Any]:
         # over the sessions' wall time (killed ones up to their last recorded request)
         "items_per_minute": round(done / minutes, 1) if minutes else None,
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
+        # per answered item: its request's time from send to answer (an item packed with others waits as
+        # long as its whole request); the eval compares configurations by these (issue 24)
+        "latency_per_item_s": _percentiles(store.totals.item_latencies()),
+        "resent_items": store.totals.resent_items(),
     }
+
+
+def _percentiles(xs: list[float]) -> dict[str, float] | None:
+    """p50 and p95 (inclusive method: within the observed range, as for a small eval sample)."""
+    if not xs:
+        return None
+    if len(xs) == 1:
+        return {"p50": round(xs[0], 4), "p95": round(xs[0], 4)}
+    q = statistics.quantiles(xs, n=100, method="inclusive")
+    return {"p50": round(q[49], 4), "p95": round(q[94], 4)}
 
 
 def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:

@@ -174,6 +174,21 @@ class TotalsRepo(Repo):
                 "cached": int(cached), "api_calls": int(api_calls), "rate_limited": int(limited),
                 "retries": int(retries), "wall_s": float(wall), "sessions": int(sessions), "killed": int(killed)}
 
+    def item_latencies(self) -> list[float]:
+        """Seconds from send to answer of the request that answered each item (one per answered
+        item; answers from the response cache and batch jobs have no request time and are left out)."""
+        return [float(d) for (d,) in self.db.execute(
+            "SELECT r.ended - r.started FROM results s JOIN requests r ON r.id = s.request_id "
+            "LEFT JOIN request_tiers t ON t.request_id = r.id "
+            "WHERE r.ended IS NOT NULL AND COALESCE(t.tier, '') != 'batch'")]
+
+    def resent_items(self) -> int:
+        """Items that rode in more than one request (requeued after a failed or split request, or
+        asked again): the run-level re-asks the ledger can see."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT item_id FROM attempts GROUP BY item_id HAVING COUNT(DISTINCT request_id) > 1)"
+        ).fetchone()[0])
+
     def lost(self) -> dict[str, Any]:
         """Requests sent whose answer was never recorded (a kill, or a drain that ran out of time):
         the server served and billed them, so the report counts them. Each costs what the same

@@ -1,0 +1,101 @@
+"""flashlane eval TASK LABELLED_FILE --truth COLUMN: the task's options as for ``run``, and a grid
+(--models, --thinking, --pack, --examples, --service-tier: comma lists) run through the same engine
+and scored; a table on stdout (``--json``: the whole report). Exit 2 on bad input, before any request."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..pipeline.readers import DEFAULT_ENCODING, FORMATS, iter_rows
+from ..tasks import get_task
+from .common import lane_options, make_client
+from .run import _declared, _RunCommand, _task_option_params
+from .tasks import task_values
+
+__all__ = ["eval_command"]
+
+_GRID_OWNED = {"examples"}  # the task's --examples FILE gives way to the grid's --examples 0,2,all
+
+
+def _list(value: str | None) -> list[str] | None:
+    return None if value is None else [x.strip() for x in value.split(",") if x.strip()]
+
+
+def _packs(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int | str | None] | None:
+    out: list[int | str | None] = []
+    for x in _list(value) or []:
+        if x.lower() in ("auto", "off"):
+            out.append(None if x.lower() == "off" else "auto")
+        elif x.isdigit() and int(x) >= 1:
+            out.append(None if int(x) == 1 else int(x))
+        else:
+            raise click.BadParameter(f"{x!r}: use numbers >= 1, auto or off", param_hint="--pack")
+    return out or None
+
+
+def _examples(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int | str] | None:
+    out: list[int | str] = []
+    for x in _list(value) or []:
+        if x.lower() == "all":
+            out.append("all")
+        elif x.isdigit():
+            out.append(int(x))
+        else:
+            raise click.BadParameter(f"{x!r}: use counts of worked examples or all", param_hint="--examples")
+    return out or None
+
+
+@click.command("eval", cls=_RunCommand,
+               params=[p for p in _task_option_params() if p.name not in _GRID_OWNED])
+@click.argument("task")
+@click.argument("input_path", metavar="LABELLED_FILE")
+@click.option("--truth", required=True,
+              help="The truth column; for extraction and custom tasks one per output field, comma-separated "
+                   "(dotted for nested fields: address.city).")
+@click.option("--models", default=None, help="Models to compare, comma-separated (default: --model).")
+@click.option("--pack", default=None, callback=_packs, help="Pack sizes to compare: e.g. 1,10,auto.")
+@click.option("--examples", "examples_grid", default=None, callback=_examples,
+              help="How many of the task's worked examples: e.g. 0,2,all (default all).")
+@click.option("--service-tier", "tiers", default=None, help="Service tiers to compare: e.g. standard,flex.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
+              help="Recommend the cheapest within this of the best score (a fraction for accuracy, points for "
+                   "chrF; default: not significantly below the best).")
+@click.option("--budget-usd", type=click.FloatRange(min=0), default=None,
+              help="Stop the grid before its cost would pass this (the table is then partial).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap intervals.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Input format (default: by extension).")
+@click.option("--encoding", default=DEFAULT_ENCODING, show_default=True, help="Text encoding of CSV/TSV/JSON input.")
+@click.option("--column", default=None, help="The column holding the text.")
+@click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default: auto).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@lane_options
+def eval_command(task: str, input_path: str, truth: str, models: str | None, pack: Any, examples_grid: Any,
+                 tiers: str | None, tolerance: float | None, budget_usd: float | None, seed: int, fmt: str | None,
+                 encoding: str, column: str | None, template: str | None, concurrency: int | None, as_json: bool,
+                 **given: Any) -> None:
+    """Score TASK on LABELLED_FILE once per configuration of the grid; recommend the cheapest that
+    keeps the best accuracy. --thinking takes a comma list here (e.g. minimal,high)."""
+    loaded = click.get_current_context().meta.get("flashlane.task")
+    the_task = loaded[1] if loaded and loaded[0] == task else get_task(task)
+    declared = {k: v for k, v in _declared(the_task).items() if k not in _GRID_OWNED}
+    task_options = task_values(declared.values(), {k: given.pop(k) for k in list(given) if k in declared})
+    the_task.check_options(the_task.options(task_options))
+    thinking = _list(given.pop("thinking"))
+    model_list = _list(models) or ([given["model"]] if given.get("model") else None)
+    rows = list(iter_rows(input_path, fmt=fmt, encoding=encoding))
+    with make_client(**given) as client:
+        from ..eval import aevaluate
+        from ..pipeline import run_sync
+
+        report = run_sync(aevaluate(client, the_task, rows, truth=_list(truth) or [], models=model_list,
+                                    thinking=thinking, pack=pack, examples=examples_grid, service_tier=_list(tiers),
+                                    tolerance=tolerance, budget_usd=budget_usd, seed=seed, concurrency=concurrency,
+                                    column=column, template=template, **task_options))
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
+    if report.stopped:
+        sys.exit(1)  # as ``flashlane run`` stopped by its budget: the table is partial

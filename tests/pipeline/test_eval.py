@@ -1,0 +1,138 @@
+"""flashlane eval / lane.evaluate (issue 24): a grid of configurations through the same engine as
+lane.map, scored against a truth column. Scenario rules make the emulator's answers known, so the
+metrics are checked against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flashlane.eval.metrics import field_metrics, normalise, translation_metrics
+
+from .conftest import scenario, subprocess_env, write_csv
+
+LABELS = ["positive", "negative"]
+
+
+def _answer(label: str) -> dict[str, Any]:
+    return {"reasoning": "scripted", "label": label, "confidence": 0.9}
+
+
+def labelled() -> list[dict[str, Any]]:
+    """12 rows: 8 say GOOD (answered positive by the scenario), 4 do not (answered negative).
+    Truth: 6 of the GOOD rows are positive, 2 negative; the other 4 negative. So 10 of 12 right;
+    positive: precision 6/8, recall 6/6; negative: precision 4/4, recall 4/6."""
+    rows = [{"id": f"g{i}", "text": f"GOOD item {i}", "label": "positive" if i < 6 else "negative"} for i in range(8)]
+    rows += [{"id": f"b{i}", "text": f"plain item {i}", "label": "negative"} for i in range(4)]
+    return rows
+
+
+def _script(emu: Any) -> None:
+    scenario(emu.base_url, {"match": {"prompt_contains": "GOOD"}, "action": {"json": _answer("positive")}},
+             {"action": {"json": _answer("negative")}})
+
+
+def test_classification_metrics_cost_and_recommendation(lane: Any, emu: Any) -> None:
+    _script(emu)
+    r = lane.evaluate("classify", labelled(), truth="label", labels=LABELS, service_tier=["standard", "flex"],
+                      id_column="id", resamples=200)
+    assert [c["config"]["service_tier"] for c in r.configs] == ["standard", "flex"]
+    for c in r.configs:
+        m = c["metrics"]
+        assert m["accuracy"]["value"] == pytest.approx(10 / 12)
+        lo, hi = m["accuracy"]["ci"]
+        assert 0 <= lo < 10 / 12 < hi <= 1
+        assert m["per_label"]["positive"] == {"precision": 0.75, "recall": 1.0, "f1": pytest.approx(6 / 7),
+                                              "support": 6}
+        assert m["per_label"]["negative"]["precision"] == 1.0
+        assert m["per_label"]["negative"]["recall"] == pytest.approx(4 / 6)
+        assert m["macro_f1"]["value"] == pytest.approx((6 / 7 + 0.8) / 2)
+        # rows: truth positive, negative, (failed); columns: predicted
+        assert m["confusion"]["matrix"] == [[6, 0, 0], [2, 4, 0], [0, 0, 0]]
+        assert c["rates"]["failed"] == 0 and c["requests"] == 12
+        assert c["latency_per_item_s"]["p50"] <= c["latency_per_item_s"]["p95"]
+    std, flex = (c["cost_per_1000_items_usd"] for c in r.configs)
+    assert flex == pytest.approx(std / 2, rel=1e-3)  # the same requests at the flex tier's half price
+    assert r.recommended == 1 and r.configs[1]["pareto"] and not r.configs[0]["pareto"]
+    assert "recommended: " in r.table() and "tier=flex" in r.table().splitlines()[-1]
+    assert emu.stats()["requests_total"] == 24  # one request per item per configuration (cache off)
+
+
+def test_failures_count_as_wrong_and_rates(lane: Any, emu: Any) -> None:
+    scenario(emu.base_url, {"match": {"prompt_contains": "item 0"}, "action": {"block": "PROHIBITED_CONTENT"}},
+             {"match": {"prompt_contains": "GOOD"}, "action": {"json": _answer("positive")}},
+             {"action": {"json": _answer("negative")}})
+    r = lane.evaluate("classify", labelled(), truth="label", labels=LABELS, id_column="id", resamples=100)
+    c = r.configs[0]
+    # g0 (right before) and b0 (right before) are now failures: 8 of 12 right
+    assert c["metrics"]["accuracy"]["value"] == pytest.approx(8 / 12)
+    assert c["rates"]["blocked"] == pytest.approx(2 / 12, abs=1e-4)
+    assert c["metrics"]["confusion"]["matrix"][0][2] == 1 and c["metrics"]["confusion"]["matrix"][1][2] == 1
+
+
+def test_a_tolerance_picks_the_cheaper_less_accurate_configuration(lane: Any, emu: Any) -> None:
+    _script(emu)
+    # pack 4: the scripted single answer does not fit a packed request's schema, so its accuracy differs;
+    # with a tolerance of 1.0 any configuration qualifies and the cheapest wins
+    r = lane.evaluate("classify", labelled(), truth="label", labels=LABELS, pack=[None, 4], tolerance=1.0,
+                      id_column="id", resamples=100)
+    costs = [c["cost_per_1000_items_usd"] for c in r.configs]
+    assert r.recommended == costs.index(min(costs))
+
+
+def test_extraction_fields_are_normalised() -> None:
+    truth = [{"total": "1,200.50", "date": "2024-03-05", "address.city": "New  York"},
+             {"total": "7", "date": "5 March 2024", "address.city": "Paris"},
+             {"total": "3.5", "date": "2024-01-01", "address.city": "Rome"}]
+    predicted = [{"total": 1200.5, "date": "March 5, 2024", "address": {"city": "new york"}},
+                 {"total": 7, "date": "2024-03-05", "address": {"city": "Lyon"}},
+                 None]  # a failed item: every field wrong
+    m = field_metrics(truth, predicted, ["total", "date", "address.city"], resamples=100)
+    assert m["fields"]["total"]["value"] == pytest.approx(2 / 3)
+    assert m["fields"]["date"]["value"] == pytest.approx(2 / 3)
+    assert m["fields"]["address.city"]["value"] == pytest.approx(1 / 3)
+    assert m["record_accuracy"]["value"] == pytest.approx(1 / 3)
+    assert normalise(" Hello\tWORLD ") == "hello world" and normalise("") is None
+    assert normalise("05/03/2024") == "2024-03-05"  # day first: see DATE_FORMATS
+
+
+def test_translation_chrf() -> None:
+    m = translation_metrics(["le chat noir", "bonjour"], ["le chat noir", None], resamples=100)
+    assert m["chrf"]["value"] == pytest.approx(50.0)  # 100 for the exact one, 0 for the failed one
+    assert m["chrf"]["ci"][0] <= 50.0 <= m["chrf"]["ci"][1]
+
+
+def _cli(emu: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flashlane", "eval", *args], capture_output=True, text=True,
+                          env=subprocess_env(emu.base_url), timeout=120)
+
+
+def test_cli_table_json_and_bad_input(emu: Any, tmp_path: Path) -> None:
+    _script(emu)
+    path = write_csv(tmp_path / "labelled.csv", labelled())
+    out = _cli(emu, "classify", str(path), "--truth", "label", "--labels", "positive,negative",
+               "--service-tier", "standard,flex", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [c["metrics"]["accuracy"]["value"] for c in report["configs"]] == [pytest.approx(10 / 12)] * 2
+    assert report["recommended"] == 1
+    sent = emu.stats()["requests_total"]
+    bad = _cli(emu, "classify", str(path), "--truth", "verdict", "--labels", "positive,negative")
+    assert bad.returncode == 2 and "no truth column 'verdict'" in bad.stderr
+    bad = _cli(emu, "classify", str(path), "--truth", "label", "--labels", "positive,negative", "--examples", "3")
+    assert bad.returncode == 2 and "worked examples" in bad.stderr
+    assert emu.stats()["requests_total"] == sent  # nothing was sent for the bad command lines
+
+
+def test_budget_stops_the_grid_with_a_partial_table(emu: Any, tmp_path: Path) -> None:
+    _script(emu)
+    path = write_csv(tmp_path / "labelled.csv", labelled())
+    out = _cli(emu, "classify", str(path), "--truth", "label", "--labels", "positive,negative",
+               "--pack", "1,4", "--service-tier", "standard,flex", "--budget-usd", "0.0000005")
+    assert out.returncode == 1, out.stderr  # stopped early, as a run stopped by its budget
+    assert "stopped: budget" in out.stdout and "(the table is partial)" in out.stdout
