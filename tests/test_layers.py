@@ -23,7 +23,7 @@ SRC = Path(flashlane.__file__).parent
 # Lower rank = lower layer, one rank per folder (a root module is its own layer). A module may
 # import its own rank or below, never above.
 RANKS = {
-    "models": 0, "clock": 0,
+    "models": 0, "clock": 0, "media": 0,  # media: what a file is and costs, shared with the emulator
     "errors": 1, "store": 1,  # the store package owns all SQL: it knows rows, not calls
     "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors, the catalog and the store
     "call": 3,  # one call: request, transport, guard, answer judge, streams, tools
@@ -36,7 +36,7 @@ RANKS = {
     "cli": 8, "__main__": 8, "pytest_plugin": 8,
     "__init__": 8,  # the façade re-exports every layer (Lane on first use): only the top may import it
 }
-EMULATOR_MAY_IMPORT = {"emulator", "models"}
+EMULATOR_MAY_IMPORT = {"emulator", "models", "media"}
 # Only these may name SDK or transport exception types (the gateway forwards bytes with its
 # own HTTP client and never calls the SDK, so its transport errors are its own business).
 BOUNDARY_MODULES = {"flashlane.call.boundary"}

@@ -42,6 +42,7 @@ __version__ = "0.2.0"
 # flashlane installed) stays free of the SDK. PEP 562 module __getattr__.
 _LAZY = {
     "Lane": "lane",
+    "File": "call.media",
     "Result": "call.result",
     "TextStream": "call.stream",
     "Classification": "tasks",
@@ -57,6 +58,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .call.media import File
     from .call.result import Result
     from .call.stream import TextStream
     from .call.tools import CodeExecution, FileSearch, GoogleSearch, Source, ToolCall, UrlContext
@@ -82,6 +84,7 @@ __all__ = [
     "ConfigError",
     "ContentError",
     "EmptyAnswer",
+    "File",
     "FileSearch",
     "FlashlaneError",
     "GoogleSearch",

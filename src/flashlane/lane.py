@@ -159,20 +159,22 @@ class Lane:
 
     # ------------------------------------------------------------ tasks
 
-    def classify(self, text: str, labels: list[str] | str, *, multi_label: bool = False,
+    def classify(self, text: Any, labels: list[str] | str, *, multi_label: bool = False,
                  descriptions: Mapping[str, str] | None = None, **kw: Any) -> Classification:
         return run_task(self._client, CLASSIFY, text=text, labels=labels, multi_label=multi_label,  # type: ignore[no-any-return]
                         descriptions=descriptions, **kw)
 
-    async def aclassify(self, text: str, labels: list[str] | str, *, multi_label: bool = False,
+    async def aclassify(self, text: Any, labels: list[str] | str, *, multi_label: bool = False,
                         descriptions: Mapping[str, str] | None = None, **kw: Any) -> Classification:
         return await arun_task(self._client, CLASSIFY, text=text, labels=labels,  # type: ignore[no-any-return]
                                multi_label=multi_label, descriptions=descriptions, **kw)
 
-    def extract(self, text: str, schema: Any, **kw: Any) -> Any:
+    def extract(self, text: Any, schema: Any, **kw: Any) -> Any:
+        """Fields of ``schema`` from ``text``: a string, an ``fl.File`` (PDF, image, audio) or a
+        ``pathlib.Path``, or a list mixing them with text."""
         return run_task(self._client, EXTRACT, text=text, schema=schema, **kw)
 
-    async def aextract(self, text: str, schema: Any, **kw: Any) -> Any:
+    async def aextract(self, text: Any, schema: Any, **kw: Any) -> Any:
         return await arun_task(self._client, EXTRACT, text=text, schema=schema, **kw)
 
     def translate(self, text: str, to: str, *, source: str | None = None, glossary: Mapping[str, str] | None = None,

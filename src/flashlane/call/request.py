@@ -18,6 +18,7 @@ from google.genai import types
 from ..config import DEFAULT_THINKING_LEVEL, Settings
 from ..errors import ConfigError
 from ..models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, canonical_id, estimate_tokens, lookup
+from .media import as_text, has_media, media_parts
 from .schema import Schema
 from .tools import Toolset
 
@@ -140,12 +141,37 @@ def _content_tokens(content: types.Content) -> int:
 def _to_contents(prompt: Any) -> list[types.Content]:
     if isinstance(prompt, str):
         return [types.Content(role="user", parts=[types.Part(text=prompt)])]
+    if isinstance(prompt, list) and not any(isinstance(c, types.Content) for c in prompt):
+        prompt = as_text(prompt)  # [fl.File(...), "caption"]: one user turn
+        if isinstance(prompt, str):
+            return _to_contents(prompt)
     if isinstance(prompt, types.Content):
         return [prompt]
     if isinstance(prompt, list) and all(isinstance(c, types.Content) for c in prompt):
         return list(prompt)
     raise ConfigError(f"unsupported prompt type {type(prompt).__name__}",
-                      hint="pass a string or a list of google.genai.types.Content")
+                      hint="pass a string, an fl.File, or a list of google.genai.types.Content")
+
+
+def _with_media(contents: list[types.Content], model: str) -> tuple[list[types.Content], int]:
+    """``contents`` with every file marker (call/media.py) in a text part replaced by the file's
+    ``inlineData`` part, in place, and the tokens those files cost on ``model``."""
+    out: list[types.Content] = []
+    tokens = 0
+    for c in contents:
+        if not any(p.text and has_media(p.text) for p in c.parts or []):
+            out.append(c)
+            continue
+        parts: list[types.Part] = []
+        for p in c.parts or []:
+            if p.text and has_media(p.text):
+                new, files = media_parts(p.text)
+                parts.extend(new)
+                tokens += sum(f.tokens(model) for f in files)
+            else:
+                parts.append(p)
+        out.append(c.model_copy(update={"parts": parts}))
+    return out, tokens
 
 
 def build_call(
@@ -170,8 +196,10 @@ def build_call(
     if info is not None and cap > info.output_token_limit:
         raise ConfigError(f"max_output_tokens {cap} exceeds {model_id}'s output limit of {info.output_token_limit}",
                           hint=f"use at most {info.output_token_limit}")
-    text_prompt = prompt if isinstance(prompt, str) else None
+    prompt = as_text(prompt)  # fl.File, Path, or a list mixing them with text: marked text
+    text_prompt = prompt if isinstance(prompt, str) and not has_media(prompt) else None
     contents = [] if text_prompt is not None else _to_contents(prompt)  # built on demand (re-ask)
+    contents, media_tokens = _with_media(contents, model_id)
     sch = Schema.of(schema) if schema is not None else None
     cfg: dict[str, Any] = {
         "max_output_tokens": cap,
@@ -200,6 +228,7 @@ def build_call(
             # calling would run them outside the guard (no limiter, no deadline).
             cfg["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
     est = (estimate_tokens(text_prompt) if text_prompt is not None else sum(_content_tokens(c) for c in contents)) \
-        + (estimate_tokens(system) if system else 0) + (toolset.declaration_tokens() if toolset else 0)
+        + (estimate_tokens(system) if system else 0) + (toolset.declaration_tokens() if toolset else 0) \
+        + media_tokens
     return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
                 est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt, toolset=toolset)

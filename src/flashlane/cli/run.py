@@ -130,6 +130,9 @@ def _declared(task: Task) -> dict[str, Option]:
               help="CSV/TSV delimiter: one character, or tab (default: detected among , ; tab | for .csv; tab for .tsv).")
 @click.option("--column", default=None, help="The column holding the text.")
 @click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
+@click.option("--media-column", default=None,
+              help="A column of file paths (PDF, images, audio): each row's file is sent with it.")
+@click.option("--glob", default=None, help="A folder input: only files matching this pattern, e.g. '*.pdf'.")
 @click.option("--id-column", default=None,
               help="Column with unique row ids (default: a column named 'id' if there is one, else row number + "
                    "content hash; '' numbers the rows).")

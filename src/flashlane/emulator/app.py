@@ -506,7 +506,7 @@ class EmulatorApp:
             use = self.caches.use(project, info, inner, self.clock.now())
             if use is not None:
                 body = {"generateContentRequest": use.body}
-        total = parse_count_tokens(body)
+        total = parse_count_tokens(body, info.id)
         if isinstance(inner, dict):
             total += tools_mod.declaration_tokens(camel_keys(use.body if use else inner).get("tools"))
         act = self._scenario_action(scope, COUNT, info.id, project, "") if self.scenario.rules else None
@@ -530,7 +530,7 @@ class EmulatorApp:
         if use is not None and not body.get("contents"):
             raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
         effective = body if use is None else use.body
-        req = parse_generate(effective)
+        req = parse_generate(effective, info.id)
         ans_mod.check_thinking(info, req)
         toolset = tools_mod.parse(effective)
         if toolset is not None:

@@ -10,12 +10,15 @@ wording the live API uses.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
 from ..models import estimate_tokens
 from .errors import MAX_JSON_DEPTH, ApiError, invalid_argument, schema_too_complex
 from .responder import over_limit
@@ -231,6 +234,49 @@ def content_texts(contents: Any, path: str = "contents") -> list[str]:
     return texts
 
 
+_URLSAFE = str.maketrans("-_", "+/")
+
+
+def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo, bytes]]:
+    """Every ``inlineData`` part as (what it is, its bytes), checked as the API checks them: a
+    MIME type Gemini reads, base64 data, content readable as that type. (``fileData`` parts and
+    their Files API references are not priced yet: issue 22.)"""
+    if isinstance(contents, dict):
+        contents = [contents]
+    out: list[tuple[MediaInfo, bytes]] = []
+    for i, content in enumerate(contents if isinstance(contents, list) else []):
+        parts = content.get("parts", []) if isinstance(content, dict) else []
+        for j, part in enumerate(parts if isinstance(parts, list) else [parts]):
+            blob = part.get("inlineData", part.get("inline_data")) if isinstance(part, dict) else None
+            if blob is None:
+                continue
+            where = f"{path}[{i}].parts[{j}].inline_data"
+            if not isinstance(blob, dict):
+                raise invalid_message(where, "Blob", blob)
+            mime = normalize_mime(str(blob.get("mimeType", blob.get("mime_type")) or ""))
+            if mime not in SUPPORTED_MIME_TYPES:
+                raise invalid_argument(f"Unsupported MIME type: {mime or '(none)'}")
+            try:
+                # Bytes fields take standard or URL-safe base64 (proto3 JSON mapping,
+                # protobuf.dev/programming-guides/json); the Python SDK sends URL-safe.
+                raw = str(blob.get("data") or "").translate(_URLSAFE)
+                data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid_argument(f"Invalid value at '{where}.data' (TYPE_BYTES), Base64 decoding failed") from None
+            if not data:
+                raise invalid_argument(f"* GenerateContentRequest.{where}.data: data is empty\n")
+            try:
+                out.append((measure(mime, data), data))
+            except ValueError:
+                what = "document has no pages" if mime == "application/pdf" else f"{mime} data cannot be read"
+                raise invalid_argument(f"Unable to process input: the {what}.") from None
+    return out
+
+
+def media_prompt_tokens(model: str, media: list[tuple[MediaInfo, bytes]]) -> int:
+    return sum(media_tokens(model, info) for info, _ in media)
+
+
 def count_prompt_tokens(texts: list[str]) -> int:
     """Billing rule shared with countTokens and the client limiter: per-part estimate, summed."""
     return sum(estimate_tokens(t) for t in texts)
@@ -253,6 +299,7 @@ class GenerateRequest:
     schema_kind: str | None = None  # "json" (responseJsonSchema) | "openapi" (responseSchema)
     candidate_count: int = 1
     seed_material: bytes = field(default=b"", repr=False)
+    media_digests: list[str] = field(default_factory=list)  # the inline files, so answers depend on their bytes
 
     def seed(self, model: str) -> int:
         h = hashlib.blake2b(model.encode() + b"\0" + self.seed_material, digest_size=8)
@@ -262,11 +309,13 @@ class GenerateRequest:
 _LEVELS = {"minimal", "low", "medium", "high", "xhigh"}
 
 
-def parse_generate(body: dict[str, Any]) -> GenerateRequest:
+def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
+    """``model`` prices media parts (their tokens differ by model generation, media.py)."""
     body = camel_keys(body)
     if "contents" not in body or body["contents"] in (None, [], ""):
         raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
     texts = content_texts(body["contents"])
+    media = content_media(body["contents"])
     system = body.get("systemInstruction")
     system_texts: list[str] = []
     if system is not None:
@@ -282,8 +331,10 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
         texts=texts,
         system_texts=system_texts,
         prompt="\n".join(texts),
-        prompt_tokens=count_prompt_tokens(texts) + count_prompt_tokens(system_texts),
+        prompt_tokens=count_prompt_tokens(texts) + count_prompt_tokens(system_texts)
+        + media_prompt_tokens(model, media),
     )
+    req.media_digests = [hashlib.sha256(data).hexdigest() for _, data in media]
     if gc.get("maxOutputTokens") is not None:
         req.max_output_tokens = _int_field(gc["maxOutputTokens"], "generation_config.max_output_tokens")
         if req.max_output_tokens < 1:
@@ -360,19 +411,21 @@ def parse_generate(body: dict[str, Any]) -> GenerateRequest:
     ]
     if schema is not None:
         material.append(json.dumps(schema, sort_keys=True))
+    if req.media_digests:  # only then: text requests keep their seeds (and their answers)
+        material.extend(req.media_digests)
     req.seed_material = "\x1e".join(material).encode("utf-8", "surrogatepass")
     return req
 
 
-def parse_count_tokens(body: dict[str, Any]) -> int:
+def parse_count_tokens(body: dict[str, Any], model: str = "") -> int:
     """countTokens: ``contents`` (+ optional systemInstruction) or a whole ``generateContentRequest``."""
     body = camel_keys(body)
     inner = body.get("generateContentRequest")
     if isinstance(inner, dict):
-        return parse_generate(inner).prompt_tokens
+        return parse_generate(inner, model).prompt_tokens
     if "contents" not in body or body["contents"] in (None, [], ""):
         raise invalid_argument("* CountTokensRequest.contents: contents is not specified\n")
-    total = count_prompt_tokens(content_texts(body["contents"]))
+    total = count_prompt_tokens(content_texts(body["contents"])) + media_prompt_tokens(model, content_media(body["contents"]))
     system = body.get("systemInstruction")
     if isinstance(system, dict):
         total += count_prompt_tokens(content_texts(system, "system_instruction"))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from pydantic import BaseModel
 
 from ..caching.response_cache import ResponseCache, default_cache_path
+from ..call.media import File, with_files
 from ..call.tools import Citation, Source
 from ..errors import FlashlaneError
 from ..models import Usage
@@ -147,7 +148,12 @@ def _cleanup(store: RunStore, tmp: tempfile.TemporaryDirectory[str]) -> None:
 
 
 def _row(x: Any) -> dict[str, Any]:
-    return dict(x) if isinstance(x, Mapping) else {TEXT_FIELD: "" if x is None else str(x)}
+    # Files (fl.File, Path, or lists mixing them with text) stay objects: the item builder holds
+    # them while the run lasts, and the store keeps their markers (call/media.py).
+    if isinstance(x, Mapping):
+        return {k: with_files(v) for k, v in x.items()}
+    x = with_files(x)
+    return {TEXT_FIELD: "" if x is None else x if isinstance(x, (File, list)) else str(x)}
 
 
 async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,

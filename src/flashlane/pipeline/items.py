@@ -12,8 +12,10 @@ import json
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ..call.media import File, as_file, as_text
 from ..errors import InputError
 from ..tasks import Task
 
@@ -62,6 +64,7 @@ def _missing(what: str, name: str, columns: list[str]) -> InputError:
 
 
 def _cell(value: Any) -> str:
+    value = as_text(value)  # fl.File / Path (or a list with them): the file's marker (call/media.py)
     if value is None:
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas/Parquet
@@ -77,10 +80,18 @@ class ItemBuilder:
     rows read back from the run store (``restore``)."""
 
     def __init__(self, task: Task, *, column: str | None = None, template: str | None = None,
-                 id_column: str | None = None, implicit_id: bool = False) -> None:
+                 id_column: str | None = None, implicit_id: bool = False, media_column: str | None = None,
+                 media_base: str | Path | None = None) -> None:
         self.task = task
         self.column = column
         self.template = template
+        # A column of file paths (--media-column; a folder's "path"): each row sends its file,
+        # resolved against ``media_base`` (the folder, or the input file's folder) when relative.
+        self.media_column = media_column or None
+        self.media_base = Path(media_base) if media_base is not None else Path()
+        # The files of the items made so far, held so their markers resolve when the request is
+        # built (call/media.py keeps only weak references). Small: a path, a hash, a page count.
+        self._files: dict[str, File] = {}
         self.id_column = id_column or None  # "" = number the rows
         self.implicit_id = implicit_id  # the id column was chosen for its name ("id"), not by --id-column
 
@@ -93,6 +104,8 @@ class ItemBuilder:
         present = set(columns)
         if column is not None and column not in present:
             raise _missing("column", column, columns)
+        if self.media_column is not None and self.media_column not in present:
+            raise _missing("--media-column", self.media_column, columns)
         if id_column is not None and id_column not in present:
             raise _missing("--id-column", id_column, columns)
         if template is not None:
@@ -101,23 +114,47 @@ class ItemBuilder:
                     raise _missing("template field", f, columns)
         # Fields the task's own template needs beyond "text" (custom tasks read row columns directly).
         needs_text = TEXT_FIELD in task.item_fields
-        if needs_text and column is None and template is None and TEXT_FIELD not in present:
+        if needs_text and column is None and template is None and self.media_column is None \
+                and TEXT_FIELD not in present:
             raise InputError(f"no text to send: pass --column (or --template); available columns: {', '.join(columns)}",
                              hint=f"e.g. --column {columns[0]}")
         for f in task.item_fields:
             if f != TEXT_FIELD and f not in present and f not in task.defaults:
                 raise _missing(f"task '{task.name}' field", f, columns)
 
-    def _values(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {k: _cell(v) for k, v in row.items()}
+    def _hold(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                self._hold(v)
+        elif (f := as_file(value)) is not None:
+            self._files[f.marker_id] = f
+        return value
+
+    def _media(self, index: int, value: Any) -> File:
+        if isinstance(value, File):
+            return value
+        path = _cell(value)
+        if not path:
+            raise InputError(f"row {index + 1} has no file in --media-column {self.media_column}",
+                             hint="every row needs a file path in that column")
+        return File(self.media_base / path)
+
+    def _values(self, row: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
+        values: dict[str, Any] = {k: _cell(self._hold(v)) for k, v in row.items()}
+        if self.media_column is not None:  # the file itself, as a marker the request builder expands
+            values[self.media_column] = _cell(self._hold(self._media(index, row.get(self.media_column))))
         if self.template is not None:
             values[TEXT_FIELD] = self.template.format_map(values)
         elif self.column is not None:
             values[TEXT_FIELD] = _cell(row.get(self.column))
+            if self.media_column is not None:
+                values[TEXT_FIELD] = f"{values[self.media_column]}\n{values[TEXT_FIELD]}"
+        elif self.media_column is not None:
+            values[TEXT_FIELD] = values[self.media_column]
         return values
 
     def build(self, index: int, row: Mapping[str, Any]) -> Item:
-        values = self._values(row)
+        values = self._values(row, index)
         rendered = self.task.render_item(self.task.options(values))
         h = content_hash(rendered)
         if self.id_column is not None:
@@ -131,7 +168,7 @@ class ItemBuilder:
 
     def restore(self, index: int, item_id: str, row: Mapping[str, Any]) -> Item:
         """An item from the run store: the same text and prompt as when it was read."""
-        values = self._values(row)
+        values = self._values(row, index)
         rendered = self.task.render_item(self.task.options(values))
         return Item(index=index, id=item_id, values=values, rendered=rendered, hash=content_hash(rendered))
 

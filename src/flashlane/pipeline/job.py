@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..caching.prefix import Prefix, join_system
+from ..call.media import has_media
 from ..call.request import Call, output_budget
 from ..call.schema import Schema
 from ..call.service_tier import BATCH, STANDARD, check_tier
@@ -154,7 +155,11 @@ class Job:
         return self.pack_call(items) if len(items) > 1 else self.single_call(items[0])
 
     def pack_fits(self, items: Sequence[Item], extra: Item) -> bool:
-        """Would adding ``extra`` keep the pack inside the context and output limits?"""
+        """Would adding ``extra`` keep the pack inside the context and output limits? Items with
+        files are not packed: a pack's answer is attributed by position in one text turn, and
+        several documents in one turn are not yet marked apart (issue 22, packing media)."""
+        if any(has_media(it.rendered) for it in (*items, extra)):
+            return False
         tokens = self.shared_tokens + sum(estimate_tokens(it.rendered) for it in (*items, extra))
         per_item = max(self.answer_tokens(it) for it in (*items, extra))
         info = lookup(self.model)

@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,7 +29,13 @@ from typing import IO, Any
 
 from ..errors import InputError
 
-__all__ = ["FORMATS", "DEFAULT_ENCODING", "DELIMITERS", "detect_format", "iter_rows", "input_digest"]
+__all__ = ["FORMATS", "DEFAULT_ENCODING", "DELIMITERS", "DIR_PATH_COLUMN", "detect_format", "is_dir_input",
+           "iter_rows", "input_digest"]
+
+# A folder as input: one row per file, its path relative to the folder in this column (the id,
+# and the file the item sends).
+DIR_PATH_COLUMN = "path"
+DEFAULT_GLOB = "*"
 
 DEFAULT_ENCODING = "utf-8"
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
@@ -79,8 +86,10 @@ def _open_binary(path: str) -> IO[bytes]:
 
 
 def input_digest(path: str) -> str | None:
-    """sha256 of a file's bytes (None for stdin): an unchanged input needs no second reading."""
-    if path == "-":
+    """sha256 of a file's bytes (None for stdin, or a folder: its files are hashed as items are
+    made, so a changed file still changes the run's fingerprint): an unchanged input needs no
+    second reading."""
+    if path == "-" or is_dir_input(path):
         return None
     h = hashlib.sha256()
     with _open_binary(path) as f:
@@ -313,12 +322,39 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def is_dir_input(path: str) -> bool:
+    return path != "-" and os.path.isdir(path)
+
+
+def _rows_dir(path: str, pattern: str | None) -> Iterator[dict[str, Any]]:
+    """One row per file under ``path`` (recursive), matching ``pattern`` (a glob on the file's
+    path relative to the folder, "**/" allowed), in sorted order so a rerun sees the same rows.
+    Hidden files and folders (".DS_Store", ".git/") are skipped: never documents."""
+    root = Path(path)
+    found = False
+    for f in sorted(root.rglob(pattern or DEFAULT_GLOB)):
+        rel = f.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+            continue
+        found = True
+        yield {DIR_PATH_COLUMN: rel.as_posix()}
+    if not found:
+        raise InputError(f"no files in {path}" + (f" match --glob {pattern!r}" if pattern else ""),
+                         hint="check the folder" + (" and the pattern, e.g. --glob '*.pdf'" if pattern else ""))
+
+
 def iter_rows(path: str, *, fmt: str | None = None, encoding: str = DEFAULT_ENCODING,
               warn: Warn | None = None, delimiter: str | None = None,
-              seen: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+              seen: dict[str, str] | None = None, glob: str | None = None) -> Iterator[dict[str, Any]]:
     """The rows of ``path`` ('-' for stdin) as dicts, in order, streamed. ``delimiter`` forces
     a CSV/TSV delimiter; ``seen`` receives the one used (``seen["delimiter"]``) and how it was
-    chosen (``seen["how"]``), for hints about the columns."""
+    chosen (``seen["how"]``), for hints about the columns. A folder gives one row per file
+    (``glob`` filters them)."""
+    if is_dir_input(path):
+        yield from _rows_dir(path, glob)
+        return
+    if glob is not None:
+        raise InputError(f"--glob filters the files of a folder; {path} is a file", hint="drop --glob")
     kind = detect_format(path, fmt)
     forced = _delimiter(delimiter) if delimiter else None
     name = "stdin" if path == "-" else path

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
 from .progress import Progress
-from .readers import DEFAULT_ENCODING, DELIMITERS, input_digest, iter_rows
+from .readers import DEFAULT_ENCODING, DELIMITERS, DIR_PATH_COLUMN, input_digest, is_dir_input, iter_rows
 from .report import build_report
 from .runlock import RunLock
 from .runner import LiveRunner, RunOptions, open_runner
@@ -82,6 +82,8 @@ class RunConfig:
     batch: Any = None  # pipeline.batch.BatchOptions for --service-tier batch (None: the defaults)
     warn: Callable[[str], None] | None = None  # one-line warnings about the input (default: stderr)
     input_columns: bool = True  # write the input's columns next to the results (--no-input-columns: only results)
+    media_column: str | None = None  # a column of file paths, each row's file sent with it (a folder: "path")
+    glob: str | None = None  # a folder input: which files (relative-path glob; default all)
 
 
 @dataclass
@@ -151,14 +153,13 @@ class _Ingest:
                  implicit_id: bool = False) -> None:
         seen: dict[str, str] = {}
         rows = iter_rows(cfg.input, fmt=cfg.fmt, encoding=cfg.encoding, warn=cfg.warn, delimiter=cfg.delimiter,
-                         seen=seen)
+                         seen=seen, glob=cfg.glob)
         head = list(itertools.islice(rows, COLUMN_SAMPLE_ROWS))
         self.columns: dict[str, None] = dict.fromkeys(columns_of(head))
         implicit = implicit_id and id_column is None and IMPLICIT_ID_COLUMN in self.columns
         if implicit:
             id_column = IMPLICIT_ID_COLUMN  # a column named "id" is the id unless --id-column says otherwise
-        self.builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column,
-                                   implicit_id=implicit)
+        self.builder = _builder(task, cfg, id_column, implicit_id=implicit)
         try:
             self.builder.check(list(self.columns))
         except InputError as e:
@@ -168,7 +169,7 @@ class _Ingest:
                           "pass --delimiter to split them otherwise")
             raise
         self._rows = itertools.chain(head, rows)
-        self.source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
+        self.source = _source(cfg, id_column)
         self.hash = job.fingerprint_start(source=self.source)
         self.job_key = str(job.fingerprint_start(source=self.source).hexdigest())
 
@@ -188,6 +189,23 @@ class _Ingest:
     @property
     def fingerprint(self) -> str:
         return str(self.hash.hexdigest())
+
+
+def _source(cfg: RunConfig, id_column: str | None) -> dict[str, Any]:
+    """How rows become items, as the fingerprint hashes it (the media keys only when used, so
+    text runs keep their fingerprints)."""
+    source: dict[str, Any] = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
+    if cfg.media_column is not None:
+        source.update(media_column=cfg.media_column, glob=cfg.glob)
+    return source
+
+
+def _builder(task: Task, cfg: RunConfig, id_column: str | None, *, implicit_id: bool = False) -> ItemBuilder:
+    # Relative paths in a media column are read against the folder (a folder input) or the
+    # input file's folder, so a CSV and its scans move together.
+    base = Path(cfg.input) if is_dir_input(cfg.input) else Path(cfg.input).parent if cfg.input != "-" else Path()
+    return ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column, implicit_id=implicit_id,
+                       media_column=cfg.media_column, media_base=base)
 
 
 def _id_column(store: RunStore, cfg: RunConfig) -> str | None:
@@ -255,8 +273,8 @@ def open_run(store: RunStore, job: Job, task: Task, cfg: RunConfig, output: Path
                        output=str(output), status="running", settings=_settings(job, ingest.source))
         return ingest.builder
     id_column = _id_column(store, cfg)
-    source = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
-    builder = ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column)
+    source = _source(cfg, id_column)
+    builder = _builder(task, cfg, id_column)
     digest = input_digest(cfg.input)
     job_key = str(job.fingerprint_start(source=source).hexdigest())
     if digest is not None and store.metadata.get("input_digest") == digest and store.metadata.get("job_key") == job_key:
@@ -424,6 +442,9 @@ def _refused(run_db: Path) -> None:
 
 
 def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
+    if is_dir_input(cfg.input):  # a folder: one row per file, its relative path the id and the file sent
+        cfg = replace(cfg, media_column=cfg.media_column or DIR_PATH_COLUMN,
+                      id_column=DIR_PATH_COLUMN if cfg.id_column is None else cfg.id_column)
     output = Path(cfg.output) if cfg.output else default_output(cfg.input, task)
     if cfg.input != "-" and _same_file(Path(cfg.input), output):
         raise InputError(f"the output {output} is the input file; writing it would destroy the input",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..caching.prefix import Prefix, join_system
+from ..call.media import as_text
 from ..call.schema import Schema
 from ..call.tools import Builtin, builtin
 from ..errors import ConfigError, InputError
@@ -151,7 +152,10 @@ class Task:
         return replace(self, defaults={**self.defaults, **defaults})
 
     def options(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {**self.defaults, **{k: v for k, v in values.items() if v is not None}}
+        # The item's fields may hold files (fl.File, Path, or a list mixing them with text):
+        # they become marked text here, which the request builder turns back into parts.
+        fields = self.item_fields
+        return {**self.defaults, **{k: as_text(v) if k in fields else v for k, v in values.items() if v is not None}}
 
     def check_options(self, options: Options) -> None:
         """Raise ConfigError naming the first required option that is missing or empty.

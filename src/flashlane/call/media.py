@@ -1,0 +1,223 @@
+"""Media as inputs: ``fl.File`` (and ``pathlib.Path``) wherever an item's text goes.
+
+An item's text stays a string through the whole pipeline (templates, ids, hashes, the run
+store, resume, cache keys), so a file inside it is written as a *marker* naming its content
+hash: ``⟦file sha256:…⟧``. Only ``request.build_call`` turns markers into ``inlineData`` parts,
+once, so every path that builds a request (one call, streams, tasks, ``lane.map``, runs) sends
+the same parts; and since the marker is the file's hash, a changed file changes the item's hash
+(a rerun re-asks it) while an unchanged one resumes.
+
+Everything that can be wrong with a file (missing, unreadable, an unsupported type, too large
+to send inline) is found when the ``File`` is made: before any request is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..media import (
+    MAX_INLINE_FILE_BYTES,
+    SNIFF_BYTES,
+    SUPPORTED_MIME_TYPES,
+    MediaInfo,
+    measure,
+    media_tokens,
+    normalize_mime,
+    sniff_mime,
+)
+
+__all__ = ["File", "MARKER", "Marked", "as_file", "as_text", "with_files", "has_media", "media_parts", "split_marked"]
+
+_HASH_CHARS = 32  # 128 bits of sha256: unique among any run's files
+MARKER = "⟦file sha256:{}⟧"
+_MARKER_RE = re.compile(f"⟦file sha256:([0-9a-f]{{{_HASH_CHARS}}})⟧")
+_READ_CHUNK = 1 << 20
+_SUPPORTED_LIST = "PNG, JPEG, WEBP, HEIC, HEIF, PDF, WAV, MP3, AIFF, AAC, OGG, FLAC"
+
+# Marker -> File, for as long as something (an item, a call's options) holds the File: the
+# marker in the text is how the request builder finds the bytes again, without threading a
+# side channel through every layer between the item and the request.
+_LIVE: weakref.WeakValueDictionary[str, File] = weakref.WeakValueDictionary()
+
+
+class File:
+    """A document, image or audio file as an input: ``fl.File("inv.pdf")``,
+    ``fl.File(png_bytes)``, ``fl.File(path, mime_type="image/png")``.
+
+    The type comes from the content (magic bytes); ``mime_type`` overrides it. Paths are read
+    again when the request is built, so a run holds no file in memory between requests."""
+
+    __slots__ = ("_data", "path", "name", "mime_type", "size", "sha256", "info", "__weakref__")
+
+    def __init__(self, source: str | Path | bytes | bytearray | File, mime_type: str | None = None) -> None:
+        if isinstance(source, File):
+            source = source.path if source.path is not None else source.data()
+        self._data: bytes | None = None
+        self.path: Path | None = None
+        if isinstance(source, (bytes, bytearray)):
+            self._data = bytes(source)
+            self.name = "bytes"
+            head, digest, size = self._data[:SNIFF_BYTES], hashlib.sha256(self._data).hexdigest(), len(self._data)
+        elif isinstance(source, (str, Path)):
+            self.path = Path(source)
+            self.name = str(source)
+            head, digest, size = _scan(self.path)
+        else:
+            raise InputError(f"fl.File takes a path or bytes, not {type(source).__name__}",
+                             hint='e.g. fl.File("invoice.pdf") or fl.File(png_bytes)')
+        if size == 0:
+            raise InputError(f"{self.name} is empty", hint="pass a file with content")
+        mime = normalize_mime(mime_type) if mime_type else sniff_mime(head)
+        if mime is None or mime not in SUPPORTED_MIME_TYPES:
+            what = f"type {mime}" if mime else "an unrecognised type"
+            raise InputError(f"{self.name} is {what}, which Gemini does not read",
+                             hint=f"supported: {_SUPPORTED_LIST}")
+        if size > MAX_INLINE_FILE_BYTES:
+            raise InputError(f"{self.name} is {size / 2**20:.1f} MiB; files over "
+                             f"{MAX_INLINE_FILE_BYTES / 2**20:.1f} MiB need the Files API, not supported yet",
+                             hint="split or compress the file")
+        try:
+            self.info: MediaInfo = measure(mime, self._data if self._data is not None else str(self.path))
+        except ValueError as e:
+            raise InputError(f"{self.name}: {e}", hint="check that the file is not damaged") from None
+        self.mime_type, self.size, self.sha256 = mime, size, digest
+        _LIVE[self.marker_id] = self
+
+    @property
+    def marker_id(self) -> str:
+        return self.sha256[:_HASH_CHARS]
+
+    def data(self) -> bytes:
+        if self._data is not None:
+            return self._data
+        assert self.path is not None
+        try:
+            return self.path.read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read {self.name}: {e.strerror or e}", hint="check the path") from None
+
+    def tokens(self, model: str) -> int:
+        """Input tokens this file costs on ``model`` (media.media_tokens: the rule the emulator bills by)."""
+        return media_tokens(model, self.info)
+
+    def part(self) -> Any:
+        from google.genai import types
+
+        return types.Part.from_bytes(data=self.data(), mime_type=self.mime_type)
+
+    def __str__(self) -> str:
+        return MARKER.format(self.marker_id)
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"File({self.name!r}, mime_type={self.mime_type!r})"
+
+
+def _scan(path: Path) -> tuple[bytes, str, int]:
+    """The head, the sha256 and the size of a file, streamed (never the whole file in memory)."""
+    h, size, head = hashlib.sha256(), 0, b""
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(_READ_CHUNK):
+                if not head:
+                    head = chunk[:SNIFF_BYTES]
+                h.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}", hint="check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a file", hint="pass a file") from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}", hint="check the path and its permissions") from None
+    return head, h.hexdigest(), size
+
+
+def as_file(value: Any) -> File | None:
+    if isinstance(value, File):
+        return value
+    if isinstance(value, Path):
+        return File(value)
+    return None
+
+
+def with_files(value: Any) -> Any:
+    """``value`` with every Path made an ``fl.File`` (a list's too), so the item that holds it
+    keeps its files alive and stores their markers; anything else unchanged."""
+    if isinstance(value, Path):
+        return File(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (File, Path)) for v in value):
+        return [File(v) if isinstance(v, Path) else v for v in value]
+    return value
+
+
+class Marked(str):
+    """Text with file markers that also holds the files, so they stay alive (and their markers
+    resolve) for as long as the text is held: a call's options, a prompt being built."""
+
+    __slots__ = ("files",)
+    files: tuple[File, ...]
+
+    def __new__(cls, text: str, files: Iterable[File]) -> Marked:
+        self = super().__new__(cls, text)
+        self.files = tuple(files)
+        return self
+
+
+def as_text(value: Any) -> Any:
+    """An item's value with its files as markers: a File or Path, or a list mixing them with text
+    (``[fl.File("p.jpg"), "caption"]``, joined by newlines). Anything else is returned as is."""
+    f = as_file(value)
+    if f is not None:
+        return Marked(str(f), [f])
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (File, Path)) for v in value):
+        pieces = [as_file(v) or v for v in value]
+        return Marked("\n".join(str(p) for p in pieces), [p for p in pieces if isinstance(p, File)])
+    return value
+
+
+def has_media(text: str) -> bool:
+    return "⟦file" in text and _MARKER_RE.search(text) is not None
+
+
+def split_marked(text: str) -> list[str | File]:
+    """``text`` cut at its markers: the text between them and the File each names."""
+    out: list[str | File] = []
+    pos = 0
+    for m in _MARKER_RE.finditer(text):
+        f = _LIVE.get(m.group(1))
+        if f is None:  # a marker-shaped string with no file behind it: leave it as text
+            continue
+        if m.start() > pos:
+            out.append(text[pos:m.start()])
+        out.append(f)
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:])
+    return out
+
+
+def media_parts(text: str) -> tuple[list[Any], list[File]]:
+    """The parts of a user turn whose text may hold markers, and the files among them."""
+    from google.genai import types
+
+    parts: list[Any] = []
+    files: list[File] = []
+    for piece in split_marked(text):
+        if isinstance(piece, File):
+            parts.append(piece.part())
+            files.append(piece)
+        elif piece.strip():
+            parts.append(types.Part(text=piece))
+    return parts, files
+
+
+def marked_files(texts: Iterable[str]) -> list[File]:
+    return [p for t in texts for p in split_marked(t) if isinstance(p, File)]
