@@ -97,6 +97,15 @@ class InputError(ConfigError):
     reason_code = "input"
 
 
+def unreadable(path: Any, e: OSError, *, what: str = "file", hint_dir: str = "pass a file") -> InputError:
+    """The one-line error for a file that cannot be opened (input files, media files)."""
+    if isinstance(e, FileNotFoundError):
+        return InputError(f"{what} {path} does not exist", hint="check the path")
+    if isinstance(e, IsADirectoryError):
+        return InputError(f"{path} is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what}", hint=hint_dir)
+    return InputError(f"cannot read {path}: {e.strerror or e}", hint="check the path and its permissions")
+
+
 class AuthError(FlashlaneError):
     reason_code = "auth"
 

@@ -73,7 +73,7 @@ def test_file_type_comes_from_the_content_not_the_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing.pdf", "no such file"),
+    (lambda p: p / "missing.pdf", "does not exist"),
     (lambda p: p, "is a directory"),
     (lambda p: (p / "notes.pdf").write_text("just text, named .pdf") and p / "notes.pdf", "unrecognised type"),
     (lambda p: (p / "empty.png").write_bytes(b"") or p / "empty.png", "is empty"),
@@ -230,7 +230,7 @@ def test_run_with_a_media_column_in_csv(cli_env: Any, tmp_path: Path, capsys: py
     bad = write_csv(tmp_path / "bad.csv", [{"id": "r1", "scan": "invoices/missing.pdf"}])
     code, _, err = cli(capsys, "run", "extract", str(bad), "--media-column", "scan",
                        "--schema", str(tmp_path / "invoice.json"), "-o", str(tmp_path / "bad.jsonl"))
-    assert code == 2 and "no such file" in err and len(generate_log(cli_env)) == 2
+    assert code == 2 and "does not exist" in err and len(generate_log(cli_env)) == 2
     code, _, err = cli(capsys, "run", "extract", str(bad), "--media-column", "image",
                        "--schema", str(tmp_path / "invoice.json"), "-o", str(tmp_path / "bad2.jsonl"))
     assert code == 2 and "--media-column 'image' is not in the input" in err

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, unreadable
 from ..media import (
     MAX_INLINE_FILE_BYTES,
     SNIFF_BYTES,
@@ -131,12 +131,8 @@ def _scan(path: Path) -> tuple[bytes, str, int]:
                     head = chunk[:SNIFF_BYTES]
                 h.update(chunk)
                 size += len(chunk)
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}", hint="check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a file", hint="pass a file") from None
     except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror or e}", hint="check the path and its permissions") from None
+        raise unreadable(path, e) from None
     return head, h.hexdigest(), size
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import InputError
+from ..errors import InputError, unreadable
 
 __all__ = ["FORMATS", "DEFAULT_ENCODING", "DELIMITERS", "DIR_PATH_COLUMN", "detect_format", "is_dir_input",
            "iter_rows", "input_digest"]
@@ -77,12 +77,8 @@ def _open_binary(path: str) -> IO[bytes]:
         return sys.stdin.buffer
     try:
         return open(path, "rb")  # noqa: SIM115 - closed by the caller's generator
-    except FileNotFoundError:
-        raise InputError(f"input file {path} does not exist", hint="check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not an input file", hint="pass a CSV/JSONL/Parquet file") from None
     except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror}", hint="check the file's permissions") from None
+        raise unreadable(path, e, what="input file", hint_dir="pass a CSV/JSONL/Parquet file") from None
 
 
 def input_digest(path: str) -> str | None:
