@@ -6,6 +6,7 @@ import contextlib
 import io
 from typing import Any
 
+from flashlane.models import Usage
 from flashlane.pipeline.progress import Progress, describe
 from flashlane.pipeline.scheduler import Snapshot
 
@@ -16,8 +17,8 @@ class _Tty(io.StringIO):
 
 
 def _snap(done: int) -> Snapshot:
-    return Snapshot(total=100, ok=done - 1, failed=1, requests=done, prompt_tokens=10 * done, output_tokens=5 * done,
-                    cost_usd=0.001 * done)
+    return Snapshot(total=100, ok=done - 1, failed=1, requests=done,
+                    usage=Usage(prompt_tokens=10 * done, output_tokens=5 * done), cost_usd=0.001 * done)
 
 
 def test_plain_lines_are_periodic() -> None:

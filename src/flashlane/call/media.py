@@ -214,6 +214,3 @@ def media_parts(text: str) -> tuple[list[Any], list[File]]:
             parts.append(types.Part(text=piece))
     return parts, files
 
-
-def marked_files(texts: Iterable[str]) -> list[File]:
-    return [p for t in texts for p in split_marked(t) if isinstance(p, File)]

@@ -77,13 +77,13 @@ class _Revive:
 
     def __init__(self) -> None:
         self.model: type[BaseModel] | None = None
-        self.models: set[type[BaseModel]] = set()
+        self.model_types: set[type[BaseModel]] = set()
 
     def keep(self, value: Any) -> bool:
         if isinstance(value, BaseModel):
-            self.models.add(type(value))
-            self.model = type(value) if len(self.models) == 1 else None
-            return len(self.models) > 1  # several model types: hold them, a type can't be told from JSON
+            self.model_types.add(type(value))
+            self.model = type(value) if len(self.model_types) == 1 else None
+            return len(self.model_types) > 1  # several model types: hold them, a type can't be told from JSON
         return False  # str, numbers, lists and dicts of them come back as they are (the store holds JSON)
 
     def __call__(self, data: Any) -> Any:

@@ -82,7 +82,7 @@ def _hook(store: RunStore, job: Job) -> Any:
     digest = job.prefix.digest() if job.prefix else ""
 
     def on_change(event: str, name: str, tokens: int, at: float, expires: float) -> None:
-        store.caches.event(event, name, tokens, at, expires, model=job.model, prefix=digest,
+        store.context_caches.event(event, name, tokens, at, expires, model=job.model, prefix=digest,
                           input_per_m=prices.input if prices else None,
                           storage_per_m_hour=prices.cache_storage_per_hour if prices else None)
 
@@ -121,7 +121,7 @@ def open_context_cache(store: RunStore, job: Job, *, pending_items: int, pack_si
     hook = _hook(store, job)
     digest = job.prefix.digest() if job.prefix else ""
     adopted: ContextCache | None = None
-    for name, model, prefix, tokens, _expires in store.caches.live():
+    for name, model, prefix, tokens, _expires in store.context_caches.live():
         cc = ContextCache(job.lane, job.prefix, model, ttl_s=ttl, on_change=hook) if job.prefix else None
         if cc is None:
             continue
@@ -129,7 +129,7 @@ def open_context_cache(store: RunStore, job: Job, *, pending_items: int, pack_si
             if cc.adopt(name, tokens):
                 adopted = cc
                 continue
-            store.caches.event("ended", name, tokens, job.lane.clock.time(), 0.0)
+            store.context_caches.event("ended", name, tokens, job.lane.clock.time(), 0.0)
             continue
         cc.name, cc.tokens = name, tokens  # no longer wanted: delete it now
         cc.delete()

@@ -47,9 +47,8 @@ def _eta_text(snap: Snapshot, eta: float | None) -> str:
 
 def describe(snap: Snapshot, elapsed: float) -> str:
     rate, eta = _rate_eta(snap, elapsed)
-    tokens = snap.prompt_tokens + snap.output_tokens + snap.thoughts_tokens
     return (f"{snap.done}/{snap.total} done ({snap.failed} failed) | {rate:.0f} items/min | {_eta_text(snap, eta)} | "
-            f"{tokens:,} tokens | {_cost(snap)}")
+            f"{snap.tokens:,} tokens | {_cost(snap)}")
 
 
 class Progress:
@@ -85,9 +84,8 @@ class Progress:
         elapsed = time.monotonic() - self.t0
         if self._rich is not None:
             rate, eta = _rate_eta(snap, elapsed)
-            tokens = snap.prompt_tokens + snap.output_tokens + snap.thoughts_tokens
             info = (f"{snap.done}/{snap.total} ({snap.failed} failed) {rate:.0f}/min {_eta_text(snap, eta)} "
-                    f"{tokens:,} tok {_cost(snap)}")
+                    f"{snap.tokens:,} tok {_cost(snap)}")
             self._rich.update(self._task, total=snap.total, completed=snap.done, info=info)
             return
         now = time.monotonic()

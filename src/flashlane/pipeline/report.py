@@ -94,7 +94,7 @@ def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:
     """The run's explicit-cache decision (its arithmetic) and what its caches cost: creation
     and storage, on top of the requests (whose cached tokens are already priced at the cached rate)."""
     raw = meta.get("cache_decision")
-    costs = store.caches.costs()
+    costs = store.context_caches.costs()
     if raw is None and not costs["created"]:
         return None
     return {"decision": json.loads(raw) if raw else None, "caches_created": costs["created"],

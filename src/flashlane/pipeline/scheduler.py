@@ -74,9 +74,7 @@ class Snapshot:
     failed: int = 0
     cached: int = 0
     requests: int = 0
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    thoughts_tokens: int = 0
+    usage: Usage = Usage()  # of this session's requests
     cost_usd: float = 0.0  # of the requests whose price is known
     unpriced_requests: int = 0  # requests to a model whose price is unknown
     done_at_start: int = 0
@@ -85,6 +83,11 @@ class Snapshot:
     @property
     def done(self) -> int:
         return self.ok + self.failed
+
+    @property
+    def tokens(self) -> int:
+        """Input plus billed output (thinking included), as progress shows them."""
+        return self.usage.prompt_tokens + self.usage.billed_output_tokens
 
 
 @dataclass
@@ -401,9 +404,7 @@ class Engine:
         self.snap.cost_usd += cost
         self._last_done = self.clock.monotonic()
         if usage is not None:
-            self.snap.prompt_tokens += usage.prompt_tokens
-            self.snap.output_tokens += usage.output_tokens
-            self.snap.thoughts_tokens += usage.thoughts_tokens
+            self.snap.usage = self.snap.usage + usage
         self._emit()
 
     def _waiting(self) -> str | None:

@@ -2,7 +2,7 @@
 
 The repositories, one per concern: ``metadata`` (the run's facts), ``items`` (rows in, results
 out), ``sessions`` (one per invocation), ``requests`` (the request ledger and what each request
-settles), ``caches`` (explicit context caches), ``batch`` (Batch API jobs) and ``totals`` (the
+settles), ``context_caches`` (explicit context caches), ``batch`` (Batch API jobs) and ``totals`` (the
 report's figures). They share the connection and the two facts of this process: its session and
 whether it changed any item (so the output on disk is stale).
 """
@@ -48,7 +48,7 @@ class RunStore:
         self.items = ItemsRepo(self)
         self.sessions = SessionsRepo(self)
         self.requests = RequestsRepo(self)
-        self.caches = ContextCachesRepo(self)
+        self.context_caches = ContextCachesRepo(self)
         self.batch = BatchJobs(self)
         self.totals = TotalsRepo(self)
 
