@@ -45,7 +45,7 @@ from ..errors import (
 from ..models import Usage, cost_of, lookup
 from .request import Call
 from .result import Result, usage_from_response
-from .service_tier import tier_of
+from .service_tier import priced_tier
 from .tools import (
     DEFAULT_MAX_TOOL_ROUNDS,
     ToolCall,
@@ -161,7 +161,7 @@ class Judge:
 
     def service_tier(self, served: str | None) -> str:
         """The service tier a response is billed at: the batch job's, the one that served it, else the one asked for."""
-        return self.billed_tier or served or tier_of(self.call.config)
+        return self.billed_tier or priced_tier(self.call.config, served)
 
     def verdict(self, chunks: Sequence[Any], *, latency_s: float = 0.0, served_tier: str | None = None,
                 shown: bool = False) -> Step:

@@ -34,6 +34,7 @@ from .service_tier import (
     FLEX_DEADLINE_S,
     FLEX_TIMEOUT_S,
     flex_config,
+    priced_tier,
     raw_body,
     served_tier,
     tier_of,
@@ -198,7 +199,7 @@ class Client:
                 headers = getattr(resp.sdk_http_response, "headers", None)
                 resp = self.transport.parse_response(data, model=call.model)
                 resp.sdk_http_response = types.HttpResponse(headers=headers)
-        self.record(usage_from_response(resp), call.model, served or tier_of(call.config))
+        self.record(usage_from_response(resp), call.model, priced_tier(call.config, served))
         return Sent(resp, time.perf_counter() - t0, served)
 
     def _send_config(self, call: Call, remaining: float) -> types.GenerateContentConfig:

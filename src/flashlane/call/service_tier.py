@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..models import SERVICE_TIERS
 
 __all__ = ["STANDARD", "FLEX", "BATCH", "SERVICE_TIERS", "FLEX_TIMEOUT_S", "FLEX_DEADLINE_S", "check_tier",
-           "with_tier", "tier_of", "flex_config", "raw_body", "served_tier"]
+           "with_tier", "tier_of", "priced_tier", "flex_config", "raw_body", "served_tier"]
 
 STANDARD, FLEX, BATCH = "standard", "flex", "batch"
 # Flex's latency target is "Minutes (1-15 min target)" (ai.google.dev/gemini-api/docs/optimization):
@@ -58,6 +58,12 @@ def with_tier(config: types.GenerateContentConfig, tier: str) -> types.GenerateC
 def tier_of(config: types.GenerateContentConfig) -> str:
     st = getattr(config, "service_tier", None)
     return FLEX if st is not None and str(getattr(st, "value", st)).lower() == FLEX else STANDARD
+
+
+def priced_tier(config: types.GenerateContentConfig, served: str | None) -> str:
+    """The tier an answer is priced at: the one that served it (``usageMetadata.serviceTier``), else
+    the one the request asked for."""
+    return served or tier_of(config)
 
 
 def flex_config(config: types.GenerateContentConfig, timeout_s: float) -> types.GenerateContentConfig:
