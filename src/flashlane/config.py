@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any, cast
 
 from .errors import AI_STUDIO_KEY_URL, ConfigError
+from .limits import BACKENDS
 from .limits.config import Limits
 from .models import DEFAULT_MODEL, SERVICE_TIERS, THINKING_LEVELS, lookup
 
@@ -93,7 +94,7 @@ class Settings:
     output_ceiling: int = DEFAULT_OUTPUT_CEILING
     project: str = DEFAULT_PROJECT
     limits: str = "adaptive"  # adaptive | free | tier1..3 | "rpm=..,tpm=..,rpd=.." | off
-    limiter: str = "memory"  # memory | sqlite | redis
+    limiter: str = "memory"  # memory | sqlite | redis | ray (limits.BACKENDS)
     limiter_path: str | None = None
     redis_url: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -330,8 +331,8 @@ def _validate(s: Settings) -> None:
     if s.output_ceiling < s.max_output_tokens:
         raise ConfigError(f"output_ceiling ({s.output_ceiling}) is below max_output_tokens ({s.max_output_tokens})",
                           hint="raise FLASHLANE_OUTPUT_CEILING")
-    if s.limiter not in ("memory", "sqlite", "redis"):
-        raise ConfigError(f"unknown limiter backend {s.limiter!r}", hint="use memory, sqlite or redis")
+    if s.limiter not in BACKENDS:
+        raise ConfigError(f"unknown limiter backend {s.limiter!r}", hint=f"use one of {', '.join(BACKENDS)}")
     if s.limiter == "redis" and not s.redis_url:
         raise ConfigError("the redis limiter needs a URL", hint="set FLASHLANE_REDIS_URL=redis://host:6379/0")
     # Parsed here, not first when a Lane builds its limiter, so that every command and

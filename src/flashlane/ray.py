@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .call.client import Client
 from .call.service_tier import BATCH
 from .config import Settings, load_settings
-from .errors import ConfigError, InputError
+from .errors import ConfigError, FlashlaneError, InputError
 from .pipeline.api import amap_items
 from .pipeline.writers import arrow_table
 from .tasks import Task
@@ -49,7 +49,7 @@ DEFAULT_BATCH_ROWS = 500
 DEFAULT_ACTOR_CPUS = 1.0
 # Rows are keyed across the whole dataset by this column (ids by position would repeat per batch).
 DEFAULT_ID_COLUMN = "id"
-SHARED_LIMITERS = ("redis", "sqlite")
+SHARED_LIMITERS = ("ray", "redis", "sqlite")
 
 
 class _LaneActor:
@@ -66,6 +66,10 @@ class _LaneActor:
                              hint="add a unique id column, or name one with id_column=")
         result = await amap_items(self.client, self.task, batch.to_pylist(), **self.options)
         try:
+            if result.outcome.status != "done":
+                # The day's quota is gone (every actor sees it in the shared limiter) or the service is
+                # down: fail the dataset with the reason and reset time rather than return pending rows.
+                raise result.outcome.error or FlashlaneError(result.outcome.message or result.outcome.status)
             return arrow_table(result.records())
         finally:
             result.close()
@@ -96,8 +100,8 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
     resolved.require_credentials()
     if actors > 1 and resolved.limiter not in SHARED_LIMITERS:
         raise ConfigError(f"{actors} actors with the {resolved.limiter!r} limiter would each admit the whole quota",
-                          hint="share one quota: limiter='redis' with redis_url= (any cluster), or 'sqlite' "
-                               "with limiter_path= (one machine)")
+                          hint="share one quota: limiter='ray' (a named actor of the cluster), 'redis' with "
+                               "redis_url= (any cluster), or 'sqlite' with limiter_path= (one machine)")
     if options.get("budget_usd") is not None:
         raise ConfigError("a budget is not yet enforced across a cluster's actors",
                           hint="run without budget_usd, or with flashlane run on one machine")

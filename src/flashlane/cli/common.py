@@ -11,6 +11,7 @@ import click
 
 from ..call.client import Client
 from ..config import Settings, load_settings
+from ..limits import BACKENDS
 from ..lane import Lane
 
 __all__ = ["lane_options", "make_client", "make_lane", "echo_json", "note", "wants_emulator"]
@@ -29,8 +30,9 @@ def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--limits", default=None,
                      help="Quota to pace under: adaptive (default), a quota tier (free, tier1..tier3), or "
                           "rpm=N,tpm=N,rpd=N[,window=S]."),
-        click.option("--limiter", type=click.Choice(["memory", "sqlite", "redis"]), default=None,
-                     help="Where the limiter keeps state: memory, sqlite (shared by processes), redis (machines)."),
+        click.option("--limiter", type=click.Choice(list(BACKENDS)), default=None,
+                     help="Where the limiter keeps state: memory, sqlite (shared by processes), redis (machines), "
+                          "ray (a Ray cluster, with --ray)."),
         click.option("--base-url", default=None,
                      help="Send requests to this server (an emulator, a gateway, a proxy; GOOGLE_GEMINI_BASE_URL)."),
     ]

@@ -7,6 +7,7 @@
     store.py     the backend protocol
     memory.py    in-process backend          sqlite.py  one file per machine (WAL, BEGIN IMMEDIATE)
     redis.py     many machines (WATCH/MULTI)  adaptive.py learn limits from 429s (AIMD)
+    actor.py     a Ray cluster: one named, detached actor; processes lease small slices
     limiter.py   Limiter / Reservation: waits on the injected clock, coordinated backoff
 """
 
@@ -36,7 +37,7 @@ __all__ = [
     "make_store",
 ]
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "ray")
 
 
 def make_store(backend: str = "memory", *, path: str | os.PathLike[str] | None = None,
@@ -51,6 +52,10 @@ def make_store(backend: str = "memory", *, path: str | os.PathLike[str] | None =
         from .redis import RedisStore
 
         return RedisStore(redis_url, client=redis_client)
+    if backend == "ray":
+        from .actor import ActorStore
+
+        return ActorStore()
     raise ConfigError(f"unknown limiter backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
 
 
