@@ -143,6 +143,42 @@ def test_four_actors_share_one_quota_every_row_once(cluster: None, emulator: Emu
     print(f"{backend}: {ROWS} rows, {ACTORS} actors, {stats['by_status']['200']} requests in {took:.1f}s, 0 429s")
 
 
+def test_keeper_leases_never_admit_past_the_window_and_a_gate_holds_every_process(cluster: None) -> None:
+    from flashlane.limits import Limits
+    from flashlane.limits.actor import ActorStore, lease_size
+
+    fresh_keeper()
+    limits = Limits(rpm=32, window_s=60)
+    a, b = ActorStore(), ActorStore()  # two processes' stores: one keeper, a lease each
+    admitted = [s.admit("p:m", time.time, 10, limits, f"{n}{i}").admitted for i in range(40) for n, s in (("a", a), ("b", b))]
+    assert sum(admitted) == limits.rpm  # leases are slots of the one window, never extra ones
+    assert lease_size(limits) == 2 and a.usage("p:m", time.time(), limits.span) == (32, 320)
+
+    gated = Limits(rpm=1000, window_s=60)
+    a.extend_gate("g:m", time.time() + 30)  # a 429 that named its wait: nobody else is admitted either
+    d = b.admit("g:m", time.time, 1, gated, "x")
+    assert not d.admitted and 20 < d.wait <= 30.1
+
+
+@pytest.mark.timeout(120)
+def test_a_used_up_day_stops_every_actor_with_the_reset_time(cluster: None) -> None:
+    fresh_keeper()
+    emu = Emulator("--rpd", "12")  # the limiter does not know the day's quota: the server tells it
+    try:
+        settings = dict(base_url=emu.base_url, api_key="day-key", limits="off", limiter="ray", cache=False)
+        out = flr.map(ray.data.from_items(rows(400)), "classify", settings=settings, actors=2,
+                      num_cpus=ACTOR_CPUS, batch_size=BATCH_ROWS, pack=PACK, concurrency=2, labels=LABELS)
+        with pytest.raises(Exception, match="requests-per-day quota .* resets at"):
+            out.take_all()
+        by_status = emu.get("stats")["by_status"]
+        assert by_status["200"] == 12
+        # After the first per-day 429 the keeper refuses every actor: only requests already in flight
+        # then can still meet the used-up day, not the 28 the rows would need.
+        assert by_status["429"] <= 16, by_status
+    finally:
+        emu.stop()
+
+
 def test_columns_are_those_flashlane_run_writes(cluster: None, emulator: Emulator, tmp_path: Path) -> None:
     n = 30
     data = rows(n)

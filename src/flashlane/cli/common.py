@@ -11,8 +11,8 @@ import click
 
 from ..call.client import Client
 from ..config import Settings, load_settings
-from ..limits import BACKENDS
 from ..lane import Lane
+from ..limits import BACKENDS
 
 __all__ = ["lane_options", "make_client", "make_lane", "echo_json", "note", "wants_emulator"]
 
