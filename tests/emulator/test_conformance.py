@@ -25,6 +25,7 @@ OPTIONAL = {
     "index",
     "thoughtsTokenCount",
     "nextPageToken",
+    "thoughtSignature",  # on a Gemini 3 answer that thought [ws 05]; these samples are Gemini 2.x answers
 }
 KEY = {"x-goog-api-key": "test-key"}
 

@@ -7,6 +7,13 @@ cap at or below the thinking spend ends in ``MAX_TOKENS`` with ``{"role": "model
 parts); ``totalTokenCount = prompt + candidates + thoughts``; zero counts are omitted.
 Streams repeat ``usageMetadata``/``modelVersion``/``responseId`` in every chunk; only the last
 carries ``finishReason`` and ``candidatesTokenCount``.
+
+Gemini 3 answers, as recorded live (llm-gemini cassette ``test_prompt.yaml`` @2a8c855, the
+JSON-array stream of gemini-3.6-flash that gemini-api-wire.md cites as [ws 17]; [ws 05], [ws 07]):
+every chunk's candidate has ``"index": 0``; a thought summary comes in its own chunk, whose usage
+has no ``thoughtsTokenCount`` yet; the answer's chunks follow; the stream ends with a chunk whose
+only part is ``{"text": ""}`` and the ``finishReason``, that part carrying the answer's
+``thoughtSignature`` when the model thought. A non-streamed answer carries it on its text part [ws 05].
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import json
 import os
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..models import ModelInfo, estimate_tokens
@@ -186,15 +193,10 @@ def new_response_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(17)).decode()[:23]
 
 
-def _candidate(
-    ans: Answer, parts: list[dict[str, Any]] | None, finish: str | None, index: bool = True
-) -> dict[str, Any]:
+def _candidate(ans: Answer, parts: list[dict[str, Any]] | None, finish: str | None) -> dict[str, Any]:
     cand: dict[str, Any]
     if ans.finish in _STOPPED_FOR_SAFETY and finish:
-        cand = {"content": {}, "finishReason": finish, "safetyRatings": _safety_ratings(finish)}
-        if index:
-            cand["index"] = 0
-        return cand
+        return {"content": {}, "finishReason": finish, "safetyRatings": _safety_ratings(finish), "index": 0}
     content: dict[str, Any] = {"role": "model"}
     if parts:
         content = {"parts": parts, "role": "model"}
@@ -202,8 +204,7 @@ def _candidate(
     if finish:
         cand["finishReason"] = finish
         cand.update(ans.extras)  # grounding / URL-context metadata ride on the finished candidate
-    if index:
-        cand["index"] = 0
+    cand["index"] = 0  # on every candidate, streamed chunks included (llm-gemini cassettes; ws 07)
     return cand
 
 
@@ -253,17 +254,28 @@ def _lead_parts(ans: Answer) -> list[dict[str, Any]]:
     return [*thought, *ans.lead_parts]
 
 
-def stream_chunks(ans: Answer, model_version: str, response_id: str) -> list[dict[str, Any]]:
-    def chunk(parts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
-        return {"candidates": [_candidate(ans, parts, ans.finish if final else None, index=False)],
-                "usageMetadata": usage(ans, final=final), "modelVersion": model_version, "responseId": response_id}
+def stream_chunks(ans: Answer, model_version: str, response_id: str, gemini3: bool = False) -> list[dict[str, Any]]:
+    """The chunks of a streamed answer; ``gemini3``: the Gemini 3 chunking (module docstring)."""
+
+    def chunk(parts: list[dict[str, Any]], final: bool, thoughts: bool = True) -> dict[str, Any]:
+        u = usage(ans, final=final) if thoughts else usage(replace(ans, thoughts_tokens=0), final=final)
+        return {"candidates": [_candidate(ans, parts, ans.finish if final else None)],
+                "usageMetadata": u, "modelVersion": model_version, "responseId": response_id}
 
     if ans.lead_parts and not ans.text and not ans.block_reason:
         # Function calls: one chunk with the calls, then an empty text part that finishes (ws 07).
         return [chunk(_lead_parts(ans), False), chunk([{"text": ""}], True)]
     if ans.block_reason or ans.text is None or ans.text == "":
         return [response(ans, model_version, response_id)]
+    out: list[dict[str, Any]] = []
+    lead = _lead_parts(ans)
+    if ans.thought_text:  # the thought summary in a chunk of its own, before any answer part
+        out.append(chunk([lead.pop(0)], False, thoughts=False))
     pieces = split_text(ans.text)
     last = len(pieces) - 1
-    return [chunk([*(_lead_parts(ans) if i == 0 else []), _text_part(ans, piece, i == last)], i == last)
-            for i, piece in enumerate(pieces)]
+    for i, piece in enumerate(pieces):
+        final = i == last and not gemini3
+        out.append(chunk([*(lead if i == 0 else []), _text_part(ans, piece, final)], final))
+    if gemini3:
+        out.append(chunk([_text_part(ans, "", True)], True))
+    return out

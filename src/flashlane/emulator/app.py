@@ -72,6 +72,23 @@ def _dumps_sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ": "), ensure_ascii=False).encode() + b"\r\n\r\n"
 
 
+def wants_sse(scope: dict[str, Any]) -> bool:
+    """``alt=sse`` in the query: server-sent events (both SDKs always ask for them); without it the
+    stream is one JSON array (gemini-api-wire.md §1.1; llm-gemini calls that form)."""
+    return "sse" in parse_qs(scope.get("query_string", b"").decode("latin-1")).get("alt", [])
+
+
+# The array framing recorded live (gemini-api-wire.md §1.1 [ws 17]; llm-gemini cassette test_prompt.yaml
+# @2a8c855): "[" + the first element pretty-printed, then "\n,\r\n" + each next element, then "\n]".
+ARRAY_SEPARATOR = b"\n,\r\n"
+ARRAY_END = b"\n]"
+
+
+def array_element(obj: Any, first: bool) -> bytes:
+    """One element of a JSON-array stream, with what goes before it."""
+    return (b"[" if first else ARRAY_SEPARATOR) + json.dumps(obj, indent=2, ensure_ascii=False).encode()
+
+
 def model_resource(info: ModelInfo) -> dict[str, Any]:
     return {
         "name": f"models/{info.id}",
@@ -591,7 +608,8 @@ class EmulatorApp:
                 project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
             )
         if act and act.get("raw_body") is not None:
-            await self._send_raw(send, op, str(act["raw_body"]), str(act.get("content_type", "application/json")))
+            await self._send_raw(send, op == GENERATE or not wants_sse(scope), str(act["raw_body"]),
+                                 str(act.get("content_type", "application/json")))
             record(200, None)
             return
         try:
@@ -609,26 +627,28 @@ class EmulatorApp:
             await self._send_json(send, 200, ans_mod.response(answer, info.id, rid))
             record(200, answer.usage_tuple)
             return
-        chunks = ans_mod.stream_chunks(answer, info.id, rid)
+        chunks = ans_mod.stream_chunks(answer, info.id, rid, gemini3=tools_mod.signs(info))
         first, gap = latency.plan(info, out_tokens, len(chunks), scale)
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        sse = wants_sse(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS if sse else JSON_HEADERS})
         if first:
             await latency.pause(first)
         cut = act.get("cut_after") if act else None  # send this many chunks, then drop the connection
         for i, chunk in enumerate(chunks if cut is None else chunks[: max(int(cut), 0)]):
             if i and gap:
                 await latency.pause(gap)
-            await send({"type": "http.response.body", "body": _dumps_sse(chunk), "more_body": True})
+            body = _dumps_sse(chunk) if sse else array_element(chunk, i == 0)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
         if cut is not None:
             record(0, answer.usage_tuple)
             await self._drop(receive, send)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": b"" if sse else ARRAY_END, "more_body": False})
         record(200, answer.usage_tuple)
 
-    async def _send_raw(self, send: Any, op: str, raw: str, content_type: str) -> None:
+    async def _send_raw(self, send: Any, whole: bool, raw: str, content_type: str) -> None:
         """A 200 whose body is exactly ``raw`` (cut-off JSON, an HTML error page from a proxy);
-        for a stream, one SSE event carrying ``raw`` as its data."""
-        if op == GENERATE:
+        for an SSE stream (not ``whole``), one event carrying ``raw`` as its data."""
+        if whole:
             await self._send_bytes(send, 200, raw.encode(), [(b"content-type", content_type.encode("latin-1"))])
             return
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})

@@ -59,8 +59,11 @@ SEARCH_TOOL_TOKENS_PER_SOURCE = 120  # synthetic toolUsePromptTokenCount per sea
 URL_TOOL_TOKENS_PER_PAGE = 900  # synthetic toolUsePromptTokenCount per retrieved page
 EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
 MODES = ("AUTO", "ANY", "NONE", "VALIDATED")
-# Beside finishReason STOP on a turn of calls (live bodies quoted in public clients, 2.5 Flash and later).
-FUNCTION_CALL_FINISH_MESSAGE = "Model generated function call(s)."
+# A turn of function calls thinks briefly: the recorded gemini-3-flash-preview call of ``multiply(5, 3)``
+# at its default (high) level reported 16 candidate tokens and 32 thinking tokens (llm-gemini cassette
+# ``test_tools_with_gemini_3_thought_signatures.yaml`` @2a8c855), so a call's thinking is at most this
+# many times its own tokens, never the level's full spend. (No recorded call turn has a finishMessage.)
+CALL_THOUGHTS_PER_TOKEN = 2
 
 MISSING_SIGNATURE = (
     "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
@@ -277,9 +280,11 @@ def apply(
     """Turn a plain answer into what the declared tools make of it (in place); each call's args
     are generated within ``budget`` characters (responder.Generator)."""
     act = act or {}
-    if ts is None or ans.block_reason or ans.text is None and not act.get("function_calls"):
-        return
     rng = random.Random(seed ^ 0x7E57)
+    if ts is None or ans.block_reason or ans.text is None and not act.get("function_calls"):
+        if ts is None and ans.text and ans.thoughts_tokens and signs(info):
+            ans.text_signature = issue_signature(rng)  # a Gemini 3 answer that thought is signed [ws 05, 17]
+        return
     contents = _contents(body)
     scripted_text = any(k in act for k in ("text", "json", "empty", "malformed_json", "schema_violation"))
     wants_calls = bool(ts.functions) and ts.mode != "NONE" and (ts.mode == "ANY" or not _responses_back(contents))
@@ -292,8 +297,8 @@ def apply(
             ans.text = None
             ans.finish = "STOP"
             ans.lead_parts = parts
-            ans.extras["finishMessage"] = FUNCTION_CALL_FINISH_MESSAGE
             ans.candidates_tokens = estimate_tokens(json.dumps(calls, separators=(",", ":")))
+            ans.thoughts_tokens = min(ans.thoughts_tokens, CALL_THOUGHTS_PER_TOKEN * ans.candidates_tokens)
             return
     if not ans.text:
         return
