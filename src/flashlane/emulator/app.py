@@ -637,8 +637,8 @@ class EmulatorApp:
         for i, chunk in enumerate(chunks if cut is None else chunks[: max(int(cut), 0)]):
             if i and gap:
                 await latency.pause(gap)
-            body = _dumps_sse(chunk) if sse else array_element(chunk, i == 0)
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            data = _dumps_sse(chunk) if sse else array_element(chunk, i == 0)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
         if cut is not None:
             record(0, answer.usage_tuple)
             await self._drop(receive, send)

@@ -267,7 +267,7 @@ class FilesApi:
             raw = await self.app._read_body(receive)
             if raw is None:
                 raise invalid_argument("Request payload size exceeds the limit.")
-            body = camel_keys(parse_json_body(raw))
+            body = camel_keys(parse_json_body(raw, lenient=True))
             meta = camel_keys(body.get("file") or {})
             if not isinstance(meta, dict):
                 raise invalid_argument("Invalid value at 'file' (type.googleapis.com/google.ai.generativelanguage.v1beta.File)")

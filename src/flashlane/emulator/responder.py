@@ -438,8 +438,37 @@ _STOP = frozenset(
 )
 
 
+# A plain-text classification prompt names its labels after one of these ("... as positive, negative
+# or neutral", "Answer with one of: spam | ham", "Categories: billing, support"); the labels run to the
+# end of the sentence or line. (Synthetic behaviour, so that a user's routing on the label can be tested.)
+_LABELS_LEAD = re.compile(
+    r"\b(?:(?:answer|respond|reply)(?:\s+only)?(?:\s+with)?(?:\s+(?:exactly|just|only))?(?:\s+one)?"
+    r"(?:\s+(?:word|label))?(?:\s+of)?(?:\s+the\s+following)?|one\s+of(?:\s+the\s+following)?|labels?|categor(?:y|ies)|classes|options|"
+    r"choices|(?:choose|pick)(?:\s+one)?\s+from|classify\b[^:\n.?!]{0,80}?\b(?:as|into))"
+    r"(?:\s+(?:labels?|categories|options))?\s*[:\-]?\s*(?P<list>[^\n.?!:;]+)",
+    re.I,
+)
+_LABEL_SPLIT = re.compile(r"\s*(?:,|\||/|\bor\b|\band\b)\s*", re.I)
+_LABEL = re.compile(r"^[A-Za-z0-9_][\w'-]*(?: [\w'-]+){0,2}$")
+MAX_LABELS = 30
+
+
+def prompt_labels(prompt: str) -> list[str]:
+    """The labels a plain-text classification prompt lists (at least two), or []."""
+    for m in _LABELS_LEAD.finditer(prompt[-4000:]):
+        items = [i.strip(" \t\"'`*[](){}<>") for i in _LABEL_SPLIT.split(m.group("list"))]
+        items = [i for i in items if i]
+        if 2 <= len(items) <= MAX_LABELS and all(_LABEL.match(i) for i in items):
+            return list(dict.fromkeys(items))
+    return []
+
+
 def text_answer(prompt: str, rng: random.Random) -> str:
-    """A sentence or two that mentions a few words of the prompt; honours 'in N words'."""
+    """One of the labels a classification prompt lists (``prompt_labels``); else a sentence or two
+    that mentions a few words of the prompt, honouring 'in N words'."""
+    labels = prompt_labels(prompt)
+    if labels:
+        return rng.choice(labels)
     keywords = [w for w in re.findall(r"[A-Za-z][A-Za-z'-]{3,}", prompt[-2000:]) if w.lower() not in _STOP]
     picked = list(dict.fromkeys(keywords))[:3]
     if picked:

@@ -249,7 +249,7 @@ def _responses_back(contents: list[Any]) -> bool:
     return any("functionResponse" in p for p in _parts(last))
 
 
-def _calls(ts: ToolSet, act: dict[str, Any], rng: random.Random, budget: int) -> list[dict[str, Any]]:
+def _calls(ts: ToolSet, act: dict[str, Any], rng: random.Random, budget: int, prompt: str) -> list[dict[str, Any]]:
     scripted = act.get("function_calls")
     by_name = {f.name: f for f in ts.functions}
     if scripted:
@@ -259,18 +259,73 @@ def _calls(ts: ToolSet, act: dict[str, Any], rng: random.Random, budget: int) ->
             args = item.get("args") if isinstance(item, dict) and "args" in item else None
             if args is None:
                 fn = by_name.get(name)
-                args = _args(fn, rng, budget) if fn else {}
+                args = _args(fn, rng, budget, prompt) if fn else {}
             out.append({"name": name, "args": args})
         return out
     pool = [f for f in ts.functions if ts.allowed is None or f.name in ts.allowed]
-    return [{"name": f.name, "args": _args(f, rng, budget)} for f in pool[:MAX_PARALLEL_CALLS]]
+    return [{"name": f.name, "args": _args(f, rng, budget, prompt)} for f in pool[:MAX_PARALLEL_CALLS]]
 
 
-def _args(fn: Function, rng: random.Random, budget: int) -> dict[str, Any]:
+def _args(fn: Function, rng: random.Random, budget: int, prompt: str = "") -> dict[str, Any]:
+    """An instance of the declared parameters; top-level strings and numbers the prompt names are
+    taken from it (``_from_prompt``), so "Weather in Paris?" calls with ``{"city": "Paris"}``."""
     if not fn.schema:
         return {}
-    value = Generator(fn.schema, rng, budget).instance(fn.schema)
-    return value if isinstance(value, dict) else {}
+    gen = Generator(fn.schema, rng, budget)
+    value = gen.instance(fn.schema)
+    if not isinstance(value, dict):
+        return {}
+    if prompt:
+        _from_prompt(value, gen.resolve(fn.schema), prompt)
+    return value
+
+
+# Synthetic behaviour (the live model reads the prompt; nothing to record): a string parameter named
+# for a place takes the capitalised words after "in/at/to/from/for/near" ("Weather in New York?"),
+# one named for a search takes the question itself, any other takes a quoted value or a capitalised
+# name from the prompt; number parameters take the prompt's numbers in order ("What is 5 times 3?"
+# -> x=5, y=3, as the recorded call in llm-gemini's test_tools_with_gemini_3_thought_signatures.yaml).
+_PLACE_NAMES = ("city", "location", "place", "country", "destination", "origin", "town", "region", "state",
+                "address", "where", "area")
+_QUERY_NAMES = ("query", "question", "search", "prompt", "topic", "q", "text", "keywords")
+_PLACE = re.compile(r"\b(?:in|at|to|from|for|near|of)\s+((?:[A-Z][\w'-]*)(?:\s+[A-Z][\w'-]*){0,3})")
+_QUOTED = re.compile(r"[\"'“‘]([^\"'”’\n]{1,80})[\"'”’]")
+_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)(?<![.!?])\b([A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){0,3})")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def _from_prompt(args: dict[str, Any], schema: dict[str, Any], prompt: str) -> None:
+    props = schema.get("properties") or {}
+    text = prompt.strip()
+    places = _PLACE.findall(text)
+    quoted = _QUOTED.findall(text)
+    proper = [p for p in _PROPER.findall(text) if p not in places]
+    numbers = _NUMBER.findall(text)
+    used: set[str] = set()
+    for name in list(args):
+        sub = props.get(name)
+        if not isinstance(sub, dict) or "enum" in sub or "const" in sub or sub.get("format"):
+            continue
+        kind = Generator.type_of(sub)
+        key = name.lower().replace("-", "_")
+        if kind == "string":
+            if any(key == n or key.endswith("_" + n) for n in _PLACE_NAMES):
+                pool = places or quoted or proper
+            elif key in _QUERY_NAMES or key.endswith(("_query", "_question")):
+                pool = [text.rstrip("?!. ")]
+            else:
+                pool = quoted or proper
+            fresh = [v for v in pool if v not in used]
+            if pool:
+                args[name] = (fresh or pool)[0]
+                used.add(args[name])
+        elif kind in ("integer", "number") and numbers:
+            raw = numbers.pop(0)
+            number = float(raw)
+            if kind == "integer" and number.is_integer():
+                args[name] = int(number)
+            elif kind == "number":
+                args[name] = number
 
 
 def apply(
@@ -289,7 +344,7 @@ def apply(
     scripted_text = any(k in act for k in ("text", "json", "empty", "malformed_json", "schema_violation"))
     wants_calls = bool(ts.functions) and ts.mode != "NONE" and (ts.mode == "ANY" or not _responses_back(contents))
     if act.get("function_calls") or (wants_calls and not scripted_text):
-        calls = _calls(ts, act, rng, budget)
+        calls = _calls(ts, act, rng, budget, _turn_text(contents))
         if calls:
             parts: list[dict[str, Any]] = [{"functionCall": c} for c in calls]
             if signs(info):

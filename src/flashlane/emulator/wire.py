@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
 from ..models import estimate_tokens
 from .errors import MAX_JSON_DEPTH, ApiError, invalid_argument, schema_too_complex
@@ -180,7 +182,19 @@ def check_schema_types(schema: Any, path: str, proto_enum: bool) -> None:
             check_schema_types(schema[key], f"{path}.{key}", proto_enum)
 
 
-def parse_json_body(raw: bytes) -> dict[str, Any]:
+def _lenient(raw: bytes) -> Any:
+    """The body read as the live API's lenient JSON parser reads it, or None. The batch guide's own
+    curl starts an upload with ``{'file': {'display_name': ...}}`` (single quotes; gemini-api-wire.md
+    §1.3 [guide-batch]) and the live API accepts it; a YAML flow mapping is that JSON with single quotes."""
+    try:
+        return yaml.safe_load(raw)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def parse_json_body(raw: bytes, lenient: bool = False) -> dict[str, Any]:
+    """A request body's top-level object (400 in the API's wording otherwise); ``lenient`` also takes
+    single-quoted strings, as the Files API upload start does (``_lenient``)."""
     if not raw.strip():
         return {}
     try:
@@ -191,10 +205,12 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
             "Invalid JSON payload received. Message nesting too deep (more than "
             f"{MAX_JSON_DEPTH} levels)."
         ) from None
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_argument(
-            "Invalid JSON payload received. Unexpected token.\n" + raw[:40].decode("utf-8", "replace")
-        ) from None
+    except ValueError:  # UnicodeDecodeError included
+        body = _lenient(raw) if lenient else None
+        if not isinstance(body, dict):
+            raise invalid_argument(
+                "Invalid JSON payload received. Unexpected token.\n" + raw[:40].decode("utf-8", "replace")
+            ) from None
     if not isinstance(body, dict):
         raise invalid_argument(
             "Invalid JSON payload received. Expected an object at the top level, got "
