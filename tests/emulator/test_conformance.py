@@ -15,6 +15,7 @@ import httpx2 as httpx
 import pytest
 
 from flashlane.emulator import Emulator
+from flashlane.models import CATALOG
 
 from .conftest import MODEL, load_sample
 
@@ -114,8 +115,15 @@ def test_models_list_shape(emu: Emulator) -> None:
     r = httpx.get(f"{emu.base_url}/v1beta/models", headers=KEY)
     ours = r.json()
     assert set(ours) <= {"models", "nextPageToken"}
+    recorded = {m["name"]: m for m in resp["body"]["models"]}
     for m in ours["models"]:
-        assert_same_shape(m, resp["body"]["models"][0])
+        assert_same_shape(m, recorded.get(m["name"], resp["body"]["models"][0]))
+    # The recorded first page, less the catalog's retired models; the embedding models among them.
+    retired = {f"models/{m.id}" for m in CATALOG.values() if m.retired}
+    assert [m["name"] for m in ours["models"]][: len(recorded) - len(retired & set(recorded))] == [
+        n for n in recorded if n not in retired]
+    assert len(ours["models"]) == 50 and ours["nextPageToken"]
+    assert recorded["models/gemini-embedding-001"] in ours["models"]
     page = httpx.get(f"{emu.base_url}/v1beta/models?pageSize=2", headers=KEY).json()
     assert len(page["models"]) == 2 and page["nextPageToken"]
     paged = list(page["models"])
@@ -124,7 +132,7 @@ def test_models_list_shape(emu: Emulator) -> None:
             f"{emu.base_url}/v1beta/models?pageSize=2&pageToken={page['nextPageToken']}", headers=KEY
         ).json()
         paged += page["models"]
-    assert [m["name"] for m in paged] == [m["name"] for m in ours["models"]]
+    assert [m["name"] for m in paged][:50] == [m["name"] for m in ours["models"]] and len(paged) == 51
     one = httpx.get(f"{emu.base_url}/v1beta/models/{MODEL}", headers=KEY).json()
     assert_same_shape(one, resp["body"]["models"][0])
 

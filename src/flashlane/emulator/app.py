@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..models import CATALOG, ModelInfo, canonical_id, lookup, uncatalogued
+from ..models import ModelInfo, canonical_id, lookup, uncatalogued
 from . import answer as ans_mod
-from . import flex, latency
+from . import embeddings, flex, latency, listing
 from . import tools as tools_mod
 from .batches import BATCH_OP, BatchesApi
 from .caches import CacheBook, CacheUse
@@ -39,6 +39,7 @@ from .errors import (
 )
 from .files import FilesApi
 from .keys import non_negative_float, reject_unknown
+from .listing import EMBED_METHODS
 from .quota import QuotaBook, no_quota_violations, violation
 from .responder import MAX_GENERATED_CHARS, ON_LOOP_CHARS, OverBudget
 from .scenario import ScenarioBook, rules_from_data
@@ -59,7 +60,6 @@ STREAM = "streamGenerateContent"
 COUNT = "countTokens"
 KNOWN_OPS = (GENERATE, STREAM, COUNT)
 DEFAULT_PAGE_SIZE = 50
-SUPPORTED_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 DISCONNECT_WAIT_S = 2.0
 DEFAULT_SCRIPTED_RETRY_S = 30.0
 NESTING_MESSAGE = "Invalid JSON payload received. Message nesting too deep."
@@ -87,23 +87,6 @@ ARRAY_END = b"\n]"
 def array_element(obj: Any, first: bool) -> bytes:
     """One element of a JSON-array stream, with what goes before it."""
     return (b"[" if first else ARRAY_SEPARATOR) + json.dumps(obj, indent=2, ensure_ascii=False).encode()
-
-
-def model_resource(info: ModelInfo) -> dict[str, Any]:
-    return {
-        "name": f"models/{info.id}",
-        "version": info.version,
-        "displayName": info.display_name,
-        "description": info.description,
-        "inputTokenLimit": info.input_token_limit,
-        "outputTokenLimit": info.output_token_limit,
-        "supportedGenerationMethods": list(SUPPORTED_METHODS),
-        "temperature": 1,
-        "topP": 0.95,
-        "topK": 64,
-        "maxTemperature": 2,
-        "thinking": bool(info.thinking_levels or info.thinking_budget_range),
-    }
 
 
 @dataclass
@@ -311,12 +294,12 @@ class EmulatorApp:
             info = self._model(model_name)
             if op is None and http_method != "GET":
                 raise api_error(404, f"Method not found: {http_method} {path}")
-            if op not in (None, BATCH_OP, *KNOWN_OPS):
+            if op not in (None, BATCH_OP, *KNOWN_OPS, *EMBED_METHODS):
                 raise api_error(404, f"Method not found: {op}")
-            if info is None or info.retired:
+            if info is None or info.retired or op is not None and not self._serves(info, op):
                 raise model_not_found(model_name.removeprefix("models/"), version, op or "get")
             if op is None:
-                await self._send_json(send, 200, model_resource(info))
+                await self._send_json(send, 200, listing.resource(info))
                 self.stats.record(self.clock.now(), stat_method, info.id, project, 200)
                 return
             if op == BATCH_OP:
@@ -330,6 +313,10 @@ class EmulatorApp:
             body = parse_json_body(raw)
             if op == COUNT:
                 await self._count_tokens(scope, receive, send, info, project, body)
+            elif op in EMBED_METHODS:
+                out = (embeddings.embed if op == "embedContent" else embeddings.batch_embed)(info.id, body)
+                await self._send_json(send, 200, out)
+                self.stats.record(self.clock.now(), op, info.id, project, 200)
             else:
                 await self._generate(scope, receive, send, info, project, body, op)
         except ApiError as e:
@@ -380,11 +367,19 @@ class EmulatorApp:
         return key, bearer
 
     def _model(self, name: str) -> ModelInfo | None:
-        """The catalog's entry, or a served extra model the catalog does not know."""
+        """The catalog's entry, a served extra model the catalog does not know, or a model the
+        recorded listing names (listing.py)."""
         info = lookup(name)
         if info is None and canonical_id(name) in self.config.extra_models:
             return uncatalogued(name)
-        return info
+        return info or listing.served(name)
+
+    def _serves(self, info: ModelInfo, op: str) -> bool:
+        """Whether the model serves this method (an embedding model embeds, the others generate)."""
+        methods = listing.methods(info.id) or listing.GENERATE_METHODS  # extra models generate
+        if op in EMBED_METHODS:
+            return "embedContent" in methods
+        return ("countTokens" if op == COUNT else "generateContent") in methods
 
     def _list_models(self, scope: dict[str, Any]) -> dict[str, Any]:
         q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -393,9 +388,8 @@ class EmulatorApp:
             start = int(q.get("pageToken", q.get("page_token", ["0"]))[0] or 0)
         except ValueError:
             raise invalid_argument("Invalid page token or page size.") from None
-        live = [m for m in CATALOG.values() if not m.retired] + [uncatalogued(m) for m in self.config.extra_models]
-        page = live[start : start + size]
-        out: dict[str, Any] = {"models": [model_resource(m) for m in page]}
+        live = listing.listing(self.config.extra_models)
+        out: dict[str, Any] = {"models": live[start : start + size]}
         if start + size < len(live):
             out["nextPageToken"] = str(start + size)
         return out
