@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import ModelInfo
 from . import answer as ans_mod
+from . import openai_rows
 from .caches import format_time
 from .errors import (
     QUOTA_HELP_URL,
@@ -442,7 +443,7 @@ class BatchesApi:
             if not isinstance(line, dict):
                 yield None, None, f"Invalid JSON on line {n} of {job.input_file}."
                 continue
-            key = line.get("key")
+            key = line.get("custom_id") if openai_rows.is_row(line) else line.get("key")
             yield (None if key is None else str(key)), line, None
 
     def _steps(self, job: Job, info: ModelInfo) -> Iterator[None]:
@@ -451,10 +452,16 @@ class BatchesApi:
             job.usage.append((0, 0, 0))
             response: dict[str, Any] | None
             error: dict[str, Any] | None
+            openai = item is not None and job.source is not None and openai_rows.is_row(item)
             if problem is not None or item is None:
                 response, error = None, status(3, problem or "Invalid request.")
             else:
-                response, error = self._answer(job, info, item.get("request"), key, slot)
+                try:
+                    request = openai_rows.to_request(item["body"]) if openai else item.get("request")
+                except ApiError as e:
+                    response, error = None, status(3, e.body["error"]["message"])
+                else:
+                    response, error = self._answer(job, info, request, key, slot)
             if job.source is None:  # inline: InlinedResponse with the request's metadata
                 entry: dict[str, Any] = {}
                 if item is not None and item.get("metadata") is not None:
@@ -463,10 +470,14 @@ class BatchesApi:
                 entry = {} if key is None else {"metadata": {"key": key}}
             else:  # file: a result line with the request's key
                 entry = {} if key is None else {"key": key}
-            if response is not None:
+            if openai:  # an OpenAI-shaped line is answered OpenAI-shaped (openai_rows.py)
+                assert item is not None
+                entry = openai_rows.result(item["custom_id"], info.id, response, error, int(job.create_time))
+            elif response is not None:
                 entry["response"] = response
             else:
                 entry["error"] = error
+            if response is None:
                 job.failed_slots.add(slot)
             if job.output is not None:
                 job.output.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
@@ -487,6 +498,11 @@ class BatchesApi:
         total = 0
         for _key, item, problem in self._lines(job):
             request = item.get("request") if problem is None and item is not None else None
+            if problem is None and item is not None and openai_rows.is_row(item):
+                try:
+                    request = openai_rows.to_request(item["body"])
+                except ApiError:
+                    request = None
             if isinstance(request, dict):
                 request = camel_keys(request)
                 try:

@@ -445,7 +445,8 @@ _LABELS_LEAD = re.compile(
     r"\b(?:(?:answer|respond|reply)(?:\s+only)?(?:\s+with)?(?:\s+(?:exactly|just|only))?(?:\s+one)?"
     r"(?:\s+(?:word|label))?(?:\s+of)?(?:\s+the\s+following)?|one\s+of(?:\s+the\s+following)?|labels?|categor(?:y|ies)|classes|options|"
     r"choices|(?:choose|pick)(?:\s+one)?\s+from|classify\b[^:\n.?!]{0,80}?\b(?:as|into))"
-    r"(?:\s+(?:labels?|categories|options))?\s*[:\-]?\s*(?P<list>[^\n.?!:;]+)",
+    r"(?:\s+one\s+of)?(?:\s+the\s+following)?(?:\s+(?:labels?|categories|classes|options))?"
+    r"\s*[:\-]?\s*(?P<list>[^\n.?!:;]+)",
     re.I,
 )
 _LABEL_SPLIT = re.compile(r"\s*(?:,|\||/|\bor\b|\band\b)\s*", re.I)
