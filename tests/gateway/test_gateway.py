@@ -86,16 +86,18 @@ def test_retired_model_is_answered_by_the_gateway_naming_the_replacement(gateway
     with pytest.raises(errors.ClientError) as e:
         keep(client(gateway)).models.generate_content(model="gemini-3.1-flash-lite-preview", contents="hi")
     assert e.value.code == 404 and e.value.status == "NOT_FOUND"
-    assert "use 'gemini-3.1-flash-lite' instead" in e.value.message
-    assert e.value.message.startswith("models/gemini-3.1-flash-lite-preview is not found for API version v1")
+    assert "use 'gemini-3.1-flash-lite' instead" in e.value.response.headers["x-flashlane-gateway-note"]
+    assert e.value.message == ("models/gemini-3.1-flash-lite-preview is not found for API version v1, or is not "
+                               "supported for generateContent. Call ModelService.ListModels to see the list of "
+                               "available models and their supported methods.")  # the API's words, nothing added
     assert upstream.stats()["requests_total"] == 0  # the catalog knew: nothing was forwarded
 
 
 def test_unknown_model_keeps_the_upstream_404_and_names_the_closest(gateway: Gateway, upstream: Emulator) -> None:
     with pytest.raises(errors.ClientError) as e:
         keep(client(gateway)).models.generate_content(model="gemini-3.1-flash-lyte", contents="hi")
-    assert e.value.code == 404
-    assert "did you mean 'gemini-3.1-flash-lite'" in e.value.message
+    assert e.value.code == 404 and "flashlane" not in e.value.message  # the upstream's body, unchanged
+    assert "did you mean 'gemini-3.1-flash-lite'" in e.value.response.headers["x-flashlane-gateway-note"]
     assert upstream.stats()["by_status"] == {"404": 1}
 
 
@@ -138,7 +140,8 @@ def test_per_day_exhaustion_is_answered_at_once_with_the_reset_time(gateway: Gat
         with pytest.raises(errors.ClientError) as e:
             keep(client(gateway)).models.generate_content(model=MODEL, contents="hi")
         assert e.value.code == 429 and e.value.status == "RESOURCE_EXHAUSTED"
-        assert "per-day quota resets at" in e.value.message and "Pacific" in e.value.message
+        note = e.value.response.headers["x-flashlane-gateway-note"]
+        assert "per-day quota resets at" in note and "Pacific" in note and "flashlane" not in e.value.message
         violation = e.value.details["error"]["details"][0]["violations"][0]
         assert "PerDay" in violation["quotaId"]
     # The first came from upstream; the second was answered by the gateway's limiter, which
@@ -251,7 +254,13 @@ def test_files_and_batches_pass_through_with_upload_urls_on_the_gateway(gateway:
     f = c.files.upload(file=str(doc))  # the SDK sends the bytes to the x-goog-upload-url it was given
     assert f.name and f.size_bytes == doc.stat().st_size
     assert f.name in [x.name for x in c.files.list()]
+    # A file's uri names the gateway, wherever the client meets it; upstream it names the upstream.
+    assert f.uri == f"{gateway.base_url}/v1beta/{f.name}" or f.uri == f"{gateway.base_url}/v1/{f.name}"
+    assert c.files.get(name=f.name).uri == f.uri and [x.uri for x in c.files.list() if x.name == f.name] == [f.uri]
     assert c.models.generate_content(model=MODEL, contents=[f, "summarize"]).text
+    sent = [p for r in upstream.requests() if r["method"] == "generateContent" for p in r["contents"][0]["parts"]]
+    uri = sent[0]["fileData"].get("fileUri", sent[0]["fileData"].get("file_uri"))  # Python sends file_uri
+    assert uri == f.uri.replace(gateway.base_url, upstream.base_url)
     job = c.batches.create(model=MODEL, src=[{"contents": [{"parts": [{"text": "hi"}], "role": "user"}]}])
     assert job.name and c.batches.get(name=job.name).name == job.name
     c.files.delete(name=f.name)

@@ -76,6 +76,7 @@ from .wire import (
     estimate_input_tokens,
     mentions_owned,
     parse_route,
+    rebase_file_uris,
     references,
     usage_in,
 )
@@ -109,6 +110,9 @@ STREAM_CUT = 502  # a stream the upstream broke off: a bad gateway answer, whate
 STORE_THREADS = 16  # concurrent SQLite/Redis limiter calls; each is short, none waits for quota
 
 JSON = b"application/json; charset=UTF-8"
+# What the gateway adds to an error it passes on or words like the API (a reset time, the model to use
+# instead): a header, so the body's message stays the API's own text (issue 25).
+NOTE_HEADER = b"x-flashlane-gateway-note"
 DAY_QUOTA_ID = "GenerateRequestsPerDayPerProjectPerModel"
 DAY_QUOTA_METRIC = "generativelanguage.googleapis.com/generate_requests_per_model_per_day"
 
@@ -419,12 +423,15 @@ class GatewayApp:
         if info is not None and info.retired and (route.kind in ("op", "model") or route.create_cache):
             # The catalog knows it is gone: don't spend a request (or a quota slot) to hear so.
             out.code, out.refused = 404, True
-            await self._send(send, 404, _not_found_body(route, model))
+            await self._send(send, 404, _not_found_body(route, model), _noted(None, model_not_found(model).message))
             return
         cfg = self.config
         if isinstance(obj, dict) and route.op in (GENERATE, STREAM) and (
                 cfg.default_thinking or cfg.default_max_output_tokens) and apply_defaults(
                 obj, info, thinking=cfg.default_thinking, max_output_tokens=cfg.default_max_output_tokens):
+            body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        if isinstance(obj, dict) and b"/files/" in body and rebase_file_uris(
+                obj, base_url(scope), self.upstream.base_url):  # file URIs named for the gateway: the upstream's
             body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
         model_id = info.id if info is not None else model
         idempotent = route.kind in ("op", "model", "models") or method in ("GET", "HEAD", "DELETE")
@@ -461,7 +468,7 @@ class GatewayApp:
                 except RateLimited as e:  # the day is used up (counted here, or reported by the server)
                     out.limiter_wait_s += clock.monotonic() - t0
                     out.code, out.refused = 429, True
-                    await self._send(send, 429, _day_body(e, model))
+                    await self._send(send, 429, _day_body(e, model), _noted(None, _reset_note(e)))
                     return
                 except TimeoutError:
                     out.limiter_wait_s += clock.monotonic() - t0
@@ -505,7 +512,10 @@ class GatewayApp:
                 await self._io(limiter.on_rate_limited, key, err)
             if isinstance(err, RateLimited) and err.kind == "rpd":
                 out.code, out.upstream_error = 429, True
-                await self._send(send, 429, _with_reset(raw, err), _response_headers(resp.headers) if resp else None)
+                if raw and resp is not None:  # the upstream's own body, unchanged: the note is a header
+                    await self._send(send, 429, raw, _noted(_response_headers(resp.headers), _reset_note(err)))
+                else:
+                    await self._send(send, 429, _day_body(err, err.model or ""), _noted(None, _reset_note(err)))
                 return
             delay = policy.delay_for(err, attempt, clock.monotonic() - start, self.rng) if retry else None
             if delay is None:
@@ -515,9 +525,10 @@ class GatewayApp:
                     await self._no_answer(send, out, err, timed_out=isinstance(err, Timeout))
                     return
                 out.code = resp.status
+                headers = _response_headers(resp.headers)
                 if resp.status == 404 and route.kind in ("op", "model"):
-                    raw = _with_replacement(raw, route)
-                await self._send(send, resp.status, raw, _response_headers(resp.headers))
+                    headers = _noted(headers, model_not_found(route.model).message)
+                await self._send(send, resp.status, raw, headers)
                 return
             if isinstance(err, RateLimited):
                 out.absorbed += 1
@@ -546,6 +557,8 @@ class GatewayApp:
             if self.owners is not None and resp.status < 300 and (
                     route.create_cache or route.op == BATCH_CREATE or route.resource in OWNED and not route.name):
                 raw = self._tenant_view(route, scope["method"], principal, raw)
+            if resp.status < 300 and (route.resource == "files" and route.op != "download" or route.kind == "upload"):
+                raw = self._gateway_uris(raw, scope)
             await self._send(send, resp.status, raw, headers)
             return
         # A stream: every chunk goes to the client as it arrives.
@@ -610,6 +623,18 @@ class GatewayApp:
         if resp.status >= 400:
             out.upstream_error = True
         await self._deliver(send, resp, route, None, principal, scope, out)
+
+    def _gateway_uris(self, raw: bytes, scope: dict[str, Any]) -> bytes:
+        """A Files API answer whose ``uri``s name the gateway, not the upstream (issue 25)."""
+        if b"/files/" not in raw:
+            return raw
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return raw
+        if not rebase_file_uris(data, self.upstream.base_url, base_url(scope)):
+            return raw
+        return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
     def _rewrite_upload_url(self, headers: list[tuple[bytes, bytes]], scope: dict[str, Any],
                             principal: Principal) -> list[tuple[bytes, bytes]]:
@@ -760,39 +785,29 @@ def _transport_error(exc: BaseException, model: str | None, timeout_s: float | N
         f"the upstream request failed: {type(exc).__name__}", hint="check the upstream base URL")
 
 
-def _amend(raw: bytes, extra: str) -> bytes:
-    """The upstream's own error body with ``extra`` appended to its message (re-serialised)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return raw
-    err = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(err, dict):
-        return raw
-    err["message"] = f"{str(err.get('message') or '').rstrip()} {extra}".strip()
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+def _noted(headers: list[tuple[bytes, bytes]] | None, note: str) -> list[tuple[bytes, bytes]]:
+    """``headers`` (default: JSON) with the gateway's note on an error. The note goes in a header, never
+    into the body: clients match on the API's own message text (issue 25)."""
+    value = " ".join(note.split()).encode("ascii", "replace")
+    return [*(headers if headers is not None else [(b"content-type", JSON)]), (NOTE_HEADER, value)]
 
 
-def _with_reset(raw: bytes, err: RateLimited) -> bytes:
-    if not raw:
-        return _day_body(err, err.model or "")
+def _reset_note(err: RateLimited) -> str:
     when = describe_reset(err.reset_at) if err.reset_at else "midnight Pacific"
-    return _amend(raw, f"(flashlane gateway: the per-day quota resets at {when})")
+    return f"the per-day quota resets at {when}"
 
 
 def _day_body(err: RateLimited, model: str) -> bytes:
     """The live API's per-day 429 (QuotaFailure + RetryInfo, gemini-api-wire.md §4) for a day the
     limiter already knows is used up."""
     wait = math.ceil(err.retry_after) if err.retry_after is not None else None
-    when = describe_reset(err.reset_at) if err.reset_at else "midnight Pacific"
     details: list[dict[str, Any]] = [{
         "@type": "type.googleapis.com/google.rpc.QuotaFailure",
         "violations": [{"quotaMetric": DAY_QUOTA_METRIC, "quotaId": DAY_QUOTA_ID,
                         "quotaDimensions": {"location": "global", "model": model}}]}]
     if wait is not None:
         details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait}s"})
-    msg = (f"You exceeded your current quota. * Quota exceeded for metric: {DAY_QUOTA_METRIC}, model: {model}. "
-           f"(flashlane gateway: the per-day quota resets at {when})")
+    msg = f"You exceeded your current quota. * Quota exceeded for metric: {DAY_QUOTA_METRIC}, model: {model}."
     return error_body(429, "RESOURCE_EXHAUSTED", msg, details)
 
 
@@ -800,14 +815,10 @@ def _not_found_body(route: Route, model: str) -> bytes:
     what = route.op or ("createCachedContent" if route.create_cache else "get")
     message = (f"models/{model} is not found for API version {route.version}, or is not supported for {what}. "
                "Call ModelService.ListModels to see the list of available models and their supported methods.")
-    return error_body(404, "NOT_FOUND", f"{message} (flashlane gateway: {model_not_found(model).message})")
+    return error_body(404, "NOT_FOUND", message)
 
 
 def _gone_body(name: str) -> bytes:
     """What a tenant hears of a resource that is not its own: that there is no such thing."""
     return error_body(404, "NOT_FOUND", f"{name} was not found. (flashlane gateway: no such resource "
                                         "belongs to this token's project)")
-
-
-def _with_replacement(raw: bytes, route: Route) -> bytes:
-    return _amend(raw, f"(flashlane gateway: {model_not_found(route.model).message})")

@@ -29,6 +29,7 @@ __all__ = [
     "estimate_input_tokens",
     "mentions_owned",
     "parse_route",
+    "rebase_file_uris",
     "references",
     "usage_in",
 ]
@@ -217,6 +218,30 @@ def references(body: dict[str, Any]) -> set[str]:
         elif isinstance(node, list):
             stack.extend(x for x in node if isinstance(x, (dict, list)))
     return found
+
+
+_URI_KEYS = frozenset({"uri", "fileUri", "file_uri"})
+
+
+def rebase_file_uris(data: Any, old_base: str, new_base: str) -> bool:
+    """Rewrite every Files API URI under ``old_base`` (``{old_base}/v1beta/files/ID``) to ``new_base``,
+    in place; True if any changed. The gateway shows its clients file URIs that name the gateway, and
+    names the upstream again in what it forwards. Walked iteratively: the depth is the client's."""
+    changed = False
+    prefix = old_base.rstrip("/") + "/"
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in _URI_KEYS and isinstance(v, str) and v.startswith(prefix) and "/files/" in v:
+                    node[k] = new_base.rstrip("/") + "/" + v[len(prefix):]
+                    changed = True
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(x for x in node if isinstance(x, (dict, list)))
+    return changed
 
 
 def mentions_owned(raw: bytes) -> bool:
