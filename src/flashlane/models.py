@@ -25,6 +25,8 @@ __all__ = [
     "DEFAULT_OUTPUT_TOKEN_LIMIT",
     "Quota",
     "SERVICE_TIERS",
+    "PRIORITY_PRICE_FACTOR",
+    "PRIORITY_LIMIT_SHARE",
     "QUOTA_TIERS",
     "THINKING_LEVELS",
     "canonical_id",
@@ -51,7 +53,13 @@ UNLIMITED = 0  # a quota value of 0 means "not limited"
 DEFAULT_MIN_CACHE_TOKENS = 1_024
 
 
-SERVICE_TIERS = ("standard", "flex", "batch")  # how a request is served; flex and batch are half price
+SERVICE_TIERS = ("standard", "flex", "batch", "priority")  # how a request is served; flex and batch are half price
+# Priority inference costs "+75-100 %" over standard and has its own limits, "0.3x the standard rate
+# limit" (ai.google.dev/gemini-api/docs/optimization via model-facts.md, addendum 2026-11-26, Tiers; and
+# §2.1). No per-model priority price was found, so the catalog prices priority at the upper bound
+# (a plan that may spend on priority never under-counts it).
+PRIORITY_PRICE_FACTOR = 2.0
+PRIORITY_LIMIT_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,14 @@ class Prices:
     batch_output: float | None = None
     flex_input: float | None = None
     flex_output: float | None = None
+    priority_input: float | None = None
+    priority_output: float | None = None
+    # Cached input inside a batch job. Where the pricing page gives its own figure (3.1 Flash-Lite "Batch
+    # caching $0.0125", model-facts §1.1) the two discounts stack; where it says "Caching is the same as
+    # standard" (2.5 Flash-Lite, 3 Flash, §1.2-1.3), and on Vertex AI ("the 90 % cache discount does not
+    # stack with the 50 % batch discount", model-facts addendum 2026-12-07), they do not: None prices
+    # cached tokens in a batch at ``cached_input``.
+    batch_cached_input: float | None = None
     # Grounding with Google Search, USD per 1,000 units after the free allowance; the unit differs
     # by generation (Gemini 3 bills search queries, 2.5 bills grounded prompts).
     search_grounding_per_1k: float | None = None
@@ -83,7 +99,21 @@ class Prices:
             return self.batch_input, self.batch_output
         if service_tier == "flex":
             return self.flex_input, self.flex_output
+        if service_tier == "priority":
+            return self.priority_input, self.priority_output
         return self.input, self.output
+
+    def cached_rate(self, service_tier: str = "standard") -> float | None:
+        """USD per 1M cached input tokens on a service tier: batch's own figure where the pricing page has
+        one (the discounts stack), else the standard cached price (they do not, or no source says they
+        do: flex); priority's at the priority factor (no source; the upper bound)."""
+        if self.cached_input is None:
+            return None
+        if service_tier == "batch" and self.batch_cached_input is not None:
+            return self.batch_cached_input
+        if service_tier == "priority":
+            return self.cached_input * PRIORITY_PRICE_FACTOR
+        return self.cached_input
 
     def search_cost(self, search_queries: int, grounded_prompts: int) -> float | None:
         """USD for Grounding with Google Search at the paid price after the free allowance (the
@@ -108,11 +138,13 @@ class Prices:
     ) -> float | None:
         """Cost of one call, or None when a price it needs is unknown.
         ``output_tokens`` must already include thinking tokens."""
-        in_rate, out_rate = self.rates("batch" if batch else service_tier)
-        if in_rate is None or out_rate is None or (cached_tokens and self.cached_input is None):
+        tier = "batch" if batch else service_tier
+        in_rate, out_rate = self.rates(tier)
+        cached_rate = self.cached_rate(tier)
+        if in_rate is None or out_rate is None or (cached_tokens and cached_rate is None):
             return None
         uncached = max(prompt_tokens - cached_tokens, 0)
-        cached_cost = cached_tokens * self.cached_input if cached_tokens and self.cached_input is not None else 0.0
+        cached_cost = cached_tokens * cached_rate if cached_tokens and cached_rate is not None else 0.0
         return (uncached * in_rate + cached_cost + output_tokens * out_rate) / 1e6
 
 
@@ -217,7 +249,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         earliest_shutdown=date(2027, 5, 7),
         aliases=("gemini-flash-lite-latest",),
         prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75,
-                      flex_input=0.125, flex_output=0.75, cache_storage_per_hour=_CACHE_STORAGE_FLASH,
+                      flex_input=0.125, flex_output=0.75, priority_input=0.25 * PRIORITY_PRICE_FACTOR,
+                      priority_output=1.50 * PRIORITY_PRICE_FACTOR, batch_cached_input=0.0125,
+                      cache_storage_per_hour=_CACHE_STORAGE_FLASH,
                       search_grounding_per_1k=14.0, search_grounding_unit="search query"),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",
@@ -245,7 +279,8 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         released=date(2026, 7, 21),  # "stable since July 2026"; the changelog dates it 2026-07-21
         # Batch and flex are half the standard price; the cached-input price was not in the source.
         prices=Prices(input=0.30, output=2.50, batch_input=0.15, batch_output=1.25,
-                      flex_input=0.15, flex_output=1.25),
+                      flex_input=0.15, flex_output=1.25, priority_input=0.30 * PRIORITY_PRICE_FACTOR,
+                      priority_output=2.50 * PRIORITY_PRICE_FACTOR),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",  # Vertex docs: default thinking level MINIMAL
         thoughts_by_level=_FLASH_LITE_THOUGHTS,

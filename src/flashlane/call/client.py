@@ -33,9 +33,11 @@ from .service_tier import (
     FLEX,
     FLEX_DEADLINE_S,
     FLEX_TIMEOUT_S,
+    PRIORITY,
     flex_config,
     priced_tier,
     raw_body,
+    reads_served_tier,
     served_tier,
     tier_of,
     with_tier,
@@ -191,7 +193,7 @@ class Client:
         """A flex answer carries its raw body (``should_return_http_response``): the tier that
         served it is read from there and the body parsed by the SDK's own parser (service_tier.py)."""
         served = None
-        if tier_of(call.config) == FLEX:
+        if reads_served_tier(call.config):
             body = getattr(getattr(resp, "sdk_http_response", None), "body", None)
             if body:
                 data = _json_body(body)
@@ -204,7 +206,7 @@ class Client:
 
     def _send_config(self, call: Call, remaining: float) -> types.GenerateContentConfig:
         config = self.attempt_config(call, remaining)
-        return raw_body(config) if tier_of(config) == FLEX else config
+        return raw_body(config) if reads_served_tier(config) else config
 
     def send(self, call: Call, *, start: float | None = None) -> Sent:
         def attempt(remaining: float) -> Sent:
@@ -260,12 +262,12 @@ class Client:
     # ------------------------------------------------------------ requests and the plain calls
 
     def build(self, prompt: Any, *, service_tier: str | None = None, **kw: Any) -> Call:
-        """The request for ``prompt``; ``service_tier`` (default: the setting) flex asks for flex
-        service (the batch service tier builds standard requests: the batch job sets the price)."""
+        """The request for ``prompt``; ``service_tier`` (default: the setting) flex or priority asks for
+        that service (the batch service tier builds standard requests: the batch job sets the price)."""
         call = build_call(self.settings, prompt, **kw)
         wanted = service_tier or self.settings.service_tier
-        if wanted == FLEX:
-            call = replace(call, config=with_tier(call.config, FLEX))
+        if wanted in (FLEX, PRIORITY):
+            call = replace(call, config=with_tier(call.config, wanted))
         return call
 
     def count_tokens(self, text: str, *, model: str | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Service tiers: how a request is served and billed (standard, flex, batch).
+"""Service tiers: how a request is served and billed (standard, flex, batch, priority).
 
 Flex (ai.google.dev/gemini-api/docs/optimization, model-facts.md §2.3 and its 2026-11-26
 addendum): the same synchronous generateContent at 50 % of the price, "Minutes (1-15 min
@@ -18,6 +18,11 @@ from the body, and has the transport parse the body into a ``GenerateContentResp
 SDK's own parser (``GenerateContentResponse._from_response``), exactly as ``generate_content`` does.
 
 Batch (``tiers.batch``): 50 % of the price, jobs of many requests, target 24 h.
+
+Priority (model-facts.md, addendum 2026-11-26, Tiers): "+75-100 %" of the price, seconds, its own
+limits at 0.3x the standard rate limit. Asked for like flex (``types.ServiceTier.PRIORITY``), and its
+answer is read raw the same way: what ``usageMetadata.serviceTier`` says served it is what is priced
+(a priority or flex request the server served on standard is billed at standard).
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from google.genai import types
 from ..errors import ConfigError
 from ..models import SERVICE_TIERS
 
-__all__ = ["STANDARD", "FLEX", "BATCH", "SERVICE_TIERS", "FLEX_TIMEOUT_S", "FLEX_DEADLINE_S", "check_tier",
+__all__ = ["STANDARD", "FLEX", "BATCH", "PRIORITY", "SERVICE_TIERS", "LIVE_TIERS", "reads_served_tier", "FLEX_TIMEOUT_S", "FLEX_DEADLINE_S", "check_tier",
            "with_tier", "tier_of", "priced_tier", "flex_config", "raw_body", "served_tier"]
 
-STANDARD, FLEX, BATCH = "standard", "flex", "batch"
+STANDARD, FLEX, BATCH, PRIORITY = "standard", "flex", "batch", "priority"
+LIVE_TIERS = (FLEX, STANDARD, PRIORITY)  # tiers answered synchronously, cheapest first
+_ASKED = {FLEX: types.ServiceTier.FLEX, PRIORITY: types.ServiceTier.PRIORITY}  # set on the request config
 # Flex's latency target is "Minutes (1-15 min target)" (ai.google.dev/gemini-api/docs/optimization):
 # an attempt may take the whole 15 minutes before it counts as hung.
 FLEX_TIMEOUT_S = 15 * 60.0
@@ -48,16 +55,23 @@ def check_tier(tier: str | None) -> str:
 
 
 def with_tier(config: types.GenerateContentConfig, tier: str) -> types.GenerateContentConfig:
-    """The request config for ``tier``: flex sets ``service_tier``; standard and batch leave it
-    unset (a batch's requests are billed at the batch price by the job, not by a field)."""
-    if tier != FLEX:
+    """The request config for ``tier``: flex and priority set ``service_tier``; standard and batch
+    leave it unset (a batch's requests are billed at the batch price by the job, not by a field)."""
+    if tier not in _ASKED:
         return config
-    return config.model_copy(update={"service_tier": types.ServiceTier.FLEX})
+    return config.model_copy(update={"service_tier": _ASKED[tier]})
 
 
 def tier_of(config: types.GenerateContentConfig) -> str:
     st = getattr(config, "service_tier", None)
-    return FLEX if st is not None and str(getattr(st, "value", st)).lower() == FLEX else STANDARD
+    value = str(getattr(st, "value", st)).lower() if st is not None else STANDARD
+    return value if value in _ASKED else STANDARD
+
+
+def reads_served_tier(config: types.GenerateContentConfig) -> bool:
+    """Does the answer to this request need its raw body read for ``usageMetadata.serviceTier``? Those
+    asking for a tier other than standard: the server may serve them on another (and bill that)."""
+    return tier_of(config) != STANDARD
 
 
 def priced_tier(config: types.GenerateContentConfig, served: str | None) -> str:

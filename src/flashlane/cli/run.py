@@ -145,8 +145,13 @@ def _declared(task: Task) -> dict[str, Option]:
 @click.option("--budget-usd", type=float, default=None, help="Stop before the run's cost would pass this.")
 @click.option("--service-tier", type=click.Choice(SERVICE_TIERS), default=None,
               help="How requests are served and billed: standard (default; FLASHLANE_SERVICE_TIER), flex (half "
-                   "price, minutes, sheddable) or batch (half price, Batch API jobs, up to 24 h).")
+                   "price, minutes, sheddable), batch (half price, Batch API jobs, up to 24 h) or priority "
+                   "(up to 2x the price, seconds, 0.3x the standard limits).")
 @click.option("--tier", type=click.Choice(SERVICE_TIERS), default=None, hidden=True, callback=_old_tier)
+@click.option("--finish-by", default=None, metavar="TIME|DURATION",
+              help="Done by then at the lowest expected cost: plans the run across batch, flex, standard and "
+                   "priority and moves rows when a tier stalls, e.g. 2h, 90m, 09:00 (UTC), 2026-12-08T09:00Z.")
+@click.option("--dry-run", is_flag=True, help="With --finish-by: print the plan and its expected cost, send nothing.")
 @click.option("--detach", is_flag=True, help="batch: submit the jobs and exit; rerun the same command to collect.")
 @click.option("--batch-fallback", type=click.Choice(["queue", "standard"]), default="queue", show_default=True,
               help="batch: where a request that failed inside a job goes: the next job, or the standard service tier.")
@@ -197,10 +202,13 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
     r = summary.report
     items = r["items"]
     out = summary.outcome
-    if not quiet:
+    if not quiet and out.status != "planned":
         note(format_report(r))
         note(f"packing: {summary.pack.why}")
         note(f"output: {summary.output}  failures: {summary.failures}  run db: {summary.run_db}")
+    if out.status == "planned":
+        note("dry run: nothing was sent; run the same command without --dry-run to carry the plan out")
+        return
     if out.status == "detached":
         note(f"detached: {out.message} (flashlane batch status {summary.run_db})")
         return

@@ -611,7 +611,7 @@ class EmulatorApp:
         except OverBudget:  # a big schema instance: made off the loop, so other requests keep being served
             composed = await asyncio.get_running_loop().run_in_executor(_BIG_ANSWERS, compose, info, prep, act)
         answer = self.answer(info, project, prep, act, composed)
-        answer.service_tier = tier
+        answer.service_tier = str(act["served_tier"]).lower() if act and act.get("served_tier") else tier
         rid = ans_mod.new_response_id()
         scale = self.config.latency_scale * (self.config.flex_latency_factor if tier == flex.FLEX else 1.0)
         out_tokens = answer.candidates_tokens + answer.thoughts_tokens

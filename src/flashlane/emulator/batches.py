@@ -119,6 +119,7 @@ class Job:
     end_time: float | None = None
     update_time: float = 0.0
     done_count: int = 0  # results revealed (terminal states)
+    cancel_at: float | None = None  # batches.cancel was asked; the job reads CANCELLED from then on
     published: StoredFile | None = None
 
     @property
@@ -202,6 +203,9 @@ class BatchesApi:
     def advance(self, job: Job, now: float) -> None:
         if job.state in TERMINAL:
             return
+        if job.cancel_at is not None and now >= job.cancel_at:
+            self._cancel(job, job.cancel_at)
+            return
         act = job.action
         target = str(act.get("batch_state", "succeeded")).lower().removeprefix("batch_state_").upper()
         start, end = job.timeline()
@@ -222,6 +226,12 @@ class BatchesApi:
                 job.state, job.update_time = "RUNNING", start
             return
         self._finish(job, target, done, end)
+
+    def _cancel(self, job: Job, at: float) -> None:
+        """CANCELLED at ``at``, with the requests a running job had done by then."""
+        start, _ = job.timeline()
+        running = at >= start and str(job.action.get("batch_state", "")).lower() != "pending"
+        self._finish(job, "CANCELLED", job.progress(at) if running else 0, at)
 
     def _finish(self, job: Job, state: str, done: int, at: float) -> None:
         """Reveal the first ``done`` results and count them as answered."""
@@ -564,8 +574,10 @@ class BatchesApi:
                     out = self.operation(job)
                 elif op == "cancel":
                     await app._read_body(receive)
-                    if job.state not in TERMINAL:
-                        self._finish(job, "CANCELLED", job.progress(now) if job.state == "RUNNING" else 0, now)
+                    if job.state not in TERMINAL and job.cancel_at is None:
+                        # scenario cancel_delay: the job goes on reading as before until then
+                        job.cancel_at = now + float(job.action.get("cancel_delay") or 0.0)
+                        self.advance(job, now)
                     out = {}
                 else:
                     self.book.jobs.pop(job.id).discard()

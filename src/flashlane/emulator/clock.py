@@ -8,7 +8,8 @@ minute (``{"advance": 60}``) without sleeping. Latency sleeps use real time.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -39,3 +40,34 @@ def seconds_to_pacific_midnight(ts: float) -> float:
     now = datetime.fromtimestamp(ts, PACIFIC)
     nxt = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=PACIFIC)
     return max(nxt.timestamp() - ts, 0.0)
+
+
+class FollowingClock:
+    """A client clock (``flashlane.clock.Clock``) that is the emulator's clock: it reads the emulator's
+    time, and sleeping moves the emulator's time forward instead of waiting. A Lane built with it runs
+    a batch job's turnaround, a deadline's cut-off or a quota window in no wall time, and the client and
+    the emulator agree on what time it is (``emulator`` is an in-process ``Emulator``)."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator = emulator
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return float(self.emulator.app.clock.now())
+
+    def monotonic(self) -> float:
+        return self.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.sleeps.append(seconds)
+            self.emulator.advance_clock(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        import asyncio
+
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)

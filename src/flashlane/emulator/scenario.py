@@ -23,7 +23,10 @@ SAFETY|RECITATION|MAX_TOKENS|OTHER|...``, ``block: SAFETY|PROHIBITED_CONTENT|OTH
 ``content_type``: a 200 whose body is exactly that text, e.g. cut-off JSON or an HTML page; in a
 stream, one event with that data), ``no_quota: true`` (a 429 whose every violation says limit 0:
 the project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed:
-true`` (the flex shed answer, see ``flex``). ``inline_results`` follows maximhq/bifrost #3951.
+true`` (the flex shed answer, see ``flex``), ``served_tier: standard|flex|priority`` (the tier the
+answer's ``usageMetadata.serviceTier`` names, whatever was asked: a flex or priority request served on
+another tier). Batch: ``cancel_delay`` (seconds of emulator time between ``batches.cancel`` and the
+job reading CANCELLED; until then it reads as before). ``inline_results`` follows maximhq/bifrost #3951.
 
 Unknown keys (in a rule, its ``match`` or its ``action``) are errors naming the key.
 """
@@ -46,14 +49,14 @@ GENERATE_ACTION_KEYS = frozenset(
     {
         "error", "message", "status", "retry_delay", "quota", "quota_value", "no_quota", "delay",
         "hang", "drop", "cut_after", "finish", "block", "empty", "text", "json", "malformed_json",
-        "schema_violation", "shed", "raw_body", "content_type",
+        "schema_violation", "shed", "served_tier", "raw_body", "content_type",
         # tools (tools.py)
         "function_calls", "url_status", "search_queries", "code", "code_output", "code_outcome",
     }
 )
 BATCH_ACTION_KEYS = frozenset(
     {"batch_state", "done_fraction", "error_keys", "error_rate", "error_code", "shuffle", "turnaround",
-     "inline_results"}
+     "inline_results", "cancel_delay"}
 )
 ACTION_KEYS = GENERATE_ACTION_KEYS | BATCH_ACTION_KEYS
 BATCH_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "expired")
@@ -203,7 +206,10 @@ def _check_values(where: str, action: dict[str, Any]) -> None:
     code = action.get("error")
     if code is not None and (isinstance(code, bool) or not str(code).isdigit() or not 400 <= int(code) <= 599):
         raise ValueError(f"{where}: 'error' must be an HTTP status from 400 to 599, got {code!r}")
-    for name in ("delay", "retry_delay", "turnaround"):
+    tier = action.get("served_tier")
+    if tier is not None and str(tier).lower() not in ("standard", "flex", "priority"):
+        raise ValueError(f"{where}: 'served_tier' must be standard, flex or priority, got {tier!r}")
+    for name in ("delay", "retry_delay", "turnaround", "cancel_delay"):
         value = action.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"{where}: '{name}' must be a number of seconds >= 0, got {value!r}")

@@ -34,6 +34,7 @@ from ..store.run import RunStore, StoredRow
 from ..tasks import Task, get_task
 from .items import COLUMN_SAMPLE_ROWS, TEXT_FIELD, ItemBuilder, columns_of
 from .job import Job
+from .plan import parse_finish_by
 from .report import build_report
 from .runfile import PACK_SAMPLE_ITEMS, resolve_pack
 from .runner import RunOptions, open_runner
@@ -160,7 +161,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
                      concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
                      service_tier: str | None = None, cache_prefix: str | None = None,
-                     **task_options: Any) -> MapResult:
+                     finish_by: Any = None, **task_options: Any) -> MapResult:
     t = get_task(task)
     rows = map(_row, items)
     sample = list(itertools.islice(rows, max(PACK_SAMPLE_ITEMS, COLUMN_SAMPLE_ROWS)))
@@ -182,7 +183,8 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
         store.sessions.start()
         runner, run_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,
-            cache_prefix=cache_prefix, keep_values=revive.keep))
+            cache_prefix=cache_prefix, keep_values=revive.keep,
+            finish_by=None if finish_by is None else parse_finish_by(finish_by, client.clock.time())))
         try:
             outcome = await runner.arun()
         finally:
@@ -204,7 +206,9 @@ def map_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: i
     """Run ``task`` on every item (strings, or mappings with the task's fields); results in order.
 
     ``pack`` = N or "auto" packs structured tasks N to a request. ``service_tier`` = "flex" or "batch"
-    serves them at half price (default: the ``service_tier`` setting). Task options go as keywords
+    serves them at half price (default: the ``service_tier`` setting). ``finish_by`` = a duration
+    ("2h", seconds, a timedelta) or a time (a datetime, "09:00" UTC): the run is planned across the tiers
+    to be done by then at the lowest expected cost (``.report["deadline"]`` says how it went). Task options go as keywords
     (``labels=[...]``, ``to="fr"``, ``schema=Model``, ``max_words=40``)."""
     return run_sync(amap_items(client, task, items, pack=pack, concurrency=concurrency, **kw))
 

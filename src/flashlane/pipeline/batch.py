@@ -77,6 +77,11 @@ class BatchOptions:
     detach: bool = False
     fallback: str = "queue"  # queue: failed requests go to the next job | standard: to the standard tier
     say: Callable[[str], None] | None = None  # progress lines (None: quiet)
+    # A deadline plan's cut-off (epoch seconds on the lane's clock): no job is submitted from then on,
+    # and every job not ended is cancelled; the run returns "cutoff" only once each cancellation is
+    # confirmed (the job reads a terminal state) and what the job returned is collected, so its other
+    # rows are free for the next tier and none is ever in flight on two tiers.
+    cutoff_at: float | None = None
 
 
 def request_key(items: list[Item]) -> str:
@@ -170,6 +175,8 @@ class BatchRun:
         self.spool_dir = spool_dir
         self.outcome = RunOutcome()
         self.requests = 0
+        self.cutoffs: list[dict[str, Any]] = []  # jobs cancelled at the plan's cut-off
+        self._cancelled: set[int] = set()
         run_id = store.metadata.get("run_id")
         if run_id is None:
             run_id = uuid.uuid4().hex[:12]
@@ -472,6 +479,23 @@ class BatchRun:
     def has_free_work(self) -> bool:
         return any(True for _ in self._units())
 
+    def _past(self, at: float | None) -> bool:
+        return at is not None and self.clock.time() >= at
+
+    def _cut_off(self, active: list[JobRecord]) -> None:
+        """The plan's cut-off passed: cancel each job not ended (once; through the Transport). Its rows
+        stay in flight (``batch_items`` of a job not collected) until the job reads a terminal state
+        and is collected: only then are they free for another tier."""
+        for rec in active:
+            if rec.name is None or rec.id in self._cancelled:
+                continue
+            self.transport.cancel_batch(rec.name)
+            self._cancelled.add(rec.id)
+            self.cutoffs.append({"job": rec.name, "at": self.clock.time(), "state": rec.short_state,
+                                 "done": rec.stats.get("successfulRequestCount", 0), "requests": rec.n_requests})
+            self._say(f"batch: cut-off reached: cancelling {rec.name} ({rec.short_state}); its rows move on once "
+                      "the cancellation is confirmed")
+
     def run(self) -> RunOutcome:
         self._reattach()
         self._prefilter()
@@ -479,12 +503,18 @@ class BatchRun:
         while True:
             submitted = False
             quota_full: RateLimited | None = None
+            cut = self._past(self.opt.cutoff_at)
             try:
-                while len(self.jobs.active()) < self.opt.max_active_jobs and self._submit():
+                while not cut and len(self.jobs.active()) < self.opt.max_active_jobs and self._submit():
                     submitted = True
             except RateLimited as e:
                 quota_full = e  # wait for jobs in flight to end, then submit the rest
             active = self.jobs.active()
+            if cut and active:
+                self._cut_off(active)
+            if cut and not active:
+                self.outcome.status = "cutoff" if self.cutoffs else self.outcome.status
+                return self.outcome
             if not active and quota_full is not None:
                 self.outcome.status = "quota"
                 self.outcome.error = quota_full
@@ -509,7 +539,10 @@ class BatchRun:
                 delay = self.opt.poll_initial_s
                 if finished:
                     continue
-            self.clock.sleep(delay)
+            wait = delay
+            if self.opt.cutoff_at is not None and self.clock.time() < self.opt.cutoff_at:
+                wait = min(wait, self.opt.cutoff_at - self.clock.time())  # wake on the cut-off, not a poll later
+            self.clock.sleep(wait)
             delay = min(delay * self.opt.poll_factor, self.opt.poll_max_s)
 
 

@@ -184,11 +184,14 @@ class Job:
             return await self.context_cache.arun(call)
         return await self.lane.arun_call(call)
 
+    @staticmethod
+    def max_usage(call: Call) -> Usage:
+        """A request's usage at most: its input estimate plus its full output cap."""
+        return Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS, output_tokens=call.max_output_tokens)
+
     def max_cost(self, call: Call) -> float | None:
-        """What a request can cost at most at the job's service tier: its input estimate plus its full
-        output cap (None when the model's price is unknown)."""
-        return cost_of(call.model, Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
-                                         output_tokens=call.max_output_tokens), service_tier=self.service_tier)
+        """What a request can cost at most at the job's service tier (None when the model's price is unknown)."""
+        return cost_of(call.model, self.max_usage(call), service_tier=self.service_tier)
 
     # ------------------------------------------------------------------ answers
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..models import Usage, cost_of
 from ..store.run import RunStore
 
 __all__ = ["build_report", "format_report", "load_report"]
@@ -77,7 +78,48 @@ def build_report(store: RunStore) -> dict[str, Any]:
         # long as its whole request); the eval compares configurations by these (issue 24)
         "latency_per_item_s": _percentiles(store.totals.item_latencies()),
         "resent_items": store.totals.resent_items(),
+        "deadline": _deadline(store, meta, led["tokens"], cost),
     }
+
+
+def _deadline(store: RunStore, meta: dict[str, str], tokens: tuple[int, int, int, int],
+              cost: float | None) -> dict[str, Any] | None:
+    """A --finish-by run: its plan, the rows each tier answered, the cut-offs taken, its cost against
+    the same tokens all on standard, and whether the deadline was met."""
+    raw = meta.get("deadline_plan")
+    if raw is None:
+        return None
+    plan = json.loads(raw)
+    pt, ot, tt, ct = tokens
+    standard = cost_of(str(meta.get("model") or ""), Usage(pt, ot, tt, ct), service_tier="standard")
+    finished = json.loads(meta["deadline_finished"]) if "deadline_finished" in meta else None
+    return {"plan": plan, "rows_by_tier": store.totals.rows_by_tier(),
+            "cutoffs": json.loads(meta.get("deadline_events") or "[]"),
+            "cost_usd": None if cost is None else round(cost, 8),
+            "all_standard_usd": None if standard is None else round(standard, 8),
+            "finished": finished, "deadline": plan["deadline"],
+            "met": json.loads(meta["deadline_met"]) if "deadline_met" in meta else None}
+
+
+def format_deadline(d: dict[str, Any] | None) -> list[str]:
+    if d is None:
+        return []
+    plan = d["plan"]
+    steps = ", then ".join(s["tier"] for s in plan["steps"])
+    lines = [f"deadline  {'met' if d['met'] else 'missed' if d['met'] is not None else 'not reached yet'}: "
+             f"planned {steps} for {plan['rows']:,} rows (expected ${plan['expected_usd'] or 0:.6f} at most)"]
+    if d["finished"] is not None:
+        late = d["finished"] - d["deadline"]
+        lines[0] += f"; finished {abs(late):.0f} s {'after' if late > 0 else 'before'} the deadline"
+    lines.append("          rows by tier: " + ", ".join(f"{t} {n:,}" for t, n in d["rows_by_tier"].items()))
+    for c in d["cutoffs"]:
+        what = c.get("job") or c["step"]
+        lines.append(f"          cut-off: {c['step']} {what} at +{c['at'] - plan['now']:.0f} s"
+                     + (f" ({c['state']}, {c['done']}/{c['requests']} done)" if "state" in c else ""))
+    if d["cost_usd"] is not None and d["all_standard_usd"]:
+        lines.append(f"          cost ${d['cost_usd']:.6f} vs ${d['all_standard_usd']:.6f} all on standard "
+                     f"({d['cost_usd'] / d['all_standard_usd']:.2f}x)")
+    return lines
 
 
 def _percentiles(xs: list[float]) -> dict[str, float] | None:
@@ -169,6 +211,7 @@ def format_report(r: dict[str, Any]) -> str:
         + ("; by service tier " + ", ".join(f"{t} {n}" for t, n in r["requests_by_tier"].items())
            if r.get("requests_by_tier") else ""),
         *_money_lines(r),
+        *format_deadline(r.get("deadline")),
         f"time      {r['wall_time_s']:.1f} s over {r['sessions']} session(s)"
         + (f" ({r['killed_sessions']} killed)" if r.get("killed_sessions") else "")
         + (f", {r['items_per_minute']:,} items/min" if r["items_per_minute"] else ""),

@@ -29,6 +29,7 @@ from .context_cache import RunContextCache
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
+from .plan import parse_finish_by
 from .progress import Progress
 from .readers import DEFAULT_ENCODING, DELIMITERS, DIR_PATH_COLUMN, input_digest, is_dir_input, iter_rows
 from .report import build_report
@@ -84,6 +85,8 @@ class RunConfig:
     input_columns: bool = True  # write the input's columns next to the results (--no-input-columns: only results)
     media_column: str | None = None  # a column of file paths, each row's file sent with it (a folder: "path")
     glob: str | None = None  # a folder input: which files (relative-path glob; default all)
+    finish_by: str | None = None  # --finish-by: a duration ("2h") or a time; the tiers are planned (plan.py)
+    dry_run: bool = False  # --dry-run: print the --finish-by plan and its expected cost, send nothing
 
 
 @dataclass
@@ -453,6 +456,12 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     require_writer(output)
     if cfg.budget_usd is not None and cfg.budget_usd <= 0:
         raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
+    if cfg.dry_run and cfg.finish_by is None:
+        raise InputError("--dry-run shows a --finish-by plan", hint="add --finish-by, e.g. --finish-by 2h")
+    deadline = parse_finish_by(cfg.finish_by, lane.clock.time()) if cfg.finish_by is not None else None
+    if deadline is not None and deadline <= lane.clock.time():
+        raise InputError(f"--finish-by {cfg.finish_by} is already past", hint="give a later time, or a duration "
+                         "such as --finish-by 2h")
     job = Job.create(lane, task, cfg.task_options)
     check_model(lane, job.model)
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
@@ -461,7 +470,7 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     with RunLock(run_db), _Signals() as signals:
         new = not run_db.exists()
         try:
-            return _run_locked(lane, task, cfg, job, output, run_db, signals)
+            return _run_locked(lane, task, cfg, job, output, run_db, signals, deadline)
         except FlashlaneError:
             if new:
                 _refused(run_db)
@@ -473,7 +482,7 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
 
 
 def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, run_db: Path,
-                signals: _Signals) -> RunSummary:
+                signals: _Signals, deadline: float | None = None) -> RunSummary:
     if cfg.fresh:
         _remove_db(run_db)
     remove_stale_temp(output)
@@ -498,13 +507,17 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
             batch.say = say
         runner, context_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd, cache=response_cache,
-            cache_prefix=cfg.cache_prefix, batch=batch, spool_dir=str(run_db.parent)))
+            cache_prefix=cfg.cache_prefix, batch=batch, spool_dir=str(run_db.parent), finish_by=deadline,
+            say=stderr_say if cfg.dry_run else say))
         if isinstance(runner, LiveRunner):
             engine = runner.engine
-        with Progress(quiet=cfg.quiet or not runner.shows_progress) as progress:
-            if engine is not None:
-                engine.on_progress = progress.update
-            outcome = runner.run(signals.run)
+        if cfg.dry_run:  # the plan is printed; nothing is sent
+            outcome = RunOutcome(status="planned", message="dry run: the plan above; nothing was sent")
+        else:
+            with Progress(quiet=cfg.quiet or not runner.shows_progress) as progress:
+                if engine is not None:
+                    engine.on_progress = progress.update
+                outcome = runner.run(signals.run)
         engine = runner.engine  # a batch run's standard fallback has one too
         status = outcome.status
         if status == "done" and store.items.counts()["pending"]:

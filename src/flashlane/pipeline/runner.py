@@ -4,6 +4,11 @@
 - ``LiveRunner``: standard and flex requests, sent as they are built (``scheduler.Engine``).
 - ``BatchRunner``: Batch API jobs (``batch.BatchRun``), polled until they end; with
   ``fallback="standard"`` what failed inside a job then goes through a ``LiveRunner``.
+- ``DeadlineRunner`` (``finish_by``): a plan (``plan.make_plan``) carried out with the two above,
+  one step at a time: a batch step cut off at its time (its jobs cancelled, the cancellation
+  confirmed and what they returned collected before anything moves), then live steps on flex,
+  standard, priority, each cut off in its turn. The run store's key state keeps every row on one
+  tier at a time (``store.run.items.IN_BATCH_JOBS``/``IN_LIVE_REQUESTS``).
 
 Both share the prefilter (too large, empty, cache hits, done rows) and the per-item settling
 (``settle``); both record every request in the one ledger of the run store.
@@ -12,13 +17,16 @@ Both share the prefilter (too large, empty, cache hits, done rows) and the per-i
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..call.service_tier import BATCH, STANDARD
+from ..call.service_tier import BATCH, FLEX, STANDARD
 from ..errors import ConfigError
+from ..models import Usage, lookup
 from ..store.run import RunStore
+from . import plan as plan_mod
 from .batch import BatchOptions, BatchRun
 from .context_cache import RunContextCache, open_context_cache
 from .items import ItemBuilder
@@ -26,7 +34,7 @@ from .job import Job
 from .scheduler import Engine, RunOutcome, Snapshot
 from .settle import Keep
 
-__all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner"]
+__all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner", "DeadlineRunner"]
 
 Drain = Callable[[str], str]  # an interrupt's signal name -> the line to show (Engine.interrupt)
 # Awaits the run with signal handling (runfile._Signals.run): the first signal calls the drain.
@@ -44,6 +52,8 @@ class RunOptions:
     on_progress: Callable[[Snapshot], None] | None = None
     batch: BatchOptions = field(default_factory=BatchOptions)
     spool_dir: str | None = None  # where a batch job's file is built before upload
+    finish_by: float | None = None  # a deadline (epoch seconds on the lane's clock): DeadlineRunner plans the tiers
+    say: Callable[[str], None] | None = None  # the plan and its steps, as lines (None: quiet)
 
 
 class LiveRunner:
@@ -51,10 +61,11 @@ class LiveRunner:
 
     shows_progress = True
 
-    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> None:
+    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions, *,
+                 stop_at: float | None = None, hand_on: bool = False) -> None:
         self.engine = Engine(job, store, builder, pack_size=opts.pack_size, concurrency=opts.concurrency,
                              budget_usd=opts.budget_usd, cache=opts.cache, on_progress=opts.on_progress,
-                             keep_values=opts.keep_values)
+                             keep_values=opts.keep_values, stop_at=stop_at, hand_on=hand_on)
 
     async def arun(self) -> RunOutcome:
         return await self.engine.run()
@@ -78,12 +89,16 @@ class BatchRunner:
                               hint="set GEMINI_API_KEY instead of the Vertex settings, or use --service-tier flex or standard")
         self.job, self.store, self.builder, self.opts = job, store, builder, opts
         self.engine: Engine | None = None  # the fallback's, once what failed in a job goes standard
+        self.cutoffs: list[dict[str, Any]] = []  # jobs cancelled at a deadline plan's cut-off
 
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
         o = self.opts
-        outcome = BatchRun(self.job, self.store, self.builder, pack_size=o.pack_size, budget_usd=o.budget_usd,
-                           cache=o.cache, options=o.batch, keep_values=o.keep_values, spool_dir=o.spool_dir).run()
-        if outcome.status != "done" or o.batch.fallback != STANDARD or not self.store.items.counts()["pending"]:
+        run = BatchRun(self.job, self.store, self.builder, pack_size=o.pack_size, budget_usd=o.budget_usd,
+                       cache=o.cache, options=o.batch, keep_values=o.keep_values, spool_dir=o.spool_dir)
+        outcome = run.run()
+        self.cutoffs = run.cutoffs
+        if (outcome.status != "done" or o.batch.fallback != STANDARD or o.finish_by is not None
+                or not self.store.items.counts()["pending"]):
             return outcome
         live = LiveRunner(replace(self.job, service_tier=STANDARD), self.store, self.builder, replace(o, on_progress=None))
         self.engine = live.engine
@@ -95,10 +110,131 @@ class BatchRunner:
         return await asyncio.to_thread(self.run)
 
 
-def open_runner(job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> tuple[LiveRunner | BatchRunner,
-                                                                                              RunContextCache]:
-    """The runner for ``job``'s service tier, and the run's context cache opened for it (a batch
-    run records why its prefix goes inline). A run started on one service tier is finished on it."""
+class DeadlineRunner:
+    """``finish_by``: the plan's steps, each through the runner of its tier (see the module's doc)."""
+
+    shows_progress = False  # steps report by lines (the plan, cut-offs), as batch jobs do
+
+    def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions) -> None:
+        assert opts.finish_by is not None
+        self.job, self.store, self.builder, self.opts = job, store, builder, opts
+        self.clock = job.lane.clock
+        self.engine: Engine | None = None  # the last live step's
+        self.rates = plan_mod.tier_rates(job.model, rpm=_rpm(job), concurrency=self._concurrency(),
+                                         flex_concurrency=opts.concurrency or plan_mod.FLEX_CONCURRENCY,
+                                         pack=opts.pack_size, history=store.totals.tier_history())
+        pending = store.items.counts()["pending"]
+        self.plan = plan_mod.make_plan(model=job.model, rows=pending, pack=opts.pack_size, now=self.clock.time(),
+                                       deadline=opts.finish_by, rates=self.rates,
+                                       request_usage=self._request_usage(), batch_ok=self._batch_ok())
+        self.events: list[dict[str, Any]] = []
+
+    def _concurrency(self) -> int:
+        if self.opts.concurrency is not None:
+            return self.opts.concurrency
+        from .packing import auto_concurrency
+
+        return auto_concurrency(self.job.lane.settings.limits, self.job.model)
+
+    def _batch_ok(self) -> bool:
+        prices = lookup(self.job.model)
+        return (self.job.lane.settings.backend != "vertex" and prices is not None and prices.prices is not None
+                and prices.prices.batch_input is not None)
+
+    def _request_usage(self) -> Usage:
+        """One request's usage at most: the first pending rows as a request (input estimate, output cap)."""
+        rows = self.store.items.pending_after(-1, max(self.opts.pack_size, 1))
+        if not rows:
+            return Usage()
+        units = [self.builder.restore(idx, iid, json.loads(row or "{}")) for idx, iid, _h, row in rows]
+        return self.job.max_usage(self.job.call_for(units))
+
+    def _say(self, line: str) -> None:
+        if self.opts.say is not None:
+            self.opts.say(line)
+
+    def say_plan(self) -> None:
+        """The plan and its expected cost, before anything is sent."""
+        for line in self.plan.lines():
+            self._say(line)
+
+    def _event(self, **what: Any) -> None:
+        self.events.append({"at": self.clock.time(), **what})
+        self.store.metadata.set(deadline_events=self.events)
+
+    def run(self, wrap: Wrap | None = None) -> RunOutcome:
+        plan, o = self.plan, self.opts
+        self.store.metadata.set(deadline_plan=plan.as_dict(), deadline_events=[])
+        outcome = RunOutcome()
+        values: dict[str, Any] = {}
+        steps = plan.steps
+        if steps[0].tier == BATCH and plan.rows:
+            step = steps[0]
+            batch_opts = replace(o.batch, fallback=STANDARD, cutoff_at=step.until)
+            runner = BatchRunner(replace(self.job, service_tier=BATCH), self.store, self.builder,
+                                 replace(o, batch=batch_opts))
+            outcome = runner.run(wrap)
+            values.update(outcome.values)
+            for cut in runner.cutoffs:
+                self._event(step=BATCH, cutoff=step.until, **cut)
+            if outcome.status not in ("done", "cutoff", "quota"):
+                return self._end(outcome, values)
+            left = self.store.items.counts()["pending"]
+            steps, _ = plan_mod.live_chain(self.rates, left, self.clock.time(), plan.deadline)
+            if left:
+                self._say(f"deadline: {left:,} rows left after the batch step; now "
+                          + ", then ".join(s.tier for s in steps))
+        for i, step in enumerate(steps):
+            if not self.store.items.counts()["pending"]:
+                break
+            last = i == len(steps) - 1
+            concurrency = o.concurrency or (plan_mod.FLEX_CONCURRENCY if step.tier == FLEX else None)
+            live = LiveRunner(replace(self.job, service_tier=step.tier), self.store, self.builder,
+                              replace(o, on_progress=None, concurrency=concurrency),
+                              stop_at=None if last else step.until, hand_on=not last)
+            self.engine = live.engine
+            outcome = live.run(wrap)
+            values.update(outcome.values)
+            if outcome.status == "cutoff":
+                self._event(step=step.tier, cutoff=step.until, left=self.store.items.counts()["pending"])
+                self._say(f"deadline: {step.tier} cut off; {self.store.items.counts()['pending']:,} rows move on")
+                continue
+            if outcome.status != "done":
+                break
+        return self._end(outcome, values)
+
+    def _end(self, outcome: RunOutcome, values: dict[str, Any]) -> RunOutcome:
+        finished = self.clock.time()
+        done = not self.store.items.counts()["pending"]
+        self.store.metadata.set(deadline_finished=finished, deadline_met=bool(done and finished <= self.plan.deadline))
+        if outcome.status == "cutoff":
+            outcome.status = "done"  # the rows it left were carried on (or the report says they are pending)
+        outcome.values = values
+        return outcome
+
+    async def arun(self) -> RunOutcome:
+        return await asyncio.to_thread(self.run)
+
+
+def _rpm(job: Job) -> float | None:
+    from .packing import quota_from_limits
+
+    quota = quota_from_limits(job.lane.settings.limits, job.model)
+    return float(quota.rpm) if quota is not None and quota.rpm else None
+
+
+def open_runner(job: Job, store: RunStore, builder: ItemBuilder,
+                opts: RunOptions) -> tuple[LiveRunner | BatchRunner | DeadlineRunner, RunContextCache]:
+    """The runner for ``job``'s service tier (or for its deadline), and the run's context cache opened
+    for it (a batch run records why its prefix goes inline). A run started on one service tier is
+    finished on it; a deadline run moves rows between tiers through the run store's key state."""
+    if opts.finish_by is not None:
+        deadline = DeadlineRunner(job, store, builder, opts)
+        deadline.say_plan()
+        context_cache = open_context_cache(store, job, pending_items=store.items.counts()["pending"],
+                                           pack_size=opts.pack_size, concurrency=opts.concurrency,
+                                           mode=opts.cache_prefix, batch=deadline.plan.first == BATCH)
+        return deadline, context_cache
     batch = job.service_tier == BATCH
     runner = BatchRunner(job, store, builder, opts) if batch else LiveRunner(job, store, builder, opts)
     if not batch:

@@ -18,6 +18,10 @@ errors and grows a truncated cap. What the engine decides is per item:
 - credentials or model errors abort the run (every row would fail the same way);
 - with a budget, a request is only started if what is spent, plus the most the requests in
   flight can cost, plus the most this one can cost, stays within it;
+- with a cut-off (``stop_at``, a deadline plan's step), nothing more is sent from then on; the
+  requests in flight are answered and recorded, the rest stays pending for the plan's next tier
+  (status ``cutoff``); with ``hand_on``, a request that fails retryably (a flex request shed past its
+  retries) leaves its rows pending for that next tier rather than failing them;
 - an interrupt (the first Ctrl-C or SIGTERM, ``interrupt``) stops sending and gives the requests
   in flight ``DRAIN_S`` to answer, so what is already paid for is recorded, not asked again by
   the rerun; those still out then stay in the ledger as sent, and count in the report.
@@ -122,7 +126,8 @@ class Engine:
     def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, *, pack_size: int = 1,
                  concurrency: int | None = None, budget_usd: float | None = None, cache: ResponseCache | None = None,
                  on_progress: Callable[[Snapshot], None] | None = None, keep_values: Keep = False,
-                 window: int = WINDOW_ITEMS, drain_s: float = DRAIN_S) -> None:
+                 window: int = WINDOW_ITEMS, drain_s: float = DRAIN_S, stop_at: float | None = None,
+                 hand_on: bool = False) -> None:
         self.job = job
         self.store = store
         self.clock = job.lane.clock  # the client's: tests move it instead of sleeping
@@ -142,6 +147,8 @@ class Engine:
         self.keep_values = keep_values  # map_items returns the task's objects; file runs read the store
         self.window = max(1, window)
         self.drain_s = drain_s
+        self.stop_at = stop_at
+        self.hand_on = hand_on
         self.outcome = RunOutcome()
         self.snap = Snapshot()
         self._queue: deque[list[Item]] = deque()
@@ -291,6 +298,8 @@ class Engine:
         assert self._cond is not None
         async with self._cond:
             while True:
+                if self.stop_at is not None and self.clock.time() >= self.stop_at:
+                    self._halt("cutoff", "the plan's cut-off for this service tier passed: what is left moves on")
                 if self._stop:
                     return None
                 if not self._exhausted and len(self._queue) < 2 * self.concurrency:
@@ -347,6 +356,11 @@ class Engine:
         usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
         cost: float | None = cost_of(self.job.model, usage, service_tier=self.job.service_tier) if usage is not None else 0.0
         ids = [it.id for it in unit]
+        if self.hand_on and e.retryable:  # the plan's next tier takes them: they stay pending
+            self.store.requests.record(started=started, item_ids=ids, outcome="moved", error=e.message, usage=usage,
+                                      cost_usd=cost, ok={}, failed={}, request_id=rid, counters=self.guard_delta())
+            self._account(usage, cost, requests=1)
+            return
         packed = len(unit) > 1  # a pack's items go back one by one; a single item fails
         failed = {} if packed else {ids[0]: (e.reason_code, e.message)}
         self.store.requests.record(started=started, item_ids=ids, outcome="requeued" if packed else "failed",

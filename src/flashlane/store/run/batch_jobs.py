@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import InputError
+from .items import IN_BATCH_JOBS, IN_LIVE_REQUESTS
 from .repos import Repo
 
 __all__ = ["JobRecord", "BatchJobs"]
@@ -147,15 +148,14 @@ class BatchJobs(Repo):
         return int(row[0])
 
     def free_pending(self, after: int, limit: int, max_sent: int | None = None) -> list[tuple[int, str, str, str | None]]:
-        """Pending items not carried by a job in flight (and, with ``max_sent``, sent in fewer
-        jobs than that): (idx, item_id, hash, row)."""
+        """Pending items not in flight (in a job not yet collected, or in a live request not yet
+        answered) and, with ``max_sent``, sent in fewer jobs than that: (idx, item_id, hash, row)."""
         sent = ("" if max_sent is None else
                 " AND (SELECT COUNT(*) FROM batch_items b2 WHERE b2.item_id=items.item_id) < ?")
         args: tuple[Any, ...] = (after, limit) if max_sent is None else (after, max_sent, limit)
         return self.db.execute(
-            "SELECT idx, item_id, hash, row FROM items WHERE idx > ? AND status='pending' AND item_id NOT IN "
-            "(SELECT bi.item_id FROM batch_items bi JOIN batch_jobs bj ON bj.id=bi.job_id WHERE bj.collected=0)"
-            f"{sent} ORDER BY idx LIMIT ?", args).fetchall()
+            f"SELECT idx, item_id, hash, row FROM items WHERE idx > ? AND status='pending' AND item_id NOT IN "
+            f"({IN_BATCH_JOBS}) AND item_id NOT IN ({IN_LIVE_REQUESTS}){sent} ORDER BY idx LIMIT ?", args).fetchall()
 
     def refuse_other_tier(self, service_tier: str) -> None:
         """A run with batch jobs in flight must collect them before another service tier sends those rows."""

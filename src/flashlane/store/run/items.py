@@ -15,12 +15,18 @@ from ...errors import InputError
 from ...models import Usage
 from .repos import Repo
 
-__all__ = ["INSERT_CHUNK", "ItemsRepo", "StoredResult", "StoredRow", "ItemRow"]
+__all__ = ["IN_BATCH_JOBS", "IN_LIVE_REQUESTS", "INSERT_CHUNK", "ItemsRepo", "StoredResult", "StoredRow", "ItemRow"]
 
 INSERT_CHUNK = 5_000  # rows per executemany: big enough to amortise, small enough to stay flat
 READ_CHUNK = 1_000  # rows fetched at a time while streaming the output
 
 ItemRow = tuple[int, str, str, str]  # (idx, item_id, hash, row as JSON)
+# Items in flight on each tier (the per-key state both runners read before sending): those of a batch
+# job not yet collected, and those of a live request sent and not yet answered in this run's session.
+IN_BATCH_JOBS = ("SELECT bi.item_id FROM batch_items bi JOIN batch_jobs bj ON bj.id=bi.job_id "
+                 "WHERE bj.collected=0")
+IN_LIVE_REQUESTS = ("SELECT a.item_id FROM attempts a JOIN requests r ON r.id=a.request_id "
+                    "WHERE r.outcome='sent' AND a.outcome='sent'")
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,11 @@ class ItemsRepo(Repo):
         self.db.execute("DROP TABLE IF EXISTS temp.incoming")
 
     def pending_after(self, after: int, limit: int) -> list[tuple[int, str, str, str | None]]:
-        """The next ``limit`` pending items after position ``after``: (idx, item_id, hash, row)."""
+        """The next ``limit`` pending items after position ``after``: (idx, item_id, hash, row). An item
+        carried by a batch job not yet collected is in flight on the batch tier: it is never handed
+        to a live request (a key is never in flight on two tiers at once; issue 26)."""
         return self.db.execute("SELECT idx, item_id, hash, row FROM items WHERE idx > ? AND status = 'pending' "
-                                     "ORDER BY idx LIMIT ?", (after, limit)).fetchall()
+                               f"AND item_id NOT IN ({IN_BATCH_JOBS}) ORDER BY idx LIMIT ?", (after, limit)).fetchall()
 
     def sample(self, limit: int) -> list[tuple[int, str, str, str | None]]:
         return self.db.execute("SELECT idx, item_id, hash, row FROM items ORDER BY idx LIMIT ?",

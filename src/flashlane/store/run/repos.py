@@ -247,3 +247,34 @@ class TotalsRepo(Repo):
         """Requests served at a service tier other than standard (flex, batch), by tier."""
         return {str(t): int(n) for t, n in self.db.execute(
             "SELECT tier, COUNT(*) FROM request_tiers GROUP BY tier ORDER BY tier")}
+
+    def rows_by_tier(self) -> dict[str, int]:
+        """Answered rows by the tier that answered them (standard where no tier was recorded); rows
+        from the response cache are ``cache``."""
+        return {str(t): int(n) for t, n in self.db.execute(
+            "SELECT CASE WHEN r.request_id IS NULL THEN 'cache' ELSE COALESCE(t.tier, 'standard') END, COUNT(*) "
+            "FROM results r LEFT JOIN request_tiers t ON t.request_id=r.request_id GROUP BY 1 ORDER BY 1")}
+
+    def tier_history(self) -> dict[str, dict[str, float]]:
+        """What the run's answered live requests did per tier (requests, items, their span and median
+        latency in seconds) and its collected batch jobs (jobs, median turnaround): the planner's
+        measured throughput. Spans that are not positive (clocks that do not agree) are left out."""
+        out: dict[str, dict[str, float]] = {}
+        rows = self.db.execute(
+            "SELECT COALESCE(t.tier, 'standard'), COUNT(*), SUM(r.n_items), MAX(r.ended) - MIN(r.started) "
+            "FROM requests r LEFT JOIN request_tiers t ON t.request_id=r.id WHERE r.outcome='ok' AND "
+            "r.ended > r.started AND COALESCE(t.tier, '') != 'batch' GROUP BY 1").fetchall()
+        for tier, n, items, span in rows:
+            lat = [float(d) for (d,) in self.db.execute(
+                "SELECT r.ended - r.started FROM requests r LEFT JOIN request_tiers t ON t.request_id=r.id "
+                "WHERE r.outcome='ok' AND r.ended > r.started AND COALESCE(t.tier, 'standard')=? "
+                "ORDER BY 1", (tier,))]
+            out[str(tier)] = {"requests": float(n), "items": float(items or 0), "span_s": float(span or 0),
+                              "latency_s": lat[len(lat) // 2] if lat else 0.0}
+        turn = [float(d) for (d,) in self.db.execute(
+            "SELECT updated - created FROM batch_jobs WHERE collected=1 AND state LIKE '%SUCCEEDED' "
+            "AND updated > created ORDER BY 1")]
+        if turn:
+            out["batch"] = {"jobs": float(len(turn)), "turnaround_s": turn[len(turn) // 2]}
+        return out
+

@@ -1,0 +1,184 @@
+"""--finish-by: a plan across batch, flex, standard and priority, carried out with the one engine, on the
+emulator's clock (a client clock that is the emulator's: sleeping moves emulator time, no waiting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flashlane import Lane
+from flashlane.call.client import Client
+from flashlane.emulator.clock import FollowingClock
+from flashlane.models import cost_of
+from flashlane.pipeline.runfile import RunConfig, run_file
+from flashlane.store.run import RunStore
+from flashlane.tasks import get_task
+from tests.pipeline.conftest import LABELS, read_jsonl, reviews, run_cli, write_csv
+
+MODEL = "gemini-3.1-flash-lite"
+ROWS = 1000
+PACK = 10  # 100 requests: the plan's default pace (60 requests a minute with limits off) leaves a batch window
+
+
+def _batch_rule(**action: Any) -> dict[str, Any]:
+    return {"match": {"method": "batchGenerateContent"}, "action": action}
+
+
+def _run(emu: Any, tmp_path: Path, finish_by: str = "10m", rows: int = ROWS, **lane: Any) -> tuple[Any, Path]:
+    inp = write_csv(tmp_path / "in.csv", reviews(rows))
+    out = tmp_path / "out.jsonl"
+    with Client(base_url=emu.base_url, limits="off", clock=FollowingClock(emu), **lane) as ln:
+        summary = run_file(ln, get_task("classify"), RunConfig(
+            input=str(inp), output=str(out), pack=PACK, cache=False, quiet=True, finish_by=finish_by,
+            task_options={"labels": LABELS.split(",")}))
+    return summary, out
+
+
+def _attempts_per_row(db: Path) -> dict[str, list[tuple[int, str]]]:
+    """Each row's requests: (request id, the tier that served it)."""
+    store = RunStore(db, create=False)
+    try:
+        out: dict[str, list[tuple[int, str]]] = {}
+        for iid, rid, tier in store.db.execute(
+                "SELECT a.item_id, a.request_id, COALESCE(t.tier, 'standard') FROM attempts a "
+                "LEFT JOIN request_tiers t ON t.request_id=a.request_id WHERE a.outcome='ok'"):
+            out.setdefault(iid, []).append((rid, tier))
+        return out
+    finally:
+        store.close()
+
+
+def _live_answered(emu: Any) -> int:
+    """generateContent requests the emulator answered (200)."""
+    return sum(1 for e in emu.requests() if e.get("method") == "generateContent" and e.get("status") == 200)
+
+
+def test_stuck_batch_is_cancelled_at_the_cut_off_and_the_rest_finishes_live_before_the_deadline(
+        emu: Any, tmp_path: Path) -> None:
+    emu.load_scenario([_batch_rule(batch_state="pending")])  # stuck in PENDING (python-genai #2974)
+    start = emu.app.clock.now()
+    summary, out = _run(emu, tmp_path)
+    d = summary.report["deadline"]
+    plan = d["plan"]
+    assert plan["steps"][0]["tier"] == "batch" and plan["deadline"] == pytest.approx(start + 600, abs=5)
+    # the job was cancelled at the cut-off (the batch loop wakes on it; the emulator clock also moves with
+    # wall time, hence a second of slack), and read CANCELLED
+    [cut] = d["cutoffs"]
+    assert cut["step"] == "batch" and cut["at"] == pytest.approx(plan["steps"][0]["until"], abs=1.0)
+    jobs = emu.batches(keys=True)
+    assert [j["state"] for j in jobs["jobs"]] == ["CANCELLED"]
+    # the rest finished live, before the deadline; every row once
+    assert d["met"] is True and d["finished"] <= plan["deadline"]
+    rows = read_jsonl(out)
+    assert len(rows) == ROWS and all(r["status"] == "ok" for r in rows)
+    per_row = _attempts_per_row(summary.run_db)
+    assert len(per_row) == ROWS and all(len(v) == 1 for v in per_row.values())
+    assert {t for v in per_row.values() for _, t in v} <= {"flex", "standard"}
+    # the emulator's count of answered keys equals the rows: none by the cancelled job, none twice
+    assert jobs["keys_answered"] == 0 and jobs["keys_answered_twice"] == {}
+    assert _live_answered(emu) * PACK == ROWS
+    assert d["rows_by_tier"] == {"standard": ROWS}
+
+
+def test_fast_batch_carries_the_whole_run_at_half_the_standard_price(emu: Any, tmp_path: Path) -> None:
+    emu.load_scenario([_batch_rule(turnaround=120)])
+    summary, out = _run(emu, tmp_path)
+    d = summary.report["deadline"]
+    assert d["cutoffs"] == [] and d["met"] is True
+    assert d["rows_by_tier"] == {"batch": ROWS}
+    assert _live_answered(emu) == 0
+    assert d["cost_usd"] == pytest.approx(0.5 * d["all_standard_usd"], rel=1e-9)
+    assert len(read_jsonl(out)) == ROWS
+
+
+def test_a_cancellation_slow_to_confirm_re_sends_no_key_before_it_is_confirmed(emu: Any, tmp_path: Path) -> None:
+    emu.load_scenario([_batch_rule(batch_state="pending", cancel_delay=45)])
+    summary, _ = _run(emu, tmp_path, rows=200)
+    d = summary.report["deadline"]
+    [cut] = d["cutoffs"]
+    confirmed = cut["at"] + 45
+    store = RunStore(summary.run_db, create=False)
+    try:
+        first_live = store.db.execute("SELECT MIN(started) FROM requests r LEFT JOIN request_tiers t ON "
+                                      "t.request_id=r.id WHERE COALESCE(t.tier, '') != 'batch'").fetchone()[0]
+    finally:
+        store.close()
+    assert first_live >= confirmed  # nothing live before the job read CANCELLED
+    assert emu.batches()["jobs"][0]["state"] == "CANCELLED"
+    assert d["met"] is True and summary.report["items"]["ok"] == 200
+
+
+def test_a_job_that_fails_at_the_end_has_its_done_rows_kept_and_the_rest_sent_live(emu: Any, tmp_path: Path) -> None:
+    emu.load_scenario([_batch_rule(batch_state="failed", done_fraction=0.4, turnaround=60)])
+    summary, _ = _run(emu, tmp_path, rows=200)
+    d = summary.report["deadline"]
+    assert d["rows_by_tier"] == {"batch": 80, "standard": 120}
+    per_row = _attempts_per_row(summary.run_db)
+    assert len(per_row) == 200 and all(len(v) == 1 for v in per_row.values())
+
+
+def test_a_long_deadline_moves_a_stuck_batch_to_flex_and_shed_flex_requests_to_standard(
+        emu: Any, tmp_path: Path) -> None:
+    emu.load_scenario([_batch_rule(batch_state="pending"),
+                       {"match": {"every": 4}, "action": {"shed": True}}])  # a quarter of flex requests shed
+    summary, _ = _run(emu, tmp_path, finish_by="3h", rows=200, max_attempts=1)
+    d = summary.report["deadline"]
+    assert [c["step"] for c in d["cutoffs"]][0] == "batch"
+    tiers = d["rows_by_tier"]
+    assert tiers.get("flex", 0) > 0 and tiers.get("standard", 0) > 0 and sum(tiers.values()) == 200
+    per_row = _attempts_per_row(summary.run_db)
+    assert len(per_row) == 200 and all(len(v) == 1 for v in per_row.values())
+    assert d["met"] is True and d["cost_usd"] < d["all_standard_usd"]
+
+
+def test_a_flex_answer_whose_body_says_standard_is_priced_as_standard(emu: Any) -> None:
+    emu.load_scenario([{"action": {"served_tier": "standard"}}])
+    with Lane(base_url=emu.base_url, limits="off", service_tier="flex") as ln:
+        r = ln.generate("Say hi")
+    assert r.service_tier == "standard"
+    assert r.cost_usd == cost_of(MODEL, r.usage, service_tier="standard")
+    assert r.cost_usd != cost_of(MODEL, r.usage, service_tier="flex")
+
+
+def test_priority_is_a_named_tier_priced_from_the_catalog(cli_env: Any, tmp_path: Path) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(3))
+    out = tmp_path / "out.jsonl"
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--tier", "priority",
+                   "--no-cache", "-q") == 0
+    sent = [e for e in cli_env.requests() if e.get("method") == "generateContent"]
+    assert len(sent) == 3
+    store = RunStore(Path(f"{out}.flashlane.db"), create=False)
+    try:
+        tiers = [t for (t,) in store.db.execute("SELECT tier FROM request_tiers")]
+    finally:
+        store.close()
+    assert tiers == ["priority"] * 3  # usageMetadata.serviceTier of each answer
+    rows = read_jsonl(out)
+    standard = sum(cost_of(MODEL, _usage(r)) or 0 for r in rows)
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(2 * standard, rel=1e-6)
+
+
+def _usage(row: dict[str, Any]) -> Any:
+    from flashlane.models import Usage
+
+    u = row["usage"]
+    return Usage(prompt_tokens=u["prompt_tokens"], output_tokens=u["output_tokens"] + u.get("thoughts_tokens", 0))
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(cli_env: Any, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(50))
+    out = tmp_path / "out.jsonl"
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "-o", str(out), "--finish-by", "2h",
+                   "--dry-run", "--no-cache") == 0
+    err = capsys.readouterr().err
+    assert "plan      50 rows" in err and "expected $" in err and "all standard $" in err
+    assert cli_env.requests() == [] and cli_env.batches()["jobs"] == []
+
+
+def test_bad_finish_by_is_one_line_exit_2(cli_env: Any, tmp_path: Path) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(2))
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--finish-by", "soonish") == 2
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--dry-run") == 2
