@@ -182,3 +182,43 @@ def test_bad_finish_by_is_one_line_exit_2(cli_env: Any, tmp_path: Path) -> None:
     inp = write_csv(tmp_path / "in.csv", reviews(2))
     assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--finish-by", "soonish") == 2
     assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--dry-run") == 2
+
+
+def test_a_cancellation_confirmed_after_the_deadline_finishes_late_never_twice(emu: Any, tmp_path: Path) -> None:
+    emu.load_scenario([_batch_rule(batch_state="pending", cancel_delay=600)])
+    summary, _ = _run(emu, tmp_path, rows=100)
+    d = summary.report["deadline"]
+    assert d["met"] is False and d["finished"] > d["deadline"]  # late, and the report says so
+    assert summary.report["items"]["ok"] == 100
+    first = min(e["ts"] for e in emu.requests() if e.get("method") == "generateContent")
+    assert first >= d["cutoffs"][0]["at"] + 600  # nothing live before the job read CANCELLED
+    assert all(len(v) == 1 for v in _attempts_per_row(summary.run_db).values())
+    from flashlane.pipeline.report import format_report
+
+    assert "deadline  missed" in format_report(summary.report)
+
+
+def test_the_run_store_keeps_a_row_on_one_tier_at_a_time(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "k.db")
+    try:
+        store.items.insert(((i, f"r{i}", "h", "{}") for i in range(4)), lambda *a: ValueError(a))
+        store.sessions.start()
+        store.batch.intend(display_name="d1", mode="inline", model=MODEL, requests=[("k0", ["r0"])], reserved_usd=0)
+        store.requests.sent(started=0.0, item_ids=["r1"], max_cost_usd=None)
+        live = [iid for _, iid, _, _ in store.items.pending_after(-1, 10)]
+        batch = [iid for _, iid, _, _ in store.batch.free_pending(-1, 10)]
+    finally:
+        store.close()
+    assert "r0" not in live and "r1" in live  # in a batch job not collected: not handed to a live request
+    assert "r1" not in batch and "r0" not in batch  # in a live request not answered: not put in a job
+    assert {"r2", "r3"} <= set(live) & set(batch)
+
+
+def test_lane_map_takes_finish_by(emu: Any) -> None:
+    emu.load_scenario([_batch_rule(batch_state="pending")])
+    with Lane(base_url=emu.base_url, limits="off", clock=FollowingClock(emu)) as ln:
+        results = ln.map("classify", [f"review {i}" for i in range(30)], labels=["positive", "negative"],
+                         finish_by="10m", cache=False)
+    d = results.report["deadline"]
+    assert all(r.ok for r in results) and d["met"] is True
+    assert d["plan"]["steps"][0]["tier"] == "batch" and d["cutoffs"][0]["step"] == "batch"

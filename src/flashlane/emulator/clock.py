@@ -61,13 +61,24 @@ class FollowingClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.sleeps.append(seconds)
-            self.emulator.advance_clock(seconds)
+            self._until(self.time() + seconds)
 
     async def asleep(self, seconds: float) -> None:
         import asyncio
 
-        self.sleep(seconds)
+        if seconds > 0:
+            self.sleeps.append(seconds)
+            # Sleepers that start together wait together: each moves the clock to its own wake-up time at
+            # most, so 16 requests each waiting 1 s for the limiter cost 1 s, not 16.
+            target = self.time() + seconds
+            await asyncio.sleep(0)
+            self._until(target)
         await asyncio.sleep(0)
+
+    def _until(self, target: float) -> None:
+        ahead = target - self.time()
+        if ahead > 0:
+            self.emulator.advance_clock(ahead)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
