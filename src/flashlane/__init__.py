@@ -46,6 +46,8 @@ _LAZY = {
     "Result": "call.result",
     "TextStream": "call.stream",
     "Classification": "tasks",
+    "Extraction": "tasks",
+    "Provenance": "tasks",
     "Summary": "tasks",
     "Task": "tasks",
     "Translation": "tasks",
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
     from .call.stream import TextStream
     from .call.tools import CodeExecution, FileSearch, GoogleSearch, Source, ToolCall, UrlContext
     from .lane import Lane
-    from .tasks import Classification, Summary, Task, Translation
+    from .tasks import Classification, Extraction, Provenance, Summary, Task, Translation
 
 
 __getattr__ = _lazy_attributes(__name__, _LAZY, globals())
@@ -84,6 +86,7 @@ __all__ = [
     "ConfigError",
     "ContentError",
     "EmptyAnswer",
+    "Extraction",
     "File",
     "FileSearch",
     "FlashlaneError",
@@ -95,6 +98,7 @@ __all__ = [
     "ModelNotFound",
     "NoQuota",
     "Outage",
+    "Provenance",
     "OutputTruncated",
     "RateLimited",
     "Result",

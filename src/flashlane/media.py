@@ -35,6 +35,7 @@ __all__ = [
     "media_tokens",
     "measure",
     "normalize_mime",
+    "page_texts",
     "sniff_mime",
 ]
 
@@ -133,6 +134,21 @@ def measure(mime_type: str, data: bytes | IO[bytes] | str) -> MediaInfo:
         size = len(data) if isinstance(data, bytes) else _size(src)
         return MediaInfo(mime, seconds=size / ASSUMED_AUDIO_BYTES_PER_SECOND)
     raise ValueError(f"unsupported media type {mime}")
+
+
+def page_texts(data: bytes | IO[bytes] | str) -> list[str]:
+    """The text layer of each page of a PDF (``data``: its bytes, a binary file or a path), as
+    pypdf extracts it; "" for a page without one (a scan). Raises ValueError for an unreadable
+    PDF. Provenance checks extracted values against these texts, and the emulator reads its
+    answers from them, so both see the same characters."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    src = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        return [page.extract_text() or "" for page in PdfReader(src).pages]
+    except (PyPdfError, OSError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ValueError(f"not a readable PDF ({e})") from None
 
 
 def _size(src: object) -> int:

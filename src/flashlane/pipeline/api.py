@@ -32,6 +32,7 @@ from ..errors import FlashlaneError
 from ..models import Usage
 from ..store.run import RunStore, StoredRow
 from ..tasks import Task, get_task
+from ..tasks.provenance import Provenance
 from .items import COLUMN_SAMPLE_ROWS, TEXT_FIELD, ItemBuilder, columns_of
 from .job import Job
 from .plan import parse_finish_by
@@ -66,6 +67,8 @@ class ItemResult:
     sources: tuple[Source, ...] = ()
     citations: tuple[Citation, ...] = ()
     search_queries: tuple[str, ...] = ()
+    # Where each value was found in the item (``provenance=True``), read back from the run database.
+    provenance: Provenance | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,7 +133,8 @@ class MapResult(Sequence[ItemResult]):
         sources, citations, queries = evidence_parts(r.evidence)
         return ItemResult(index=row.index, id=r.item_id, status=r.status, value=value, error=r.error,
                           reason=r.reason, usage=r.usage, cost_usd=r.cost_usd, cached=r.cached, sources=sources,
-                          citations=citations, search_queries=queries)
+                          citations=citations, search_queries=queries,
+                          provenance=Provenance.from_dict(r.provenance) if r.provenance is not None else None)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """The records ``flashlane run`` writes for these items, input columns kept, in input order

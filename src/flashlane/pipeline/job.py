@@ -26,6 +26,7 @@ from ..models import (
     lookup,
 )
 from ..tasks import Task
+from ..tasks.provenance import PROVENANCE_OPTION, locate, wants_provenance
 from .items import TEXT_FIELD, Item
 from .packing import can_pack, pack_call, pack_output_tokens
 
@@ -205,6 +206,17 @@ class Job:
         return self.task.finish(parsed, self.options)
 
     @property
+    def provenance(self) -> bool:
+        return wants_provenance(self.task.structured, self.options)
+
+    def locate(self, item: Item, value: Any) -> dict[str, Any] | None:
+        """Where each value of an item's finished answer was found in the item (provenance.py), as
+        JSON data for the store; None when the run does not ask for it. Local: no request."""
+        if not self.provenance:
+            return None
+        return locate(value, self.task.sources(item.values)).as_dict()
+
+    @property
     def endpoint(self) -> str:
         """Which service answered: an emulator's synthetic answers must never be served as real ones."""
         s = self.lane.settings
@@ -231,7 +243,9 @@ class Job:
         """A hash of what decides the answers (task, options, model, thinking, how rows become
         items); each item then adds ``item_line(item)``, in input order, as it is read."""
         h = hashlib.sha256()
-        opts = {k: v for k, v in self.options.items() if k not in ("schema", "text")}
+        # Provenance is worked out locally from the answer and does not change it: a run may be
+        # resumed with it on or off (rows answered before say nothing of where their values are).
+        opts = {k: v for k, v in self.options.items() if k not in ("schema", "text", PROVENANCE_OPTION)}
         decides = [self.task.name, *self.decides, self.task.item_template,
                    self.item_schema.json_schema if self.item_schema else None, self.model, self.thinking,
                    jsonable(opts), dict(source)]

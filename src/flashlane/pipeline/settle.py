@@ -104,7 +104,7 @@ def split(job: Job, unit: Sequence[Item], result: Result, *, cache: bool) -> Spl
             out.refused[it.id] = f"the task could not use the answer: {e}"
             continue
         out.values[it.id] = value
-        out.ok[it.id] = Answer(jsonable(value), usage, cost, found)
+        out.ok[it.id] = Answer(jsonable(value), usage, cost, found, job.locate(it, value))
         if cache:
             raw = jsonable(raws[it.id])
             entry = raw if found is None else {CACHED_ANSWER: raw, CACHED_EVIDENCE: found}
@@ -162,7 +162,7 @@ class Prefilter:
                         pass  # a stale entry (schema changed shape): ask again
                     else:
                         self.values[it.id] = value
-                        hits[it.id] = Answer(jsonable(value), Usage(), 0.0, found)
+                        hits[it.id] = Answer(jsonable(value), Usage(), 0.0, found, job.locate(it, value))
                         if self.dedupe:
                             self._leaders[key] = it.id  # later identical rows in this window copy the hit
                         continue
@@ -185,7 +185,8 @@ class Prefilter:
                 del self._leaders[key]
             for f in self._followers.pop(leader, []):
                 if leader in ok:
-                    copied[f.id] = Answer(ok[leader].value, Usage(), 0.0, ok[leader].evidence)
+                    # the same rendered item: the same text, so the same provenance
+                    copied[f.id] = Answer(ok[leader].value, Usage(), 0.0, ok[leader].evidence, ok[leader].provenance)
                     self.values[f.id] = values.get(leader)
                 else:
                     fails[f.id] = failed[leader]

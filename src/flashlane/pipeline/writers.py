@@ -7,7 +7,8 @@ Parquet need their columns (and Parquet their types) before the first row, so th
 the store twice. The run database, not the output, is the checkpoint: output is rewritten
 from it. A temporary file left by a killed writer (``.NAME.*.tmp``) is removed by the next run.
 The columns and how name clashes are resolved: docs/tasks.md ("Output keeps the input"); the
-evidence columns of a task with built-in tools: docs/tools.md ("Grounded runs").
+evidence columns of a task with built-in tools: docs/tools.md ("Grounded runs"); the provenance
+columns of an extraction: docs/documents.md ("Where each value came from").
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import IO, Any
 
 from ..errors import InputError
 from ..store.run import StoredRow
+from ..tasks.provenance import Provenance
 
 __all__ = ["OUTPUT_FORMATS", "atomic_file", "output_format", "flat_row", "write_output",
            "write_failures", "failures_path", "output_record", "remove_stale_temp", "require_writer",
-           "INPUT_PREFIX", "RESULT_PREFIX", "EVIDENCE_KEYS", "InputNames", "arrow_table"]
+           "INPUT_PREFIX", "RESULT_PREFIX", "EVIDENCE_KEYS", "PROVENANCE_KEYS", "InputNames", "arrow_table"]
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FIXED_COLUMNS = ("id", "status", "reason", "error")
@@ -36,7 +38,10 @@ USAGE_COLUMNS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "cost_usd"
 # A grounded answer's evidence (settle.evidence), after the result: lists in JSONL, JSON text in CSV
 # and Parquet. flashlane's own names in every run, so an input column named so is always input.NAME.
 EVIDENCE_KEYS = ("sources", "citations", "search_queries")
-RECORD_KEYS = (*FIXED_COLUMNS, "result", *EVIDENCE_KEYS, "usage", "cost_usd", "cached")
+# Where each extracted value was found (tasks/provenance.py), in runs that ask for it: the map of
+# field path -> where, and the fields not found (to check by hand). JSON text in CSV and Parquet.
+PROVENANCE_KEYS = ("provenance", "unverified")
+RECORD_KEYS = (*FIXED_COLUMNS, "result", *EVIDENCE_KEYS, *PROVENANCE_KEYS, "usage", "cost_usd", "cached")
 RESERVED = frozenset(RECORD_KEYS) | frozenset(USAGE_COLUMNS)
 INPUT_PREFIX = "input."
 RESULT_PREFIX = "result."
@@ -156,6 +161,8 @@ def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
         "error": r.error,
         "result": r.value,
         **({k: r.evidence.get(k, []) for k in EVIDENCE_KEYS} if r.evidence is not None else {}),
+        **({"provenance": r.provenance, "unverified": Provenance.from_dict(r.provenance).unverified}
+           if r.provenance is not None else {}),
         "usage": {"prompt_tokens": r.usage.prompt_tokens, "output_tokens": r.usage.output_tokens,
                   "thoughts_tokens": r.usage.thoughts_tokens, "cached_tokens": r.usage.cached_tokens},
         "cost_usd": round(r.cost_usd, 10) if r.cost_usd is not None else None,  # None: price unknown
@@ -194,9 +201,10 @@ def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     elif value is not None:
         fields["result"] = value if not isinstance(value, (list, tuple)) else json.dumps(value, ensure_ascii=False)
     for k, v in fields.items():
-        clash = k in FIXED_COLUMNS or k in USAGE_COLUMNS or k in out or (k in EVIDENCE_KEYS and k in row)
+        clash = k in FIXED_COLUMNS or k in USAGE_COLUMNS or k in out or \
+            (k in EVIDENCE_KEYS + PROVENANCE_KEYS and k in row)
         out[RESULT_PREFIX + k if clash else k] = v
-    for k in EVIDENCE_KEYS:
+    for k in EVIDENCE_KEYS + PROVENANCE_KEYS:
         if k in row:
             out[k] = json.dumps(row[k], ensure_ascii=False)
     out.update(row["usage"])

@@ -9,13 +9,14 @@ from .classify import CLASSIFY, Classification
 from .custom import load_task_file
 from .extract import EXTRACT
 from .option import Option, load_schema
+from .provenance import Extraction, Provenance
 from .runner import arun_task, astream_task, prepare, run_task, stream_task
 from .summarize import SUMMARIZE, Summary
 from .task import Task
 from .translate import TRANSLATE, Translation
 
 __all__ = [
-    "BUILTIN_TASKS", "CLASSIFY", "Classification", "EXTRACT", "Option", "SUMMARIZE", "Summary", "TRANSLATE", "Task",
+    "BUILTIN_TASKS", "CLASSIFY", "Classification", "EXTRACT", "Extraction", "Option", "Provenance", "SUMMARIZE", "Summary", "TRANSLATE", "Task",
     "Translation", "arun_task", "astream_task", "get_task", "load_schema", "load_task_file", "prepare",
     "run_task", "stream_task",
 ]

@@ -14,6 +14,7 @@ from ..call.client import Client
 from ..call.request import Call, output_budget
 from ..call.stream import AsyncTextStream, TextStream
 from ..errors import ConfigError
+from .provenance import Extraction, locate, wants_provenance
 from .task import Task
 
 __all__ = ["prepare", "run_task", "arun_task", "stream_task", "astream_task"]
@@ -42,8 +43,10 @@ def prepare(client: Client, task: Task, values: Mapping[str, Any], *,
 
 
 def _finish(task: Task, result: Any, options: Mapping[str, Any]) -> Any:
-    value = result.parsed if task.structured else result.text
-    return task.finish(value, options)
+    value = task.finish(result.parsed if task.structured else result.text, options)
+    if wants_provenance(task.structured, options):
+        return Extraction(value, locate(value, task.sources(options)))
+    return value
 
 
 

@@ -204,6 +204,11 @@ class Task:
             turns.append(("model", ex.answer_text()))
         return Prefix(system=system, turns=tuple(turns))
 
+    def sources(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """The item's fields as its template reads them (text, maybe holding file markers): what
+        provenance searches an answer's values in."""
+        return {f: values[f] for f in self.item_fields if isinstance(values.get(f), str)}
+
     def render_item(self, values: Mapping[str, Any]) -> str:
         return _render(self.item_template, values, f"task '{self.name}'")
 

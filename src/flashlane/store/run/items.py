@@ -40,6 +40,7 @@ class StoredResult:
     cost_usd: float | None = 0.0  # None: answered by a model whose price is unknown
     cached: bool = False
     evidence: dict[str, Any] | None = None  # a grounded answer's sources, citations, search queries
+    provenance: dict[str, Any] | None = None  # where each value was found (None: not asked for)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def _loads(value: str | None) -> Any:
 
 
 _ROWS = ("SELECT i.idx, i.item_id, i.status, i.row, r.value, r.prompt_tokens, r.output_tokens, r.thoughts_tokens,"
-         " r.cost_usd, r.cached, f.reason, f.error, r.cached_tokens, r.evidence FROM items i LEFT JOIN results r ON r.item_id=i.item_id"
+         " r.cost_usd, r.cached, f.reason, f.error, r.cached_tokens, r.evidence,"
+         " r.provenance FROM items i LEFT JOIN results r ON r.item_id=i.item_id"
          " LEFT JOIN failures f ON f.item_id=i.item_id")
 
 
@@ -162,12 +164,12 @@ class ItemsRepo(Repo):
             batch = cur.fetchmany(READ_CHUNK)
             if not batch:
                 return
-            for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct, ev in batch:
+            for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct, ev, prov in batch:
                 usage = Usage(pt or 0, ot or 0, tt or 0, ct or 0, (pt or 0) + (ot or 0) + (tt or 0))
                 # a result row with no cost: its model's price is unknown (NULL), not free
                 price = None if (cost is None and pt is not None) else float(cost or 0.0)
                 yield StoredRow(int(idx), _loads(row), StoredResult(iid, status, _loads(value), reason, error, usage,
-                                                                    price, bool(cached), _loads(ev)))
+                                                                    price, bool(cached), _loads(ev), _loads(prov)))
 
     def results(self) -> dict[str, StoredResult]:
         """Every item's state keyed by id (pending items included). In memory: for small runs

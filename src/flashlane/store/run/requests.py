@@ -16,12 +16,14 @@ __all__ = ["RequestsRepo", "Answer", "Answered", "Failed"]
 
 
 class Answer(NamedTuple):
-    """One item's settled answer (a plain ``(value, usage, cost)`` tuple is one without evidence)."""
+    """One item's settled answer (a plain ``(value, usage, cost)`` tuple is one without evidence
+    or provenance)."""
 
     value: Any  # the task's finished value as JSON data
     usage: Usage  # its share of the request's usage
     cost: float | None  # its share of the request's cost
     evidence: dict[str, Any] | None = None  # a grounded answer's sources, citations, search queries
+    provenance: dict[str, Any] | None = None  # where each value was found in the item (field path -> where)
 
 
 Answered = dict[str, Answer]  # item_id -> its answer
@@ -103,11 +105,12 @@ class RequestsRepo(Repo):
 
     def _write_ok(self, ok: Answered, rid: int | None, *, cached: bool) -> None:
         self._settle("ok", ok, "INSERT OR REPLACE INTO results (item_id, value, prompt_tokens, output_tokens, "
-                     "thoughts_tokens, cost_usd, cached, request_id, cached_tokens, evidence) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     "thoughts_tokens, cost_usd, cached, request_id, cached_tokens, evidence, provenance) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [(iid, json.dumps(a.value, ensure_ascii=False), a.usage.prompt_tokens, a.usage.output_tokens,
                        a.usage.thoughts_tokens, a.cost, int(cached), rid, a.usage.cached_tokens,
-                       None if a.evidence is None else json.dumps(a.evidence, ensure_ascii=False))
+                       None if a.evidence is None else json.dumps(a.evidence, ensure_ascii=False),
+                       None if a.provenance is None else json.dumps(a.provenance, ensure_ascii=False))
                       for iid, a in ((i, Answer(*t)) for i, t in ok.items())])
         if ok:
             self.db.executemany("DELETE FROM failures WHERE item_id=?", [(i,) for i in ok])

@@ -23,10 +23,12 @@ loses at most the answers of the requests in flight)::
                                                         which items rode in which request (written
                                                         with the request, before it is sent)
     results    (item_id TEXT PRIMARY KEY, value TEXT, prompt_tokens, output_tokens, thoughts_tokens,
-                cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER, evidence TEXT)
+                cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER, evidence TEXT,
+                provenance TEXT)
                                                         cached: answered from the response cache;
                                                         cached_tokens: input billed at the cached rate;
-                                                        evidence: sources, citations, search queries (JSON)
+                                                        evidence: sources, citations, search queries (JSON);
+                                                        provenance: where each value was found (JSON)
     failures   (item_id TEXT PRIMARY KEY, reason TEXT, error TEXT, attempts INTEGER)
     usage      (request_id INTEGER PRIMARY KEY, prompt_tokens, output_tokens, thoughts_tokens,
                 cached_tokens, cost_usd REAL)           the cost ledger, exact per request
@@ -123,6 +125,12 @@ _V7 = """
 ALTER TABLE requests ADD COLUMN max_cost_usd REAL;
 """
 
+# v8: provenance (issue 22): where each value of an extraction was found in its item (character
+# offsets, the page of a PDF) or that it was not, as JSON, for runs that ask for it; output rows carry it.
+_V8 = """
+ALTER TABLE results ADD COLUMN provenance TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
@@ -131,6 +139,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "results keep their cached input tokens", _V5),
     Migration(6, "results keep the evidence of grounded answers", _V6),
     Migration(7, "requests keep their most possible cost, written before they are sent", _V7),
+    Migration(8, "results keep the provenance of extracted values", _V8),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
