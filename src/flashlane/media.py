@@ -136,17 +136,18 @@ def measure(mime_type: str, data: bytes | IO[bytes] | str) -> MediaInfo:
     raise ValueError(f"unsupported media type {mime}")
 
 
-def page_texts(data: bytes | IO[bytes] | str) -> list[str]:
-    """The text layer of each page of a PDF (``data``: its bytes, a binary file or a path), as
-    pypdf extracts it; "" for a page without one (a scan). Raises ValueError for an unreadable
-    PDF. Provenance checks extracted values against these texts, and the emulator reads its
-    answers from them, so both see the same characters."""
+def page_texts(data: bytes | IO[bytes] | str, max_pages: int | None = None) -> list[str]:
+    """The text layer of each page of a PDF (``data``: its bytes, a binary file or a path; the
+    first ``max_pages`` only, if given), as pypdf extracts it; "" for a page without one (a scan).
+    Raises ValueError for an unreadable PDF. Provenance checks extracted values against these
+    texts, and the emulator reads its answers from them, so both see the same characters."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     src = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        return [page.extract_text() or "" for page in PdfReader(src).pages]
+        pages = PdfReader(src).pages
+        return [page.extract_text() or "" for page in (pages if max_pages is None else pages[:max_pages])]
     except (PyPdfError, OSError, KeyError, TypeError, AttributeError, ValueError) as e:
         raise ValueError(f"not a readable PDF ({e})") from None
 

@@ -50,6 +50,18 @@ SCHEMA_TOO_COMPLEX_MESSAGE = (
     "long array length limits (especially when nested), or schemas using complex value matchers (for "
     "example, integers or numbers with minimum/maximum bounds or strings with complex formats like date-time)"
 )
+# Inline media the API refuses, in its words (all 400 INVALID_ARGUMENT): a type it does not read,
+# named as sent ("Unsupported MIME type: png" for mimeType "png", charmbracelet/crush#995; "image/jpg"
+# too, brianpetro/obsidian-smart-connections#1238); a PDF it cannot open (google-gemini/gemini-cli#13808);
+# an image it cannot decode (AmberSahdev/Open-Interface#64); bytes that are not base64, quoting them
+# (google-gemini/gemini-cli#8003). The live wording for undecodable audio was not found: the emulator
+# words it as the image case.
+UNSUPPORTED_MIME_MESSAGE = "Unsupported MIME type: {}"
+NO_PAGES_MESSAGE = "The document has no pages."
+INVALID_IMAGE_MESSAGE = "Provided image is not valid"
+INVALID_AUDIO_MESSAGE = "Provided audio is not valid"
+BASE64_MESSAGE = "Invalid value at '{}' (TYPE_BYTES), Base64 decoding failed for \"{}\""
+BASE64_QUOTED_CHARS = 100  # how much of the bad value the message quotes
 PAYLOAD_LIMIT_BYTES = 20 * 1024 * 1024
 MAX_JSON_DEPTH = 100  # protobuf's JSON parser's default recursion limit
 PAYLOAD_TOO_LARGE_MESSAGE = f"Request payload size exceeds the limit: {PAYLOAD_LIMIT_BYTES} bytes."
@@ -89,6 +101,21 @@ def api_error(code: int, message: str | None = None, status: str | None = None) 
 
 def invalid_argument(message: str) -> ApiError:
     return api_error(400, message)
+
+
+def unsupported_mime(mime: str) -> ApiError:
+    return invalid_argument(UNSUPPORTED_MIME_MESSAGE.format(mime))
+
+
+def unreadable_media(mime: str) -> ApiError:
+    """The 400 for inline data that is not what its MIME type says."""
+    if mime == "application/pdf":
+        return invalid_argument(NO_PAGES_MESSAGE)
+    return invalid_argument(INVALID_IMAGE_MESSAGE if mime.startswith("image/") else INVALID_AUDIO_MESSAGE)
+
+
+def bad_base64(path: str, value: str) -> ApiError:
+    return invalid_argument(BASE64_MESSAGE.format(path, value[:BASE64_QUOTED_CHARS]))
 
 
 def schema_too_complex(reason: str) -> ApiError:

@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ..models import CATALOG, CHARS_PER_TOKEN
+from .documents import MISSING, label_key, typed_value
 from .errors import MAX_JSON_DEPTH, schema_too_complex
 
 _WORDS = [
@@ -135,11 +137,15 @@ def over_limit(schema: dict[str, Any]) -> tuple[str, int, int] | None:
 class Generator:
     """Builds one instance of a schema with a seeded RNG, within a budget of characters."""
 
-    def __init__(self, root: dict[str, Any], rng: random.Random, budget: int = MAX_GENERATED_CHARS):
+    def __init__(self, root: dict[str, Any], rng: random.Random, budget: int = MAX_GENERATED_CHARS,
+                 known: Mapping[str, str] | None = None):
         self.root = root
         self.rng = rng
         self.budget = budget
         self.left = budget
+        # ``Label: value`` lines of the request's documents and text, by label key (documents.py):
+        # a scalar property of that name takes the value, where it is valid.
+        self.known = dict(known or {})
 
     def spend(self, chars: int) -> None:
         """Pay for what is about to be built; raised before building what does not fit."""
@@ -251,7 +257,11 @@ class Generator:
         self.spend(sum(NODE_CHARS + len(n) for n in (*names, *extra)))
         out: dict[str, Any] = {}
         for n in names:
-            out[n] = self.instance(props[n], n, depth + 1)
+            out[n] = self.instance(props[n], n, depth + 1)  # generated even when replaced: the seed's
+            if self.known:  # draws, and so the other values, stay those of the same schema without documents
+                value = self.from_documents(props[n], n)
+                if value is not MISSING:
+                    out[n] = value
         for n in extra:
             out[n] = self.string("", n)
         return out
@@ -279,6 +289,26 @@ class Generator:
             out = list(seen.values()) if len(seen) >= lo else out
         return out
 
+    def from_documents(self, schema: Any, name: str) -> Any:
+        text = self.known.get(label_key(name))
+        if text is None or not isinstance(schema, dict):
+            return MISSING
+        node = self.resolve(schema)
+        for key in ("anyOf", "oneOf"):  # a nullable field: its non-null choice
+            options = node.get(key)
+            if options:
+                non_null = [o for o in (self.resolve(x) for x in options) if self.type_of(o) != "null"]
+                if len(non_null) != 1:
+                    return MISSING
+                node = {**{k: v for k, v in node.items() if k != key}, **non_null[0]}
+        t = self.type_of(node)
+        if t in ("object", "array"):
+            return MISSING
+        value = typed_value(node, t, text)
+        if value is not MISSING:
+            self.spend(len(json.dumps(value)))
+        return value
+
     def packed(
         self, schema: dict[str, Any], items: Any, lo: int, hi: int | None, depth: int
     ) -> list[Any] | None:
@@ -292,6 +322,7 @@ class Generator:
             enum = psub.get("enum")
             if enum and len(enum) == hi and lo <= len(enum):
                 self.spend(NODE_CHARS * len(enum))
+                self.known = {}  # one label for all the packed rows would be wrong for all but one
                 rows = []
                 for value in enum:
                     row = self.obj(item, depth + 1)
@@ -487,9 +518,10 @@ def text_answer(prompt: str, rng: random.Random) -> str:
 
 
 def schema_answer(
-    schema: dict[str, Any], rng: random.Random, mime: str | None = None, budget: int = MAX_GENERATED_CHARS
+    schema: dict[str, Any], rng: random.Random, mime: str | None = None, budget: int = MAX_GENERATED_CHARS,
+    known: Mapping[str, str] | None = None,
 ) -> str:
-    value = Generator(schema, rng, budget).instance(schema)
+    value = Generator(schema, rng, budget, known).instance(schema)
     if (mime or "").lower() == "text/x.enum" and isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False)

@@ -22,7 +22,16 @@ import yaml
 
 from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
 from ..models import estimate_tokens
-from .errors import MAX_JSON_DEPTH, ApiError, invalid_argument, schema_too_complex
+from .documents import document_text, labelled
+from .errors import (
+    MAX_JSON_DEPTH,
+    ApiError,
+    bad_base64,
+    invalid_argument,
+    schema_too_complex,
+    unreadable_media,
+    unsupported_mime,
+)
 from .responder import over_limit
 
 _camel_cache: dict[str, str] = {}
@@ -251,6 +260,9 @@ def content_texts(contents: Any, path: str = "contents") -> list[str]:
 
 
 _URLSAFE = str.maketrans("-_", "+/")
+# Other names the API takes for a type it reads: audio/mpeg for MP3 (the Vertex AI list of supported
+# MIME types, as QuantumNous/new-api#1139 quotes it). Other aliases (image/jpg) are refused.
+API_MIME_ALIASES = frozenset({"audio/mpeg"})
 
 
 def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo, bytes]]:
@@ -269,23 +281,25 @@ def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo
             where = f"{path}[{i}].parts[{j}].inline_data"
             if not isinstance(blob, dict):
                 raise invalid_message(where, "Blob", blob)
-            mime = normalize_mime(str(blob.get("mimeType", blob.get("mime_type")) or ""))
-            if mime not in SUPPORTED_MIME_TYPES:
-                raise invalid_argument(f"Unsupported MIME type: {mime or '(none)'}")
+            sent = str(blob.get("mimeType", blob.get("mime_type")) or "")
+            base = sent.split(";")[0].strip().lower()
+            if base not in SUPPORTED_MIME_TYPES and base not in API_MIME_ALIASES:
+                raise unsupported_mime(sent.strip() or "(none)")  # as sent: the API takes no "image/jpg"
+            mime = normalize_mime(base)
+            encoded = str(blob.get("data") or "")
             try:
                 # Bytes fields take standard or URL-safe base64 (proto3 JSON mapping,
                 # protobuf.dev/programming-guides/json); the Python SDK sends URL-safe.
-                raw = str(blob.get("data") or "").translate(_URLSAFE)
+                raw = encoded.translate(_URLSAFE)
                 data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
             except (binascii.Error, ValueError):
-                raise invalid_argument(f"Invalid value at '{where}.data' (TYPE_BYTES), Base64 decoding failed") from None
+                raise bad_base64(f"{where}.data", encoded) from None
             if not data:
                 raise invalid_argument(f"* GenerateContentRequest.{where}.data: data is empty\n")
             try:
                 out.append((measure(mime, data), data))
             except ValueError:
-                what = "document has no pages" if mime == "application/pdf" else f"{mime} data cannot be read"
-                raise invalid_argument(f"Unable to process input: the {what}.") from None
+                raise unreadable_media(mime) from None
     return out
 
 
@@ -316,6 +330,8 @@ class GenerateRequest:
     candidate_count: int = 1
     seed_material: bytes = field(default=b"", repr=False)
     media_digests: list[str] = field(default_factory=list)  # the inline files, so answers depend on their bytes
+    # ``Label: value`` lines of the documents and the user's text (documents.py), for schema answers
+    known: dict[str, str] = field(default_factory=dict)
 
     def seed(self, model: str) -> int:
         h = hashlib.blake2b(model.encode() + b"\0" + self.seed_material, digest_size=8)
@@ -417,6 +433,8 @@ def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
             "generation_config.response_json_schema" if js is not None else "generation_config.response_schema",
             proto_enum=js is None,
         )
+        # Documents first (what an extraction reads), then the user's text.
+        req.known = labelled([*(document_text(info.mime_type, data) for info, data in media), *texts])
     material = [
         req.prompt,
         "\x1f".join(system_texts),
