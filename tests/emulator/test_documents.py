@@ -20,6 +20,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from flashlane.emulator import Emulator
+from flashlane.emulator.errors import PAYLOAD_LIMIT_BYTES, PAYLOAD_TOO_LARGE_MESSAGE
 
 from .conftest import MODEL
 
@@ -73,6 +74,14 @@ def test_inline_data_the_api_refuses(client: genai.Client, mime: str, data: byte
         client.models.generate_content(
             model=MODEL, contents=[types.Part.from_bytes(data=data or png(), mime_type=mime), "What is this?"])
     assert e.value.code == 400 and e.value.status == "INVALID_ARGUMENT" and e.value.message == message
+
+
+def test_media_over_the_request_limit(client: genai.Client) -> None:
+    # Inline data travels base64-encoded: a file of 3/4 of the limit already makes the body too large.
+    data = png() + b"\0" * (PAYLOAD_LIMIT_BYTES * 3 // 4)
+    with pytest.raises(errors.ClientError) as e:
+        client.models.generate_content(model=MODEL, contents=[types.Part.from_bytes(data=data, mime_type="image/png")])
+    assert e.value.code == 400 and e.value.message == PAYLOAD_TOO_LARGE_MESSAGE
 
 
 def _post(emu: Emulator, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

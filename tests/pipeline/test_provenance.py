@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 import flashlane as fl
 from flashlane.tasks.provenance import locate
+from tests.conftest import cli
 from tests.pipeline.conftest import read_jsonl, run_cli, scenario, write_csv
 
 TEXT = "Invoice INV-0042\nVendor:  ACME   Ltd.\nDate: 1 March 2026\nTotal due: $1,234.50\nQty 2 at 12,50 EUR"
@@ -177,3 +178,14 @@ def test_run_over_pdfs_gives_pages_and_resumes_with_provenance_turned_on(cli_env
     assert {k: (v["status"], v.get("page")) for k, v in row["provenance"].items()} == {
         "number": ("found", 1), "vendor": ("found", 2), "total": ("found", 2), "date": ("empty", None)}
     assert row["unverified"] == []
+
+
+def test_one_shot_extract_prints_provenance(cli_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _script(cli_env, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-01"})
+    (tmp_path / "invoice.json").write_text(json.dumps(INVOICE_SCHEMA))
+    code, out, _ = cli(capsys, "extract", TEXT, "--schema", str(tmp_path / "invoice.json"), "--provenance", "--json")
+    assert code == 0
+    got = json.loads(out)
+    assert got["result"]["number"] == "INV-0042" and got["unverified"] == ["date"]
+    assert got["provenance"]["number"] == {"status": "found", "start": 8, "end": 16, "quote": "INV-0042"}
+    assert got["usage"]["prompt_tokens"] > 0

@@ -16,7 +16,7 @@ import click
 
 from ..errors import ConfigError, InputError
 from ..lane import Lane
-from ..tasks import CLASSIFY, EXTRACT, SUMMARIZE, TRANSLATE, Task
+from ..tasks import CLASSIFY, EXTRACT, SUMMARIZE, TRANSLATE, Extraction, Task
 from ..tasks.option import Option
 from .common import echo_json, lane_options, make_lane
 
@@ -78,6 +78,8 @@ def _text(text: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Extraction):  # --provenance: the value, where each field was found, what to check
+        return value.as_dict()
     return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 

@@ -109,6 +109,13 @@ class Extraction:
     def unverified(self) -> list[str]:
         return self.provenance.unverified
 
+    def as_dict(self) -> dict[str, Any]:
+        """As JSON data, with the keys a run's output rows use: result, provenance, unverified."""
+        from pydantic_core import to_jsonable_python
+
+        return {"result": to_jsonable_python(self.value, fallback=str), "provenance": self.provenance.as_dict(),
+                "unverified": self.unverified}
+
 
 class _Text:
     """One searchable text (a field's text between files, or one PDF page), normalised on first use."""
