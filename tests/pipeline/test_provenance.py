@@ -63,6 +63,9 @@ def test_found_values_carry_offsets_into_the_text() -> None:
     for v in prov.values():
         assert TEXT[v.start:v.end] == v.quote
     assert prov.unverified == []
+    # A hyphen is not a minus sign; a minus sign is.
+    hyphens = locate({"year": 2026, "last": 3, "balance": -5}, {"text": "INV-2026-0042, pages 1-3, balance -5"})
+    assert [(v.status, v.quote) for v in hyphens.values()] == [("found", "2026"), ("found", "3"), ("found", "-5")]
 
 
 def test_values_the_source_does_not_hold_are_flagged() -> None:

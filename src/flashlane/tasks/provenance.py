@@ -209,6 +209,9 @@ def _numbers(text: str) -> list[tuple[int, int, tuple[float, ...]]]:
         found.setdefault((m.start(), m.end()), set()).add(number)
     for m in _PLAIN.finditer(text):
         found.setdefault((m.start(), m.end()), set()).add(float(m.group().replace(",", ".")))
+    for (start, end), readings in list(found.items()):
+        if text[start] == "-" and start > 0 and text[start - 1].isalnum():  # "INV-2026", "pages 1-3": a hyphen
+            found.setdefault((start + 1, end), set()).update(abs(r) for r in readings)
     return [(s, e, tuple(v)) for (s, e), v in sorted(found.items())]
 
 
