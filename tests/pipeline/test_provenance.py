@@ -133,6 +133,11 @@ def test_lane_extract_and_map_return_provenance(lane: fl.Lane, emu: Any) -> None
     rec = next(iter(results.records()))
     assert rec["unverified"] == ["date"] and rec["provenance"]["number"]["start"] == 8
     assert lane.map("extract", [TEXT], schema=Invoice)[0].provenance is None
+    import pandas as pd
+
+    frame = lane.map_frame("extract", pd.DataFrame({"text": [TEXT]}), schema=Invoice, provenance=True)
+    assert json.loads(frame["unverified"][0]) == ["date"]
+    assert json.loads(frame["provenance"][0])["total"]["quote"] == "1,234.50"
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])

@@ -10,7 +10,7 @@ from ..tasks import Task
 from .api import map_items
 from .job import jsonable
 from .scheduler import DEFAULT_CONCURRENCY
-from .writers import flat_row
+from .writers import flat_row, provenance_columns
 
 if TYPE_CHECKING:
     from ..call.client import Client as Lane
@@ -40,6 +40,7 @@ def map_frame(lane: Lane, task: Task | str, df: Any, *, column: str | None = Non
     flat = []
     for r in results:
         row = {"id": r.id, "status": r.status, "reason": r.reason, "error": r.error, "result": jsonable(r.value),
+               **provenance_columns(r.provenance.as_dict() if r.provenance is not None else None),
                "usage": r.usage.as_dict(), "cost_usd": r.cost_usd, "cached": r.cached}
         flat.append({k: v for k, v in flat_row(row).items() if k not in _SKIP})
     names: dict[str, None] = {}

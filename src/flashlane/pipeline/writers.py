@@ -30,7 +30,8 @@ from ..tasks.provenance import Provenance
 
 __all__ = ["OUTPUT_FORMATS", "atomic_file", "output_format", "flat_row", "write_output",
            "write_failures", "failures_path", "output_record", "remove_stale_temp", "require_writer",
-           "INPUT_PREFIX", "RESULT_PREFIX", "EVIDENCE_KEYS", "PROVENANCE_KEYS", "InputNames", "arrow_table"]
+           "INPUT_PREFIX", "RESULT_PREFIX", "EVIDENCE_KEYS", "PROVENANCE_KEYS", "InputNames", "arrow_table",
+           "provenance_columns"]
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FIXED_COLUMNS = ("id", "status", "reason", "error")
@@ -146,6 +147,13 @@ class InputNames:
         return name
 
 
+def provenance_columns(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A record's ``PROVENANCE_KEYS`` (none when the run did not ask for provenance)."""
+    if data is None:
+        return {}
+    return {"provenance": dict(data), "unverified": Provenance.from_dict(data).unverified}
+
+
 def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
     """One output record (JSON-shaped: the result nested), input columns after the id."""
     r = srow.result
@@ -161,8 +169,7 @@ def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
         "error": r.error,
         "result": r.value,
         **({k: r.evidence.get(k, []) for k in EVIDENCE_KEYS} if r.evidence is not None else {}),
-        **({"provenance": r.provenance, "unverified": Provenance.from_dict(r.provenance).unverified}
-           if r.provenance is not None else {}),
+        **provenance_columns(r.provenance),
         "usage": {"prompt_tokens": r.usage.prompt_tokens, "output_tokens": r.usage.output_tokens,
                   "thoughts_tokens": r.usage.thoughts_tokens, "cached_tokens": r.usage.cached_tokens},
         "cost_usd": round(r.cost_usd, 10) if r.cost_usd is not None else None,  # None: price unknown
