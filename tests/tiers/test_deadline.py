@@ -222,3 +222,19 @@ def test_lane_map_takes_finish_by(emu: Any) -> None:
     d = results.report["deadline"]
     assert all(r.ok for r in results) and d["met"] is True
     assert d["plan"]["steps"][0]["tier"] == "batch" and d["cutoffs"][0]["step"] == "batch"
+
+
+def test_when_standard_alone_is_too_slow_priority_runs_beside_it_as_the_last_resort(emu: Any, tmp_path: Path) -> None:
+    inp = write_csv(tmp_path / "in.csv", reviews(100))
+    out = tmp_path / "out.jsonl"
+    with Client(base_url=emu.base_url, limits="off", clock=FollowingClock(emu)) as ln:
+        summary = run_file(ln, get_task("classify"), RunConfig(
+            input=str(inp), output=str(out), cache=False, quiet=True, finish_by="90s",
+            task_options={"labels": LABELS.split(",")}))
+    d = summary.report["deadline"]
+    assert [s["tier"] for s in d["plan"]["steps"]] == ["standard", "priority"]  # no room for batch or flex
+    tiers = d["rows_by_tier"]
+    assert tiers.get("priority", 0) > 0 and tiers.get("standard", 0) > 0 and sum(tiers.values()) == 100
+    per_row = _attempts_per_row(summary.run_db)
+    assert len(per_row) == 100 and all(len(v) == 1 for v in per_row.values())  # none asked on both tiers
+    assert _live_answered(emu) == 100

@@ -224,19 +224,20 @@ def tier_rates(model: str, *, rpm: float | None, concurrency: int, pack: int, fl
 
 def live_chain(rates: dict[str, TierRate], rows: int, now: float, deadline: float) -> tuple[list[Step], bool]:
     """The live steps for ``rows`` from ``now``: flex while standard can still finish what is left
-    after it, then standard; priority only when standard alone cannot make the deadline (its own
-    limits add to standard's: it is the plan's last resort). Feasible: the deadline is expected met."""
+    after it, then standard; priority only when standard alone cannot make the deadline, then at the
+    same time as standard (its own limits add to standard's: the plan's last resort). Feasible: the
+    deadline is expected met."""
     left = deadline - now
     std, flex, prio = rates[STANDARD], rates[FLEX], rates[PRIORITY]
     if flex.need_s(rows) <= left:
         return [Step(FLEX, deadline - std.need_s(rows), rows), Step(STANDARD, deadline, 0)], True
     if std.need_s(rows) <= left:
         return [Step(STANDARD, deadline, rows)], True
-    # Standard cannot carry them in time: standard then priority, the rows priority must take.
+    # Standard cannot carry them in time: standard and priority at once (priority's limits are its own),
+    # each taking its share of the rows by its throughput.
     both = TierRate(STANDARD, std.rows_per_s + prio.rows_per_s, std.latency_s, std.source)
-    on_prio = max(0, rows - int(std.rows_per_s * max(left / SAFETY - std.latency_s, 0)))
-    return [Step(STANDARD, deadline - prio.need_s(on_prio), rows - on_prio), Step(PRIORITY, deadline, on_prio)], \
-        both.need_s(rows) <= left
+    on_prio = round(rows * prio.rows_per_s / both.rows_per_s)
+    return [Step(STANDARD, deadline, rows - on_prio), Step(PRIORITY, deadline, on_prio)], both.need_s(rows) <= left
 
 
 def make_plan(*, model: str, rows: int, pack: int, now: float, deadline: float, rates: dict[str, TierRate],
@@ -263,6 +264,6 @@ def make_plan(*, model: str, rows: int, pack: int, now: float, deadline: float, 
         notes.append(f"no batch step: the rows need {_dur(fallback_need)} on {live[0].tier}, leaving under "
                      f"{_dur(BATCH_MIN_WINDOW_S)} for a job")
     if not feasible:
-        notes.append("the deadline is not expected to be met at this quota and throughput: standard, then "
-                     "priority for what is left; the report says how late it was")
+        notes.append("the deadline is not expected to be met at this quota and throughput: standard and "
+                     "priority at once; the report says how late it was")
     return Plan(now, deadline, rows, requests, steps, rates, per, feasible, notes)

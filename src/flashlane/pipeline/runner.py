@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..call.service_tier import BATCH, FLEX, STANDARD
+from ..call.service_tier import BATCH, FLEX, PRIORITY, STANDARD
 from ..errors import ConfigError
 from ..models import Usage, lookup
 from ..store.run import RunStore
@@ -36,6 +36,8 @@ from .settle import Keep
 
 __all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner", "DeadlineRunner"]
 
+# Two engines sharing a run read this few rows at a time, so each takes work as it has room for it.
+SHARED_WINDOW_ITEMS = 64
 Drain = Callable[[str], str]  # an interrupt's signal name -> the line to show (Engine.interrupt)
 # Awaits the run with signal handling (runfile._Signals.run): the first signal calls the drain.
 Wrap = Callable[[Awaitable[RunOutcome], Drain | None], Awaitable[RunOutcome]]
@@ -62,10 +64,12 @@ class LiveRunner:
     shows_progress = True
 
     def __init__(self, job: Job, store: RunStore, builder: ItemBuilder, opts: RunOptions, *,
-                 stop_at: float | None = None, hand_on: bool = False) -> None:
+                 stop_at: float | None = None, hand_on: bool = False, claimed: set[str] | None = None) -> None:
+        window = {} if claimed is None else {"window": SHARED_WINDOW_ITEMS}  # small: the other engine takes the rest
         self.engine = Engine(job, store, builder, pack_size=opts.pack_size, concurrency=opts.concurrency,
                              budget_usd=opts.budget_usd, cache=opts.cache, on_progress=opts.on_progress,
-                             keep_values=opts.keep_values, stop_at=stop_at, hand_on=hand_on)
+                             keep_values=opts.keep_values, stop_at=stop_at, hand_on=hand_on, claimed=claimed,
+                             **window)
 
     async def arun(self) -> RunOutcome:
         return await self.engine.run()
@@ -184,6 +188,9 @@ class DeadlineRunner:
             if left:
                 self._say(f"deadline: {left:,} rows left after the batch step; now "
                           + ", then ".join(s.tier for s in steps))
+        if len(steps) > 1 and steps[-1].tier == PRIORITY:
+            # The last resort: priority's own limits (0.3x standard's) on top of standard's, both at once.
+            return self._end(self._together(steps[-2:], wrap, o), values)
         for i, step in enumerate(steps):
             if not self.store.items.counts()["pending"]:
                 break
@@ -202,6 +209,22 @@ class DeadlineRunner:
             if outcome.status != "done":
                 break
         return self._end(outcome, values)
+
+    def _together(self, steps: list[plan_mod.Step], wrap: Wrap | None, o: RunOptions) -> RunOutcome:
+        """Standard and priority on the run at once, each taking rows the other has not (``claimed``)."""
+        self._say("deadline: " + " and ".join(s.tier for s in steps) + " at once, to make the deadline")
+        claimed: set[str] = set()
+        runners = [LiveRunner(replace(self.job, service_tier=s.tier), self.store, self.builder,
+                              replace(o, on_progress=None), claimed=claimed) for s in steps]
+        self.engine = runners[0].engine
+
+        async def both() -> list[RunOutcome]:
+            return list(await asyncio.gather(*(r.arun() for r in runners)))
+
+        outcomes = asyncio.run(both())
+        out = next((x for x in outcomes if x.status != "done"), outcomes[0])
+        out.values = {k: v for x in outcomes for k, v in x.values.items()}
+        return out
 
     def _end(self, outcome: RunOutcome, values: dict[str, Any]) -> RunOutcome:
         finished = self.clock.time()

@@ -127,7 +127,7 @@ class Engine:
                  concurrency: int | None = None, budget_usd: float | None = None, cache: ResponseCache | None = None,
                  on_progress: Callable[[Snapshot], None] | None = None, keep_values: Keep = False,
                  window: int = WINDOW_ITEMS, drain_s: float = DRAIN_S, stop_at: float | None = None,
-                 hand_on: bool = False) -> None:
+                 hand_on: bool = False, claimed: set[str] | None = None) -> None:
         self.job = job
         self.store = store
         self.clock = job.lane.clock  # the client's: tests move it instead of sleeping
@@ -149,6 +149,9 @@ class Engine:
         self.drain_s = drain_s
         self.stop_at = stop_at
         self.hand_on = hand_on
+        # Engines on two tiers at once over one run (a deadline's last resort) share this set: a row one
+        # of them has taken is skipped by the other, so no row is asked on both.
+        self.claimed = claimed
         self.outcome = RunOutcome()
         self.snap = Snapshot()
         self._queue: deque[list[Item]] = deque()
@@ -196,6 +199,9 @@ class Engine:
                     self._partial = []
                 return
             self._cursor = rows[-1][0]
+            if self.claimed is not None:
+                rows = [r for r in rows if r[1] not in self.claimed]
+                self.claimed.update(r[1] for r in rows)
             items = []
             for idx, iid, _, row in rows:
                 if row is None:
