@@ -63,13 +63,19 @@ def test_found_values_carry_offsets_into_the_text() -> None:
     for v in prov.values():
         assert TEXT[v.start:v.end] == v.quote
     assert prov.unverified == []
+    # An ISO date is found as the source writes it (day or month first, or the month's name).
+    dates = locate({"a": "2026-03-01", "b": "2026-01-03", "c": "2026-12-25", "d": "2026-03-02"},
+                   {"text": "Date: 1 March 2026", "due": "due 03/01/2026", "sent": "sent Dec 25th, 2026"})
+    assert [(v.status, v.quote, v.source) for v in dates.values()] == [
+        ("found", "1 March 2026", "text"), ("found", "03/01/2026", "due"), ("found", "Dec 25th, 2026", "sent"),
+        ("not_found", None, None)]
     # A hyphen is not a minus sign; a minus sign is.
     hyphens = locate({"year": 2026, "last": 3, "balance": -5}, {"text": "INV-2026-0042, pages 1-3, balance -5"})
     assert [(v.status, v.quote) for v in hyphens.values()] == [("found", "2026"), ("found", "3"), ("found", "-5")]
 
 
 def test_values_the_source_does_not_hold_are_flagged() -> None:
-    prov = locate({"date": "2026-03-01", "total": 1234.0, "vendor": "ACME Inc", "lines": [{"sku": "X-1"}],
+    prov = locate({"date": "2026-03-02", "total": 1234.0, "vendor": "ACME Inc", "lines": [{"sku": "X-1"}],
                    "paid": True, "note": None, "memo": ""}, {"text": TEXT})
     assert {k: v.status for k, v in prov.items()} == {
         "date": "not_found", "total": "not_found", "vendor": "not_found", "lines[0].sku": "not_found",
@@ -116,7 +122,7 @@ def _script(emu: Any, answer: dict[str, Any]) -> None:
 
 
 def test_lane_extract_and_map_return_provenance(lane: fl.Lane, emu: Any) -> None:
-    _script(emu, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-01"})
+    _script(emu, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-02"})
     p0 = emu.stats()["tokens"]["prompt"]
     plain = lane.extract(TEXT, schema=Invoice)
     assert isinstance(plain, Invoice)  # off by default: the value alone
@@ -142,7 +148,7 @@ def test_lane_extract_and_map_return_provenance(lane: fl.Lane, emu: Any) -> None
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
 def test_run_writes_provenance_columns(cli_env: Any, tmp_path: Path, suffix: str) -> None:
-    _script(cli_env, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-01"})
+    _script(cli_env, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-02"})
     (tmp_path / "invoice.json").write_text(json.dumps(INVOICE_SCHEMA))
     src = write_csv(tmp_path / "in.csv", [{"id": "a", "body": TEXT}])
     out = tmp_path / f"out{suffix}"
@@ -189,7 +195,7 @@ def test_run_over_pdfs_gives_pages_and_resumes_with_provenance_turned_on(cli_env
 
 
 def test_one_shot_extract_prints_provenance(cli_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _script(cli_env, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-01"})
+    _script(cli_env, {"number": "INV-0042", "vendor": "ACME Ltd", "total": 1234.5, "date": "2026-03-02"})
     (tmp_path / "invoice.json").write_text(json.dumps(INVOICE_SCHEMA))
     code, out, _ = cli(capsys, "extract", TEXT, "--schema", str(tmp_path / "invoice.json"), "--provenance", "--json")
     assert code == 0

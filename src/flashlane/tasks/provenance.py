@@ -13,7 +13,9 @@ The search, first hit wins:
    punctuation ignored. A match must not start or end inside a word ("12" is not in "2012");
 2. numbers among the numbers written in the source, read with ``,`` ``.`` ``'`` or spaces as
    thousands separators and ``.`` or ``,`` as the decimal mark ("1.234,50" and "1,234.50" both
-   match 1234.5), so "12.50" matches 12.5 but "112.5" does not.
+   match 1234.5), so "12.50" matches 12.5 but "112.5" does not;
+3. an ISO date (2026-03-01) also as the source may write it: "1 March 2026", "March 1st, 2026",
+   "01/03/2026" or "03/01/2026", "2026/03/01".
 
 Statuses per field: ``found`` (``start``/``end``: character offsets, as Python indexes a str, into
 the item's text, or into the page's text with ``page``, 1-based, for a PDF), ``not_found`` (flagged:
@@ -49,6 +51,19 @@ _WS = re.compile(r"\s+")
 _GROUPED = re.compile(r"(?<![\d.,])-?\d{1,3}([,.' ])\d{3}(?:\1\d{3})*(?:[.,]\d+)?(?![.,]?\d)")
 _PLAIN = re.compile(r"(?<![\d.,])-?\d+(?:[.,]\d+)?(?![.,]?\d)")
 _REL_TOLERANCE = 1e-9
+# Dates: an ISO value (2026-03-01) is also looked for as the source may write it: 01/03/2026 or
+# 03/01/2026 (day or month first), 1.3.26, 2026/03/01, "1 March 2026", "March 1, 2026", "1 Mar 2026".
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|" \
+         r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+_DATES = (
+    (re.compile(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{4}|\d{2})(?!\d)"), ("dmy", "mdy")),
+    (re.compile(r"(?<!\d)(\d{4})[./](\d{1,2})[./](\d{1,2})(?!\d)"), ("ymd",)),
+    (re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH + r",?\s+(\d{4})(?!\d)", re.I), ("dMy",)),
+    (re.compile(_MONTH + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)", re.I), ("Mdy",)),
+)
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,13 @@ class _Text:
             return None
         return where[found[0]], where[found[1] - 1] + 1
 
+    def find_date(self, year: int, month: int, day: int) -> tuple[int, int] | None:
+        for pattern, orders in _DATES:
+            for m in pattern.finditer(self.text):
+                if any(_date_of(m.groups(), order) == (year, month, day) for order in orders):
+                    return m.start(), m.end()
+        return None
+
     def find_number(self, value: float) -> tuple[int, int] | None:
         if self._numbers is None:
             self._numbers = _numbers(self.text)
@@ -215,6 +237,19 @@ def _numbers(text: str) -> list[tuple[int, int, tuple[float, ...]]]:
     return [(s, e, tuple(v)) for (s, e), v in sorted(found.items())]
 
 
+def _date_of(groups: tuple[str, ...], order: str) -> tuple[int, int, int] | None:
+    """(year, month, day) of a matched date read in ``order`` (d, m, y digits; M a month's name)."""
+    parts = dict(zip(order, groups, strict=True))
+    try:
+        year = int(parts["y"])
+        month = _MONTHS.index(next(n for n in _MONTHS if n.startswith(parts["M"].lower().rstrip(".")[:3]))) + 1 \
+            if "M" in parts else int(parts["m"])
+        day = int(parts["d"])
+    except (StopIteration, ValueError):
+        return None
+    return (year + 2000 if year < 100 else year), month, day
+
+
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
@@ -264,6 +299,13 @@ def _locate_one(value: Any, texts: list[_Text]) -> Located:
             span = t.find(str(value))
         if span is not None:
             return t.located(*span)
+    iso = _ISO_DATE.match(value) if isinstance(value, str) else None
+    if iso is not None:  # an ISO date the source writes otherwise
+        ymd = (int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+        for t in texts:
+            span = t.find_date(*ymd)
+            if span is not None:
+                return t.located(*span)
     return Located(NOT_FOUND)
 
 
