@@ -26,6 +26,7 @@ RANKS = {
     "models": 0, "clock": 0, "media": 0,  # media: what a file is and costs, shared with the emulator
     "errors": 1, "store": 1,  # the store package owns all SQL: it knows rows, not calls
     "config": 2, "limits": 2,  # the quota limiter needs only the clock, errors, the catalog and the store
+    "telemetry": 2,  # OpenTelemetry spans and metrics: every layer above records through it
     "call": 3,  # one call: request, transport, guard, answer judge, streams, tools
     "caching": 4,  # the prefix, context caches and the response cache, built on calls
     "tasks": 5,

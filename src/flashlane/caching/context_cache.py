@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
+from .. import telemetry
 from ..call.request import Call
 from ..errors import CacheNotFound, FlashlaneError
 from ..models import lookup
@@ -169,10 +170,20 @@ class ContextCache:
 
     def create(self) -> str:
         """Make the cache (raises the mapped error: too small, no quota, ...)."""
-        return self._made(self.client.transport.create_cache(self.model, self._config()))
+        with telemetry.span("flashlane.cache.create", self._span_attrs()) as sp:
+            name = self._made(self.client.transport.create_cache(self.model, self._config()))
+            sp.set({"flashlane.cache.tokens": self.tokens, "flashlane.cache.ttl_s": self.ttl_s})
+            return name
 
     async def acreate(self) -> str:
-        return self._made(await self.client.transport.acreate_cache(self.model, self._config()))
+        with telemetry.span("flashlane.cache.create", self._span_attrs()) as sp:
+            name = self._made(await self.client.transport.acreate_cache(self.model, self._config()))
+            sp.set({"flashlane.cache.tokens": self.tokens, "flashlane.cache.ttl_s": self.ttl_s})
+            return name
+
+    def _span_attrs(self) -> dict[str, Any]:
+        return {"gen_ai.request.model": self.model, "gen_ai.provider.name": self.client.peer[0],
+                "flashlane.cache.estimated_tokens": self.prefix.tokens}
 
     def adopt(self, name: str, tokens: int) -> bool:
         """Resume with a cache an earlier session made: True if it is still alive (its TTL is

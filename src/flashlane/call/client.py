@@ -18,6 +18,7 @@ from typing import Any
 
 from google.genai import types
 
+from .. import telemetry
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD, Settings, load_settings
 from ..errors import BudgetExceeded, Timeout
@@ -85,6 +86,10 @@ class Client:
         self.totals = Totals()
         self.transport: Transport = open_transport(settings, self.clock)
         self.guard = self._make_guard(rate_limiter)
+        telemetry.setup_from_env()  # the OTEL_* variables, once per process (telemetry.py)
+        # (gen_ai.provider.name, server.address, server.port) for this client's call spans
+        self.peer = telemetry.peer(settings.backend, settings.base_url or self.transport.emulator_url,
+                                   settings.vertex_location)
 
     def _make_guard(self, limiter: Limiter | None) -> Guard:
         s = self.settings
@@ -127,8 +132,8 @@ class Client:
 
     # ------------------------------------------------------------ totals and limits of one call
 
-    def record(self, usage: Usage, model: str, service_tier: str) -> None:
-        """Add one answer's usage and cost (at ``service_tier``'s price) to ``totals``."""
+    def record(self, usage: Usage, model: str, service_tier: str) -> float | None:
+        """Add one answer's usage and cost (at ``service_tier``'s price) to ``totals``; the cost."""
         with self._lock:
             self.totals.calls += 1
             self.totals.usage = self.totals.usage + usage
@@ -137,6 +142,7 @@ class Client:
                 self.totals.unpriced_calls += 1
             else:
                 self.totals.cost_usd += cost
+        return cost
 
     def check_budget(self, call: Call) -> None:
         """Refuse a call that could take the client past ``budget_usd`` (at its full output cap)."""
@@ -168,16 +174,26 @@ class Client:
             return min(max(self.settings.timeout_s, FLEX_TIMEOUT_S), remaining_s)
         return min(self.settings.timeout_s, remaining_s)
 
-    def guarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
+    def guarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None,
+                obs: telemetry.CallSpan | None = None) -> Any:
         """Run ``attempt(remaining_s)`` under the guard for ``call`` (budget, breaker, limiter, retries);
-        ``start``: when its deadline began, if earlier (a tool loop's rounds share one deadline)."""
+        ``start``: when its deadline began, if earlier (a tool loop's rounds share one deadline);
+        ``obs``: the call's span, told of each attempt, limiter wait and retry."""
         self._before(call, start)
-        return self.guard.call(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens, start=start)
+        return self.guard.call(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens, start=start,
+                               obs=obs)
 
-    async def aguarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None) -> Any:
+    async def aguarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None,
+                       obs: telemetry.CallSpan | None = None) -> Any:
         self._before(call, start)
         return await self.guard.acall(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens,
-                                      start=start)
+                                      start=start, obs=obs)
+
+    def _span(self, tel: telemetry.Telemetry, call: Call) -> telemetry.CallSpan:
+        """The span of one generate call (telemetry.py): what it asked for; the answer comes later."""
+        return tel.call(call.model, self.peer, items=call.items, max_tokens=call.max_output_tokens,
+                        json_output=call.schema is not None, requested_tier=tier_of(call.config),
+                        contents=call.sdk_contents, system=call.config.system_instruction)
 
     def _before(self, call: Call, start: float | None) -> None:
         self.check_budget(call)
@@ -201,8 +217,9 @@ class Client:
                 headers = getattr(resp.sdk_http_response, "headers", None)
                 resp = self.transport.parse_response(data, model=call.model)
                 resp.sdk_http_response = types.HttpResponse(headers=headers)
-        self.record(usage_from_response(resp), call.model, priced_tier(call.config, served))
-        return Sent(resp, time.perf_counter() - t0, served)
+        usage, tier = usage_from_response(resp), priced_tier(call.config, served)
+        cost = self.record(usage, call.model, tier)
+        return Sent(resp, time.perf_counter() - t0, served, usage, cost, tier)
 
     def _send_config(self, call: Call, remaining: float) -> types.GenerateContentConfig:
         config = self.attempt_config(call, remaining)
@@ -215,7 +232,12 @@ class Client:
                                            self.attempt_timeout(remaining, call))
             return self._sent(call, resp, t0)
 
-        return self.guarded(call, attempt, start=start)  # type: ignore[no-any-return]
+        if (tel := telemetry.current()) is None:  # the one check: telemetry off costs nothing more
+            return self.guarded(call, attempt, start=start)  # type: ignore[no-any-return]
+        with self._span(tel, call) as obs:
+            sent: Sent = self.guarded(call, attempt, start=start, obs=obs)
+            obs.answered(sent.response, sent.usage, sent.cost_usd, sent.tier)
+            return sent
 
     async def asend(self, call: Call, *, start: float | None = None) -> Sent:
         async def attempt(remaining: float) -> Sent:
@@ -224,7 +246,12 @@ class Client:
                                                   self.attempt_timeout(remaining, call))
             return self._sent(call, resp, t0)
 
-        return await self.aguarded(call, attempt, start=start)  # type: ignore[no-any-return]
+        if (tel := telemetry.current()) is None:
+            return await self.aguarded(call, attempt, start=start)  # type: ignore[no-any-return]
+        with self._span(tel, call) as obs:
+            sent: Sent = await self.aguarded(call, attempt, start=start, obs=obs)
+            obs.answered(sent.response, sent.usage, sent.cost_usd, sent.tier)
+            return sent
 
     # ------------------------------------------------------------ the drivers of the answer judge
 
@@ -288,6 +315,9 @@ class Sent:
     response: Any
     latency_s: float
     service_tier: str | None = None  # usageMetadata.serviceTier when read (flex calls)
+    usage: Usage = Usage()
+    cost_usd: float | None = None  # None: the model's price is unknown
+    tier: str = "standard"  # the tier it is priced at (service_tier.priced_tier)
 
 
 def _toolset(call: Call) -> Any:

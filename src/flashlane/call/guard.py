@@ -28,13 +28,16 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..errors import FlashlaneError, RateLimited, ServiceUnavailable, Stopped
 from ..limits import Limiter, Reservation
 from .breaker import Breaker
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..telemetry import CallSpan
 
 __all__ = ["Guard", "GuardStats", "MIN_ATTEMPT_S"]
 
@@ -144,9 +147,10 @@ class Guard:
         return self.retry.deadline_s - (self.clock.monotonic() - start)
 
     def _steps(self, key: str, est_tokens: int, input_tokens_of: Callable[[T], int | None],
-               start: float | None) -> Generator[_Sleep | _Acquire | _Attempt, Any, T]:
+               start: float | None, obs: CallSpan | None = None) -> Generator[_Sleep | _Acquire | _Attempt, Any, T]:
         """The loop itself, sans-IO: it yields what to wait for or do (``_Sleep``, ``_Acquire`` ->
-        the reservation, ``_Attempt`` -> the answer or the FlashlaneError) and returns the answer."""
+        the reservation, ``_Attempt`` -> the answer or the FlashlaneError) and returns the answer.
+        ``obs`` (telemetry on): the call's span, told of each attempt, limiter wait and retry."""
         start = self.clock.monotonic() if start is None else start
         attempt = 0
         while True:
@@ -160,9 +164,13 @@ class Guard:
                 res.release()
                 self._check_sending()
             self.stats.add(limiter_wait_s=self.clock.monotonic() - t0, requests=1)
+            if obs is not None:
+                obs.attempt(res.waited)
             out = yield _Attempt(max(self._remaining(start), MIN_ATTEMPT_S))
             if isinstance(out, FlashlaneError):
                 delay = self._after_failure(key, res, out, attempt, self.clock.monotonic() - start)
+                if obs is not None:
+                    obs.failed(out, delay)
                 if delay is None:
                     raise out
                 yield _Sleep(delay)
@@ -171,10 +179,11 @@ class Guard:
             return out  # type: ignore[no-any-return]
 
     def call(self, key: str, est_tokens: int, fn: Callable[[float], T],
-             input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
+             input_tokens_of: Callable[[T], int | None], *, start: float | None = None,
+             obs: CallSpan | None = None) -> T:
         """``fn(remaining_s)`` makes one attempt with at most ``remaining_s`` seconds. ``start``: when
         the deadline began, if before this call (the rounds of a tool loop share one deadline)."""
-        steps, value = self._steps(key, est_tokens, input_tokens_of, start), None
+        steps, value = self._steps(key, est_tokens, input_tokens_of, start, obs), None
         while not isinstance(effect := _next(steps, value), _Done):
             if isinstance(effect, _Sleep):
                 value = self.clock.sleep(effect.seconds)  # type: ignore[func-returns-value]
@@ -184,8 +193,9 @@ class Guard:
         return effect.value  # type: ignore[no-any-return]
 
     async def acall(self, key: str, est_tokens: int, fn: Callable[[float], Awaitable[T]],
-                    input_tokens_of: Callable[[T], int | None], *, start: float | None = None) -> T:
-        steps, value = self._steps(key, est_tokens, input_tokens_of, start), None
+                    input_tokens_of: Callable[[T], int | None], *, start: float | None = None,
+                    obs: CallSpan | None = None) -> T:
+        steps, value = self._steps(key, est_tokens, input_tokens_of, start, obs), None
         while not isinstance(effect := _next(steps, value), _Done):
             if isinstance(effect, _Sleep):
                 value = await self.clock.asleep(effect.seconds)  # type: ignore[func-returns-value]

@@ -95,6 +95,7 @@ class Call:
     # ~0.5 ms faster than the equivalent Content list (measured in bench/overhead.py).
     text_prompt: str | None = None
     toolset: Toolset | None = None  # what the call declares (functions, built-ins, tool choice)
+    items: int = 1  # the items a packed request carries (its span's flashlane.items)
 
     @property
     def sdk_contents(self) -> Any:

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     debug = os.environ.get("FLASHLANE_DEBUG") == "1"
     try:
+        from .. import telemetry
+
+        telemetry.setup_from_env()  # OTEL_* export variables: traces and metrics (docs/telemetry.md)
         cli.main(args=argv, standalone_mode=False, prog_name="flashlane")
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

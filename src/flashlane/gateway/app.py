@@ -59,6 +59,7 @@ from ..errors import (
 )
 from ..limits import Limiter, Limits, Reservation, Store
 from ..models import DEFAULT_MODEL, Usage, canonical_id, cost_of, lookup
+from ..telemetry import current_span_set
 from .ledger import Ledger, Owners
 from .metrics import Metrics
 from .tokens import Principal, TokenBook
@@ -297,6 +298,13 @@ class GatewayApp:
         cost = cost_of(model, out.usage) if out.usage is not None else None  # priced once, for both
         self.metrics.observe(project, model or "-", out.code, elapsed, usage=out.usage, cost=cost,
                              absorbed=out.absorbed, retries=out.retries, limiter_wait_s=out.limiter_wait_s)
+        u = out.usage
+        current_span_set({  # the request's server span (telemetry.py), when telemetry is on
+            "flashlane.project": project, "gen_ai.request.model": model or None, "flashlane.cost_usd": cost,
+            "gen_ai.usage.input_tokens": u.prompt_tokens if u else None,
+            "gen_ai.usage.output_tokens": u.billed_output_tokens if u else None,
+            "flashlane.retries": out.retries, "flashlane.rate_limited_absorbed": out.absorbed,
+            "flashlane.limiter_wait_s": out.limiter_wait_s})
         if self.ledger is not None and principal is not None:
             self.ledger.record(label, project, model or "-", ok=200 <= out.code < 300, usage=out.usage, cost=cost,
                                absorbed=out.absorbed, retries=out.retries, upstream_error=out.upstream_error,

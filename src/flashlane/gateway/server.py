@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..limits import make_store
 from ..limits.sqlite import default_path
 from ..models import DEFAULT_MODEL
+from ..telemetry import traced_asgi
 from .app import GatewayApp, GatewayConfig
 from .ledger import Ledger, Owners
 from .tokens import TokenBook, load_tokens
@@ -56,7 +57,8 @@ def default_ledger_path() -> Path:
 def _uvicorn_config(app: GatewayApp, host: str, port: int) -> Any:
     """No proxy-headers middleware (the gateway reads no X-Forwarded-* header); uvicorn's access
     log stays off (``--access-log`` writes a safe one); request heads bounded."""
-    config = uvicorn_config(app, host, port, graceful_s=GRACEFUL_SHUTDOWN_S, keep_alive_s=KEEP_ALIVE_S,
+    # Each request a SERVER span continuing the caller's traceparent, when telemetry is on (telemetry.py).
+    config = uvicorn_config(traced_asgi(app), host, port, graceful_s=GRACEFUL_SHUTDOWN_S, keep_alive_s=KEEP_ALIVE_S,
                             proxy_headers=False, server_header=False)
     config.http = bounded_protocol(app.config.head_timeout_s)  # uvicorn takes a protocol class for a name
     return config

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..config import DEFAULT_VERTEX_LOCATION, EMULATOR_API_KEY, Settings
+from ..telemetry import client_span
 from .http import HttpClient, HttpResponse
 from .wire import Route
 
@@ -125,9 +126,13 @@ class Upstream:
                    body: bytes | AsyncIterator[bytes], timeout: float) -> UpstreamResponse:
         """Send and return once the status line and headers are in; the body streams after.
         Transport failures raise ``ConnectionError`` / ``TimeoutError`` (the gateway
-        maps them to flashlane errors)."""
-        return await self.client.request(method, url, headers, body, timeout=timeout or CONNECT_TIMEOUT_S,
-                                         connect_timeout=CONNECT_TIMEOUT_S)
+        maps them to flashlane errors). With telemetry on, a CLIENT span up to the headers, a child
+        of the request's server span."""
+        with client_span(method, url) as sp:
+            resp = await self.client.request(method, url, headers, body, timeout=timeout or CONNECT_TIMEOUT_S,
+                                             connect_timeout=CONNECT_TIMEOUT_S)
+            sp.set({"http.response.status_code": resp.status})
+            return resp
 
     async def aclose(self) -> None:
         await self.client.aclose()

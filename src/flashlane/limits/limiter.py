@@ -17,7 +17,7 @@ from .config import Limits
 from .store import Store
 from .window import day_reset_after
 
-__all__ = ["DEFAULT_GATE_WITHOUT_RETRY_INFO_S", "Limiter", "Reservation"]
+__all__ = ["DEFAULT_GATE_WITHOUT_RETRY_INFO_S", "Limiter", "Reservation", "Wait"]
 
 # A 429 without RetryInfo still means "the window is full": hold everyone back for a moment
 # (scaled with the window, so scaled benchmarks keep the proportion) instead of letting the
@@ -36,6 +36,7 @@ class Reservation:
         self.tokens = tokens
         self.day_reset = day_reset
         self.released = False
+        self.waited: dict[str, float] = {}  # seconds waited for admission, by what held it back (Wait.quota)
 
     def reconcile(self, actual_input_tokens: int | None = None, *, at: float | None = None) -> None:
         """After the call: charge the real ``promptTokenCount`` instead of the estimate, and
@@ -62,6 +63,18 @@ class Reservation:
         return f"Reservation({self.key!r}, tokens={self.tokens}, ts={self.ts:.3f})"
 
 
+class Wait(float):
+    """Seconds to wait before trying again, and the quota that asks for it (``Decision.quota``:
+    "backoff", "rpm" or "tpm"); a float to every caller that needs only the seconds."""
+
+    quota: str = ""
+
+    def __new__(cls, seconds: float, quota: str = "") -> Wait:
+        w = super().__new__(cls, seconds)
+        w.quota = quota
+        return w
+
+
 class Limiter:
     def __init__(self, store: Store, limits: Limits, *, clock: Clock | None = None, model: str | None = None) -> None:
         self.store = store
@@ -79,7 +92,7 @@ class Limiter:
             return self.adaptive.limits_for(key, self.clock.time())
         return self.limits
 
-    def _try(self, key: str, tokens: int) -> Reservation | float:
+    def _try(self, key: str, tokens: int) -> Reservation | Wait:
         """A reservation, or the seconds to wait before trying again. Raises on a used-up day."""
         limits = self.limits_for(key)
         entry_id = uuid.uuid4().hex
@@ -90,9 +103,9 @@ class Limiter:
             raise self._day_used_up(key, d.at, d.day_reset, limits)
         if self.adaptive is not None and d.wait > 0:
             self.adaptive.note_saturated(key)
-        return d.wait
+        return Wait(d.wait, d.quota)
 
-    def try_acquire(self, key: str, tokens: int) -> Reservation | float:
+    def try_acquire(self, key: str, tokens: int) -> Reservation | Wait:
         """One admission attempt that never waits: a ``Reservation``, or the seconds to wait before
         trying again (raises like ``acquire`` on a used-up day). For an event loop that runs a
         blocking store's calls in a thread and must not hold a thread while it waits (the gateway)."""
@@ -100,18 +113,24 @@ class Limiter:
 
     def acquire(self, key: str, tokens: int) -> Reservation:
         """Block (on the clock) until the request fits; raise ``RateLimited(kind="rpd")`` at once
-        when the day is used up."""
+        when the day is used up. The reservation tells what it waited for (``waited``)."""
+        waited: dict[str, float] = {}
         while True:
             got = self._try(key, tokens)
             if isinstance(got, Reservation):
+                got.waited = waited
                 return got
+            waited[got.quota] = waited.get(got.quota, 0.0) + got
             self.clock.sleep(got)
 
     async def aacquire(self, key: str, tokens: int) -> Reservation:
+        waited: dict[str, float] = {}
         while True:
             got = self._try(key, tokens)
             if isinstance(got, Reservation):
+                got.waited = waited
                 return got
+            waited[got.quota] = waited.get(got.quota, 0.0) + got
             await self.clock.asleep(got)
 
     def _day_used_up(self, key: str, now: float, day_reset: float, limits: Limits) -> RateLimited:

@@ -58,6 +58,7 @@ class Decision:
     day_count: int = 0  # the count after this admission
     day_blocked: bool = False  # write back too: a new day lifts a server-reported block
     at: float = 0.0  # the time the decision was made (read inside the backend's atomic section)
+    quota: str = ""  # what the wait is for: "backoff" (a 429's shared gate) | "rpm" | "tpm" (telemetry)
 
 
 def day_reset_after(now: float) -> float:
@@ -75,18 +76,19 @@ def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision
         return Decision(False, day_exhausted=True, day_reset=day_reset, day_count=day_count, day_blocked=blocked,
                         at=now)
 
-    wait = max(state.gate_until - now, 0.0)
+    wait, quota = max(state.gate_until - now, 0.0), "backoff"
     if not limits.rpm and not limits.tpm:  # nothing to count (unlimited, or adaptive before a 429)
         if wait > 0:
-            return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now)
+            return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now,
+                            quota=quota)
         return Decision(True, day_reset=day_reset, day_count=day_count + 1, at=now)
     span = limits.span
     live = [e for e in state.entries if e.ts > now - span]
     if any(live[i].ts > live[i + 1].ts for i in range(len(live) - 1)):  # backends usually load in order
         live.sort(key=_ts)
-    if limits.rpm and len(live) >= limits.rpm:
-        # The oldest admissions must leave the window until only rpm - 1 remain.
-        wait = max(wait, live[len(live) - limits.rpm].ts + span - now)
+    # The oldest admissions must leave the window until only rpm - 1 remain.
+    if limits.rpm and len(live) >= limits.rpm and (w := live[len(live) - limits.rpm].ts + span - now) > wait:
+        wait, quota = w, "rpm"
     if limits.tpm:
         # A prompt larger than the whole TPM can only ever fit into an empty window; clamping
         # it lets it through then instead of blocking forever (the server decides its fate).
@@ -96,10 +98,12 @@ def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision
             for e in live:
                 used -= e.tokens
                 if used + need <= limits.tpm:
-                    wait = max(wait, e.ts + span - now)
+                    if (w := e.ts + span - now) > wait:
+                        wait, quota = w, "tpm"
                     break
     if wait > 0:
-        return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now)
+        return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now,
+                        quota=quota)
     return Decision(True, day_reset=day_reset, day_count=day_count + 1, at=now)
 
 

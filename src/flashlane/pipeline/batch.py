@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
+from .. import telemetry
 from ..call.request import Call
 from ..call.result import Result, usage_from_response
 from ..call.service_tier import BATCH
@@ -310,7 +311,12 @@ class BatchRun:
                 src = [types.InlinedRequest(contents=c.sdk_contents, config=c.config, metadata={"key": k})
                        for k, c in built.calls]
             try:
-                created = self.transport.create_batch(self.job.model, src, display)
+                with telemetry.span("flashlane.batch.create", {
+                        "gen_ai.request.model": self.job.model, "flashlane.batch.mode": mode,
+                        "flashlane.requests": len(built.keys), "flashlane.items": sum(len(i) for _, i in built.keys),
+                        "flashlane.reserved_usd": built.reserved}) as sp:
+                    created = self.transport.create_batch(self.job.model, src, display)
+                    sp.set({"flashlane.batch.job": str(created.name), "flashlane.batch.state": _short(created.state)})
             except RateLimited:
                 # 429 on create (the enqueued-token quota): the job was not created; its rows stay free.
                 if built.path is not None and self.jobs.file_of(jid):
@@ -345,6 +351,12 @@ class BatchRun:
     # ------------------------------------------------------------------ polling
 
     def _poll(self) -> list[tuple[JobRecord, dict[str, Any]]]:
+        with telemetry.span("flashlane.batch.poll", {"gen_ai.request.model": self.job.model}) as sp:
+            done = self._poll_jobs()
+            sp.set({"flashlane.batch.jobs_ended": len(done)})
+            return done
+
+    def _poll_jobs(self) -> list[tuple[JobRecord, dict[str, Any]]]:
         done = []
         lines = []
         for rec in self.jobs.active():
@@ -396,6 +408,11 @@ class BatchRun:
         return out
 
     def _collect(self, rec: JobRecord, op: dict[str, Any]) -> None:
+        with telemetry.span("flashlane.batch.results", {"gen_ai.request.model": self.job.model,
+                                                        "flashlane.batch.job": rec.name}) as sp:
+            sp.set(self._collect_job(rec, op))
+
+    def _collect_job(self, rec: JobRecord, op: dict[str, Any]) -> dict[str, Any]:
         state = _short((op.get("metadata") or {}).get("state"))
         results = self._results(rec, op)
         done_keys = self.jobs.done_keys(rec.id)
@@ -422,6 +439,8 @@ class BatchRun:
         self._say(f"batch: collected {rec.name} ({state}): {answered} answered, {errors} failed inside the job, "
                   f"{missing} missing" + (" (back to the queue)" if errors or missing else ""))
         self._delete_files(rec, op)
+        return {"flashlane.batch.state": state, "flashlane.batch.answered": answered,
+                "flashlane.batch.errors": errors, "flashlane.batch.missing": missing}
 
     def _delete_files(self, rec: JobRecord, op: dict[str, Any]) -> None:
         """The job is collected: its uploaded input and its results file are of no more use. The
@@ -460,6 +479,9 @@ class BatchRun:
         judge = self.job.lane.judge(self._call(unit), can_resend=False, billed_tier=BATCH)
         usage = usage_from_response(resp)
         cost = cost_of(self.job.model, usage, service_tier=BATCH)
+        if (tel := telemetry.current()) is not None:  # an answer billed like a call's: same metrics
+            tel.record_usage({"gen_ai.operation.name": telemetry.OPERATION, "gen_ai.provider.name": telemetry.GEMINI,
+                              "gen_ai.request.model": self.job.model, "flashlane.service_tier": BATCH}, usage, cost)
         try:
             result = judge.verdict([resp])
         except FlashlaneError as e:

@@ -96,7 +96,7 @@ def pack_call(items: Sequence[Item], *, build: Any, instructions: str, item_sche
     call: Call = build(pack_prompt(instructions, items), schema=pack_schema(item_schema, ids), system=system,
                        model=model, thinking=thinking,
                        max_output_tokens=pack_output_tokens(model, thinking, per_item_answer, len(items)))
-    return replace(call, schema=LENIENT_PACK_SCHEMA)
+    return replace(call, schema=LENIENT_PACK_SCHEMA, items=len(items))
 
 
 def split_answer(parsed: Any, items: Sequence[Item], item_schema: Schema) -> tuple[dict[str, Any], dict[str, str]]:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .. import telemetry
 from ..call.service_tier import BATCH, FLEX, PRIORITY, STANDARD
 from ..errors import ConfigError
 from ..models import Usage, lookup
@@ -31,6 +33,7 @@ from .batch import BatchOptions, BatchRun
 from .context_cache import RunContextCache, open_context_cache
 from .items import ItemBuilder
 from .job import Job
+from .report import build_report
 from .scheduler import Engine, RunOutcome, Snapshot
 from .settle import Keep
 
@@ -72,7 +75,8 @@ class LiveRunner:
                              **window)
 
     async def arun(self) -> RunOutcome:
-        return await self.engine.run()
+        with run_span(self.engine.job, self.engine.store):  # the calls' spans are its children
+            return await self.engine.run()
 
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
         """Run to the end on an event loop of its own; ``wrap`` awaits the run (signal handling)."""
@@ -96,6 +100,10 @@ class BatchRunner:
         self.cutoffs: list[dict[str, Any]] = []  # jobs cancelled at a deadline plan's cut-off
 
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
+        with run_span(self.job, self.store):
+            return self._run(wrap)
+
+    def _run(self, wrap: Wrap | None) -> RunOutcome:
         o = self.opts
         run = BatchRun(self.job, self.store, self.builder, pack_size=o.pack_size, budget_usd=o.budget_usd,
                        cache=o.cache, options=o.batch, keep_values=o.keep_values, spool_dir=o.spool_dir)
@@ -112,6 +120,33 @@ class BatchRunner:
 
     async def arun(self) -> RunOutcome:
         return await asyncio.to_thread(self.run)
+
+
+@contextmanager
+def run_span(job: Job, store: RunStore) -> Iterator[None]:
+    """The run's span (telemetry.py), when telemetry is on: at its end, the run's items by status,
+    its cost and requests as the run report counts them, and the rows this session settled
+    (the ``flashlane.rows`` metric). A batch run's standard fallback is a run span inside it."""
+    tel = telemetry.current()
+    if tel is None:
+        yield
+        return
+    before = store.items.counts()
+    attrs = {"gen_ai.request.model": job.model, "flashlane.service_tier": job.service_tier,
+             "flashlane.task": job.task.name, "flashlane.items.total": sum(before.values())}
+    with telemetry.span("flashlane.run", attrs) as sp:
+        try:
+            yield
+        finally:
+            after = store.items.counts()
+            report = build_report(store)
+            sp.set({"flashlane.items.ok": after["ok"], "flashlane.items.failed": after["failed"],
+                    "flashlane.items.pending": after["pending"], "flashlane.items.cached": report["items"]["cached"],
+                    "flashlane.cost_usd": report["cost_usd"], "flashlane.requests": report["requests"]})
+            for status in ("ok", "failed"):
+                if after[status] > before[status]:
+                    tel.rows.add(after[status] - before[status], {"flashlane.row.status": status,
+                                                                  "gen_ai.request.model": job.model})
 
 
 class DeadlineRunner:
@@ -167,6 +202,10 @@ class DeadlineRunner:
         self.store.metadata.set(deadline_events=self.events)
 
     def run(self, wrap: Wrap | None = None) -> RunOutcome:
+        with run_span(self.job, self.store):  # each step's run span is its child
+            return self._run(wrap)
+
+    def _run(self, wrap: Wrap | None) -> RunOutcome:
         plan, o = self.plan, self.opts
         self.store.metadata.set(deadline_plan=plan.as_dict(), deadline_events=[])
         outcome = RunOutcome()
