@@ -187,3 +187,74 @@ def test_gateway_spans_continue_the_callers_trace(upstream: Any, tokens_file: Pa
     recorded = otel.dump()
     for secret in (TOKEN, UPSTREAM_KEY, "canary-prompt-7f3e"):
         assert secret not in recorded
+
+
+class OtlpReceiver:
+    """A stand-in OpenTelemetry Collector: OTLP/HTTP protobuf on /v1/traces and /v1/metrics."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.bodies: dict[str, list[bytes]] = {"/v1/traces": [], "/v1/metrics": []}
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                receiver.bodies.setdefault(self.path, []).append(body)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_otel_env_variables_export_over_otlp_http(gemini_emulator: Any) -> None:
+    """``flashlane ask`` with only the standard OTEL_* variables set: spans and metrics reach a
+    collector over OTLP/HTTP (the CLI builds the SDK's providers from them), without the key."""
+    import os
+    import subprocess
+    import sys
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    rx = OtlpReceiver()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASHLANE_", "GEMINI_", "GOOGLE_", "OTEL_"))}
+        env.update({"GOOGLE_GEMINI_BASE_URL": gemini_emulator.base_url, "GEMINI_API_KEY": CANARY_KEY,
+                    "FLASHLANE_LIMITS": "off", "OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_SERVICE_NAME": "reviews-job"})
+        done = subprocess.run([sys.executable, "-m", "flashlane", "ask", PROMPT], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    finally:
+        rx.close()
+    spans = []
+    for body in rx.bodies["/v1/traces"]:
+        req = ExportTraceServiceRequest.FromString(body)
+        for rs in req.resource_spans:
+            assert {a.key: a.value.string_value for a in rs.resource.attributes}["service.name"] == "reviews-job"
+            spans += [s for ss in rs.scope_spans for s in ss.spans]
+    (call,) = spans
+    attrs = {a.key: a.value for a in call.attributes}
+    assert call.name.startswith("generate_content ") and attrs["gen_ai.provider.name"].string_value == "gcp.gemini"
+    assert attrs["gen_ai.usage.input_tokens"].int_value > 0
+    metrics = {m.name for body in rx.bodies["/v1/metrics"]
+               for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+               for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "flashlane.cost"} <= metrics
+    raw = b"".join(rx.bodies["/v1/traces"] + rx.bodies["/v1/metrics"])
+    assert CANARY_KEY.encode() not in raw and b"canary-prompt-7f3e" not in raw and done.stdout.strip().encode() not in raw
