@@ -258,3 +258,44 @@ def test_otel_env_variables_export_over_otlp_http(gemini_emulator: Any) -> None:
     assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "flashlane.cost"} <= metrics
     raw = b"".join(rx.bodies["/v1/traces"] + rx.bodies["/v1/metrics"])
     assert CANARY_KEY.encode() not in raw and b"canary-prompt-7f3e" not in raw and done.stdout.strip().encode() not in raw
+
+
+def test_batch_run_spans_and_metrics(tmp_path: Path, gemini_emulator: Any, otel: Otel,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch run: the job's create, poll and results spans under the run span; its answers'
+    tokens and cost in the same metrics, adding up to the report."""
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", "dummy")
+    src = write_csv(tmp_path / "r.csv", reviews(12))
+    out = tmp_path / "o.jsonl"
+    assert run_cli("run", "classify", str(src), "--labels", LABELS, "-q", "--column", "text", "-o", str(out),
+                   "--service-tier", "batch", "--pack", "3", "--no-cache") == 0
+    report = load_report(f"{out}.flashlane.db")
+    (run,) = otel.spans("flashlane.run")
+    (create,) = otel.spans("flashlane.batch.create")
+    (results,) = otel.spans("flashlane.batch.results")
+    assert otel.spans("flashlane.batch.poll")
+    for s in (create, results, *otel.spans("flashlane.batch.poll")):
+        assert s.parent is not None and s.parent.span_id == run.context.span_id
+    assert create.attributes["flashlane.requests"] == 4 and create.attributes["flashlane.items"] == 12
+    assert results.attributes["flashlane.batch.answered"] == 4 and results.attributes["flashlane.batch.state"] == "SUCCEEDED"
+    assert run.attributes["flashlane.items.ok"] == 12 and run.attributes["flashlane.service_tier"] == "batch"
+    tok = report["tokens"]
+    assert otel.total("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}) == tok["input"]
+    assert otel.total("flashlane.cost", **{"flashlane.service_tier": "batch"}) == pytest.approx(report["cost_usd"])
+
+
+def test_context_cache_creation_span(tmp_path: Path, gemini_emulator: Any, otel: Otel,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.pipeline.test_context_cache import write_task
+
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", "dummy")
+    monkeypatch.setenv("FLASHLANE_LIMITS", "off")
+    src = write_csv(tmp_path / "r.csv", reviews(2))
+    assert run_cli("run", str(write_task(tmp_path)), str(src), "--column", "text", "-o", str(tmp_path / "o.jsonl"),
+                   "-q", "--no-cache", "--cache-prefix", "on") == 0
+    (made,) = otel.spans("flashlane.cache.create")  # made as the run opens, before the run's span
+    assert made.attributes["flashlane.cache.tokens"] > 4000 and made.attributes["gen_ai.provider.name"] == "gcp.gemini"
+    calls = otel.spans("generate_content ")
+    assert len(calls) == 2 and all(c.attributes["gen_ai.usage.cache_read.input_tokens"] > 4000 for c in calls)
