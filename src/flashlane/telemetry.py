@@ -55,6 +55,7 @@ try:  # the optional extra ``otel``: without it telemetry is simply off
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import propagate
     from opentelemetry import trace as otel_trace
+    from opentelemetry.metrics import _internal as _metrics_internal
 except ImportError:  # pragma: no cover - exercised by installs without the extra
     otel_trace = None  # type: ignore[assignment]
 
@@ -86,12 +87,31 @@ _env_done = False
 _own: tuple[Any, Any] | None = None  # use(): providers for flashlane alone, instead of the global ones
 
 
+# Until a provider is set, the API's getters test ``os.environ`` on every call (for
+# OTEL_PYTHON_TRACER_PROVIDER), which costs microseconds; the globals they return once set are
+# module attributes, read in nanoseconds. So the check reads those (None: nothing set) and falls
+# back to the getters if an API release renames them. A provider named by those variables is
+# loaded once, here.
+_FAST = otel_trace is not None and all(hasattr(m, name) for m, name in (
+    (otel_trace, "_TRACER_PROVIDER"), (otel_trace, "_PROXY_TRACER_PROVIDER"),
+    (_metrics_internal, "_METER_PROVIDER"), (_metrics_internal, "_PROXY_METER_PROVIDER")))
+if otel_trace is not None and ("OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+                               or "OTEL_PYTHON_METER_PROVIDER" in os.environ):
+    otel_trace.get_tracer_provider(), otel_metrics.get_meter_provider()
+
+
 def current() -> Telemetry | None:
     """The telemetry to record into, or None (no SDK configured): the one check every hook makes."""
     if otel_trace is None:
         return None
     if _own is not None:
         tp, mp = _own
+    elif _FAST:
+        tp, mp = otel_trace._TRACER_PROVIDER, _metrics_internal._METER_PROVIDER
+        if tp is None and mp is None:
+            return None  # no SDK: the common case, two attribute reads
+        tp = tp or otel_trace._PROXY_TRACER_PROVIDER  # what the getter returns while unset
+        mp = mp or _metrics_internal._PROXY_METER_PROVIDER
     else:
         tp, mp = otel_trace.get_tracer_provider(), otel_metrics.get_meter_provider()
     cached = _cache
