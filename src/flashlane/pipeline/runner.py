@@ -126,7 +126,8 @@ class BatchRunner:
 def run_span(job: Job, store: RunStore) -> Iterator[None]:
     """The run's span (telemetry.py), when telemetry is on: at its end, the run's items by status,
     its cost and requests as the run report counts them, and the rows this session settled
-    (the ``flashlane.rows`` metric). A batch run's standard fallback is a run span inside it."""
+    (the ``flashlane.rows`` metric). A batch run's standard fallback and a deadline run's steps are run
+    spans inside it."""
     tel = telemetry.current()
     if tel is None:
         yield
