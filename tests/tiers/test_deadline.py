@@ -238,3 +238,22 @@ def test_when_standard_alone_is_too_slow_priority_runs_beside_it_as_the_last_res
     per_row = _attempts_per_row(summary.run_db)
     assert len(per_row) == 100 and all(len(v) == 1 for v in per_row.values())  # none asked on both tiers
     assert _live_answered(emu) == 100
+
+
+def test_jobs_left_by_an_earlier_session_are_cut_off_first(emu: Any, tmp_path: Path) -> None:
+    from flashlane.pipeline.batch import BatchOptions
+
+    emu.load_scenario([_batch_rule(batch_state="pending")])
+    inp = write_csv(tmp_path / "in.csv", reviews(50))
+    out = tmp_path / "out.jsonl"
+    cfg = RunConfig(input=str(inp), output=str(out), cache=False, quiet=True, task_options={"labels": LABELS.split(",")})
+    with Client(base_url=emu.base_url, limits="off", clock=FollowingClock(emu), service_tier="batch") as ln:
+        first = run_file(ln, get_task("classify"), RunConfig(**{**cfg.__dict__, "batch": BatchOptions(detach=True)}))
+    assert first.outcome.status == "detached"
+    with Client(base_url=emu.base_url, limits="off", clock=FollowingClock(emu)) as ln:
+        summary = run_file(ln, get_task("classify"), RunConfig(**{**cfg.__dict__, "finish_by": "2m"}))
+    d = summary.report["deadline"]
+    assert d["plan"]["steps"][0]["tier"] == "standard"  # no room for a new job
+    assert [c["step"] for c in d["cutoffs"]] == ["batch"]  # the old job, cancelled before anything live
+    assert emu.batches()["jobs"][0]["state"] == "CANCELLED" and summary.report["items"]["ok"] == 50
+    assert all(len(v) == 1 for v in _attempts_per_row(summary.run_db).values())

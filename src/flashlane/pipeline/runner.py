@@ -212,7 +212,11 @@ class DeadlineRunner:
         outcome = RunOutcome()
         values: dict[str, Any] = {}
         steps = plan.steps
-        if steps[0].tier == BATCH and plan.rows:
+        if steps[0].tier != BATCH and self.store.batch.active():
+            # Jobs of an earlier session are still out: cut them off now (cancelled, confirmed, collected),
+            # or their rows would stay with them while the live steps run.
+            steps = [plan_mod.Step(BATCH, self.clock.time(), 0), *steps]
+        if steps[0].tier == BATCH:
             step = steps[0]
             batch_opts = replace(o.batch, fallback=STANDARD, cutoff_at=step.until)
             runner = BatchRunner(replace(self.job, service_tier=BATCH), self.store, self.builder,
