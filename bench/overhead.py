@@ -68,13 +68,6 @@ def main() -> None:
 
         providers = sdk_providers()
 
-        def run_traced() -> None:
-            telemetry.use(*providers)  # type: ignore[misc]
-            try:
-                lane.generate(PROMPT)
-            finally:
-                telemetry.use()
-
         for _ in range(20):  # warm the connection pools
             run_bare()
             run_lane()
@@ -82,13 +75,17 @@ def main() -> None:
         t_bare: list[float] = []
         t_lane: list[float] = []
         t_otel: list[float] = []
-        clients = [(run_bare, t_bare), (run_lane, t_lane)] + ([(run_traced, t_otel)] if providers else [])
+        # (call, where its times go, the providers flashlane records into: None = telemetry off)
+        clients = [(run_bare, t_bare, None), (run_lane, t_lane, None)] + (
+            [(run_lane, t_otel, providers)] if providers else [])
         for r in range(args.rounds):
-            for fn, sink in (clients[r % len(clients):] + clients[:r % len(clients)]):  # rotate who goes first
+            for fn, sink, prov in (clients[r % len(clients):] + clients[:r % len(clients)]):  # rotate who goes first
+                telemetry.use(*prov) if prov else telemetry.use()
                 t0 = time.perf_counter()
                 for _ in range(per):
                     fn()
                 sink.append((time.perf_counter() - t0) / per)
+        telemetry.use()
         lane.close()
     b, lane_t = statistics.median(t_bare), statistics.median(t_lane)
     rows = [
