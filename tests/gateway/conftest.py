@@ -82,19 +82,20 @@ def gateway(upstream: Emulator, tokens_file: Path, tmp_path: Path) -> Iterator[G
 
 
 class GatewayProcess:
-    """``flashlane gateway`` as a subprocess; stderr goes to a file the test can read."""
+    """``flashlane gateway`` (or ``command``: ``emulator``) as a subprocess, on a free port; stderr goes
+    to a file the test can read."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, command: str = "gateway") -> None:
         self.log = log
         self._err = log.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "flashlane", "gateway", "--port", "0", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "flashlane", command, "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=self._err, env=env, text=True)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + GATEWAY_STARTUP_S
         line = self.proc.stdout.readline().strip()
         if not line.startswith("http") or time.monotonic() > deadline:
             self.stop()
-            raise RuntimeError(f"gateway did not start: {line!r} {log.read_text()[-500:]}")
+            raise RuntimeError(f"{command} did not start: {line!r} {log.read_text()[-500:]}")
         self.base_url = line
 
     def stop(self) -> str:

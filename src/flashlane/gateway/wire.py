@@ -51,7 +51,8 @@ _TABLE: dict[tuple[str, str], dict[str, str]] = {
     ("", "models"): {"GET": "models.list", "GET id": "models.get", "POST id:op": "op"},
     ("", "cachedContents"): {"GET": "list", "POST": CACHE_CREATE, "GET id": "get", "PATCH id": "patch",
                              "DELETE id": "delete"},
-    ("", "files"): {"GET": "list", "GET id": "get", "DELETE id": "delete"},
+    # files.download: the Python SDK asks /{v}/files/ID:download (gemini-api-wire.md §1), the docs' REST /download/…
+    ("", "files"): {"GET": "list", "GET id": "get", "DELETE id": "delete", "GET id:op": "download"},
     ("upload", "files"): {"POST": "upload", "PUT": "upload"},
     ("download", "files"): {"GET id:op": "download"},
     ("", "batches"): {"GET": "list", "GET id": "get", "DELETE id": "delete", "POST id:op": "cancel"},
