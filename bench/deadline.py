@@ -71,7 +71,7 @@ def arm(emu: Emulator, src: Path, out: Path, args: argparse.Namespace, behaviour
     ok = rep["items"]["ok"]
     d = rep.get("deadline") or {}
     return {"ok": ok, "per_1k": rep["cost_usd"] / ok * 1000 if ok else None, "finish_s": clock.time() - start,
-            "tiers": d.get("rows_by_tier") or rep["requests_by_tier"] or {"standard": rep["requests"]},
+            "tiers": d.get("rows_by_tier") or {tier or "standard": ok},
             "cutoffs": len(d.get("cutoffs") or []), "met": d.get("met")}
 
 
