@@ -98,15 +98,19 @@ class Lane:
                  thinking: str | None = None, max_output_tokens: int | None = None,
                  temperature: float | None = None, safety_settings: list[Any] | None = None,
                  tools: list[Any] | None = None, tool_choice: str | list[str] | None = None,
-                 run_tools: bool = False, max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
+                 run_tools: bool = False, max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
+                 media_resolution: str | None = None) -> Result:
         """One answer. With ``schema`` (a Pydantic model, typing annotation or JSON Schema dict)
         the answer is validated and ``Result.parsed`` holds the instance. ``tools``: Python
         functions, Pydantic models, declarations and built-ins (``fl.GoogleSearch()``, ...);
         ``tool_choice``: auto | any | none | [allowed names]; ``run_tools=True`` runs the functions
-        the model calls and sends their results back, up to ``max_tool_rounds`` rounds."""
+        the model calls and sends their results back, up to ``max_tool_rounds`` rounds.
+        ``media_resolution`` (low / medium / high): the tokens each image or PDF page of the
+        prompt's files costs (docs/documents.md)."""
         return self._client.run_call(self._client.build(
             prompt, schema=schema, system=system, model=model, thinking=thinking, max_output_tokens=max_output_tokens,
-            temperature=temperature, safety_settings=safety_settings, tools=tools, tool_choice=tool_choice),
+            temperature=temperature, safety_settings=safety_settings, tools=tools, tool_choice=tool_choice,
+            media_resolution=media_resolution),
             run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     async def agenerate(self, prompt: Any, *, schema: Any = None, system: str | None = None,
@@ -114,10 +118,11 @@ class Lane:
                         max_output_tokens: int | None = None, temperature: float | None = None,
                         safety_settings: list[Any] | None = None, tools: list[Any] | None = None,
                         tool_choice: str | list[str] | None = None, run_tools: bool = False,
-                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> Result:
+                        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS, media_resolution: str | None = None) -> Result:
         return await self._client.arun_call(self._client.build(
             prompt, schema=schema, system=system, model=model, thinking=thinking, max_output_tokens=max_output_tokens,
-            temperature=temperature, safety_settings=safety_settings, tools=tools, tool_choice=tool_choice),
+            temperature=temperature, safety_settings=safety_settings, tools=tools, tool_choice=tool_choice,
+            media_resolution=media_resolution),
             run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     def count_tokens(self, text: str, *, model: str | None = None) -> int:
@@ -136,7 +141,7 @@ class Lane:
                thinking: str | None = None, max_output_tokens: int | None = None,
                temperature: float | None = None, tools: list[Any] | None = None,
                tool_choice: str | list[str] | None = None, run_tools: bool = False,
-               max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> TextStream:
+               max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS, media_resolution: str | None = None) -> TextStream:
         """Text chunks as they arrive; ``.result`` holds usage and cost once exhausted (and, with
         ``schema``, the validated ``.parsed``: an answer that does not validate raises
         SchemaViolation at the end, since text already shown cannot be asked again).
@@ -144,17 +149,17 @@ class Lane:
         ``tools``/``run_tools`` as for ``generate``: with the loop, only the final answer streams."""
         return TextStream(self._client, self._client.build(
             prompt, schema=schema, system=system, model=model, thinking=thinking, max_output_tokens=max_output_tokens,
-            temperature=temperature, tools=tools, tool_choice=tool_choice),
+            temperature=temperature, tools=tools, tool_choice=tool_choice, media_resolution=media_resolution),
             run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     def astream(self, prompt: Any, *, schema: Any = None, system: str | None = None, model: str | None = None,
                 thinking: str | None = None, max_output_tokens: int | None = None,
                 temperature: float | None = None, tools: list[Any] | None = None,
                 tool_choice: str | list[str] | None = None, run_tools: bool = False,
-                max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS) -> AsyncTextStream:
+                max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS, media_resolution: str | None = None) -> AsyncTextStream:
         return AsyncTextStream(self._client, self._client.build(
             prompt, schema=schema, system=system, model=model, thinking=thinking, max_output_tokens=max_output_tokens,
-            temperature=temperature, tools=tools, tool_choice=tool_choice),
+            temperature=temperature, tools=tools, tool_choice=tool_choice, media_resolution=media_resolution),
             run_tools=run_tools, max_tool_rounds=max_tool_rounds)
 
     # ------------------------------------------------------------ tasks

@@ -16,7 +16,23 @@ Token costs, as the Gemini API documents them:
   768x768 tiles of 258 tokens each (https://ai.google.dev/gemini-api/docs/tokens, "Multimodal
   tokens"); a PDF page is 258 tokens (https://ai.google.dev/gemini-api/docs/document-processing).
 - Audio, every model: 32 tokens per second ("Gemini represents each second of audio as 32
-  tokens", https://ai.google.dev/gemini-api/docs/tokens).
+  tokens", https://ai.google.dev/gemini-api/docs/tokens), at every media resolution ("audio
+  inputs are tokenized at a fixed rate per second across all resolution levels",
+  https://ai.google.dev/gemini-api/docs/media-resolution).
+
+``media_resolution`` (LOW / MEDIUM / HIGH) sets the tokens of an image or a PDF page
+(https://ai.google.dev/gemini-api/docs/media-resolution, "Token counts"):
+
+- Gemini 3: LOW 280, MEDIUM 560, HIGH 1120, for an image and for a PDF page alike (the same
+  table, as quoted by fastgptplus.com/en/posts/gemini-3-pro-media-resolution-parameter:
+  "MEDIA_RESOLUTION_LOW (280 tokens), MEDIA_RESOLUTION_MEDIUM (560 tokens),
+  MEDIA_RESOLUTION_HIGH (1120 tokens)"). Set per request (``GenerationConfig.media_resolution``)
+  or per part (``Part.media_resolution``, Gemini 3 only; the part's wins).
+- Earlier models: LOW 64, MEDIUM 256, HIGH "zoomed reframing with 256 tokens" (the API's own
+  enum documentation, docs.cloud.google.com .../GenerationConfig-MediaResolution: "low (64
+  tokens)", "medium (256 tokens)", "high (zoomed reframing with 256 tokens)"). LOW and MEDIUM are
+  a fixed count per image or page; HIGH reframes into 768x768 tiles like the default, so it is
+  priced as the default.
 """
 
 from __future__ import annotations
@@ -29,13 +45,18 @@ from typing import IO
 
 __all__ = [
     "INLINE_REQUEST_LIMIT_BYTES",
+    "MEDIA_RESOLUTIONS",
     "MAX_INLINE_FILE_BYTES",
     "SUPPORTED_MIME_TYPES",
     "MediaInfo",
     "media_tokens",
     "measure",
+    "modality",
     "normalize_mime",
     "page_texts",
+    "resolution_of",
+    "supports_part_resolution",
+    "wire_resolution",
     "sniff_mime",
 ]
 
@@ -62,8 +83,15 @@ _ALIASES = {
     "audio/mpeg": "audio/mp3", "audio/x-aiff": "audio/aiff", "audio/x-flac": "audio/flac", "audio/x-aac": "audio/aac",
 }
 
-GEMINI3_IMAGE_TOKENS = 1120  # default media_resolution (HIGH) for images on Gemini 3
-GEMINI3_PDF_PAGE_TOKENS = 560  # default media_resolution (MEDIUM) for PDF pages on Gemini 3
+# media_resolution levels a run, a task or (Gemini 3) a part may ask for, as flashlane spells them.
+MEDIA_RESOLUTIONS = ("low", "medium", "high")
+_WIRE_PREFIX = "MEDIA_RESOLUTION_"
+# Gemini 3: tokens per image or PDF page at each level (the "Token counts" table cited above).
+GEMINI3_RESOLUTION_TOKENS = {"low": 280, "medium": 560, "high": 1120}
+# Earlier models: a fixed count per image or page at LOW and MEDIUM; HIGH tiles as the default does.
+EARLIER_RESOLUTION_TOKENS = {"low": 64, "medium": 256}
+GEMINI3_IMAGE_TOKENS = GEMINI3_RESOLUTION_TOKENS["high"]  # the default (unset) for images on Gemini 3
+GEMINI3_PDF_PAGE_TOKENS = GEMINI3_RESOLUTION_TOKENS["medium"]  # the default (unset) for PDF pages on Gemini 3
 TILE_TOKENS = 258  # one image tile, or one PDF page, before Gemini 3
 SMALL_IMAGE_SIDE = 384  # both sides at most this: a single tile
 TILE_SIDE = 768
@@ -168,14 +196,49 @@ def _gemini3(model: str) -> bool:
     return model.removeprefix("models/").startswith("gemini-3")
 
 
-def media_tokens(model: str, info: MediaInfo) -> int:
-    """Input tokens one medium costs on ``model`` at the default media resolution."""
+def supports_part_resolution(model: str) -> bool:
+    """Whether ``model`` takes ``media_resolution`` on a single part (Gemini 3 only)."""
+    return _gemini3(model)
+
+
+def wire_resolution(level: str) -> str:
+    """``"low"`` -> ``"MEDIA_RESOLUTION_LOW"`` (the enum the API and the SDK's types name)."""
+    return _WIRE_PREFIX + level.upper()
+
+
+def resolution_of(value: object) -> str | None:
+    """A level as flashlane spells it from the wire's enum (either case, with or without the
+    prefix), or None for unset / UNSPECIFIED / unknown."""
+    if not isinstance(value, str):
+        return None
+    level = value.strip().upper().removeprefix(_WIRE_PREFIX).lower()
+    return level if level in MEDIA_RESOLUTIONS else None
+
+
+def modality(info: MediaInfo) -> str:
+    """The ``MediaModality`` the API reports a medium's prompt tokens under
+    (``usageMetadata.promptTokensDetails``): DOCUMENT, IMAGE or AUDIO."""
+    if info.pages is not None or info.mime_type == "application/pdf":
+        return "DOCUMENT"
+    return "AUDIO" if info.mime_type.startswith("audio/") else "IMAGE"
+
+
+def media_tokens(model: str, info: MediaInfo, resolution: str | None = None) -> int:
+    """Input tokens one medium costs on ``model`` at ``resolution`` (None: the default)."""
     g3 = _gemini3(model)
+    if resolution not in MEDIA_RESOLUTIONS:
+        resolution = None
     if info.pages is not None:
-        return info.pages * (GEMINI3_PDF_PAGE_TOKENS if g3 else TILE_TOKENS)
+        if g3:
+            return info.pages * GEMINI3_RESOLUTION_TOKENS[resolution or "medium"]
+        return info.pages * EARLIER_RESOLUTION_TOKENS.get(resolution or "", TILE_TOKENS)
     if info.mime_type.startswith("image/"):
-        if g3 or info.width is None or info.height is None:
-            return GEMINI3_IMAGE_TOKENS if g3 else TILE_TOKENS
+        if g3:
+            return GEMINI3_RESOLUTION_TOKENS[resolution or "high"]
+        if resolution in EARLIER_RESOLUTION_TOKENS:
+            return EARLIER_RESOLUTION_TOKENS[resolution]
+        if info.width is None or info.height is None:
+            return TILE_TOKENS
         if info.width <= SMALL_IMAGE_SIDE and info.height <= SMALL_IMAGE_SIDE:
             return TILE_TOKENS
         return math.ceil(info.width / TILE_SIDE) * math.ceil(info.height / TILE_SIDE) * TILE_TOKENS

@@ -92,6 +92,24 @@ class Prices:
     # Explicit context caches: USD per 1M cached tokens per hour of storage (model-facts 2.4: "$1.00 /
     # 1M tokens / hour for Flash/Flash-Lite", pricing snapshot, official). None: unknown, never cached.
     cache_storage_per_hour: float | None = None
+    # Audio input where the pricing page lists it apart from text/image/video ("Input $0.25
+    # (text/image/video), $0.50 (audio)"): USD per 1M audio prompt tokens on each service tier.
+    # All None: the source lists one input price for every modality, so audio costs what text
+    # does. A standard audio price without the tier's: an audio cost on that tier is unknown.
+    audio_input: float | None = None
+    batch_audio_input: float | None = None
+    flex_audio_input: float | None = None
+
+    def audio_rate(self, service_tier: str = "standard") -> float | None:
+        """USD per 1M audio prompt tokens on a service tier (None: priced as text); priority's at
+        the priority factor, as its other rates (no source; the upper bound)."""
+        if service_tier == "batch":
+            return self.batch_audio_input
+        if service_tier == "flex":
+            return self.flex_audio_input
+        if service_tier == "priority":
+            return self.audio_input * PRIORITY_PRICE_FACTOR if self.audio_input is not None else None
+        return self.audio_input
 
     def rates(self, service_tier: str = "standard") -> tuple[float | None, float | None]:
         """(input, output) USD per 1M tokens on a service tier."""
@@ -135,17 +153,24 @@ class Prices:
         *,
         batch: bool = False,
         service_tier: str = "standard",
+        audio_tokens: int = 0,
     ) -> float | None:
         """Cost of one call, or None when a price it needs is unknown.
-        ``output_tokens`` must already include thinking tokens."""
+        ``output_tokens`` must already include thinking tokens; ``audio_tokens`` (of the uncached
+        prompt) are priced at the audio rate where the model has one."""
         tier = "batch" if batch else service_tier
         in_rate, out_rate = self.rates(tier)
         cached_rate = self.cached_rate(tier)
         if in_rate is None or out_rate is None or (cached_tokens and cached_rate is None):
             return None
         uncached = max(prompt_tokens - cached_tokens, 0)
+        audio = min(audio_tokens, uncached)
+        audio_rate = self.audio_rate(tier)
+        if audio and audio_rate is None and self.audio_input is not None:
+            return None  # audio has its own price on this model, but not one known on this tier
+        audio_cost = audio * ((audio_rate if audio_rate is not None else in_rate) - in_rate)
         cached_cost = cached_tokens * cached_rate if cached_tokens and cached_rate is not None else 0.0
-        return (uncached * in_rate + cached_cost + output_tokens * out_rate) / 1e6
+        return (uncached * in_rate + audio_cost + cached_cost + output_tokens * out_rate) / 1e6
 
 
 # What the Gemini 3 family serves (ai.google.dev model pages); used for a model the catalog
@@ -252,7 +277,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
                       flex_input=0.125, flex_output=0.75, priority_input=0.25 * PRIORITY_PRICE_FACTOR,
                       priority_output=1.50 * PRIORITY_PRICE_FACTOR, batch_cached_input=0.0125,
                       cache_storage_per_hour=_CACHE_STORAGE_FLASH,
-                      search_grounding_per_1k=14.0, search_grounding_unit="search query"),
+                      search_grounding_per_1k=14.0, search_grounding_unit="search query",
+                      # model-facts 1: "$0.50 (audio)", batch "$0.25 (audio)"; flex is the same 50% off.
+                      audio_input=0.50, batch_audio_input=0.25, flex_audio_input=0.25),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",
         thoughts_by_level=_FLASH_LITE_THOUGHTS,
@@ -300,7 +327,8 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         shutdown=date(2026, 5, 25),
         replacement="gemini-3.1-flash-lite",
         prices=Prices(input=0.25, output=1.50, cached_input=0.025, batch_input=0.125, batch_output=0.75,
-                      search_grounding_per_1k=14.0, search_grounding_unit="search query"),
+                      search_grounding_per_1k=14.0, search_grounding_unit="search query",
+                      audio_input=0.50, batch_audio_input=0.25),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="minimal",
         thoughts_by_level=_FLASH_LITE_THOUGHTS,
@@ -377,7 +405,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         released=date(2025, 12, 17),
         aliases=(),
         prices=Prices(input=0.50, output=3.00, cached_input=0.05, batch_input=0.25, batch_output=1.50,
-                      cache_storage_per_hour=_CACHE_STORAGE_FLASH),
+                      cache_storage_per_hour=_CACHE_STORAGE_FLASH,
+                      # model-facts 3: "$1.00 (audio)"; its batch audio price is not in model-facts.
+                      audio_input=1.00),
         thinking_levels=THINKING_LEVELS,
         default_thinking_level="high",
         thoughts_by_level=_FLASH_THOUGHTS,
@@ -408,7 +438,9 @@ _CATALOG_LIST: tuple[ModelInfo, ...] = (
         note=("reported shut down (unconfirmed): a repo note citing the deprecations page gives a 2026-10-16 "
               "sunset; a 3rd-party page reports Gemini 2.5 withdrawn on 2026-11-12"),
         prices=Prices(input=0.10, output=0.40, cached_input=0.01, batch_input=0.05, batch_output=0.20,
-                      cache_storage_per_hour=_CACHE_STORAGE_FLASH, search_grounding_per_1k=35.0, search_grounding_unit="grounded prompt"),
+                      cache_storage_per_hour=_CACHE_STORAGE_FLASH, search_grounding_per_1k=35.0, search_grounding_unit="grounded prompt",
+                      # model-facts 2: "$0.30 (audio)", batch "$0.15 (audio)".
+                      audio_input=0.30, batch_audio_input=0.15),
         thinking_budget_range=(512, 24_576),
         default_thinking_budget=0,
         thoughts_by_level={"dynamic": 300},
@@ -496,6 +528,9 @@ class Usage:
     # (webSearchQueries) and the answers that ran any (Gemini 2.5 bills per grounded prompt).
     search_queries: int = 0
     grounded_prompts: int = 0
+    # Of prompt_tokens, those of audio parts (promptTokensDetails, modality AUDIO): priced apart
+    # where the model's audio input has its own price (Prices.audio_input).
+    audio_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -506,6 +541,7 @@ class Usage:
             self.total_tokens + other.total_tokens,
             self.search_queries + other.search_queries,
             self.grounded_prompts + other.grounded_prompts,
+            self.audio_tokens + other.audio_tokens,
         )
 
     @property
@@ -523,6 +559,8 @@ class Usage:
         if self.search_queries or self.grounded_prompts:  # only grounded calls carry these keys
             out["search_queries"] = self.search_queries
             out["grounded_prompts"] = self.grounded_prompts
+        if self.audio_tokens:  # only calls with audio carry it
+            out["audio_tokens"] = self.audio_tokens
         return out
 
 
@@ -534,7 +572,7 @@ def cost_of(model: str, usage: Usage, *, batch: bool = False, service_tier: str 
     if info is None or info.prices is None:
         return None
     tokens = info.prices.cost(usage.prompt_tokens, usage.billed_output_tokens, usage.cached_tokens, batch=batch,
-                              service_tier=service_tier)
+                              service_tier=service_tier, audio_tokens=usage.audio_tokens)
     search = info.prices.search_cost(usage.search_queries, usage.grounded_prompts)
     if tokens is None or search is None:
         return None

@@ -149,8 +149,7 @@ class Client:
         budget = self.settings.budget_usd
         if budget is None:
             return
-        worst = cost_of(call.model, Usage(prompt_tokens=call.est_tokens, output_tokens=call.max_output_tokens),
-                        service_tier=tier_of(call.config))
+        worst = cost_of(call.model, call.worst_usage(), service_tier=tier_of(call.config))
         if worst is None:
             raise BudgetExceeded(f"budget_usd is set but {call.model}'s price is unknown, so it cannot be enforced",
                                  hint="unset budget_usd, or use a model whose price is in the catalog "

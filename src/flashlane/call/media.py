@@ -17,12 +17,14 @@ import hashlib
 import re
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, unreadable
 from ..media import (
     MAX_INLINE_FILE_BYTES,
+    MEDIA_RESOLUTIONS,
     SNIFF_BYTES,
     SUPPORTED_MIME_TYPES,
     MediaInfo,
@@ -30,13 +32,18 @@ from ..media import (
     media_tokens,
     normalize_mime,
     sniff_mime,
+    wire_resolution,
 )
+from ..models import estimate_tokens
 
-__all__ = ["File", "MARKER", "Marked", "as_file", "as_text", "with_files", "has_media", "media_parts", "split_marked"]
+__all__ = ["File", "MARKER", "Marked", "Tokens", "as_file", "as_text", "with_files", "has_media", "marked_tokens",
+           "media_parts", "split_marked"]
 
 _HASH_CHARS = 32  # 128 bits of sha256: unique among any run's files
 MARKER = "⟦file sha256:{}⟧"
-_MARKER_RE = re.compile(f"⟦file sha256:([0-9a-f]{{{_HASH_CHARS}}})⟧")
+# A file's own media_resolution (Gemini 3, per part) is part of its marker (``…@low``), so the
+# same bytes at two resolutions are two markers, and the item's hash changes with the level.
+_MARKER_RE = re.compile(f"⟦file sha256:([0-9a-f]{{{_HASH_CHARS}}}(?:@(?:{'|'.join(MEDIA_RESOLUTIONS)}))?)⟧")
 _READ_CHUNK = 1 << 20
 _SUPPORTED_LIST = "PNG, JPEG, WEBP, HEIC, HEIF, PDF, WAV, MP3, AIFF, AAC, OGG, FLAC"
 
@@ -51,13 +58,21 @@ class File:
     ``fl.File(png_bytes)``, ``fl.File(path, mime_type="image/png")``.
 
     The type comes from the content (magic bytes); ``mime_type`` overrides it. Paths are read
-    again when the request is built, so a run holds no file in memory between requests."""
+    again when the request is built, so a run holds no file in memory between requests.
+    ``media_resolution`` (low / medium / high) sets this file's own level (Gemini 3 only: the
+    API takes it per part there), over the run's or the call's."""
 
-    __slots__ = ("_data", "path", "name", "mime_type", "size", "sha256", "info", "__weakref__")
+    __slots__ = ("_data", "path", "name", "mime_type", "size", "sha256", "info", "media_resolution", "__weakref__")
 
-    def __init__(self, source: str | Path | bytes | bytearray | File, mime_type: str | None = None) -> None:
+    def __init__(self, source: str | Path | bytes | bytearray | File, mime_type: str | None = None, *,
+                 media_resolution: str | None = None) -> None:
         if isinstance(source, File):
+            media_resolution = media_resolution or source.media_resolution
             source = source.path if source.path is not None else source.data()
+        if media_resolution is not None and media_resolution not in MEDIA_RESOLUTIONS:
+            raise InputError(f"media_resolution must be one of {', '.join(MEDIA_RESOLUTIONS)}, not {media_resolution!r}",
+                             hint='e.g. fl.File("scan.png", media_resolution="low")')
+        self.media_resolution: str | None = media_resolution
         self._data: bytes | None = None
         self.path: Path | None = None
         if isinstance(source, (bytes, bytearray)):
@@ -91,7 +106,8 @@ class File:
 
     @property
     def marker_id(self) -> str:
-        return self.sha256[:_HASH_CHARS]
+        level = f"@{self.media_resolution}" if self.media_resolution else ""
+        return self.sha256[:_HASH_CHARS] + level
 
     def data(self) -> bytes:
         if self._data is not None:
@@ -102,14 +118,19 @@ class File:
         except OSError as e:
             raise InputError(f"cannot read {self.name}: {e.strerror or e}", hint="check the path") from None
 
-    def tokens(self, model: str) -> int:
-        """Input tokens this file costs on ``model`` (media.media_tokens: the rule the emulator bills by)."""
-        return media_tokens(model, self.info)
+    def tokens(self, model: str, resolution: str | None = None) -> int:
+        """Input tokens this file costs on ``model`` at its own media resolution, else
+        ``resolution`` (the call's), else the default (media.media_tokens: the rule the emulator bills by)."""
+        return media_tokens(model, self.info, self.media_resolution or resolution)
 
     def part(self) -> Any:
         from google.genai import types
 
-        return types.Part.from_bytes(data=self.data(), mime_type=self.mime_type)
+        # types.Part.media_resolution is a PartMediaResolution (google-genai types.py; sent as
+        # part.mediaResolution = {"level": "MEDIA_RESOLUTION_LOW"}).
+        level = types.PartMediaResolution(level=types.PartMediaResolutionLevel(wire_resolution(self.media_resolution))) \
+            if self.media_resolution else None
+        return types.Part.from_bytes(data=self.data(), mime_type=self.mime_type, media_resolution=level)
 
     def __str__(self) -> str:
         return MARKER.format(self.marker_id)
@@ -118,7 +139,8 @@ class File:
         return str(self)
 
     def __repr__(self) -> str:
-        return f"File({self.name!r}, mime_type={self.mime_type!r})"
+        level = f", media_resolution={self.media_resolution!r}" if self.media_resolution else ""
+        return f"File({self.name!r}, mime_type={self.mime_type!r}{level})"
 
 
 def _scan(path: Path) -> tuple[bytes, str, int]:
@@ -197,6 +219,37 @@ def split_marked(text: str) -> list[str | File]:
         pos = m.end()
     if pos < len(text):
         out.append(text[pos:])
+    return out
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The input tokens of marked text: its text, its files, and of the files the audio's."""
+
+    text: int = 0
+    media: int = 0
+    audio: int = 0
+    pages: int = 0  # PDF pages among the files
+
+    @property
+    def total(self) -> int:
+        return self.text + self.media
+
+
+def marked_tokens(text: str, model: str, resolution: str | None = None) -> Tokens:
+    """What ``text`` (which may hold file markers) costs on ``model`` as ``build_call`` estimates
+    it: each text piece by ``estimate_tokens``, each file by the media rules at its own
+    resolution, else ``resolution``. Reads no file: pages and sizes were read when it was made."""
+    if not has_media(text):
+        return Tokens(text=estimate_tokens(text))
+    out = Tokens()
+    for piece in split_marked(text):
+        if isinstance(piece, File):
+            n = piece.tokens(model, resolution)
+            out = replace(out, media=out.media + n, pages=out.pages + (piece.info.pages or 0),
+                          audio=out.audio + (n if piece.mime_type.startswith("audio/") else 0))
+        elif piece.strip():
+            out = replace(out, text=out.text + estimate_tokens(piece))
     return out
 
 

@@ -17,12 +17,13 @@ from google.genai import types
 
 from ..config import DEFAULT_THINKING_LEVEL, Settings
 from ..errors import ConfigError
-from ..models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, canonical_id, estimate_tokens, lookup
-from .media import as_text, has_media, media_parts
+from ..media import MEDIA_RESOLUTIONS, supports_part_resolution, wire_resolution
+from ..models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, Usage, canonical_id, estimate_tokens, lookup
+from .media import File, as_text, has_media, marked_tokens, media_parts
 from .schema import Schema
 from .tools import Toolset
 
-__all__ = ["Call", "build_call", "output_budget", "thinking_allowance"]
+__all__ = ["Call", "build_call", "check_media_resolution", "output_budget", "thinking_allowance"]
 
 # Headroom over the typical thinking spend of a level: thinking varies per prompt and
 # a cap that only just fits turns into MAX_TOKENS with no answer.
@@ -96,6 +97,7 @@ class Call:
     text_prompt: str | None = None
     toolset: Toolset | None = None  # what the call declares (functions, built-ins, tool choice)
     items: int = 1  # the items a packed request carries (its span's flashlane.items)
+    est_audio_tokens: int = 0  # of est_tokens, the audio parts' (priced at the audio rate, models.Prices)
 
     @property
     def sdk_contents(self) -> Any:
@@ -105,6 +107,12 @@ class Call:
         if self.text_prompt is not None and not self.contents:
             return _to_contents(self.text_prompt)
         return self.contents
+
+    def worst_usage(self, overhead: int = 0) -> Usage:
+        """The usage this request can reach at most: its input estimate (+ ``overhead``) and its
+        full output cap (what budgets reserve)."""
+        return Usage(prompt_tokens=self.est_tokens + overhead, output_tokens=self.max_output_tokens,
+                     audio_tokens=self.est_audio_tokens)
 
     def with_cap(self, cap: int) -> Call:
         return replace(self, config=self.config.model_copy(update={"max_output_tokens": cap}), max_output_tokens=cap)
@@ -154,11 +162,29 @@ def _to_contents(prompt: Any) -> list[types.Content]:
                       hint="pass a string, an fl.File, or a list of google.genai.types.Content")
 
 
-def _with_media(contents: list[types.Content], model: str) -> tuple[list[types.Content], int]:
+def check_media_resolution(value: str | None) -> str | None:
+    if value is not None and value not in MEDIA_RESOLUTIONS:
+        raise ConfigError(f"media_resolution must be one of {', '.join(MEDIA_RESOLUTIONS)}, not {value!r}",
+                          hint="e.g. media_resolution=\"low\" (--media-resolution low)")
+    return value
+
+
+def _check_part_levels(files: list[File], model: str) -> None:
+    """A file's own media resolution is refused on a model that does not take one per part
+    (the API takes it on Gemini 3 only, ai.google.dev/gemini-api/docs/media-resolution)."""
+    for f in files:
+        if f.media_resolution and not supports_part_resolution(model):
+            raise ConfigError(f"{f.name}: media_resolution per file is a Gemini 3 feature; {model} takes it per request",
+                              hint="pass media_resolution= to the call or the run (--media-resolution) instead")
+
+
+def _with_media(contents: list[types.Content], model: str,
+                resolution: str | None = None) -> tuple[list[types.Content], int, int]:
     """``contents`` with every file marker (call/media.py) in a text part replaced by the file's
-    ``inlineData`` part, in place, and the tokens those files cost on ``model``."""
+    ``inlineData`` part, in place; the tokens those files cost on ``model`` at ``resolution``
+    (the call's media resolution), and of them the audio's."""
     out: list[types.Content] = []
-    tokens = 0
+    tokens = audio = 0
     for c in contents:
         if not any(p.text and has_media(p.text) for p in c.parts or []):
             out.append(c)
@@ -167,12 +193,14 @@ def _with_media(contents: list[types.Content], model: str) -> tuple[list[types.C
         for p in c.parts or []:
             if p.text and has_media(p.text):
                 new, files = media_parts(p.text)
+                _check_part_levels(files, model)
                 parts.extend(new)
-                tokens += sum(f.tokens(model) for f in files)
+                cost = marked_tokens(p.text, model, resolution)  # the rule Job.item_tokens and --dry-run use
+                tokens, audio = tokens + cost.media, audio + cost.audio
             else:
                 parts.append(p)
         out.append(c.model_copy(update={"parts": parts}))
-    return out, tokens
+    return out, tokens, audio
 
 
 def build_call(
@@ -189,6 +217,7 @@ def build_call(
     response_mime_type: str | None = None,
     tools: Any = None,
     tool_choice: Any = None,
+    media_resolution: str | None = None,
 ) -> Call:
     model_id = canonical_id(model or settings.model)
     info = lookup(model_id)
@@ -200,7 +229,8 @@ def build_call(
     prompt = as_text(prompt)  # fl.File, Path, or a list mixing them with text: marked text
     text_prompt = prompt if isinstance(prompt, str) and not has_media(prompt) else None
     contents = [] if text_prompt is not None else _to_contents(prompt)  # built on demand (re-ask)
-    contents, media_tokens = _with_media(contents, model_id)
+    media_resolution = check_media_resolution(media_resolution)
+    contents, media_tokens, audio_tokens = _with_media(contents, model_id, media_resolution)
     sch = Schema.of(schema) if schema is not None else None
     cfg: dict[str, Any] = {
         "max_output_tokens": cap,
@@ -208,6 +238,10 @@ def build_call(
     }
     if system:
         cfg["system_instruction"] = system  # the SDK sends a string as a user-role Content
+    if media_resolution:
+        # GenerateContentConfig.media_resolution (google-genai types.MediaResolution), sent as
+        # generationConfig.mediaResolution: every media part without a level of its own.
+        cfg["media_resolution"] = types.MediaResolution(wire_resolution(media_resolution))
     if temperature is not None:
         cfg["temperature"] = temperature
     if safety_settings:

@@ -23,7 +23,13 @@ def usage_from_response(response: Any) -> Usage:
     cached = meta.cached_content_token_count or 0
     total = meta.total_token_count or (prompt + out + thoughts)
     queries = _search_queries(response)
-    return Usage(prompt, out, thoughts, cached, total, queries, 1 if queries else 0)
+    audio = sum(d.token_count or 0 for d in meta.prompt_tokens_details or [] if _modality(d) == "AUDIO")
+    return Usage(prompt, out, thoughts, cached, total, queries, 1 if queries else 0, audio)
+
+
+def _modality(detail: Any) -> str:
+    m = getattr(detail, "modality", None)
+    return str(getattr(m, "value", m) or "")
 
 
 def _search_queries(response: Any) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 from ..models import ModelInfo, estimate_tokens
 from .errors import invalid_argument
 from .responder import MAX_GENERATED_CHARS, malformed, schema_answer, schema_violation, sentence, text_answer
-from .wire import GenerateRequest
+from .wire import GenerateRequest, prompt_details
 
 _STOPPED_FOR_SAFETY = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"}
 _SAFETY_CATEGORIES = (
@@ -60,6 +60,7 @@ class Answer:
     extras: dict[str, Any] = field(default_factory=dict)
     text_signature: str | None = None
     tool_use_tokens: int = 0
+    media_tokens: dict[str, int] = field(default_factory=dict)  # of prompt_tokens, by modality (GenerateRequest)
 
     @property
     def usage_tuple(self) -> tuple[int, int, int]:
@@ -167,7 +168,7 @@ def usage(ans: Answer, final: bool = True) -> dict[str, Any]:
     if ans.cached_tokens:
         u["cachedContentTokenCount"] = ans.cached_tokens
     if ans.prompt_tokens:
-        u["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.prompt_tokens}]
+        u["promptTokensDetails"] = prompt_details(ans.prompt_tokens, ans.media_tokens)
     if ans.cached_tokens:
         u["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": ans.cached_tokens}]
     if ans.thoughts_tokens:

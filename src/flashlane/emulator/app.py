@@ -52,6 +52,7 @@ from .wire import (
     parse_count_tokens,
     parse_generate,
     parse_json_body,
+    prompt_details,
 )
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"content-disposition", b"attachment")]
@@ -104,6 +105,7 @@ def compose(info: ModelInfo, prep: Prepared, act: dict[str, Any] | None,
     """Text or schema instance, and what the request's tools make of it, each schema instance
     generated within ``budget`` characters. Reads no emulator state, so it may run off the loop."""
     answer = ans_mod.build(info, prep.req, act, budget)
+    answer.media_tokens = prep.req.media_tokens
     tools_mod.apply(info, prep.toolset, prep.body, answer, act, prep.req.seed(info.id), budget)
     return answer
 
@@ -517,7 +519,7 @@ class EmulatorApp:
             use = self.caches.use(project, info, inner, self.clock.now())
             if use is not None:
                 body = {"generateContentRequest": use.body}
-        total = parse_count_tokens(body, info.id)
+        total, media = parse_count_tokens(body, info.id)
         if isinstance(inner, dict):
             total += tools_mod.declaration_tokens(camel_keys(use.body if use else inner).get("tools"))
         act = self._scenario_action(scope, COUNT, info.id, project, "") if self.scenario.rules else None
@@ -527,7 +529,7 @@ class EmulatorApp:
         if use is not None:
             out["cachedContentTokenCount"] = use.entry.tokens
         if total:
-            out["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": total}]
+            out["promptTokensDetails"] = prompt_details(total, media)
         if use is not None:
             out["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": use.entry.tokens}]
         await self._send_json(send, 200, out)

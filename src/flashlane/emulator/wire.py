@@ -20,7 +20,15 @@ from typing import Any
 
 import yaml
 
-from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
+from ..media import (
+    SUPPORTED_MIME_TYPES,
+    MediaInfo,
+    measure,
+    media_tokens,
+    modality,
+    normalize_mime,
+    resolution_of,
+)
 from ..models import estimate_tokens
 from .documents import document_text, labelled
 from .errors import (
@@ -265,13 +273,14 @@ _URLSAFE = str.maketrans("-_", "+/")
 API_MIME_ALIASES = frozenset({"audio/mpeg"})
 
 
-def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo, bytes]]:
-    """Every ``inlineData`` part as (what it is, its bytes), checked as the API checks them: a
-    MIME type Gemini reads, base64 data, content readable as that type. (``fileData`` parts and
-    their Files API references are not priced yet: issue 22.)"""
+def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo, bytes, str | None]]:
+    """Every ``inlineData`` part as (what it is, its bytes, its own ``mediaResolution`` level or
+    None), checked as the API checks them: a MIME type Gemini reads, base64 data, content
+    readable as that type. (``fileData`` parts and their Files API references are not priced
+    yet: issue 22.)"""
     if isinstance(contents, dict):
         contents = [contents]
-    out: list[tuple[MediaInfo, bytes]] = []
+    out: list[tuple[MediaInfo, bytes, str | None]] = []
     for i, content in enumerate(contents if isinstance(contents, list) else []):
         parts = content.get("parts", []) if isinstance(content, dict) else []
         for j, part in enumerate(parts if isinstance(parts, list) else [parts]):
@@ -296,15 +305,31 @@ def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo
                 raise bad_base64(f"{where}.data", encoded) from None
             if not data:
                 raise invalid_argument(f"* GenerateContentRequest.{where}.data: data is empty\n")
+            # Part.media_resolution is a PartMediaResolution: {"level": "MEDIA_RESOLUTION_LOW"}
+            # (google-genai types.PartMediaResolution; the SDK sends it as part.mediaResolution).
+            res = part.get("mediaResolution", part.get("media_resolution"))
+            level = resolution_of(res.get("level") if isinstance(res, dict) else res)
             try:
-                out.append((measure(mime, data), data))
+                out.append((measure(mime, data), data, level))
             except ValueError:
                 raise unreadable_media(mime) from None
     return out
 
 
-def media_prompt_tokens(model: str, media: list[tuple[MediaInfo, bytes]]) -> int:
-    return sum(media_tokens(model, info) for info, _ in media)
+def media_modalities(model: str, media: list[tuple[MediaInfo, bytes, str | None]],
+                     resolution: str | None = None) -> dict[str, int]:
+    """Prompt tokens of the media parts by modality (DOCUMENT, IMAGE, AUDIO), each part at its
+    own media resolution, else the request's (``resolution``), else the default."""
+    out: dict[str, int] = {}
+    for info, _, level in media:
+        key = modality(info)
+        out[key] = out.get(key, 0) + media_tokens(model, info, level or resolution)
+    return out
+
+
+def media_prompt_tokens(model: str, media: list[tuple[MediaInfo, bytes, str | None]],
+                        resolution: str | None = None) -> int:
+    return sum(media_modalities(model, media, resolution).values())
 
 
 def count_prompt_tokens(texts: list[str]) -> int:
@@ -332,6 +357,8 @@ class GenerateRequest:
     media_digests: list[str] = field(default_factory=list)  # the inline files, so answers depend on their bytes
     # ``Label: value`` lines of the documents and the user's text (documents.py), for schema answers
     known: dict[str, str] = field(default_factory=dict)
+    # Of prompt_tokens, the media parts' by modality (usageMetadata.promptTokensDetails; TEXT is the rest).
+    media_tokens: dict[str, int] = field(default_factory=dict)
 
     def seed(self, model: str) -> int:
         h = hashlib.blake2b(model.encode() + b"\0" + self.seed_material, digest_size=8)
@@ -359,14 +386,16 @@ def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
     if not isinstance(gc, dict):
         raise invalid_message("generation_config", "GenerationConfig", gc)
     gc = camel_keys(gc)
+    # generationConfig.mediaResolution: the request's level, for parts without their own.
+    by_modality = media_modalities(model, media, resolution_of(gc.get("mediaResolution")))
     req = GenerateRequest(
         texts=texts,
         system_texts=system_texts,
         prompt="\n".join(texts),
-        prompt_tokens=count_prompt_tokens(texts) + count_prompt_tokens(system_texts)
-        + media_prompt_tokens(model, media),
+        prompt_tokens=count_prompt_tokens(texts) + count_prompt_tokens(system_texts) + sum(by_modality.values()),
+        media_tokens=by_modality,
     )
-    req.media_digests = [hashlib.sha256(data).hexdigest() for _, data in media]
+    req.media_digests = [hashlib.sha256(data).hexdigest() for _, data, _ in media]
     if gc.get("maxOutputTokens") is not None:
         req.max_output_tokens = _int_field(gc["maxOutputTokens"], "generation_config.max_output_tokens")
         if req.max_output_tokens < 1:
@@ -434,7 +463,7 @@ def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
             proto_enum=js is None,
         )
         # Documents first (what an extraction reads), then the user's text.
-        req.known = labelled([*(document_text(info.mime_type, data) for info, data in media), *texts])
+        req.known = labelled([*(document_text(info.mime_type, data) for info, data, _ in media), *texts])
     material = [
         req.prompt,
         "\x1f".join(system_texts),
@@ -451,19 +480,30 @@ def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
     return req
 
 
-def parse_count_tokens(body: dict[str, Any], model: str = "") -> int:
-    """countTokens: ``contents`` (+ optional systemInstruction) or a whole ``generateContentRequest``."""
+def parse_count_tokens(body: dict[str, Any], model: str = "") -> tuple[int, dict[str, int]]:
+    """countTokens: ``contents`` (+ optional systemInstruction) or a whole ``generateContentRequest``:
+    (total tokens, the media parts' tokens by modality)."""
     body = camel_keys(body)
     inner = body.get("generateContentRequest")
     if isinstance(inner, dict):
-        return parse_generate(inner, model).prompt_tokens
+        req = parse_generate(inner, model)
+        return req.prompt_tokens, req.media_tokens
     if "contents" not in body or body["contents"] in (None, [], ""):
         raise invalid_argument("* CountTokensRequest.contents: contents is not specified\n")
-    total = count_prompt_tokens(content_texts(body["contents"])) + media_prompt_tokens(model, content_media(body["contents"]))
+    by_modality = media_modalities(model, content_media(body["contents"]))
+    total = count_prompt_tokens(content_texts(body["contents"])) + sum(by_modality.values())
     system = body.get("systemInstruction")
     if isinstance(system, dict):
         total += count_prompt_tokens(content_texts(system, "system_instruction"))
-    return total
+    return total, by_modality
+
+
+def prompt_details(total: int, media: dict[str, int]) -> list[dict[str, Any]]:
+    """``promptTokensDetails``: the text's tokens, then each media modality's, as the API lists
+    them (``[{"modality": "TEXT", "tokenCount": 9}, {"modality": "IMAGE", ...}]``)."""
+    text = total - sum(media.values())
+    out = [{"modality": "TEXT", "tokenCount": text}] if text > 0 else []
+    return out + [{"modality": k, "tokenCount": v} for k, v in media.items() if v]
 
 
 __all__ = ["ApiError", "GenerateRequest", "camel", "parse_count_tokens", "parse_generate", "parse_json_body"]

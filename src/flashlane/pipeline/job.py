@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..caching.prefix import Prefix, join_system
-from ..call.media import has_media
+from ..call.media import Tokens, has_media, marked_tokens
 from ..call.request import Call, output_budget
 from ..call.schema import Schema
 from ..call.service_tier import BATCH, STANDARD, check_tier
@@ -19,7 +19,6 @@ from ..config import deprecated
 from ..models import (
     DEFAULT_INPUT_TOKEN_LIMIT,
     DEFAULT_OUTPUT_TOKEN_LIMIT,
-    Usage,
     canonical_id,
     cost_of,
     estimate_tokens,
@@ -121,8 +120,18 @@ class Job:
     def input_limit(self) -> int:
         return self._in_limit
 
+    @property
+    def media_resolution(self) -> str | None:
+        """The run's media resolution (the task option; a file's own level wins on Gemini 3)."""
+        return self.options.get("media_resolution")
+
+    def item_tokens(self, item: Item) -> Tokens:
+        """The item's input tokens as its request will be estimated (and billed by the emulator):
+        its text and its files at the run's media resolution."""
+        return marked_tokens(item.rendered, self.model, self.media_resolution)
+
     def too_large(self, item: Item) -> bool:
-        return estimate_tokens(item.rendered) + self.shared_tokens > self._in_limit
+        return self.item_tokens(item).total + self.shared_tokens > self._in_limit
 
     # ------------------------------------------------------------------ requests
 
@@ -131,14 +140,15 @@ class Job:
                                                                     self.answer_tokens(item))
         return self.lane.build(self._prompt(item.rendered), schema=self.item_schema, system=self.system, model=self.model,
                                thinking=self.thinking, max_output_tokens=cap, tools=self.tools,
-                               service_tier=self.request_tier)
+                               service_tier=self.request_tier, media_resolution=self.media_resolution)
 
     def pack_call(self, items: Sequence[Item]) -> Call:
         assert self.item_schema is not None
         per_item = max(self.answer_tokens(it) for it in items)
 
         def build(prompt: str, **kw: Any) -> Call:
-            return self.lane.build(self._prompt(prompt), tools=self.tools, service_tier=self.request_tier, **kw)
+            return self.lane.build(self._prompt(prompt), tools=self.tools, service_tier=self.request_tier,
+                                   media_resolution=self.media_resolution, **kw)
         return pack_call(items, build=build, instructions="",
                          item_schema=self.item_schema, system=self.system, model=self.model,
                          thinking=self.thinking, per_item_answer=per_item)
@@ -188,7 +198,7 @@ class Job:
     @staticmethod
     def max_usage(call: Call) -> Usage:
         """A request's usage at most: its input estimate plus its full output cap."""
-        return Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS, output_tokens=call.max_output_tokens)
+        return call.worst_usage(REQUEST_OVERHEAD_TOKENS)
 
     def max_cost(self, call: Call) -> float | None:
         """What a request can cost at most at the job's service tier (None when the model's price is unknown)."""
@@ -232,10 +242,13 @@ class Job:
         system, instructions = self.decides
         if self.material and self.prefix is not None:
             system = f"{system}\x00{self.prefix.digest()}"
+        # A media resolution changes what the model sees of the item's files: part of the key
+        # when set (only then, so the keys of runs without one stay as they were).
+        level = f"\x00media_resolution={self.media_resolution}" if self.media_resolution else ""
         return ResponseCache.key(endpoint=self.endpoint, model=self.model, thinking=self.thinking, system=system,
                                  instructions=instructions,
                                  schema=self.item_schema.json_schema if self.item_schema else None,
-                                 item=item.rendered, tools=self.task.tool_names)
+                                 item=item.rendered + level, tools=self.task.tool_names)
 
     # ------------------------------------------------------------------ resume
 

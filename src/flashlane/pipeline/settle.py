@@ -52,7 +52,7 @@ def share(usage: Usage, cost: float | None, n: int) -> tuple[Usage, float | None
         return usage, cost
     return Usage(usage.prompt_tokens // n, usage.output_tokens // n, usage.thoughts_tokens // n,
                  usage.cached_tokens // n, usage.total_tokens // n, usage.search_queries // n,
-                 usage.grounded_prompts // n), (cost / n if cost is not None else None)
+                 usage.grounded_prompts // n, usage.audio_tokens // n), (cost / n if cost is not None else None)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..call.schema import Schema
 from ..errors import InputError
+from ..media import MEDIA_RESOLUTIONS
 from .reference import load_examples_file, read_reference
 
 __all__ = ["Key", "Option", "SHARED_OPTIONS", "TYPES", "check_keys", "load_schema", "options_of"]
@@ -152,12 +153,16 @@ class Option:
         return TYPES[self.type](self, value) if isinstance(value, str) else value
 
 
-# Reference material every task takes (task.py: Task.prefix reads these options).
+# Options every task takes: reference material (task.py: Task.prefix reads these) and the media
+# resolution of the files its items hold (pipeline/job.py and tasks/runner.py send it; the token
+# counts per level: media.py). A task file sets its own with ``[defaults] media_resolution = "low"``.
 SHARED_OPTIONS = (
     Option("reference", type="text_file", metavar="FILE",
            help="Reference text for every request (guidelines, glossary): a text file, sent in the task's cached prefix."),
     Option("examples", type="examples_file", metavar="FILE",
            help="Worked examples (input -> output, checked against the task's schema): .jsonl, .json, .toml, .yaml."),
+    Option("media_resolution", type="choice", choices=MEDIA_RESOLUTIONS,
+           help="Tokens per image or PDF page: low, medium or high (default: the model's; see docs/documents.md)."),
 )
 
 # What a value read from a task file may be, by the names TOML and YAML users know. A bool is

@@ -38,7 +38,7 @@ def prepare(client: Client, task: Task, values: Mapping[str, Any], *,
         prompt, system = prefix.prompt(task.render_item(options)), prefix.system or None
     call = client.build(prompt, schema=schema, system=system, model=model,
                         thinking=thinking, max_output_tokens=cap, safety_settings=options.get("safety_settings"),
-                        tools=list(task.tools) or None)
+                        tools=list(task.tools) or None, media_resolution=options.get("media_resolution"))
     return call, options
 
 
