@@ -54,6 +54,8 @@ __all__ = [
     "modality",
     "normalize_mime",
     "page_texts",
+    "page_selection",
+    "pdf_subset",
     "resolution_of",
     "supports_part_resolution",
     "wire_resolution",
@@ -245,3 +247,36 @@ def media_tokens(model: str, info: MediaInfo, resolution: str | None = None) -> 
     if info.seconds is not None:
         return math.ceil(info.seconds * AUDIO_TOKENS_PER_SECOND)
     return 0
+
+
+def page_selection(spec: str) -> tuple[int, ...]:
+    """1-based page numbers from ``"1-3"``, ``"2"`` or ``"1,3,5-7"``, sorted, each once.
+    Raises ValueError naming what is wrong."""
+    pages: set[int] = set()
+    for piece in spec.replace(" ", "").split(","):
+        if not piece:
+            continue
+        lo, sep, hi = piece.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"{piece!r} is not a page or a range of pages")
+        first, last = int(lo), int(hi) if sep else int(lo)
+        if first < 1 or last < first:
+            raise ValueError(f"{piece!r} is not a range of pages (pages count from 1)")
+        pages.update(range(first, last + 1))
+    if not pages:
+        raise ValueError("no pages given")
+    return tuple(sorted(pages))
+
+
+def pdf_subset(data: bytes | IO[bytes] | str, pages: tuple[int, ...]) -> bytes:
+    """A PDF of only ``pages`` (1-based) of ``data`` (bytes, a binary file or a path), built with
+    pypdf: the pages are copied as they are, nothing is rendered."""
+    from pypdf import PdfReader, PdfWriter
+
+    reader = PdfReader(io.BytesIO(data) if isinstance(data, bytes) else data)
+    writer = PdfWriter()
+    for n in pages:
+        writer.add_page(reader.pages[n - 1])
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()

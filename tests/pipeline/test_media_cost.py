@@ -139,8 +139,12 @@ def test_run_media_resolution_per_run_and_per_task(cli_env: Any, tmp_path: Path)
 def test_audio_is_priced_at_its_own_rate(emu: Any) -> None:
     seconds = 10
     with fl.Lane(base_url=emu.base_url, limits="off") as lane:
+        call = lane._client.build(["Transcribe.", fl.File(wav_bytes(seconds))])
         result = lane.generate(["Transcribe.", fl.File(wav_bytes(seconds))])
     audio = seconds * AUDIO_TOKENS_PER_SECOND
+    # The estimate a budget reserves with prices the audio as the bill does.
+    assert call.est_audio_tokens == audio and call.est_tokens == result.usage.prompt_tokens
+    assert cost_of(MODEL, call.worst_usage()) > cost_of(MODEL, replace(call.worst_usage(), audio_tokens=0))  # type: ignore[operator]
     assert result.usage.audio_tokens == audio
     prices = lookup(MODEL).prices  # type: ignore[union-attr]
     assert prices is not None and prices.audio_input == 2 * prices.input  # $0.50 vs $0.25 (model-facts 1)

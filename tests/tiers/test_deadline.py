@@ -181,7 +181,9 @@ def test_dry_run_prints_the_plan_and_sends_nothing(cli_env: Any, tmp_path: Path,
 def test_bad_finish_by_is_one_line_exit_2(cli_env: Any, tmp_path: Path) -> None:
     inp = write_csv(tmp_path / "in.csv", reviews(2))
     assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--finish-by", "soonish") == 2
-    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--dry-run") == 2
+    # --dry-run without --finish-by is the run's estimate (tests/pipeline/test_media_estimate.py): nothing sent.
+    assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--dry-run") == 0
+    assert [r for r in cli_env.requests() if r["method"] == "generateContent"] == []
 
 
 def test_a_cancellation_confirmed_after_the_deadline_finishes_late_never_twice(emu: Any, tmp_path: Path) -> None:

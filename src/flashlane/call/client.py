@@ -299,6 +299,13 @@ class Client:
     def count_tokens(self, text: str, *, model: str | None = None) -> int:
         return self.transport.count_tokens(model or self.settings.model, text)
 
+    def count_call(self, call: Call) -> int | None:
+        """countTokens for a built request's contents (the system instruction and tools not
+        included: the Gemini API's countTokens takes contents only), or None when they cannot be
+        counted as they would be billed (``Call.counted_contents``)."""
+        contents = call.counted_contents()
+        return None if contents is None else self.transport.count_tokens(call.model, contents)
+
     def list_models(self) -> list[str]:
         """Model IDs the API lists for these credentials."""
         return self.transport.list_models()

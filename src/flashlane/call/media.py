@@ -31,6 +31,8 @@ from ..media import (
     measure,
     media_tokens,
     normalize_mime,
+    page_selection,
+    pdf_subset,
     sniff_mime,
     wire_resolution,
 )
@@ -43,7 +45,8 @@ _HASH_CHARS = 32  # 128 bits of sha256: unique among any run's files
 MARKER = "⟦file sha256:{}⟧"
 # A file's own media_resolution (Gemini 3, per part) is part of its marker (``…@low``), so the
 # same bytes at two resolutions are two markers, and the item's hash changes with the level.
-_MARKER_RE = re.compile(f"⟦file sha256:([0-9a-f]{{{_HASH_CHARS}}}(?:@(?:{'|'.join(MEDIA_RESOLUTIONS)}))?)⟧")
+# Likewise the pages sent of a PDF (``…#1-3``).
+_MARKER_RE = re.compile(f"⟦file sha256:([0-9a-f]{{{_HASH_CHARS}}}(?:@(?:{'|'.join(MEDIA_RESOLUTIONS)}))?(?:#[0-9,-]+)?)⟧")
 _READ_CHUNK = 1 << 20
 _SUPPORTED_LIST = "PNG, JPEG, WEBP, HEIC, HEIF, PDF, WAV, MP3, AIFF, AAC, OGG, FLAC"
 
@@ -60,19 +63,24 @@ class File:
     The type comes from the content (magic bytes); ``mime_type`` overrides it. Paths are read
     again when the request is built, so a run holds no file in memory between requests.
     ``media_resolution`` (low / medium / high) sets this file's own level (Gemini 3 only: the
-    API takes it per part there), over the run's or the call's."""
+    API takes it per part there), over the run's or the call's. ``pages`` (``"1-3"``,
+    ``"1,4-5"``) sends only those pages of a PDF (a smaller PDF built when the request is; pages
+    past the end are left out); other files ignore it."""
 
-    __slots__ = ("_data", "path", "name", "mime_type", "size", "sha256", "info", "media_resolution", "__weakref__")
+    __slots__ = ("_data", "path", "name", "mime_type", "size", "sha256", "info", "media_resolution", "pages",
+                 "__weakref__")
 
     def __init__(self, source: str | Path | bytes | bytearray | File, mime_type: str | None = None, *,
-                 media_resolution: str | None = None) -> None:
+                 media_resolution: str | None = None, pages: str | None = None) -> None:
         if isinstance(source, File):
             media_resolution = media_resolution or source.media_resolution
-            source = source.path if source.path is not None else source.data()
+            pages = pages or source.page_spec
+            source = source.path if source.path is not None else source._source_bytes()
         if media_resolution is not None and media_resolution not in MEDIA_RESOLUTIONS:
             raise InputError(f"media_resolution must be one of {', '.join(MEDIA_RESOLUTIONS)}, not {media_resolution!r}",
                              hint='e.g. fl.File("scan.png", media_resolution="low")')
         self.media_resolution: str | None = media_resolution
+        self.pages: tuple[int, ...] | None = None  # the PDF pages sent (1-based), None: all
         self._data: bytes | None = None
         self.path: Path | None = None
         if isinstance(source, (bytes, bytearray)):
@@ -102,14 +110,53 @@ class File:
         except ValueError as e:
             raise InputError(f"{self.name}: {e}", hint="check that the file is not damaged") from None
         self.mime_type, self.size, self.sha256 = mime, size, digest
+        if pages and self.info.pages is not None:
+            self._select(pages)
         _LIVE[self.marker_id] = self
+
+    def _select(self, spec: str) -> None:
+        try:
+            wanted = page_selection(spec)
+        except ValueError as e:
+            raise InputError(f"pages {spec!r}: {e}", hint='e.g. --pages 1-3, or pages="1,4-5"') from None
+        total = self.info.pages or 0
+        chosen = tuple(p for p in wanted if p <= total)
+        if not chosen:
+            raise InputError(f"{self.name} has {total} page(s); pages {spec!r} selects none of them",
+                             hint="pick pages within the document")
+        if len(chosen) < total:
+            self.pages = chosen
+            self.info = replace(self.info, pages=len(chosen))
+
+    @property
+    def page_spec(self) -> str | None:
+        """The pages sent, as ``"1-3,5"`` (None: all)."""
+        if not self.pages:
+            return None
+        runs: list[list[int]] = []
+        for p in self.pages:
+            if runs and p == runs[-1][1] + 1:
+                runs[-1][1] = p
+            else:
+                runs.append([p, p])
+        return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
 
     @property
     def marker_id(self) -> str:
         level = f"@{self.media_resolution}" if self.media_resolution else ""
-        return self.sha256[:_HASH_CHARS] + level
+        pages = f"#{self.page_spec}" if self.pages else ""
+        return self.sha256[:_HASH_CHARS] + level + pages
 
     def data(self) -> bytes:
+        """The bytes sent: the file's, or only its chosen pages (a PDF built now, one at a time)."""
+        if self.pages:
+            try:
+                return pdf_subset(self._data if self._data is not None else str(self.path), self.pages)
+            except OSError as e:
+                raise InputError(f"cannot read {self.name}: {e.strerror or e}", hint="check the path") from None
+        return self._source_bytes()
+
+    def _source_bytes(self) -> bytes:
         if self._data is not None:
             return self._data
         assert self.path is not None
@@ -229,7 +276,8 @@ class Tokens:
     text: int = 0
     media: int = 0
     audio: int = 0
-    pages: int = 0  # PDF pages among the files
+    files: int = 0
+    pages: int = 0  # PDF pages among the files (those sent)
 
     @property
     def total(self) -> int:
@@ -246,7 +294,7 @@ def marked_tokens(text: str, model: str, resolution: str | None = None) -> Token
     for piece in split_marked(text):
         if isinstance(piece, File):
             n = piece.tokens(model, resolution)
-            out = replace(out, media=out.media + n, pages=out.pages + (piece.info.pages or 0),
+            out = replace(out, media=out.media + n, pages=out.pages + (piece.info.pages or 0), files=out.files + 1,
                           audio=out.audio + (n if piece.mime_type.startswith("audio/") else 0))
         elif piece.strip():
             out = replace(out, text=out.text + estimate_tokens(piece))

@@ -23,7 +23,7 @@ from .media import File, as_text, has_media, marked_tokens, media_parts
 from .schema import Schema
 from .tools import Toolset
 
-__all__ = ["Call", "build_call", "check_media_resolution", "output_budget", "thinking_allowance"]
+__all__ = ["Call", "build_call", "check_media_resolution", "output_budget", "thinking_allowance", "typical_thinking"]
 
 # Headroom over the typical thinking spend of a level: thinking varies per prompt and
 # a cap that only just fits turns into MAX_TOKENS with no answer.
@@ -31,11 +31,18 @@ THINKING_HEADROOM = 2.0
 BUDGET_MARGIN_TOKENS = 64
 
 
+def typical_thinking(info: ModelInfo | None, thinking: str | None) -> int:
+    """The thinking tokens a request at ``thinking`` typically spends on ``info``'s model (0: unknown model)."""
+    if info is None:
+        return 0
+    level, budget = _split_thinking(info, thinking)
+    return info.thinking_tokens(level, budget)
+
+
 def thinking_allowance(info: ModelInfo | None, thinking: str | None) -> int:
     if info is None:
         return 256
-    level, budget = _split_thinking(info, thinking)
-    return int(info.thinking_tokens(level, budget) * THINKING_HEADROOM)
+    return int(typical_thinking(info, thinking) * THINKING_HEADROOM)
 
 
 def output_budget(model: str, thinking: str | None, answer_tokens: int) -> int:
@@ -98,6 +105,7 @@ class Call:
     toolset: Toolset | None = None  # what the call declares (functions, built-ins, tool choice)
     items: int = 1  # the items a packed request carries (its span's flashlane.items)
     est_audio_tokens: int = 0  # of est_tokens, the audio parts' (priced at the audio rate, models.Prices)
+    est_system_tokens: int = 0  # of est_tokens, the system instruction's and tool declarations' (not in contents)
 
     @property
     def sdk_contents(self) -> Any:
@@ -126,7 +134,24 @@ class Call:
         old_text = _text_of(old) if old is not None else ""
         merged = system + ("\n\n" + old_text if old_text else "")
         cfg = self.config.model_copy(update={"system_instruction": merged})
-        return replace(self, config=cfg, est_tokens=self.est_tokens + estimate_tokens(system))
+        extra = estimate_tokens(system)
+        return replace(self, config=cfg, est_tokens=self.est_tokens + extra,
+                       est_system_tokens=self.est_system_tokens + extra)
+
+    def counted_contents(self) -> list[types.Content] | None:
+        """The contents as countTokens should see them: the call's media resolution written on
+        each media part without one (countTokens takes no generation config; the API takes a
+        level per part on Gemini 3 only, so elsewhere, with a level set, None: not countable)."""
+        level = self.config.media_resolution
+        contents = self.full_contents()
+        if level is None:
+            return contents
+        if not supports_part_resolution(self.model):
+            return None
+        part_level = types.PartMediaResolution(level=types.PartMediaResolutionLevel(getattr(level, "value", level)))
+        return [c.model_copy(update={"parts": [
+            p.model_copy(update={"media_resolution": part_level}) if p.inline_data is not None
+            and p.media_resolution is None else p for p in c.parts or []]}) for c in contents]
 
 
 def _text_of(content: Any) -> str:
@@ -262,8 +287,9 @@ def build_call(
             # Functions are declared, never handed to the SDK as callables: its automatic function
             # calling would run them outside the guard (no limiter, no deadline).
             cfg["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
+    outside = (estimate_tokens(system) if system else 0) + (toolset.declaration_tokens() if toolset else 0)
     est = (estimate_tokens(text_prompt) if text_prompt is not None else sum(_content_tokens(c) for c in contents)) \
-        + (estimate_tokens(system) if system else 0) + (toolset.declaration_tokens() if toolset else 0) \
-        + media_tokens
+        + outside + media_tokens
     return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
-                est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt, toolset=toolset)
+                est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt, toolset=toolset,
+                est_audio_tokens=audio_tokens, est_system_tokens=outside)

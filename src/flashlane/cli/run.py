@@ -23,7 +23,14 @@ from ..errors import FlashlaneError, describe_reset
 from ..models import SERVICE_TIERS
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS
 from ..pipeline.report import format_report, load_report, report_json
-from ..pipeline.runfile import RUN_DB_SUFFIX, RunConfig, RunInterrupted, default_run_db, run_file
+from ..pipeline.runfile import (
+    RUN_DB_SUFFIX,
+    RunConfig,
+    RunInterrupted,
+    default_run_db,
+    estimate_file,
+    run_file,
+)
 from ..tasks import BUILTIN_TASKS, Task, get_task
 from ..tasks.option import SHARED_OPTIONS, Option
 from .common import lane_options, make_client, note
@@ -133,6 +140,8 @@ def _declared(task: Task) -> dict[str, Option]:
 @click.option("--media-column", default=None,
               help="A column of file paths (PDF, images, audio): each row's file is sent with it.")
 @click.option("--glob", default=None, help="A folder input: only files matching this pattern, e.g. '*.pdf'.")
+@click.option("--pages", default=None, metavar="RANGE",
+              help="Send only these pages of each PDF, e.g. 1-3 or 1,4-5 (default: all).")
 @click.option("--id-column", default=None,
               help="Column with unique row ids (default: a column named 'id' if there is one, else row number + "
                    "content hash; '' numbers the rows).")
@@ -151,7 +160,10 @@ def _declared(task: Task) -> dict[str, Option]:
 @click.option("--finish-by", default=None, metavar="TIME|DURATION",
               help="Done by then at the lowest expected cost: plans the run across batch, flex, standard and "
                    "priority and moves rows when a tier stalls, e.g. 2h, 90m, 09:00 (UTC), 2026-12-08T09:00Z.")
-@click.option("--dry-run", is_flag=True, help="With --finish-by: print the plan and its expected cost, send nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Send nothing: print the items, PDF pages, estimated tokens and cost per service tier (countTokens "
+                   "on a few sampled requests with files aside, nothing is sent or written); with --finish-by, the "
+                   "plan and its expected cost.")
 @click.option("--detach", is_flag=True, help="batch: submit the jobs and exit; rerun the same command to collect.")
 @click.option("--batch-fallback", type=click.Choice(["queue", "standard"]), default="queue", show_default=True,
               help="batch: where a request that failed inside a job goes: the next job, or the standard service tier.")
@@ -190,6 +202,10 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
     run_fields = {f.name for f in fields(RunConfig)} & set(given)
     cfg = RunConfig(input=input_path, task_options=task_options, batch=batch,
                     **{k: given.pop(k) for k in run_fields})
+    if cfg.dry_run and cfg.finish_by is None:  # the estimate; with --finish-by, run_file prints the plan
+        with make_client(**given) as lane:
+            click.echo(estimate_file(lane, the_task, cfg).format())
+        return
     # What is left configures the lane (model, limits, service tier, ...). A row in a file run may wait
     # out several per-minute windows; an interactive call may not.
     try:

@@ -238,7 +238,7 @@ class BatchRun:
         for rows in self._windows(self.max_sent):
             for idx, iid, _h, row in rows:
                 it = self.builder.restore(idx, iid, json.loads(row or "{}"))
-                if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
+                if self.job.closes_unit(unit, it, self.pack_size):
                     yield unit
                     unit = []
                 unit.append(it)

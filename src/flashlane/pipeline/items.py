@@ -81,7 +81,7 @@ class ItemBuilder:
 
     def __init__(self, task: Task, *, column: str | None = None, template: str | None = None,
                  id_column: str | None = None, implicit_id: bool = False, media_column: str | None = None,
-                 media_base: str | Path | None = None) -> None:
+                 media_base: str | Path | None = None, pages: str | None = None) -> None:
         self.task = task
         self.column = column
         self.template = template
@@ -89,6 +89,7 @@ class ItemBuilder:
         # resolved against ``media_base`` (the folder, or the input file's folder) when relative.
         self.media_column = media_column or None
         self.media_base = Path(media_base) if media_base is not None else Path()
+        self.pages = pages or None  # --pages: only these pages of each PDF in the media column
         # The files of the items made so far, held so their markers resolve when the request is
         # built (call/media.py keeps only weak references). Small: a path, a hash, a page count.
         self._files: dict[str, File] = {}
@@ -137,7 +138,7 @@ class ItemBuilder:
         if not path:
             raise InputError(f"row {index + 1} has no file in --media-column {self.media_column}",
                              hint="every row needs a file path in that column")
-        return File(self.media_base / path)
+        return File(self.media_base / path, pages=self.pages)
 
     def _values(self, row: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
         values: dict[str, Any] = {k: _cell(self._hold(v)) for k, v in row.items()}

@@ -19,6 +19,7 @@ from ..config import deprecated
 from ..models import (
     DEFAULT_INPUT_TOKEN_LIMIT,
     DEFAULT_OUTPUT_TOKEN_LIMIT,
+    Usage,
     canonical_id,
     cost_of,
     estimate_tokens,
@@ -164,6 +165,11 @@ class Job:
 
     def call_for(self, items: Sequence[Item]) -> Call:
         return self.pack_call(items) if len(items) > 1 else self.single_call(items[0])
+
+    def closes_unit(self, unit: Sequence[Item], extra: Item, pack_size: int) -> bool:
+        """Whether ``extra`` starts a new request rather than joining ``unit`` (how every runner,
+        and the dry run's count, groups items into requests)."""
+        return bool(unit) and (len(unit) >= pack_size or not self.pack_fits(unit, extra))
 
     def pack_fits(self, items: Sequence[Item], extra: Item) -> bool:
         """Would adding ``extra`` keep the pack inside the context and output limits? Items with

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import FlashlaneError, InputError, model_not_found
+from ..media import page_selection
 from ..models import Quota, lookup
 from ..store.run import RunStore
 from ..tasks import Task
 from .batch import BatchOptions, stderr_say
 from .context_cache import RunContextCache
+from .estimate import Estimate, estimate_run
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
 from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
@@ -50,7 +52,7 @@ from .writers import (
 if TYPE_CHECKING:
     from ..call.client import Client as Lane
 
-__all__ = ["RunConfig", "RunSummary", "RunInterrupted", "run_file", "default_output", "default_run_db",
+__all__ = ["RunConfig", "RunSummary", "RunInterrupted", "run_file", "estimate_file", "default_output", "default_run_db",
            "resolve_pack"]
 
 RUN_DB_SUFFIX = ".flashlane.db"
@@ -86,7 +88,10 @@ class RunConfig:
     media_column: str | None = None  # a column of file paths, each row's file sent with it (a folder: "path")
     glob: str | None = None  # a folder input: which files (relative-path glob; default all)
     finish_by: str | None = None  # --finish-by: a duration ("2h") or a time; the tiers are planned (plan.py)
-    dry_run: bool = False  # --dry-run: print the --finish-by plan and its expected cost, send nothing
+    # --dry-run: send nothing. With --finish-by, run_file prints the plan; without, the command
+    # line prints estimate_file's estimate (items, pages, tokens, dollars per tier) instead.
+    dry_run: bool = False
+    pages: str | None = None  # only these pages of each PDF in the media column ("1-3"; default all)
 
 
 @dataclass
@@ -176,12 +181,19 @@ class _Ingest:
         self.hash = job.fingerprint_start(source=self.source)
         self.job_key = str(job.fingerprint_start(source=self.source).hexdigest())
 
-    def __iter__(self) -> Iterator[tuple[int, str, str, str]]:
+    def _built(self) -> Iterator[tuple[int, dict[str, Any], Item]]:
         columns = self.columns
         for idx, row in enumerate(self._rows):
             if len(row) != len(columns) or any(k not in columns for k in row):
                 columns.update(dict.fromkeys(row))
-            it = self.builder.build(idx, row)
+            yield idx, row, self.builder.build(idx, row)
+
+    def items(self) -> Iterator[Item]:
+        """The input's items, one at a time (what a dry run estimates)."""
+        return (it for _, _, it in self._built())
+
+    def __iter__(self) -> Iterator[tuple[int, str, str, str]]:
+        for idx, row, it in self._built():
             self.hash.update(Job.item_line(it))
             try:
                 blob = json.dumps(row, ensure_ascii=False, default=str)
@@ -200,6 +212,8 @@ def _source(cfg: RunConfig, id_column: str | None) -> dict[str, Any]:
     source: dict[str, Any] = {"column": cfg.column, "template": cfg.template, "id_column": id_column}
     if cfg.media_column is not None:
         source.update(media_column=cfg.media_column, glob=cfg.glob)
+    if cfg.pages:
+        source.update(pages=cfg.pages)
     return source
 
 
@@ -208,7 +222,7 @@ def _builder(task: Task, cfg: RunConfig, id_column: str | None, *, implicit_id: 
     # input file's folder, so a CSV and its scans move together.
     base = Path(cfg.input) if is_dir_input(cfg.input) else Path(cfg.input).parent if cfg.input != "-" else Path()
     return ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column, implicit_id=implicit_id,
-                       media_column=cfg.media_column, media_base=base)
+                       media_column=cfg.media_column, media_base=base, pages=cfg.pages)
 
 
 def _id_column(store: RunStore, cfg: RunConfig) -> str | None:
@@ -444,10 +458,50 @@ def _refused(run_db: Path) -> None:
             _remove_db(run_db)
 
 
-def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
-    if is_dir_input(cfg.input):  # a folder: one row per file, its relative path the id and the file sent
+def _media_input(cfg: RunConfig) -> RunConfig:
+    """A folder input: one row per file, its relative path the id and the file sent. ``--pages``
+    checked here, before any work: it needs files, and a page range it can read."""
+    if is_dir_input(cfg.input):
         cfg = replace(cfg, media_column=cfg.media_column or DIR_PATH_COLUMN,
                       id_column=DIR_PATH_COLUMN if cfg.id_column is None else cfg.id_column)
+    if cfg.pages:
+        if cfg.media_column is None:
+            raise InputError("--pages chooses pages of the input's PDF files, and this input has none",
+                             hint="give a folder, or name the column of file paths with --media-column")
+        try:
+            page_selection(cfg.pages)
+        except ValueError as e:
+            raise InputError(f"--pages {cfg.pages}: {e}", hint="e.g. --pages 1-3 or --pages 1,4-5") from None
+    return cfg
+
+
+def estimate_file(lane: Lane, task: Task, cfg: RunConfig) -> Estimate:
+    """What ``run_file`` would send and cost, read from the input without sending a request
+    (but countTokens, on a few sampled requests with files) or writing a file."""
+    cfg = _media_input(cfg)
+    if cfg.budget_usd is not None and cfg.budget_usd <= 0:
+        raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
+    job = Job.create(lane, task, cfg.task_options)
+    check_model(lane, job.model)
+    # The ingest's item builder holds the files while their items are estimated (call/media.py
+    # keeps only weak references), so it stays named here until the estimate is done.
+    ingest = _Ingest(cfg, task, job, cfg.id_column or None, implicit_id=cfg.id_column is None)
+    items = ingest.items()
+    sample = list(itertools.islice(items, PACK_SAMPLE_ITEMS))
+    plan = resolve_pack(job, sample, cfg.pack)
+    cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
+    try:
+        estimate = estimate_run(job, itertools.chain(sample, items), plan, count=lane.count_call,
+                                budget_usd=cfg.budget_usd, cache=cache)
+    finally:
+        if cache is not None:
+            cache.close()
+    del ingest
+    return estimate
+
+
+def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
+    cfg = _media_input(cfg)
     output = Path(cfg.output) if cfg.output else default_output(cfg.input, task)
     if cfg.input != "-" and _same_file(Path(cfg.input), output):
         raise InputError(f"the output {output} is the input file; writing it would destroy the input",
@@ -457,7 +511,8 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     if cfg.budget_usd is not None and cfg.budget_usd <= 0:
         raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
     if cfg.dry_run and cfg.finish_by is None:
-        raise InputError("--dry-run shows a --finish-by plan", hint="add --finish-by, e.g. --finish-by 2h")
+        raise InputError("run_file's dry run shows a --finish-by plan",
+                         hint="add finish_by; for the estimate of a run without one, call estimate_file")
     deadline = parse_finish_by(cfg.finish_by, lane.clock.time()) if cfg.finish_by is not None else None
     if deadline is not None and deadline <= lane.clock.time():
         raise InputError(f"--finish-by {cfg.finish_by} is already past", hint="give a later time, or a duration "

@@ -213,7 +213,7 @@ class Engine:
     def _plan(self, items: list[Item]) -> None:
         unit = self._partial
         for it in items:
-            if unit and (len(unit) >= self.pack_size or not self.job.pack_fits(unit, it)):
+            if self.job.closes_unit(unit, it, self.pack_size):
                 self._queue.append(unit)
                 unit = []
             unit.append(it)
