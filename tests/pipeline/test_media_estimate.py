@@ -75,6 +75,18 @@ def test_dry_run_estimate_is_within_ten_percent_of_the_bill(cli_env: Any, tmp_pa
     assert _figure(text, "requests") == 12 and billed > 24 * per_unit  # 6 images + 18 pages
 
 
+def test_dry_run_of_a_packed_media_run(cli_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = _mixed_folder(tmp_path)
+    out = tmp_path / "packed.jsonl"
+    args = ("run", "extract", str(docs), "--schema", str(tmp_path / "invoice.json"), "-o", str(out), "--pack", "4")
+    code, text, _ = cli(capsys, *args, "--dry-run")
+    assert code == 0 and _figure(text, "requests") == 3
+    assert run_cli(*args, "-q") == 0
+    assert len(generate_log(cli_env)) == 3
+    billed = cli_env.stats()["tokens"]["prompt"]
+    assert abs(_figure(text, "input tokens") - billed) <= TOLERANCE * billed
+
+
 def test_dry_run_counts_repeats_and_cached_rows_as_the_run_will(cli_env: Any, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     docs = _mixed_folder(tmp_path, 4)

@@ -278,6 +278,7 @@ class Tokens:
     audio: int = 0
     files: int = 0
     pages: int = 0  # PDF pages among the files (those sent)
+    file_bytes: int = 0  # the files' sizes (a PDF's whole, also when only some pages are sent)
 
     @property
     def total(self) -> int:
@@ -295,6 +296,7 @@ def marked_tokens(text: str, model: str, resolution: str | None = None) -> Token
         if isinstance(piece, File):
             n = piece.tokens(model, resolution)
             out = replace(out, media=out.media + n, pages=out.pages + (piece.info.pages or 0), files=out.files + 1,
+                          file_bytes=out.file_bytes + piece.size,
                           audio=out.audio + (n if piece.mime_type.startswith("audio/") else 0))
         elif piece.strip():
             out = replace(out, text=out.text + estimate_tokens(piece))

@@ -133,7 +133,7 @@ def build(
     elif act.get("schema_violation"):
         text = schema_violation(req.schema, rng, budget) if req.schema else '{\n  "unexpected": true\n}'
     elif req.schema is not None:
-        text = schema_answer(req.schema, rng, req.response_mime_type, budget, req.known)
+        text = schema_answer(req.schema, rng, req.response_mime_type, budget, req.known, req.row_seeds(info.id))
     else:
         text = text_answer(req.prompt, rng)
 

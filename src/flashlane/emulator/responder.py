@@ -8,7 +8,10 @@ bounds, ``format``) and the OpenAPI subset (``responseSchema``: UPPERCASE types,
 
 Request packing rule: an array whose items are objects with an ``enum``-valued property, and
 whose ``maxItems`` equals the enum's length, gets exactly one item per enum value, in order,
-so a request that packs N rows under ids ``r1..rN`` is answered once per row.
+so a request that packs N rows under ids ``r1..rN`` is answered once per row. A row whose files
+the request marks as its own (``row_seeds``: a text part's ``### id: r2`` line, then the row's
+media parts; wire.item_media) is generated from a seed of those files alone, so a document gets
+the same answer in whichever pack, at whichever position, it is sent.
 
 Generation is bounded (the limits below; docs/emulator.md, "Schema limits"): every value is paid
 for from a budget of characters before it is built, so no schema, however it nests, repeats
@@ -138,7 +141,7 @@ class Generator:
     """Builds one instance of a schema with a seeded RNG, within a budget of characters."""
 
     def __init__(self, root: dict[str, Any], rng: random.Random, budget: int = MAX_GENERATED_CHARS,
-                 known: Mapping[str, str] | None = None):
+                 known: Mapping[str, str] | None = None, row_seeds: dict[str, int] | None = None):
         self.root = root
         self.rng = rng
         self.budget = budget
@@ -146,6 +149,7 @@ class Generator:
         # ``Label: value`` lines of the request's documents and text, by label key (documents.py):
         # a scalar property of that name takes the value, where it is valid.
         self.known = dict(known or {})
+        self.row_seeds = row_seeds or {}  # packed row id -> the seed of its own files
 
     def spend(self, chars: int) -> None:
         """Pay for what is about to be built; raised before building what does not fit."""
@@ -325,7 +329,12 @@ class Generator:
                 self.known = {}  # one label for all the packed rows would be wrong for all but one
                 rows = []
                 for value in enum:
-                    row = self.obj(item, depth + 1)
+                    seed = self.row_seeds.get(value) if isinstance(value, str) else None
+                    outer, self.rng = self.rng, random.Random(seed) if seed is not None else self.rng
+                    try:
+                        row = self.obj(item, depth + 1)
+                    finally:
+                        self.rng = outer
                     row[pname] = value
                     rows.append(row)
                 return rows
@@ -519,9 +528,9 @@ def text_answer(prompt: str, rng: random.Random) -> str:
 
 def schema_answer(
     schema: dict[str, Any], rng: random.Random, mime: str | None = None, budget: int = MAX_GENERATED_CHARS,
-    known: Mapping[str, str] | None = None,
+    known: Mapping[str, str] | None = None, row_seeds: dict[str, int] | None = None,
 ) -> str:
-    value = Generator(schema, rng, budget, known).instance(schema)
+    value = Generator(schema, rng, budget, known, row_seeds).instance(schema)
     if (mime or "").lower() == "text/x.enum" and isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False)

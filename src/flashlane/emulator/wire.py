@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -316,6 +317,33 @@ def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo
     return out
 
 
+_ITEM_HEADER = re.compile(r"^### id: (\S+)\s*$", re.M)
+
+
+def item_media(contents: Any, digests: list[str]) -> dict[str, list[str]]:
+    """Which media parts belong to which packed row: a text part whose last ``### id: X`` line
+    (the header flashlane's packed prompts put before each row, pipeline/packing.py) opens row X,
+    and the media parts after it, up to the next header, are X's. ``digests``: the media parts'
+    digests in order (content_media's)."""
+    out: dict[str, list[str]] = {}
+    current: str | None = None
+    n = 0
+    for content in contents if isinstance(contents, list) else [contents]:
+        parts = content.get("parts", []) if isinstance(content, dict) else []
+        for part in parts if isinstance(parts, list) else [parts]:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                found = _ITEM_HEADER.findall(part["text"])
+                if found:
+                    current = found[-1]
+            elif part.get("inlineData", part.get("inline_data")) is not None:
+                if current is not None and n < len(digests):
+                    out.setdefault(current, []).append(digests[n])
+                n += 1
+    return out
+
+
 def media_modalities(model: str, media: list[tuple[MediaInfo, bytes, str | None]],
                      resolution: str | None = None) -> dict[str, int]:
     """Prompt tokens of the media parts by modality (DOCUMENT, IMAGE, AUDIO), each part at its
@@ -359,10 +387,16 @@ class GenerateRequest:
     known: dict[str, str] = field(default_factory=dict)
     # Of prompt_tokens, the media parts' by modality (usageMetadata.promptTokensDetails; TEXT is the rest).
     media_tokens: dict[str, int] = field(default_factory=dict)
+    item_media: dict[str, list[str]] = field(default_factory=dict)  # packed row id -> its files' digests
 
     def seed(self, model: str) -> int:
         h = hashlib.blake2b(model.encode() + b"\0" + self.seed_material, digest_size=8)
         return int.from_bytes(h.digest(), "big")
+
+    def row_seeds(self, model: str) -> dict[str, int]:
+        """A seed per packed row from its own files (not its id or position): responder.packed."""
+        return {rid: int.from_bytes(hashlib.blake2b("\0".join([model, *digests]).encode(), digest_size=8).digest(), "big")
+                for rid, digests in self.item_media.items()}
 
 
 _LEVELS = {"minimal", "low", "medium", "high", "xhigh"}
@@ -396,6 +430,8 @@ def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
         media_tokens=by_modality,
     )
     req.media_digests = [hashlib.sha256(data).hexdigest() for _, data, _ in media]
+    if media:
+        req.item_media = item_media(body["contents"], req.media_digests)
     if gc.get("maxOutputTokens") is not None:
         req.max_output_tokens = _int_field(gc["maxOutputTokens"], "generation_config.max_output_tokens")
         if req.max_output_tokens < 1:

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..caching.prefix import Prefix, join_system
-from ..call.media import Tokens, has_media, marked_tokens
+from ..call.media import Tokens, marked_tokens
 from ..call.request import Call, output_budget
 from ..call.schema import Schema
 from ..call.service_tier import BATCH, STANDARD, check_tier
 from ..config import deprecated
+from ..media import MAX_INLINE_FILE_BYTES
 from ..models import (
     DEFAULT_INPUT_TOKEN_LIMIT,
     DEFAULT_OUTPUT_TOKEN_LIMIT,
@@ -28,7 +29,7 @@ from ..models import (
 from ..tasks import Task
 from ..tasks.provenance import PROVENANCE_OPTION, locate, wants_provenance
 from .items import TEXT_FIELD, Item
-from .packing import can_pack, pack_call, pack_output_tokens
+from .packing import MAX_PACK_FILES, can_pack, pack_call, pack_output_tokens
 
 if TYPE_CHECKING:
     from ..call.client import Client
@@ -173,11 +174,15 @@ class Job:
 
     def pack_fits(self, items: Sequence[Item], extra: Item) -> bool:
         """Would adding ``extra`` keep the pack inside the context and output limits? Items with
-        files are not packed: a pack's answer is attributed by position in one text turn, and
-        several documents in one turn are not yet marked apart (issue 22, packing media)."""
-        if any(has_media(it.rendered) for it in (*items, extra)):
+        files pack too: each item's parts follow its own ``### id:`` header (packing.pack_prompt),
+        so its answer is attributed to it; their files together must fit one inline request and
+        stay within ``MAX_PACK_FILES``."""
+        sizes = [self.item_tokens(it) for it in (*items, extra)]
+        if sum(t.files for t in sizes) > MAX_PACK_FILES:
             return False
-        tokens = self.shared_tokens + sum(estimate_tokens(it.rendered) for it in (*items, extra))
+        if sum(t.file_bytes for t in sizes) > MAX_INLINE_FILE_BYTES:
+            return False
+        tokens = self.shared_tokens + sum(t.total for t in sizes)
         per_item = max(self.answer_tokens(it) for it in (*items, extra))
         info = lookup(self.model)
         out_limit = info.output_token_limit if info else DEFAULT_OUTPUT_TOKEN_LIMIT

@@ -32,13 +32,18 @@ from ..models import (
 from .items import Item
 
 __all__ = [
-    "DEFAULT_AUTO_PACK", "MAX_AUTO_PACK", "PackPlan", "auto_pack_size", "can_pack", "pack_call", "pack_schema",
+    "DEFAULT_AUTO_PACK", "MAX_AUTO_PACK", "MAX_PACK_FILES", "PackPlan", "auto_pack_size", "can_pack", "pack_call", "pack_schema",
     "split_answer", "quota_from_limits", "estimate_item_tokens", "local_id", "pack_prompt",
 ]
 
 DEFAULT_AUTO_PACK = 10  # without a known quota: the middle of the range research found safe
 MAX_AUTO_PACK = 25  # beyond ~25 items accuracy starts to slip on some tasks (model-facts.md §3.1)
 MAX_PACK_OUTPUT_TOKENS = 8192  # long packed answers are slow and a truncation wastes them all
+# Files in one packed request. The API takes far more per request (thousands of images), but
+# packing exists to save requests and the shared prompt, which ten documents already do ~10x;
+# no study we found measures per-item attribution with more documents in one turn, so stay
+# in the low end of the range model-facts.md §3.1 finds safe for text.
+MAX_PACK_FILES = 10
 PACK_INPUT_FRACTION = 0.5  # of the context window; leaves room for instructions and re-asks
 ID_OVERHEAD_TOKENS = 12  # an item's id and JSON punctuation in the answer
 LENIENT_PACK_SCHEMA = Schema.of({"type": "object", "properties": {"results": {"type": "array"}},
@@ -160,11 +165,14 @@ def auto_pack_size(*, model: str, thinking: str | None, per_item_input: float, s
                           + (" (capped by the output limit)" if hard == by_output and hard < MAX_AUTO_PACK else ""))
 
 
-def estimate_item_tokens(items: Sequence[Item]) -> float:
+def estimate_item_tokens(items: Sequence[Item], tokens: Any = None) -> float:
+    """Mean input tokens per item over a sample; ``tokens(item)`` counts one (default: its text;
+    Job.item_tokens counts its files too)."""
     if not items:
         return 1.0
     sample = items[: 2000]
-    return sum(estimate_tokens(it.rendered) for it in sample) / len(sample) + 6  # + the id header
+    count = tokens or (lambda it: estimate_tokens(it.rendered))
+    return sum(count(it) for it in sample) / len(sample) + 6  # + the id header
 
 
 def _rate_limits(limits: Any, model: str) -> Any:

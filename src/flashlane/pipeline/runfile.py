@@ -133,11 +133,11 @@ def resolve_pack(job: Job, items: list[Item], pack: int | str | None) -> PackPla
             # A batch job has no per-minute request quota to fill: pack as many as fit (the
             # accuracy, output and context bounds of auto_pack_size), the fewest shared prompts.
             unbound = Quota(rpm=1, tpm=0, rpd=0)
-            p = auto_pack_size(model=job.model, thinking=job.thinking, per_item_input=estimate_item_tokens(items),
+            p = auto_pack_size(model=job.model, thinking=job.thinking, per_item_input=estimate_item_tokens(items, lambda it: job.item_tokens(it).total),
                                shared_input=job.shared_tokens, per_item_answer=job.answer_tokens(), quota=unbound,
                                output_ceiling=settings.output_ceiling)
             return PackPlan(p.size, f"batch: no per-minute request quota, {p.size} per request (as many as fit)")
-        return auto_pack_size(model=job.model, thinking=job.thinking, per_item_input=estimate_item_tokens(items),
+        return auto_pack_size(model=job.model, thinking=job.thinking, per_item_input=estimate_item_tokens(items, lambda it: job.item_tokens(it).total),
                               shared_input=job.shared_tokens, per_item_answer=job.answer_tokens(),
                               quota=quota_from_limits(getattr(settings, "limits", None), job.model),
                               output_ceiling=settings.output_ceiling)
