@@ -1,18 +1,23 @@
 """flashlane eval TASK LABELLED_FILE --truth COLUMN: the task's options as for ``run``, and a grid
-(--models, --thinking, --pack, --examples, --service-tier: comma lists) run through the same engine
-and scored; a table on stdout (``--json``: the whole report). Exit 2 on bad input, before any request."""
+(--models, --thinking, --pack, --examples, --service-tier, --cache-prefix: comma lists), each
+configuration a run in the eval's folder (resumable), scored; a table on stdout (``--json``: the
+whole report). Exit 2 on bad input, before any request; 1 when the budget stopped the grid;
+130/143 when interrupted (rerun to resume)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from ..config import RUN_DEADLINE_S
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS, iter_rows
+from ..pipeline.runfile import RunInterrupted
 from ..tasks import get_task
-from .common import lane_options, make_client
+from .common import lane_options, make_client, note
 from .run import _declared, _RunCommand, _task_option_params
 from .tasks import task_values
 
@@ -49,6 +54,21 @@ def _examples(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return out or None
 
 
+def _cache_prefixes(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str | None] | None:
+    out: list[str | None] = []
+    for x in _list(value) or []:
+        if x.lower() not in ("auto", "on", "off"):
+            raise click.BadParameter(f"{x!r}: use auto, on or off", param_hint="--cache-prefix")
+        out.append(x.lower())
+    return out or None
+
+
+def default_eval_dir(input_path: str, task: str) -> Path:
+    """Beside the labelled file: ``reviews.classify.eval/`` (rerun the command: it resumes)."""
+    p = Path(input_path)
+    return p.with_name(f"{p.stem}.{Path(task).stem}.eval")
+
+
 @click.command("eval", cls=_RunCommand,
                params=[p for p in _task_option_params() if p.name not in _GRID_OWNED])
 @click.argument("task")
@@ -61,23 +81,35 @@ def _examples(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--examples", "examples_grid", default=None, callback=_examples,
               help="How many of the task's worked examples: e.g. 0,2,all (default all).")
 @click.option("--service-tier", "tiers", default=None, help="Service tiers to compare: e.g. standard,flex.")
+@click.option("--cache-prefix", "cache_prefixes", default=None, callback=_cache_prefixes,
+              help="Explicit context caching of the prefix to compare: e.g. on,off.")
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Evaluate N rows, a seeded sample stratified by the truth (default: every row).")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None,
               help="Recommend the cheapest within this of the best score (a fraction for accuracy, points for "
                    "chrF; default: not significantly below the best).")
 @click.option("--budget-usd", type=click.FloatRange(min=0), default=None,
               help="Stop the grid before its cost would pass this (the table is then partial).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap intervals.")
+@click.option("--dry-run", is_flag=True, help="Show each configuration's requests and estimated cost; send nothing.")
+@click.option("--eval-dir", default=None,
+              help="The eval's folder: its runs, cache and truth (default <file stem>.<task>.eval beside the file); "
+                   "rerun the same command to resume, 'flashlane report DIR' to show it.")
+@click.option("--fresh", is_flag=True, help="Start the eval over, discarding its folder's runs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample and the bootstrap intervals.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Input format (default: by extension).")
 @click.option("--encoding", default=DEFAULT_ENCODING, show_default=True, help="Text encoding of CSV/TSV/JSON input.")
 @click.option("--column", default=None, help="The column holding the text.")
 @click.option("--template", default=None, help='Build the text from several columns, e.g. "{title}: {body}".')
+@click.option("--id-column", default=None, help="The column holding each row's id (default: a column named id, "
+                                                "else the row number).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default: auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @lane_options
 def eval_command(task: str, input_path: str, truth: str, models: str | None, pack: Any, examples_grid: Any,
-                 tiers: str | None, tolerance: float | None, budget_usd: float | None, seed: int, fmt: str | None,
-                 encoding: str, column: str | None, template: str | None, concurrency: int | None, as_json: bool,
-                 **given: Any) -> None:
+                 tiers: str | None, cache_prefixes: Any, sample: int | None, tolerance: float | None,
+                 budget_usd: float | None, dry_run: bool, eval_dir: str | None, fresh: bool, seed: int,
+                 fmt: str | None, encoding: str, column: str | None, template: str | None, id_column: str | None,
+                 concurrency: int | None, as_json: bool, **given: Any) -> None:
     """Score TASK on LABELLED_FILE once per configuration of the grid; recommend the cheapest that
     keeps the best accuracy. --thinking takes a comma list here (e.g. minimal,high)."""
     loaded = click.get_current_context().meta.get("flashlane.task")
@@ -88,14 +120,32 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
     thinking = _list(given.pop("thinking"))
     model_list = _list(models) or ([given["model"]] if given.get("model") else None)
     rows = list(iter_rows(input_path, fmt=fmt, encoding=encoding))
-    with make_client(**given) as client:
-        from ..eval import aevaluate
-        from ..pipeline import run_sync
+    folder = Path(eval_dir) if eval_dir else default_eval_dir(input_path, task)
+    grid = {"models": model_list, "thinking": thinking, "pack": pack, "examples": examples_grid,
+            "service_tier": _list(tiers), "cache_prefix": cache_prefixes}
+    common = {"truth": _list(truth) or [], "column": column, "template": template, "id_column": id_column,
+              "sample": sample, "seed": seed, **grid, **task_options}
+    with make_client(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **given) as client:
+        from ..eval import estimate, evaluate, format_estimate
 
-        report = run_sync(aevaluate(client, the_task, rows, truth=_list(truth) or [], models=model_list,
-                                    thinking=thinking, pack=pack, examples=examples_grid, service_tier=_list(tiers),
-                                    tolerance=tolerance, budget_usd=budget_usd, seed=seed, concurrency=concurrency,
-                                    column=column, template=template, **task_options))
+        planned = estimate(client, the_task, rows, **common)
+        n_items = min(sample or len(rows), len(rows))
+        if dry_run:
+            click.echo(format_estimate(planned, n_items))
+            return
+        to_pay = sum(r["expected_usd"] or 0.0 for r in planned if r["pays"])
+        note(f"eval: {len(planned)} configurations on {n_items} items, about ${to_pay:.6f} to pay "
+             f"(--dry-run shows each); folder {folder}")
+
+        def say(i: int, n: int, cfg: Any) -> None:
+            note(f"[{i + 1}/{n}] {cfg.name}")
+
+        try:
+            report = evaluate(client, the_task, rows, tolerance=tolerance, budget_usd=budget_usd,
+                              concurrency=concurrency, eval_dir=folder, fresh=fresh, on_config=say, **common)
+        except RunInterrupted as e:
+            note(f"eval interrupted: rerun the same command to resume (folder {folder})")
+            sys.exit(e.exit_code)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
     if report.stopped:
         sys.exit(1)  # as ``flashlane run`` stopped by its budget: the table is partial

@@ -255,8 +255,14 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def report_command(run_db: str, as_json: bool) -> None:
     """Show what a run did and cost, from its database (RUN_DB, or the run's output file beside
-    it); or a gateway ledger's usage."""
+    it); an eval's table from its folder (flashlane eval --eval-dir); or a gateway ledger's usage."""
+    from ..eval import is_eval_dir, load_eval
     from ..gateway.ledger import format_ledger, is_ledger, read_ledger
+
+    if is_eval_dir(run_db):
+        report = load_eval(run_db)
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
+        return
 
     beside = default_run_db(Path(run_db))
     if not run_db.endswith(RUN_DB_SUFFIX) and beside.is_file():

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..models import ModelInfo, estimate_tokens
 from .errors import invalid_argument
+from .graded import DEFAULT_THINKING
 from .responder import MAX_GENERATED_CHARS, malformed, schema_answer, schema_violation, sentence, text_answer
 from .wire import GenerateRequest, prompt_details
 
@@ -136,6 +137,9 @@ def build(
         text = schema_answer(req.schema, rng, req.response_mime_type, budget, req.known, req.row_seeds(info.id))
     else:
         text = text_answer(req.prompt, rng)
+    if act.get("graded") is not None:
+        level = req.thinking_level or (None if req.thinking_budget is None else str(req.thinking_budget))
+        text = act["graded"].answer(req.prompt, req.schema, text, info.id, (level or DEFAULT_THINKING).lower())
 
     cap = req.max_output_tokens or info.output_token_limit
     if info.uses_thinking_levels:

@@ -19,7 +19,8 @@ apply the other actions), ``hang: true`` (no answer until the client disconnects
 (close the connection, no response), ``cut_after: N`` (stream N chunks then drop), ``finish:
 SAFETY|RECITATION|MAX_TOKENS|OTHER|...``, ``block: SAFETY|PROHIBITED_CONTENT|OTHER|...``
 (promptFeedback, no candidates), ``empty: true`` (STOP with no text), ``text: "..."``, ``json:
-{...}``, ``malformed_json: true | "text"``, ``schema_violation: true``, ``raw_body: "..."`` (+
+{...}``, ``malformed_json: true | "text"``, ``schema_violation: true``, ``graded: {...}`` (answers from a truth file at configured error rates,
+graded.py), ``raw_body: "..."`` (+
 ``content_type``: a 200 whose body is exactly that text, e.g. cut-off JSON or an HTML page; in a
 stream, one event with that data), ``no_quota: true`` (a 429 whose every violation says limit 0:
 the project's tier has no quota for this model at all, as python-genai #2044 reports), ``shed:
@@ -37,6 +38,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .graded import Graded
 from .keys import reject_unknown
 
 GENERATE_METHODS = ("generateContent", "streamGenerateContent")
@@ -50,6 +52,8 @@ GENERATE_ACTION_KEYS = frozenset(
         "error", "message", "status", "retry_delay", "quota", "quota_value", "no_quota", "delay",
         "hang", "drop", "cut_after", "finish", "block", "empty", "text", "json", "malformed_json",
         "schema_violation", "shed", "served_tier", "raw_body", "content_type",
+        # answers from a truth file at configured error rates (graded.py)
+        "graded",
         # tools (tools.py)
         "function_calls", "url_status", "search_queries", "code", "code_output", "code_outcome",
     }
@@ -95,6 +99,8 @@ class Rule:
         action = {_snake(k): v for k, v in action.items()}
         match = {_snake(k): v for k, v in raw_match.items()}
         _check_values(where, action)
+        if "graded" in action:  # the truth file is read once, when the rule is loaded
+            action["graded"] = Graded.parse(action["graded"], where)
         times = data.get("times")
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
             raise ValueError(f"{where}: 'times' must be a whole number >= 0, got {times!r}")
@@ -179,7 +185,8 @@ class ScenarioBook:
 
     def describe(self) -> list[dict[str, Any]]:
         return [
-            {"name": r.name, "match": r.match, "action": r.action, "times": r.times, "fired": r.fired}
+            {"name": r.name, "match": r.match, "times": r.times, "fired": r.fired,
+             "action": {k: v.spec if isinstance(v, Graded) else v for k, v in r.action.items()}}
             for r in self.rules
         ]
 

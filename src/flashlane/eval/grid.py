@@ -1,46 +1,77 @@
 """``evaluate``: a labelled set through a grid of configurations (model × thinking × pack ×
-examples × service tier), each a run of the same engine as ``lane.map`` (``pipeline.amap_items``:
-the same packing, limiter, answer judge and ledger), scored against the truth and priced.
+examples × service tier × prefix caching), each a ``flashlane run`` of the same items
+(``pipeline.run_file``: the same engine, packing, limiter, answer judge and ledger), scored
+against the truth and priced.
 
-Every configuration runs in turn on the Lane's one limiter, under one budget (what is left of
-``budget_usd`` after the configurations before it). The response cache is off for the grid:
-an answer from the cache costs nothing, so a configuration that happened to run second would
-look free (sharing identical requests across configurations while pricing each is not built).
+The eval lives in one folder (``eval_dir``): ``eval.db`` (the truth and which run holds each
+configuration, ``store.eval``), ``items.jsonl`` (the rows sent, without their truth), one run
+database per configuration, and ``responses.db``, the eval's own response cache. So:
+
+- an interrupted eval resumes: each configuration's run resumes as any ``flashlane run`` does,
+  finished items are never requested again;
+- identical requests across configurations are sent once: the cache is shared by every
+  configuration, its answers scoped by what makes a request another request (model, thinking,
+  prompt, schema, the item, the pack size and prefix caching; not the service tier, which is how
+  a request is billed). Each answer keeps its usage, so a configuration answered from the cache
+  is priced as the requests it saved would have cost at its own tier (``caching.response_cache``);
+- every configuration runs on the Lane's one limiter, under one budget (what is left of
+  ``budget_usd`` after what the others have spent);
+- ``load_eval(eval_dir)`` rebuilds the report from the folder alone (``flashlane report DIR``).
+
 The labelled rows are held in memory (an eval set is a sample, not the production file).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import hashlib
 import itertools
+import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from ..config import check_settings
 from ..errors import InputError
-from ..models import SERVICE_TIERS
-from ..pipeline import amap_items
+from ..models import SERVICE_TIERS, Usage, cost_of, lookup
+from ..pipeline.items import ItemBuilder
+from ..pipeline.job import REQUEST_OVERHEAD_TOKENS, Job, jsonable
+from ..pipeline.report import build_report
+from ..pipeline.runfile import PACK_SAMPLE_ITEMS, RunConfig, resolve_pack, run_file
 from ..pipeline.scheduler import DEFAULT_CONCURRENCY
+from ..store.eval import EvalStore
+from ..store.run import RunStore
 from ..tasks import Task, get_task
 from .metrics import (
     BOOTSTRAP_RESAMPLES,
     DEFAULT_SEED,
     classification_metrics,
     field_metrics,
+    label_set,
+    multilabel_metrics,
     require_eval_extra,
     translation_metrics,
 )
+from .sample import stratified_sample
 
 if TYPE_CHECKING:
     from ..call.client import Client
 
-__all__ = ["ALL_EXAMPLES", "Config", "EvalReport", "aevaluate", "configurations", "format_eval"]
+__all__ = ["ALL_EXAMPLES", "Config", "EVAL_DB", "EvalReport", "aevaluate", "configurations", "estimate", "evaluate",
+           "format_estimate", "format_eval", "is_eval_dir", "load_eval", "score_run"]
 
 ALL_EXAMPLES = "all"  # --examples all: every worked example the task has
+EVAL_DB = "eval.db"  # in the eval's folder: the truth and the configurations' runs
+ITEMS_FILE = "items.jsonl"  # the rows every configuration runs on, without their truth
+RESPONSES_FILE = "responses.db"  # the eval's response cache, shared by its configurations
+RUN_FILE = "config-{n:03d}.flashlane.db"  # a configuration's run database
 # The failure reasons (errors.py reason_code) each rate counts.
 TRUNCATED_REASONS = ("truncated",)  # MAX_TOKENS that a larger cap did not fix
 BLOCKED_REASONS = ("safety", "content")  # a block (promptFeedback) or a stop for safety/recitation
@@ -54,11 +85,19 @@ class Config:
     pack: int | str | None
     examples: int | str  # a count of the task's worked examples, or ALL_EXAMPLES
     service_tier: str
+    cache_prefix: str | None = None  # the explicit context cache of the prefix: auto | on | off (None: the setting)
 
     @property
     def name(self) -> str:
+        prefix = f" cache-prefix={self.cache_prefix}" if self.cache_prefix else ""
         return (f"{self.model} thinking={self.thinking or 'default'} pack={self.pack or 1} "
-                f"examples={self.examples} tier={self.service_tier}")
+                f"examples={self.examples} tier={self.service_tier}{prefix}")
+
+    @property
+    def scope(self) -> str:
+        """What besides the request's content makes it another request (the pack size is added by
+        the run, once resolved): answers are shared only within a scope."""
+        return f"cache-prefix={self.cache_prefix or 'default'}"
 
 
 @dataclass
@@ -66,13 +105,15 @@ class EvalReport:
     """Every configuration's scores, cost and failure rates; the Pareto front and the recommendation."""
 
     task: str
-    kind: str  # classification | fields | translation
-    metric: str  # the score the decision ranks by (accuracy, record_accuracy, chrf)
+    kind: str  # classification | multilabel | fields | translation
+    metric: str  # the score the decision ranks by (accuracy, micro_f1, record_accuracy, chrf)
     n_items: int
     configs: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None  # why the grid stopped before its end (budget)
     recommended: int | None = None  # index into configs
     tolerance: float | None = None
+    eval_dir: str | None = None
+    sampled_from: int | None = None  # the labelled rows a --sample was drawn from
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,15 +127,18 @@ class EvalReport:
 
 
 def configurations(models: Sequence[str], thinking: Sequence[str | None], packs: Sequence[int | str | None],
-                   examples: Sequence[int | str], tiers: Sequence[str]) -> list[Config]:
-    return [Config(m, t, p, e, s) for m, t, p, e, s in itertools.product(models, thinking, packs, examples, tiers)]
+                   examples: Sequence[int | str], tiers: Sequence[str],
+                   cache_prefix: Sequence[str | None] = (None,)) -> list[Config]:
+    # The tier is the innermost axis: configurations that differ only in it follow each other, the
+    # first asks, the others are answered from the eval's cache and repriced.
+    return [Config(m, t, p, e, s, c) for m, t, p, e, c, s in
+            itertools.product(models, thinking, packs, examples, cache_prefix, tiers)]
 
 
 def _kind(task: Task, options: Mapping[str, Any]) -> tuple[str, str]:
     if task.name == "classify":
         if options.get("multi_label"):
-            raise InputError("flashlane eval does not score multi-label classification yet",
-                             hint="evaluate single-label classification, or compare labels per field")
+            return "multilabel", "micro_f1"
         return "classification", "accuracy"
     if task.name == "translate":
         return "translation", "chrf"
@@ -112,6 +156,8 @@ def _predicted(kind: str, value: Any) -> Any:
     data = _as_data(value)
     if kind == "classification":
         return data.get("label") if isinstance(data, Mapping) else None
+    if kind == "multilabel":
+        return label_set(data.get("labels")) if isinstance(data, Mapping) else None
     if kind == "translation":
         return data.get("text") if isinstance(data, Mapping) else data
     return data
@@ -121,6 +167,11 @@ def _task_for(task: Task, examples: int | str) -> Task:
     if examples == ALL_EXAMPLES:
         return task
     return dataclasses.replace(task, examples=tuple(task.examples[: int(examples)]))
+
+
+def _labels(options: Mapping[str, Any]) -> list[str]:
+    labels = options.get("labels")
+    return [x.strip() for x in labels.split(",")] if isinstance(labels, str) else list(labels or [])
 
 
 def _check(client: Client, task: Task, rows: list[dict[str, Any]], truth: list[str], kind: str,
@@ -141,82 +192,340 @@ def _check(client: Client, task: Task, rows: list[dict[str, Any]], truth: list[s
         if c.examples != ALL_EXAMPLES and (not isinstance(c.examples, int) or not 0 <= c.examples <= len(task.examples)):
             raise InputError(f"--examples {c.examples}: task '{task.name}' has {len(task.examples)} worked examples",
                              hint=f"use 0..{len(task.examples)} or all")
+        if c.cache_prefix not in (None, "auto", "on", "off"):
+            raise InputError(f"--cache-prefix {c.cache_prefix}: use auto, on or off", hint="e.g. --cache-prefix on,off")
         check_settings(client.settings.with_(model=c.model, thinking=c.thinking, service_tier=c.service_tier))
+
+
+def _truth_of(kind: str, row: Mapping[str, Any], truth: list[str]) -> Any:
+    if kind == "fields":
+        return {c: row[c] for c in truth}
+    if kind == "multilabel":
+        return label_set(row[truth[0]])
+    return str(row[truth[0]])
 
 
 def _rate(n: int, total: int) -> float:
     return round(n / total, 4) if total else 0.0
 
 
-def _score(kind: str, rows: list[dict[str, Any]], truth: list[str], predicted: list[Any],
-           options: Mapping[str, Any], seed: int, resamples: int) -> dict[str, Any]:
+def _score(kind: str, truth: list[Any], predicted: list[Any], meta: Mapping[str, Any], seed: int,
+           resamples: int) -> dict[str, Any]:
     if kind == "classification":
-        labels = options.get("labels")
-        labels = [x.strip() for x in labels.split(",")] if isinstance(labels, str) else list(labels or [])
-        return classification_metrics([str(r[truth[0]]) for r in rows], predicted, labels, seed=seed,
-                                      resamples=resamples)
+        return classification_metrics(truth, predicted, meta["labels"], seed=seed, resamples=resamples)
+    if kind == "multilabel":
+        return multilabel_metrics(truth, predicted, meta["labels"], seed=seed, resamples=resamples)
     if kind == "translation":
-        return translation_metrics([str(r[truth[0]]) for r in rows], predicted, seed=seed, resamples=resamples)
-    return field_metrics([{c: r[c] for c in truth} for r in rows], predicted, truth, seed=seed, resamples=resamples)
+        return translation_metrics(truth, predicted, seed=seed, resamples=resamples)
+    return field_metrics(truth, predicted, meta["truth"], seed=seed, resamples=resamples)
 
 
-async def aevaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], *, truth: str | Sequence[str],
-                    models: Sequence[str] | None = None, thinking: Sequence[str | None] | None = None,
-                    pack: Sequence[int | str | None] | None = None, examples: Sequence[int | str] | None = None,
-                    service_tier: Sequence[str] | None = None, tolerance: float | None = None,
-                    budget_usd: float | None = None, seed: int = DEFAULT_SEED, resamples: int = BOOTSTRAP_RESAMPLES,
-                    concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None,
-                    template: str | None = None, **task_options: Any) -> EvalReport:
-    """Run ``task`` on ``rows`` once per configuration of the grid and score each against ``truth``
-    (a column name, or for extraction and custom tasks one column per output field, dotted for
-    nested fields). A grid axis left out is the Lane's setting (one value)."""
+def _fingerprint(meta: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], truth: Sequence[Any]) -> str:
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for r, t in zip(rows, truth, strict=True):
+        h.update(json.dumps([r, t], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def score_run(run_db: str | Path, kind: str, truth: list[Any], meta: Mapping[str, Any], *, seed: int,
+              resamples: int) -> dict[str, Any]:
+    """One configuration's line of the report, read from its run database alone."""
+    store = RunStore(run_db, create=False)
+    try:
+        r = build_report(store)
+        predicted: list[Any] = [None] * len(truth)
+        shared_usd = 0.0
+        shared = 0
+        for row in store.items.iter_rows():
+            res = row.result
+            if res.status == "ok" and row.index < len(truth):
+                predicted[row.index] = _predicted(kind, res.value)
+            if res.cached:  # answered from the eval's cache: priced as what it would have cost at this tier
+                shared += 1
+                shared_usd += res.cost_usd or 0.0
+        reasks = store.totals.reasked_requests()
+    finally:
+        store.close()
+    items = r["items"]
+    done = items["ok"] + items["failed"]
+    reasons = r["failed_by_reason"]
+    cost = None if r["cost_usd"] is None else r["cost_usd"] + shared_usd
+    return {
+        "status": r["status"], "items": items, "run_db": str(run_db),
+        "metrics": _score(kind, truth, predicted, meta, seed, resamples),
+        "cost_usd": cost, "spent_usd": r["cost_usd"], "shared_items": shared,
+        "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
+        "tokens": r["tokens"], "requests": r["requests"],
+        "latency_per_item_s": r["latency_per_item_s"],
+        "rates": {"failed": _rate(items["failed"], done),
+                  "max_tokens": _rate(sum(reasons.get(x, 0) for x in TRUNCATED_REASONS), done),
+                  "blocked": _rate(sum(reasons.get(x, 0) for x in BLOCKED_REASONS), done),
+                  "parse": _rate(sum(reasons.get(x, 0) for x in PARSE_REASONS), done),
+                  "resent": _rate(r["resent_items"], done),
+                  # requests the answer judge asked again (a re-ask after invalid JSON, a larger cap)
+                  "reasked": _rate(reasks, r["requests"])},
+    }
+
+
+def _spent(run_db: Path) -> float:
+    if not run_db.is_file():
+        return 0.0
+    store = RunStore(run_db, create=False)
+    try:
+        return store.requests.spent_usd()
+    finally:
+        store.close()
+
+
+def _grid(client: Client, models: Sequence[str] | None, thinking: Sequence[str | None] | None,
+          pack: Sequence[int | str | None] | None, examples: Sequence[int | str] | None,
+          service_tier: Sequence[str] | None, cache_prefix: Sequence[str | None] | None) -> list[Config]:
+    s = client.settings
+    return configurations(models or [s.model], thinking or [s.thinking], pack or [None], examples or [ALL_EXAMPLES],
+                          service_tier or [s.service_tier], cache_prefix or [None])
+
+
+def _prepare(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], truth: str | Sequence[str],
+             grid_axes: dict[str, Any], sample: int | None, seed: int,
+             task_options: dict[str, Any]) -> tuple[Task, list[Config], str, str, list[str], list[dict[str, Any]],
+                                                     list[Any], dict[str, Any], int]:
     require_eval_extra()
     t = get_task(task)
     truth_cols = [truth] if isinstance(truth, str) else list(truth)
     data = [dict(r) for r in rows]
     options = t.options(task_options)
     kind, metric = _kind(t, options)
-    s = client.settings
-    grid = configurations(models or [s.model], thinking or [s.thinking], pack or [None],
-                          examples or [ALL_EXAMPLES], service_tier or [s.service_tier])
+    grid = _grid(client, **grid_axes)
     _check(client, t, data, truth_cols, kind, grid)
     t.check_options(options)
+    total = len(data)
+    if sample is not None:
+        if sample < 1:
+            raise InputError("--sample must be at least 1", hint="e.g. --sample 300")
+        strata = [json.dumps(_truth_of(kind, r, truth_cols), sort_keys=True, default=str)
+                  if kind in ("classification", "multilabel") else "" for r in data]
+        data = stratified_sample(data, strata, sample, seed)
+    truths = [_truth_of(kind, r, truth_cols) for r in data]
     sent = [{k: v for k, v in r.items() if k not in truth_cols} for r in data]  # the truth never reaches a prompt
-    report = EvalReport(task=t.name, kind=kind, metric=metric, n_items=len(data), tolerance=tolerance)
-    spent = 0.0
-    for cfg in grid:
-        left = None if budget_usd is None else max(budget_usd - spent, 0.0)
-        res = await amap_items(client, _task_for(t, cfg.examples), sent, pack=cfg.pack, concurrency=concurrency,
-                               column=column, template=template, budget_usd=left, cache=False,
-                               service_tier=cfg.service_tier, model=cfg.model, thinking=cfg.thinking, **task_options)
-        try:
-            items = list(res)
-            r = res.report
-            done = [i for i in items if i.status != "pending"]
-            predicted = [_predicted(kind, i.value) if i.ok else None for i in items]
-            reasons = r["failed_by_reason"]
-            row: dict[str, Any] = {
-                "config": dataclasses.asdict(cfg), "name": cfg.name, "status": res.outcome.status,
-                "items": r["items"],
-                "metrics": _score(kind, data, truth_cols, predicted, options, seed, resamples),
-                "cost_usd": r["cost_usd"], "cost_per_1000_items_usd": r["cost_per_1000_items_usd"],
-                "tokens": r["tokens"], "requests": r["requests"],
-                "latency_per_item_s": r["latency_per_item_s"],
-                "rates": {"failed": _rate(r["items"]["failed"], len(done)),
-                          "max_tokens": _rate(sum(reasons.get(x, 0) for x in TRUNCATED_REASONS), len(done)),
-                          "blocked": _rate(sum(reasons.get(x, 0) for x in BLOCKED_REASONS), len(done)),
-                          "parse": _rate(sum(reasons.get(x, 0) for x in PARSE_REASONS), len(done)),
-                          "resent": _rate(r["resent_items"], len(done))},
-            }
-        finally:
-            res.close()
-        report.configs.append(row)
-        spent += r["cost_usd"] or 0.0
-        if res.outcome.status == "budget":
-            report.stopped = f"budget: ${budget_usd} reached after {len(report.configs)} of {len(grid)} configurations"
-            break
+    labels = _labels(options) if kind in ("classification", "multilabel") else []
+    meta = {"task": t.name, "kind": kind, "metric": metric, "truth": truth_cols, "labels": labels,
+            "options": jsonable({k: v for k, v in task_options.items() if k not in ("schema",)}),
+            "sample": sample, "sampled_from": total}
+    return t, grid, kind, metric, truth_cols, sent, truths, meta, total
+
+
+def _open_dir(eval_dir: Path, meta: dict[str, Any], sent: list[dict[str, Any]], truths: list[Any],
+              fresh: bool) -> EvalStore:
+    """The eval's folder: new (the items written, the truth stored), or the same eval resumed."""
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    db = eval_dir / EVAL_DB
+    if fresh:
+        for p in [db, *eval_dir.glob("config-*"), eval_dir / ITEMS_FILE, *eval_dir.glob(f"{RESPONSES_FILE}*")]:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    fingerprint = _fingerprint(meta, sent, truths)
+    store = EvalStore(db)
+    try:
+        before = store.get("fingerprint")
+        if before is not None and before != fingerprint:
+            raise InputError(f"{eval_dir} holds an eval of other items, truth or task options",
+                             hint="rerun with that eval's settings to resume it, add --fresh to start over, "
+                                  "or pass another --eval-dir")
+        items = eval_dir / ITEMS_FILE
+        if before is None or not items.is_file():
+            tmp = items.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                for r in sent:
+                    f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+            tmp.replace(items)
+        if before is None:
+            store.start({**meta, "fingerprint": fingerprint, "n_items": len(sent)}, truths)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def evaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], *, truth: str | Sequence[str],
+             models: Sequence[str] | None = None, thinking: Sequence[str | None] | None = None,
+             pack: Sequence[int | str | None] | None = None, examples: Sequence[int | str] | None = None,
+             service_tier: Sequence[str] | None = None, cache_prefix: Sequence[str | None] | None = None,
+             tolerance: float | None = None, budget_usd: float | None = None, seed: int = DEFAULT_SEED,
+             resamples: int = BOOTSTRAP_RESAMPLES, concurrency: int | None = DEFAULT_CONCURRENCY,
+             column: str | None = None, template: str | None = None, id_column: str | None = None,
+             sample: int | None = None, eval_dir: str | Path | None = None, fresh: bool = False,
+             on_config: Callable[[int, int, Config], None] | None = None, **task_options: Any) -> EvalReport:
+    """Run ``task`` on ``rows`` once per configuration of the grid and score each against ``truth``
+    (a column name, or for extraction and custom tasks one column per output field, dotted for
+    nested fields). A grid axis left out is the Lane's setting (one value). ``sample``: a seeded
+    sample stratified by the truth. ``eval_dir``: the eval's folder (resumable; default a
+    temporary one, deleted after)."""
+    axes = {"models": models, "thinking": thinking, "pack": pack, "examples": examples,
+            "service_tier": service_tier, "cache_prefix": cache_prefix}
+    t, grid, kind, metric, _, sent, truths, meta, total = _prepare(client, task, rows, truth, axes, sample, seed,
+                                                                   task_options)
+    if budget_usd is not None and budget_usd <= 0:
+        raise InputError("--budget-usd must be positive", hint="e.g. --budget-usd 0.50")
+    tmp = tempfile.TemporaryDirectory(prefix="flashlane-eval-") if eval_dir is None else None
+    folder = Path(tmp.name if tmp is not None else eval_dir)  # type: ignore[arg-type]
+    store = _open_dir(folder, meta, sent, truths, fresh)
+    report = EvalReport(task=t.name, kind=kind, metric=metric, n_items=len(sent), tolerance=tolerance,
+                        eval_dir=None if tmp is not None else str(folder),
+                        sampled_from=total if sample is not None and sample < total else None)
+    try:
+        runs: list[tuple[Config, Path]] = []
+        for cfg in grid:
+            name = RUN_FILE.format(n=len(store.configs()))
+            runs.append((cfg, folder / store.config_run(cfg.name, dataclasses.asdict(cfg), name)))
+        for i, (cfg, run_db) in enumerate(runs):
+            if on_config is not None:
+                on_config(i, len(runs), cfg)
+            left = None
+            if budget_usd is not None:
+                left = budget_usd - sum(_spent(p) for c, p in runs if p != run_db)
+                if left <= 0:
+                    report.stopped = (f"budget: ${budget_usd:g} reached before configuration {i + 1} of {len(runs)}")
+                    break
+            summary = run_file(client, _task_for(t, cfg.examples), RunConfig(
+                input=str(folder / ITEMS_FILE), output=str(run_db.with_name(run_db.name.replace(".flashlane.db",
+                                                                                                ".jsonl"))),
+                run_db=str(run_db), column=column, template=template, id_column=id_column, pack=cfg.pack, concurrency=concurrency,
+                budget_usd=left, cache=True, cache_file=str(folder / RESPONSES_FILE), cache_scope=cfg.scope,
+                cache_prefix=cfg.cache_prefix, quiet=True, service_tier=cfg.service_tier, warn=lambda _: None,
+                task_options={**task_options, "model": cfg.model, "thinking": cfg.thinking}))
+            report.configs.append({"config": dataclasses.asdict(cfg), "name": cfg.name,
+                                   **score_run(run_db, kind, truths, meta, seed=seed, resamples=resamples)})
+            if summary.outcome.status == "budget":
+                report.stopped = (f"budget: ${budget_usd:g} reached in configuration {i + 1} of {len(runs)}")
+                break
+    finally:
+        store.close()
+        if tmp is not None:
+            tmp.cleanup()
     decide(report)
     return report
+
+
+async def aevaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], *,
+                    truth: str | Sequence[str], **kw: Any) -> EvalReport:
+    """``evaluate`` from async code: each configuration is a run with its own event loop, so the
+    grid runs in a worker thread."""
+    data = [dict(r) for r in rows]
+    return await asyncio.to_thread(lambda: evaluate(client, task, data, truth=truth, **kw))
+
+
+def is_eval_dir(path: str | Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / EVAL_DB).is_file()
+
+
+def load_eval(eval_dir: str | Path, *, tolerance: float | None = None, seed: int = DEFAULT_SEED,
+              resamples: int = BOOTSTRAP_RESAMPLES) -> EvalReport:
+    """The report of the eval in ``eval_dir``, from its files alone: every configuration run so
+    far (a partly run one scored as it stands, its pending items counted wrong)."""
+    require_eval_extra()
+    folder = Path(eval_dir)
+    store = EvalStore(folder / EVAL_DB)
+    try:
+        meta = {k: store.get(k) for k in ("task", "kind", "metric", "truth", "labels", "n_items", "sample",
+                                          "sampled_from")}
+        if meta["task"] is None:
+            raise InputError(f"{folder} holds no eval", hint="pass the folder flashlane eval wrote (--eval-dir)")
+        truths = list(store.truth())
+        configs = store.configs()
+    finally:
+        store.close()
+    report = EvalReport(task=meta["task"], kind=meta["kind"], metric=meta["metric"], n_items=len(truths),
+                        tolerance=tolerance, eval_dir=str(folder),
+                        sampled_from=meta["sampled_from"] if meta["sample"] and meta["sample"] < meta["sampled_from"]
+                        else None)
+    for name, cfg, run_db in configs:
+        if not (folder / run_db).is_file():
+            continue  # recorded, never started
+        line = score_run(folder / run_db, meta["kind"], truths, meta, seed=seed, resamples=resamples)
+        report.configs.append({"config": cfg, "name": name, **line})
+        if line["status"] == "budget":
+            report.stopped = f"budget: configuration {len(report.configs)} stopped by its budget"
+    decide(report)
+    return report
+
+
+# ---------------------------------------------------------------------------- before: the estimate
+
+
+def _thoughts(model: str, thinking: str | None) -> int:
+    info = lookup(model)
+    if info is None:
+        return 0
+    if thinking is not None and thinking.lstrip("-").isdigit():
+        return info.thinking_tokens(budget=int(thinking))
+    return info.thinking_tokens(thinking)
+
+
+def estimate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], *, truth: str | Sequence[str],
+             models: Sequence[str] | None = None, thinking: Sequence[str | None] | None = None,
+             pack: Sequence[int | str | None] | None = None, examples: Sequence[int | str] | None = None,
+             service_tier: Sequence[str] | None = None, cache_prefix: Sequence[str | None] | None = None,
+             column: str | None = None, template: str | None = None, id_column: str | None = None,
+             sample: int | None = None, seed: int = DEFAULT_SEED, **task_options: Any) -> list[dict[str, Any]]:
+    """What each configuration would send and cost, nothing sent (``--dry-run``): its requests,
+    the expected cost (the items' estimated input tokens, the task's expected answer size and the
+    model's typical thinking tokens, at its tier) and the most it can cost (every request's full
+    output cap). ``pays``: False for a configuration whose requests an earlier one already sends
+    (answered from the eval's cache: priced, not paid)."""
+    axes = {"models": models, "thinking": thinking, "pack": pack, "examples": examples,
+            "service_tier": service_tier, "cache_prefix": cache_prefix}
+    t, grid, _, _, _, sent, _, _, _ = _prepare(client, task, rows, truth, axes, sample, seed, task_options)
+    out = []
+    asked: set[tuple[Any, ...]] = set()
+    for cfg in grid:
+        job = Job.create(client, _task_for(t, cfg.examples), {**task_options, "model": cfg.model,
+                                                              "thinking": cfg.thinking}, service_tier=cfg.service_tier)
+        builder = ItemBuilder(job.task, column=column, template=template, id_column=id_column)
+        items = [builder.build(i, r) for i, r in enumerate(sent)]
+        size = resolve_pack(job, items[:PACK_SAMPLE_ITEMS], cfg.pack).size
+        units: list[list[Any]] = []
+        for it in items:
+            if units and len(units[-1]) < size and job.pack_fits(units[-1], it):
+                units[-1].append(it)
+            else:
+                units.append([it])
+        expected = most = 0.0
+        unpriced = False
+        for unit in units:
+            call = job.call_for(unit)
+            use = Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
+                        output_tokens=sum(job.answer_tokens(it) for it in unit),
+                        thoughts_tokens=_thoughts(job.model, job.thinking))
+            c, m = cost_of(job.model, use, service_tier=job.service_tier), job.max_cost(call)
+            unpriced = unpriced or c is None or m is None
+            expected += c or 0.0
+            most += m or 0.0
+        key = (job.model, job.thinking, cfg.examples, size, cfg.scope)
+        out.append({"name": cfg.name, "requests": len(units), "pack": size, "pays": key not in asked,
+                    "expected_usd": None if unpriced else round(expected, 6),
+                    "max_usd": None if unpriced else round(most, 6)})
+        asked.add(key)
+    return out
+
+
+def format_estimate(rows: list[dict[str, Any]], n_items: int) -> str:
+    w = max([len("configuration"), *(len(r["name"]) for r in rows)])
+    lines = [f"dry run: nothing sent; {n_items} items per configuration",
+             f"{'configuration':<{w}} {'requests':>8} {'expected $':>11} {'at most $':>11}"]
+    pays_exp = pays_max = 0.0
+    for r in rows:
+        e, m = r["expected_usd"], r["max_usd"]
+        note = "" if r["pays"] else "  (answered from the eval's cache: priced, not paid)"
+        lines.append(f"{r['name']:<{w}} {r['requests']:>8} {'unknown' if e is None else f'{e:.6f}':>11} "
+                     f"{'unknown' if m is None else f'{m:.6f}':>11}{note}")
+        if r["pays"]:
+            pays_exp += e or 0.0
+            pays_max += m or 0.0
+    lines.append(f"to pay: about ${pays_exp:.6f}, at most ${pays_max:.6f} (--budget-usd stops the grid before that)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- after: the decision
 
 
 def _value(row: dict[str, Any], metric: str) -> float:
@@ -255,28 +564,33 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _secs(lat: Mapping[str, float] | None, key: str) -> str:
+    return "-" if not lat else f"{lat[key]:.2f}"  # '-': every answer came from another configuration's requests
+
+
 def format_eval(report: EvalReport) -> str:
     """The terminal table: one line per configuration, the front marked '*', the pick '>'."""
     m = report.metric
     scale = 1.0 if m == "chrf" else 100.0  # chrF is already 0-100
     w = max([len("configuration"), *(len(r["name"]) for r in report.configs)])
     head = (f"{'':2}{'configuration':<{w}} {m:>22} {'$/1k items':>11} {'p50 s':>7} {'p95 s':>7} "
-            f"{'fail':>6} {'maxtok':>6} {'block':>6} {'parse':>6} {'resent':>6}")
-    lines = [f"eval of {report.task} on {report.n_items} labelled items ({report.kind})", head]
+            f"{'fail':>6} {'maxtok':>6} {'block':>6} {'parse':>6} {'resent':>6} {'reask':>6}")
+    sampled = f" (a stratified sample of {report.sampled_from})" if report.sampled_from else ""
+    lines = [f"eval of {report.task} on {report.n_items} labelled items{sampled} ({report.kind})", head]
     for i, r in enumerate(report.configs):
         sc = r["metrics"][m]
         ci = sc["ci"]
         score = "n/a" if sc["value"] is None else (
             f"{scale * sc['value']:.1f} [{scale * ci[0]:.1f}, {scale * ci[1]:.1f}]")
         cost = r["cost_per_1000_items_usd"]
-        lat = r["latency_per_item_s"] or {}
+        lat = r["latency_per_item_s"]
         rates = r["rates"]
         mark = (">" if i == report.recommended else " ") + ("*" if r.get("pareto") else " ")
         lines.append(f"{mark}{r['name']:<{w}} {score:>22} {'unknown' if cost is None else f'{cost:.4f}':>11} "
-                     f"{lat.get('p50', float('nan')):>7.2f} {lat.get('p95', float('nan')):>7.2f} "
+                     f"{_secs(lat, 'p50'):>7} {_secs(lat, 'p95'):>7} "
                      f"{_pct(rates['failed']):>6} {_pct(rates['max_tokens']):>6} {_pct(rates['blocked']):>6} "
-                     f"{_pct(rates['parse']):>6} {_pct(rates['resent']):>6}")
-    lines.append("* Pareto front of score against cost; > recommended")
+                     f"{_pct(rates['parse']):>6} {_pct(rates['resent']):>6} {_pct(rates.get('reasked', 0.0)):>6}")
+    lines.append("* Pareto front of score against cost; > recommended; p50/p95 '-': answered from the eval's cache")
     if report.stopped:
         lines.append(f"stopped: {report.stopped} (the table is partial)")
     best = report.best

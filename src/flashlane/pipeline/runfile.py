@@ -79,6 +79,12 @@ class RunConfig:
     concurrency: int | None = DEFAULT_CONCURRENCY  # None: auto from the quota and model latency
     budget_usd: float | None = None
     cache: bool = True  # the response cache (--no-cache: off)
+    # flashlane eval: the response cache is the eval's own file, its answers shared only between runs of
+    # the same scope (pack size, prefix caching) and kept with their usage, so a hit is priced as the
+    # request it saved would have cost (ResponseCache); None: the user's cache, as --no-cache says
+    cache_file: str | None = None
+    cache_scope: str | None = None
+    service_tier: str | None = None  # None: the Lane's service_tier setting
     cache_prefix: str | None = None  # the context cache of the prefix: auto | on | off (None: the setting)
     quiet: bool = False
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -517,7 +523,7 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     if deadline is not None and deadline <= lane.clock.time():
         raise InputError(f"--finish-by {cfg.finish_by} is already past", hint="give a later time, or a duration "
                          "such as --finish-by 2h")
-    job = Job.create(lane, task, cfg.task_options)
+    job = Job.create(lane, task, cfg.task_options, service_tier=cfg.service_tier)
     check_model(lane, job.model)
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
     if cfg.input != "-" and _same_file(Path(cfg.input), run_db):
@@ -553,7 +559,11 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         if cfg.retry_failed:
             store.items.retry_failed()
         store.sessions.close_stale()
-        response_cache = ResponseCache(default_cache_path(lane.settings.state_dir)) if cfg.cache else None
+        if cfg.cache:
+            response_cache = ResponseCache(cfg.cache_file or default_cache_path(lane.settings.state_dir),
+                                           # a packed item's answer is another answer than the item's alone
+                                           scope=None if cfg.cache_scope is None else f"{cfg.cache_scope} pack={plan.size}",
+                                           keep_usage=cfg.cache_scope is not None)
         store.sessions.start()
         store.metadata.set(limits=lane.guard.limiter.describe())
         say = None if cfg.quiet else stderr_say

@@ -395,7 +395,8 @@ class Engine:
                 failed[iid] = ("convert", why)
         self.store.requests.record(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
                                   usage=result.usage, cost_usd=result.cost_usd, ok=got.ok, failed=failed,
-                                  requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta())
+                                  requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta(),
+                                  attempts=getattr(result, "attempts", None))
         self.store.requests.record_tier(rid, getattr(result, "service_tier", None))
         if self.cache is not None:
             self.cache.put_many(got.cache_entries)

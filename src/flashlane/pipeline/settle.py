@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 from ..call.result import Result
 from ..call.tools import Citation, Source
 from ..errors import FlashlaneError
-from ..models import Usage
+from ..models import Usage, cost_of
 from ..store.run.requests import Answer
 from .items import TEXT_FIELD, Item
 from .job import Job, jsonable
@@ -61,7 +61,8 @@ class Split:
     values: dict[str, Any] = field(default_factory=dict)  # item id -> the task's finished value
     bad: dict[str, str] = field(default_factory=dict)  # item id -> why its part of the answer is unusable
     refused: dict[str, str] = field(default_factory=dict)  # item id -> why the task's conversion refused it
-    cache_entries: dict[str, tuple[str, Any]] = field(default_factory=dict)  # cache key -> (model, raw answer)
+    # cache key -> (model, raw answer, the request's usage, the items it carried)
+    cache_entries: dict[str, tuple[str, Any, Usage, int]] = field(default_factory=dict)
 
 
 def evidence(result: Result) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def split(job: Job, unit: Sequence[Item], result: Result, *, cache: bool) -> Spl
         if cache:
             raw = jsonable(raws[it.id])
             entry = raw if found is None else {CACHED_ANSWER: raw, CACHED_EVIDENCE: found}
-            out.cache_entries[job.cache_key(it)] = (job.model, entry)
+            out.cache_entries[job.cache_key(it)] = (job.model, entry, result.usage, len(unit))
     return out
 
 
@@ -150,7 +151,7 @@ class Prefilter:
                     else:
                         self._followers.setdefault(leader, []).append(it)
                     continue
-                raw = self.cache.get(key)
+                raw, kept = self.cache.lookup(key)
                 found: dict[str, Any] | None = None
                 if job.task.tools and isinstance(raw, dict) and CACHED_EVIDENCE in raw:
                     found = raw[CACHED_EVIDENCE]
@@ -162,7 +163,13 @@ class Prefilter:
                         pass  # a stale entry (schema changed shape): ask again
                     else:
                         self.values[it.id] = value
-                        hits[it.id] = Answer(jsonable(value), Usage(), 0.0, found, job.locate(it, value))
+                        # A kept usage (an eval's cache) prices the hit as what it would have cost at
+                        # this job's tier; nothing is spent (the ledger counts requests, not results).
+                        usage, cost = Usage(), 0.0  # type: tuple[Usage, float | None]
+                        if kept is not None:
+                            whole = cost_of(job.model, kept[0], service_tier=job.service_tier)
+                            usage, cost = share(kept[0], whole, kept[1])
+                        hits[it.id] = Answer(jsonable(value), usage, cost, found, job.locate(it, value))
                         if self.dedupe:
                             self._leaders[key] = it.id  # later identical rows in this window copy the hit
                         continue
@@ -185,8 +192,12 @@ class Prefilter:
                 del self._leaders[key]
             for f in self._followers.pop(leader, []):
                 if leader in ok:
-                    # the same rendered item: the same text, so the same provenance
-                    copied[f.id] = Answer(ok[leader].value, Usage(), 0.0, ok[leader].evidence, ok[leader].provenance)
+                    # the same rendered item: the same text, so the same provenance; an eval's cache
+                    # (keep_usage) prices the copy as the leader's share
+                    a = ok[leader]
+                    priced = getattr(self.cache, "keep_usage", False)
+                    copied[f.id] = Answer(a.value, a.usage if priced else Usage(), a.cost if priced else 0.0,
+                                          a.evidence, a.provenance)
                     self.values[f.id] = values.get(leader)
                 else:
                     fails[f.id] = failed[leader]

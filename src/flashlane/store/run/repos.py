@@ -182,6 +182,11 @@ class TotalsRepo(Repo):
             "LEFT JOIN request_tiers t ON t.request_id = r.id "
             "WHERE r.ended IS NOT NULL AND COALESCE(t.tier, '') != 'batch'")]
 
+    def reasked_requests(self) -> int:
+        """Answered requests the answer judge asked more than once (a re-ask after invalid JSON, a
+        retry with a larger output cap); requests recorded before v8 have no count."""
+        return int(self.db.execute("SELECT COUNT(*) FROM requests WHERE attempts > 1").fetchone()[0])
+
     def resent_items(self) -> int:
         """Items that rode in more than one request (requeued after a failed or split request, or
         asked again): the run-level re-asks the ledger can see."""

@@ -45,20 +45,21 @@ class RequestsRepo(Repo):
     def record(self, *, started: float, item_ids: list[str], outcome: str, error: str | None,
                usage: Usage | None, cost_usd: float | None, ok: Answered, failed: Failed,
                requeued: Iterable[str] = (), request_id: int | None = None,
-               counters: dict[str, int] | None = None) -> int:
+               counters: dict[str, int] | None = None, attempts: int | None = None) -> int:
         """Everything one request produced, in one transaction: its ledger line (the one
         written when it was sent, completed), which items it carried, their results and failures."""
         db = self.db
         with self.store.transaction():
             if request_id is None:
                 cur = db.execute(
-                    "INSERT INTO requests (session, started, ended, n_items, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
-                    (self.store.session, started, time.time(), len(item_ids), outcome, error))
+                    "INSERT INTO requests (session, started, ended, n_items, outcome, error, attempts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.store.session, started, time.time(), len(item_ids), outcome, error, attempts))
                 rid = int(cur.lastrowid or 0)
             else:
                 rid = request_id
-                db.execute("UPDATE requests SET ended=?, outcome=?, error=? WHERE id=?",
-                           (time.time(), outcome, error, rid))
+                db.execute("UPDATE requests SET ended=?, outcome=?, error=?, attempts=? WHERE id=?",
+                           (time.time(), outcome, error, attempts, rid))
                 db.execute("DELETE FROM attempts WHERE request_id=?", (rid,))  # 'sent' rows, now settled
             if usage is not None:
                 db.execute("INSERT OR REPLACE INTO usage VALUES (?, ?, ?, ?, ?, ?)",

@@ -14,11 +14,12 @@ loses at most the answers of the requests in flight)::
                                                         status: pending | ok | failed; row: the input row
                                                         as JSON (every column, for the output)
     requests   (id INTEGER PRIMARY KEY, session INTEGER, started REAL, ended REAL, n_items INTEGER,
-                outcome TEXT, error TEXT, max_cost_usd REAL)
+                outcome TEXT, error TEXT, max_cost_usd REAL, attempts INTEGER)
                                                         one row per request, written before it is sent
                                                         (outcome 'sent' until its answer is recorded,
                                                         'unanswered' if its session ended first), with
-                                                        the most it can cost; never deleted
+                                                        the most it can cost; never deleted; attempts:
+                                                        the answer judge's SDK calls (2: a re-ask)
     attempts   (request_id INTEGER, item_id TEXT, outcome TEXT, error TEXT)
                                                         which items rode in which request (written
                                                         with the request, before it is sent)
@@ -131,6 +132,12 @@ _V8 = """
 ALTER TABLE results ADD COLUMN provenance TEXT;
 """
 
+# v9: the SDK calls the answer judge made for a request (issue 24): more than one is a re-ask after
+# invalid JSON or a retry with a larger output cap, which the eval reports as a rate.
+_V9 = """
+ALTER TABLE requests ADD COLUMN attempts INTEGER;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
@@ -140,6 +147,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "results keep the evidence of grounded answers", _V6),
     Migration(7, "requests keep their most possible cost, written before they are sent", _V7),
     Migration(8, "results keep the provenance of extracted values", _V8),
+    Migration(9, "requests keep the answer judge's calls (re-asks)", _V9),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
