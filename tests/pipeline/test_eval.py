@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from flashlane.eval.metrics import field_metrics, normalise, translation_metrics
+from pydantic import BaseModel
+
+from flashlane.eval.metrics import field_metrics, label_set, multilabel_metrics, normalise, translation_metrics
 
 from .conftest import scenario, subprocess_env, write_csv
 
@@ -103,6 +105,67 @@ def test_extraction_fields_are_normalised() -> None:
     assert m["record_accuracy"]["value"] == pytest.approx(1 / 3)
     assert normalise(" Hello\tWORLD ") == "hello world" and normalise("") is None
     assert normalise("05/03/2024") == "2024-03-05"  # day first: see DATE_FORMATS
+
+
+class Address(BaseModel):
+    city: str | None = None
+    country: str | None = None
+
+
+class Invoice(BaseModel):
+    total: float | None = None
+    date: str | None = None
+    address: Address
+
+
+def test_extraction_eval_on_nested_fields_numbers_and_dates(lane: Any, emu: Any) -> None:
+    """A labelled file whose truth is written otherwise than the answers (thousands separators, date
+    spellings, case and spaces, a nested city), scored end to end; every figure computed by hand."""
+    rows = [
+        {"text": "INV-1 total 1,200.50 dated 2024-03-05 from New  York, USA",
+         "total": "1,200.50", "date": "2024-03-05", "address.city": "New  York", "address.country": "USA"},
+        {"text": "INV-2 total 7 dated 5 March 2024 from Paris, France",
+         "total": "7", "date": "5 March 2024", "address.city": "Paris", "address.country": "France"},
+        {"text": "INV-3 no total dated 1 Feb 2024 from Oslo, Norway",
+         "total": "", "date": "01/02/2024", "address.city": "Oslo", "address.country": "norway"},
+        {"text": "INV-4 total 3.5 dated 2024-01-01 from Rome, Italy",
+         "total": "3.5", "date": "2024-01-01", "address.city": "Rome", "address.country": "Italy"},
+    ]
+    answers = {  # what the model says for each invoice
+        "INV-1": {"total": 1200.5, "date": "March 5, 2024", "address": {"city": "new york", "country": "usa"}},
+        "INV-2": {"total": 7, "date": "2024-03-05", "address": {"city": "Lyon", "country": "France"}},
+        "INV-3": {"total": 5, "date": "1 Feb 2024", "address": {"city": None, "country": "Norway"}},
+    }
+    scenario(emu.base_url, *({"match": {"prompt_contains": k}, "action": {"json": v}} for k, v in answers.items()),
+             {"action": {"block": "PROHIBITED_CONTENT"}})  # INV-4 fails: every field wrong
+    fields = ["total", "date", "address.city", "address.country"]
+    r = lane.evaluate("extract", rows, truth=fields, schema=Invoice, resamples=200)
+    m = r.configs[0]["metrics"]
+    # total:   ok (1,200.50 = 1200.5), ok, wrong (5 given, none true), failed          -> 2/4
+    # date:    ok (March 5, 2024), ok (5 March 2024), ok (01/02/2024 day first), failed -> 3/4
+    # city:    ok (case, spaces), wrong (Lyon), wrong (none given), failed             -> 1/4
+    # country: ok (case), ok, ok (case), failed                                        -> 3/4
+    assert {f: m["fields"][f]["value"] for f in fields} == {"total": 0.5, "date": 0.75, "address.city": 0.25,
+                                                            "address.country": 0.75}
+    assert m["record_accuracy"]["value"] == 0.25  # INV-1 only
+    # Field F1: TP 4 + 3 + 2 = 9; FP: INV-2 city, INV-3 total = 2; FN: INV-2 city, INV-3 city, INV-4's 4 = 6
+    assert (m["field_f1"]["tp"], m["field_f1"]["fp"], m["field_f1"]["fn"]) == (9, 2, 6)
+    assert m["field_f1"]["value"] == pytest.approx(18 / (18 + 2 + 6))
+    lo, hi = m["field_f1"]["ci"]
+    assert lo <= 18 / 26 <= hi
+    assert r.configs[0]["rates"]["blocked"] == 0.25
+
+
+def test_multilabel_micro_and_macro_f1() -> None:
+    truth = ["a;b", "b", "", '["a", "c"]']
+    predicted = [["a", "b"], ["a"], [], None]  # the last item failed: no labels
+    m = multilabel_metrics(truth, predicted, ["a", "b", "c"], resamples=200)
+    # a: tp 1 (row 1), fp 1 (row 2), fn 1 (row 4) -> f1 2/4; b: tp 1, fn 1 -> 2/3; c: fn 1 -> 0
+    assert m["micro_f1"]["value"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 3))
+    assert m["macro_f1"]["value"] == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert m["exact_set_accuracy"]["value"] == 0.5  # rows 1 and 3
+    assert m["micro_f1"]["ci"][0] <= m["micro_f1"]["value"] <= m["micro_f1"]["ci"][1]
+    assert label_set("x | y") == ["x", "y"] and label_set(["x"]) == ["x"]
 
 
 def test_translation_chrf() -> None:

@@ -13,8 +13,8 @@ from .grid import (
     configurations,
     estimate,
     evaluate,
-    format_eval,
     format_estimate,
+    format_eval,
     is_eval_dir,
     load_eval,
 )
