@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pydantic import BaseModel
 
-from flashlane.eval.metrics import field_metrics, label_set, multilabel_metrics, normalise, translation_metrics
+from flashlane.eval.metrics import (
+    field_metrics,
+    label_set,
+    multilabel_metrics,
+    normalise,
+    translation_metrics,
+)
 
 from .conftest import scenario, subprocess_env, write_csv
 
