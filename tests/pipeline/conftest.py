@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,6 +85,20 @@ class EmulatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def finished_items(db: Path) -> set[str]:
+    """The items a run database has an answer for, read while its run may still be writing it."""
+    if not db.exists():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return {r[0] for r in con.execute("SELECT item_id FROM results")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return set()
 
 
 def subprocess_env(base_url: str, **extra: str) -> dict[str, str]:

@@ -5,8 +5,10 @@ metrics are checked against hand-computed values."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +210,49 @@ def test_budget_stops_the_grid_with_a_partial_table(emu: Any, tmp_path: Path) ->
                "--pack", "1,4", "--service-tier", "standard,flex", "--budget-usd", "0.0000005")
     assert out.returncode == 1, out.stderr  # stopped early, as a run stopped by its budget
     assert "stopped: budget" in out.stdout and "(the table is partial)" in out.stdout
+
+
+class _Page(HTMLParser):
+    """What a browser would fetch (src, href, CSS url()), the SVG groups' ids, the table's names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetches: list[str] = []
+        self.ids: set[str] = set()
+        self.names: list[str] = []
+        self.tags: set[str] = set()
+        self._in_name = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        a = dict(attrs)
+        for key in ("src", "href", "xlink:href", "data"):
+            v = a.get(key)
+            if v is not None and not v.startswith("#"):
+                self.fetches.append(v)
+        self.fetches += re.findall(r"url\(\s*['\"]?(?!#)([^)'\"]+)", a.get("style") or "")
+        if a.get("id"):
+            self.ids.add(str(a["id"]))
+        self._in_name = tag == "td" and a.get("class") == "name"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_name:
+            self.names.append(data)
+            self._in_name = False
+        self.fetches += re.findall(r"url\(\s*['\"]?(?!#)([^)'\"]+)", data)
+
+
+def test_the_plot_is_a_self_contained_page_showing_every_configuration(lane: Any, emu: Any, tmp_path: Path) -> None:
+    _script(emu)
+    r = lane.evaluate("classify", labelled(), truth="label", labels=LABELS, pack=[None, 4],
+                      service_tier=["standard", "flex"], resamples=100)
+    page = r.plot(tmp_path / "eval.html")
+    png = r.plot(tmp_path / "eval.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    p = _Page()
+    p.feed(page.read_text(encoding="utf-8"))
+    assert p.fetches == [] and "script" not in p.tags and "link" not in p.tags  # nothing from the network
+    assert "svg" in p.tags
+    assert p.names == [c["name"] for c in r.configs]  # every configuration in the table...
+    assert {f"config-{i}" for i in range(len(r.configs))} <= p.ids  # ...and drawn as a point
+    assert f'id="row-{r.recommended}"' in page.read_text(encoding="utf-8")

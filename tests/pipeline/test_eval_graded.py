@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -18,7 +17,7 @@ import pytest
 
 from flashlane.eval import evaluate, load_eval
 
-from .conftest import control, scenario, subprocess_env, wait_for, write_csv
+from .conftest import control, finished_items, scenario, subprocess_env, wait_for, write_csv
 
 LABELS = ["positive", "negative", "neutral"]
 N = 300
@@ -86,19 +85,6 @@ def test_the_eval_reports_the_scenarios_rates_and_recommends_what_they_imply(lan
     assert again.best is not None and again.best["name"] == r.best["name"]
 
 
-def _finished(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return {r[0] for r in con.execute("SELECT item_id FROM results")}
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return set()
-
-
 def test_an_eval_killed_by_sigkill_resumes_without_asking_finished_items_again(emu: Any, tmp_path: Path) -> None:
     rows = labelled()[:120]
     src = write_csv(tmp_path / "labelled.csv", rows)
@@ -111,11 +97,11 @@ def test_an_eval_killed_by_sigkill_resumes_without_asking_finished_items_again(e
     env = subprocess_env(emu.base_url)
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second_db = folder / "config-001.flashlane.db"
-    wait_for(lambda: len(_finished(second_db)) >= 20 or first.poll() is not None, timeout=240)
+    wait_for(lambda: len(finished_items(second_db)) >= 20 or first.poll() is not None, timeout=240)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     assert first.returncode == -signal.SIGKILL, "the eval finished before it could be killed"
-    done = {"minimal": _finished(folder / "config-000.flashlane.db"), "low": _finished(second_db)}
+    done = {"minimal": finished_items(folder / "config-000.flashlane.db"), "low": finished_items(second_db)}
     assert len(done["minimal"]) == len(rows) and 0 < len(done["low"]) < len(rows)
     before = emu.stats()["requests_total"]
 

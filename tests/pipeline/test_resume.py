@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -16,6 +15,7 @@ import pytest
 from .conftest import (
     LABELS,
     EmulatorProcess,
+    finished_items,
     read_jsonl,
     reviews,
     run_cli,
@@ -25,19 +25,6 @@ from .conftest import (
 )
 
 ROWS = 600
-
-
-def _results(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return {r[0] for r in con.execute("SELECT item_id FROM results")}
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return set()
 
 
 def _get(url: str) -> Any:
@@ -55,11 +42,11 @@ def test_sigkill_then_resume_requests_nothing_twice(tmp_path: Path) -> None:
                "-o", str(out), "--no-cache", "--quiet", "--concurrency", "8"]
         env = subprocess_env(emu.base_url)
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: len(_results(db)) >= 100 or first.poll() is not None, timeout=60)
+        wait_for(lambda: len(finished_items(db)) >= 100 or first.poll() is not None, timeout=60)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert first.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-        done_before = _results(db)
+        done_before = finished_items(db)
         assert 0 < len(done_before) < ROWS
         requests_before = _get(emu.base_url + "/_emulator/stats")["requests_total"]
 

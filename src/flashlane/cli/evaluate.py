@@ -103,15 +103,22 @@ def default_eval_dir(input_path: str, task: str) -> Path:
 @click.option("--id-column", default=None, help="The column holding each row's id (default: a column named id, "
                                                 "else the row number).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default: auto).")
+@click.option("--plot", "plots", multiple=True, metavar="FILE",
+              help="Also draw score against cost: out.html (self-contained page), out.png or out.svg; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @lane_options
 def eval_command(task: str, input_path: str, truth: str, models: str | None, pack: Any, examples_grid: Any,
                  tiers: str | None, cache_prefixes: Any, sample: int | None, tolerance: float | None,
                  budget_usd: float | None, dry_run: bool, eval_dir: str | None, fresh: bool, seed: int,
                  fmt: str | None, encoding: str, column: str | None, template: str | None, id_column: str | None,
-                 concurrency: int | None, as_json: bool, **given: Any) -> None:
+                 concurrency: int | None, plots: tuple[str, ...], as_json: bool, **given: Any) -> None:
     """Score TASK on LABELLED_FILE once per configuration of the grid; recommend the cheapest that
     keeps the best accuracy. --thinking takes a comma list here (e.g. minimal,high)."""
+    from ..eval.plot import check_plot_path, require_plot_extra
+
+    for p in plots:  # a plot that cannot be written fails now, before anything is spent
+        check_plot_path(p)
+        require_plot_extra()
     loaded = click.get_current_context().meta.get("flashlane.task")
     the_task = loaded[1] if loaded and loaded[0] == task else get_task(task)
     declared = {k: v for k, v in _declared(the_task).items() if k not in _GRID_OWNED}
@@ -147,5 +154,7 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
             note(f"eval interrupted: rerun the same command to resume (folder {folder})")
             sys.exit(e.exit_code)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
+    for p in plots:
+        note(f"plot: {report.plot(p)}")
     if report.stopped:
         sys.exit(1)  # as ``flashlane run`` stopped by its budget: the table is partial

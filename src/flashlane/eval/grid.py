@@ -121,6 +121,13 @@ class EvalReport:
     def table(self) -> str:
         return format_eval(self)
 
+    def plot(self, path: str | Path) -> Path:
+        """Score against cost per 1,000 items, the front and the pick marked: .html (self-contained),
+        .png or .svg (matplotlib: ``pip install 'flashlane[plot]'``)."""
+        from .plot import write_plot
+
+        return write_plot(self, path)
+
     @property
     def best(self) -> dict[str, Any] | None:
         return None if self.recommended is None else self.configs[self.recommended]
