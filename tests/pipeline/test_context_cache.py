@@ -17,8 +17,17 @@ from flashlane.models import CATALOG, estimate_tokens
 from flashlane.pipeline.report import load_report
 from flashlane.tasks import Task
 
-from .conftest import EmulatorProcess, read_jsonl, reviews, run_cli, subprocess_env, wait_for, write_csv
-from .test_resume import _get, _results
+from .conftest import (
+    EmulatorProcess,
+    finished_items,
+    read_jsonl,
+    reviews,
+    run_cli,
+    subprocess_env,
+    wait_for,
+    write_csv,
+)
+from .test_resume import _get
 
 MODEL = "gemini-3.1-flash-lite"
 PRICES = CATALOG[MODEL].prices
@@ -218,13 +227,13 @@ def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Pat
 
         def kill_after(count: int) -> set[str]:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            wait_for(lambda: len(_results(db)) >= count or proc.poll() is not None, timeout=60)
+            wait_for(lambda: len(finished_items(db)) >= count or proc.poll() is not None, timeout=60)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             if proc.stderr:
                 proc.stderr.close()
             assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-            return _results(db)
+            return finished_items(db)
 
         done1 = kill_after(30)
         c = _get(emu.base_url + "/_emulator/caches")

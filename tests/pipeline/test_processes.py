@@ -17,6 +17,7 @@ import pytest
 from .conftest import (
     LABELS,
     EmulatorProcess,
+    finished_items,
     read_jsonl,
     reviews,
     run_cli,
@@ -24,7 +25,6 @@ from .conftest import (
     wait_for,
     write_csv,
 )
-from .test_resume import _results
 
 
 def _get(url: str) -> Any:
@@ -81,7 +81,7 @@ def test_report_counts_what_the_server_served_after_sigkills(tmp_path: Path, slo
     env = subprocess_env(slow_emu.base_url)
     for kill_at in (30, 90, 150):
         proc = subprocess.Popen(_cmd(src, out, "--pack", "3"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda n=kill_at, p=proc: len(_results(db)) >= n or p.poll() is not None,  # type: ignore[misc]
+        wait_for(lambda n=kill_at, p=proc: len(finished_items(db)) >= n or p.poll() is not None,  # type: ignore[misc]
                  timeout=60)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -115,7 +115,7 @@ def test_sigterm_and_sigint_write_partial_output_and_resume(tmp_path: Path, slow
     stale.write_text("half a file")
     env = subprocess_env(slow_emu.base_url)
     proc = subprocess.Popen(_cmd(src, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: len(_results(db)) >= 20 or proc.poll() is not None, timeout=60)
+    wait_for(lambda: len(finished_items(db)) >= 20 or proc.poll() is not None, timeout=60)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
