@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from flashlane.eval import evaluate, load_eval
 
@@ -35,11 +36,22 @@ def true_accuracy(thinking: str, pack: int) -> float:
     return 1 - round(rate * N) / N  # the scenario answers exactly round(rate x rows) rows wrong
 
 
+def _wire(data: dict[str, Any], key: str) -> Any:
+    """A field of a logged request body, as the SDK spelled it (camelCase or snake_case)."""
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+    return data.get(key, data.get(snake, ""))
+
+
+def _level(entry: dict[str, Any]) -> str:
+    return str(_wire(_wire(entry["generation_config"], "thinkingConfig") or {}, "thinkingLevel")).lower()
+
+
 def graded_rule(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"graded": {"rows": [{"text": r["text"], "label": r["label"]} for r in rows], "fields": ["label"],
                        "error_rate": BASE, "thinking": {"minimal": MINIMAL_EXTRA}, "per_pack_item": PER_PACK_ITEM}}
 
 
+@pytest.mark.timeout(600)  # 1,080 requests and 12 configurations scored with 1,000 resamples each
 def test_the_eval_reports_the_scenarios_rates_and_recommends_what_they_imply(lane: Any, emu: Any,
                                                                              tmp_path: Path) -> None:
     rows = labelled()
@@ -85,6 +97,7 @@ def test_the_eval_reports_the_scenarios_rates_and_recommends_what_they_imply(lan
     assert again.best is not None and again.best["name"] == r.best["name"]
 
 
+@pytest.mark.timeout(600)
 def test_an_eval_killed_by_sigkill_resumes_without_asking_finished_items_again(emu: Any, tmp_path: Path) -> None:
     rows = labelled()[:120]
     src = write_csv(tmp_path / "labelled.csv", rows)
@@ -110,8 +123,7 @@ def test_an_eval_killed_by_sigkill_resumes_without_asking_finished_items_again(e
     log = control(emu.base_url, "/_emulator/requests")["requests"][before:]
     by_text = {r["text"]: r["id"] for r in rows}
     for e in log:
-        thinking = e["generation_config"]["thinkingConfig"]
-        level = str(thinking.get("thinkingLevel", thinking.get("thinking_level"))).lower()
+        level = _level(e)
         ids = {i for t, i in by_text.items() if t in e["prompt"]}
         assert not ids & done[level], f"finished items asked again at thinking={level}: {sorted(ids & done[level])}"
     assert len(log) == len(rows) - len(done["low"])  # exactly the unfinished ones (none was in flight twice)
@@ -123,3 +135,41 @@ def test_an_eval_killed_by_sigkill_resumes_without_asking_finished_items_again(e
                            text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "thinking=minimal" in shown.stdout and "thinking=low" in shown.stdout and "recommended:" in shown.stdout
+
+
+@pytest.mark.timeout(600)
+def test_the_chosen_configuration_as_a_task_file_that_flashlane_run_takes(emu: Any, tmp_path: Path) -> None:
+    rows = labelled()
+    src = write_csv(tmp_path / "labelled.csv", rows)
+    scenario(emu.base_url, graded_rule(rows))
+    env = subprocess_env(emu.base_url)
+    chosen = tmp_path / "chosen.yaml"
+    out = subprocess.run([sys.executable, "-m", "flashlane", "eval", "classify", str(src), "--truth", "label",
+                          "--labels", ",".join(LABELS), "--thinking", "low", "--pack", "1,5",
+                          "--service-tier", "standard,flex", "--write-task", str(chosen), "--eval-dir",
+                          str(tmp_path / "ev")], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "> gemini-3.1-flash-lite thinking=low pack=5 examples=all tier=flex" in out.stdout.replace(">*", "> ")
+    data = yaml.safe_load(chosen.read_text())
+    assert data["task"] == "classify" and data["defaults"] == {"labels": ",".join(LABELS)}
+    assert data["thinking"] == "low"
+    assert data["run"] == {"model": "gemini-3.1-flash-lite", "service_tier": "flex", "pack": 5}
+    # flashlane run takes the file as it is: packs of 5, low thinking, on flex
+    inp = write_csv(tmp_path / "new.csv", [{"text": r["text"]} for r in rows[:20]])
+    before = emu.stats()["requests_total"]
+    run = subprocess.run([sys.executable, "-m", "flashlane", "run", str(chosen), str(inp), "-o",
+                          str(tmp_path / "new.jsonl"), "--no-cache"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    log = control(emu.base_url, "/_emulator/requests")["requests"][before:]
+    assert len(log) == 4  # 20 rows in packs of 5
+    assert all(_level(e) == "low" for e in log)
+    shown = subprocess.run([sys.executable, "-m", "flashlane", "report", str(tmp_path / "new.jsonl"), "--json"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(shown.stdout)["requests_by_tier"] == {"flex": 4}
+    # a flag on the command line still wins
+    run = subprocess.run([sys.executable, "-m", "flashlane", "run", str(chosen), str(inp), "-o",
+                          str(tmp_path / "new1.jsonl"), "--no-cache", "--pack", "1"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert emu.stats()["requests_total"] == before + 4 + 20

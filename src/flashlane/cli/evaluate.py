@@ -105,20 +105,26 @@ def default_eval_dir(input_path: str, task: str) -> Path:
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default: auto).")
 @click.option("--plot", "plots", multiple=True, metavar="FILE",
               help="Also draw score against cost: out.html (self-contained page), out.png or out.svg; repeatable.")
+@click.option("--write-task", "write_task", default=None, metavar="FILE.yaml",
+              help="Write the recommended configuration as a task file: flashlane run FILE.yaml INPUT runs with it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @lane_options
 def eval_command(task: str, input_path: str, truth: str, models: str | None, pack: Any, examples_grid: Any,
                  tiers: str | None, cache_prefixes: Any, sample: int | None, tolerance: float | None,
                  budget_usd: float | None, dry_run: bool, eval_dir: str | None, fresh: bool, seed: int,
                  fmt: str | None, encoding: str, column: str | None, template: str | None, id_column: str | None,
-                 concurrency: int | None, plots: tuple[str, ...], as_json: bool, **given: Any) -> None:
+                 concurrency: int | None, plots: tuple[str, ...], write_task: str | None, as_json: bool,
+                 **given: Any) -> None:
     """Score TASK on LABELLED_FILE once per configuration of the grid; recommend the cheapest that
     keeps the best accuracy. --thinking takes a comma list here (e.g. minimal,high)."""
+    from ..eval.choice import check_task_path
     from ..eval.plot import check_plot_path, require_plot_extra
 
-    for p in plots:  # a plot that cannot be written fails now, before anything is spent
+    for p in plots:  # a plot or task file that cannot be written fails now, before anything is spent
         check_plot_path(p)
         require_plot_extra()
+    if write_task:
+        check_task_path(write_task)
     loaded = click.get_current_context().meta.get("flashlane.task")
     the_task = loaded[1] if loaded and loaded[0] == task else get_task(task)
     declared = {k: v for k, v in _declared(the_task).items() if k not in _GRID_OWNED}
@@ -148,7 +154,7 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
             note(f"[{i + 1}/{n}] {cfg.name}")
 
         try:
-            report = evaluate(client, the_task, rows, tolerance=tolerance, budget_usd=budget_usd,
+            report = evaluate(client, task, rows,  # by name or path: a written task file names it tolerance=tolerance, budget_usd=budget_usd,
                               concurrency=concurrency, eval_dir=folder, fresh=fresh, on_config=say, **common)
         except RunInterrupted as e:
             note(f"eval interrupted: rerun the same command to resume (folder {folder})")
@@ -156,5 +162,8 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
     for p in plots:
         note(f"plot: {report.plot(p)}")
+    if write_task and report.best is not None:
+        path = report.write_task(write_task, task=the_task)
+        note(f"task file: {path} (the recommended configuration); run it with: flashlane run {path} INPUT")
     if report.stopped:
         sys.exit(1)  # as ``flashlane run`` stopped by its budget: the table is partial

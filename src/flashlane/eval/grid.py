@@ -48,7 +48,7 @@ from ..pipeline.runfile import PACK_SAMPLE_ITEMS, RunConfig, resolve_pack, run_f
 from ..pipeline.scheduler import DEFAULT_CONCURRENCY
 from ..store.eval import EvalStore
 from ..store.run import RunStore
-from ..tasks import Task, get_task
+from ..tasks import BUILTIN_TASKS, Task, get_task
 from .metrics import (
     BOOTSTRAP_RESAMPLES,
     DEFAULT_SEED,
@@ -114,6 +114,8 @@ class EvalReport:
     tolerance: float | None = None
     eval_dir: str | None = None
     sampled_from: int | None = None  # the labelled rows a --sample was drawn from
+    source: str | None = None  # the task evaluated: a built-in task's name or a task file's path (None: a Task object)
+    options: dict[str, Any] = field(default_factory=dict)  # the task options evaluated (JSON)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,6 +129,14 @@ class EvalReport:
         from .plot import write_plot
 
         return write_plot(self, path)
+
+    def write_task(self, path: str | Path, *, task: Task | None = None, index: int | None = None) -> Path:
+        """The recommended configuration (or ``index``) as a YAML task file ``flashlane run`` takes as
+        it is (``task``: the Task object evaluated, when it was not a built-in task or a file)."""
+        from .choice import write_task
+
+        t = task or get_task(self.source or self.task)
+        return write_task(self, t, self.source, self.options, path, index=index)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -315,7 +325,8 @@ def _prepare(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
     truths = [_truth_of(kind, r, truth_cols) for r in data]
     sent = [{k: v for k, v in r.items() if k not in truth_cols} for r in data]  # the truth never reaches a prompt
     labels = _labels(options) if kind in ("classification", "multilabel") else []
-    meta = {"task": t.name, "kind": kind, "metric": metric, "truth": truth_cols, "labels": labels,
+    source = task if isinstance(task, str) else (t.name if BUILTIN_TASKS.get(t.name) is t else None)
+    meta = {"task": t.name, "source": source, "kind": kind, "metric": metric, "truth": truth_cols, "labels": labels,
             "options": jsonable({k: v for k, v in task_options.items() if k not in ("schema",)}),
             "sample": sample, "sampled_from": total}
     return t, grid, kind, metric, truth_cols, sent, truths, meta, total
@@ -378,7 +389,8 @@ def evaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
     store = _open_dir(folder, meta, sent, truths, fresh)
     report = EvalReport(task=t.name, kind=kind, metric=metric, n_items=len(sent), tolerance=tolerance,
                         eval_dir=None if tmp is not None else str(folder),
-                        sampled_from=total if sample is not None and sample < total else None)
+                        sampled_from=total if sample is not None and sample < total else None,
+                        source=meta["source"], options=meta["options"])
     try:
         runs: list[tuple[Config, Path]] = []
         for cfg in grid:
@@ -433,8 +445,8 @@ def load_eval(eval_dir: str | Path, *, tolerance: float | None = None, seed: int
     folder = Path(eval_dir)
     store = EvalStore(folder / EVAL_DB)
     try:
-        meta = {k: store.get(k) for k in ("task", "kind", "metric", "truth", "labels", "n_items", "sample",
-                                          "sampled_from")}
+        meta = {k: store.get(k) for k in ("task", "source", "options", "kind", "metric", "truth", "labels", "n_items",
+                                          "sample", "sampled_from")}
         if meta["task"] is None:
             raise InputError(f"{folder} holds no eval", hint="pass the folder flashlane eval wrote (--eval-dir)")
         truths = list(store.truth())
@@ -444,7 +456,7 @@ def load_eval(eval_dir: str | Path, *, tolerance: float | None = None, seed: int
     report = EvalReport(task=meta["task"], kind=meta["kind"], metric=meta["metric"], n_items=len(truths),
                         tolerance=tolerance, eval_dir=str(folder),
                         sampled_from=meta["sampled_from"] if meta["sample"] and meta["sample"] < meta["sampled_from"]
-                        else None)
+                        else None, source=meta["source"], options=meta["options"] or {})
     for name, cfg, run_db in configs:
         if not (folder / run_db).is_file():
             continue  # recorded, never started

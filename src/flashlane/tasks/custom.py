@@ -28,11 +28,25 @@ Reference material (``reference.py``), placed in the stable prefix every request
     name = "refund"                               # optional; errors name the example
     input = "I was charged twice"                 # the item's text (or a table of its fields)
     output = { label = "billing" }                # the answer the task would accept
+
+How to run it (``flashlane eval --write-task`` writes these); ``flashlane run`` uses each setting its
+command line leaves out::
+
+    [run]
+    model = "gemini-3.1-flash-lite"
+    pack = 10                                     # or "auto"
+    service_tier = "flex"
+    cache_prefix = "on"
+
+A file may instead be based on a built-in task: ``task = "classify"`` with its options in
+``[defaults]`` (``labels = "positive,negative"``), and optionally thinking, examples, reference
+material and ``[run]``; the prompt is the built-in task's.
 """
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +59,7 @@ from .option import Key, check_keys, load_schema, options_of
 from .reference import examples_of, read_file, read_reference, validate_examples
 from .task import DEFAULT_ANSWER_TOKENS, Task, check_template
 
-__all__ = ["load_task_file"]
+__all__ = ["RUN_KEYS", "load_task_file"]
 
 # Every key a task file may hold, with the kinds of value it takes (checked before anything runs).
 _KEYS = {
@@ -65,6 +79,18 @@ _KEYS = {
     "reference": Key(("text",), 'reference = "Short guidelines written inline."'),
     "reference_files": Key(("a list", "text"), 'reference_files = ["guidelines.md"]'),
     "options": Key(("a table",), '[options.audience] help = "Who the analysis is for."'),
+    "task": Key(("text",), 'task = "classify"'),
+    "run": Key(("a table",), '[run] model = "gemini-3.1-flash-lite" pack = 10 service_tier = "flex"'),
+}
+# A file based on a built-in task (``task = "classify"``) sets its options and how to run it, not its prompt.
+_BASED_KEYS = ("task", "name", "description", "thinking", "defaults", "examples", "reference", "reference_files",
+               "run")
+# The [run] table: what ``flashlane run`` takes from the file when its command line does not say.
+RUN_KEYS = {
+    "model": Key(("text",), 'model = "gemini-3.1-flash-lite"'),
+    "pack": Key(("an integer", "text"), 'pack = 10 (or "auto")', minimum=1),
+    "service_tier": Key(("text",), 'service_tier = "flex"'),
+    "cache_prefix": Key(("text",), 'cache_prefix = "on"'),
 }
 
 
@@ -80,6 +106,10 @@ def load_task_file(path: str | Path) -> Task:
         raise InputError(f"task file {p} must hold a mapping of settings", hint=f"keys: {', '.join(sorted(_KEYS))}")
     where = f"task file {p}"
     check_keys(data, _KEYS, where)
+    run = dict(data.get("run") or {})
+    check_keys(run, RUN_KEYS, f"the [run] table of {where}")
+    if "task" in data:
+        return _based(p, data, run, where)
     if "template" not in data:
         raise InputError(f"task file {p} has no template", hint='add e.g. template = "Text: {text}"')
     for key in ("template", "instructions"):
@@ -122,4 +152,30 @@ def load_task_file(path: str | Path) -> Task:
         examples=examples,
         reference=reference,
         params=options_of(data.get("options"), where),
+        run=run,
     )
+
+
+def _based(p: Path, data: dict[str, Any], run: dict[str, Any], where: str) -> Task:
+    """A built-in task with the file's options, examples, reference material and run settings."""
+    from . import BUILTIN_TASKS
+
+    name = data["task"]
+    if name not in BUILTIN_TASKS:
+        raise InputError(f"'task' in {where} names no built-in task: {name!r}",
+                         hint=f"use one of {', '.join(BUILTIN_TASKS)}, or leave 'task' out and write the prompt")
+    extra = sorted(set(data) - set(_BASED_KEYS))
+    if extra:
+        raise InputError(f"{where} is based on the built-in task {name!r}, so it cannot set {extra[0]!r}",
+                         hint=f"a file with 'task' sets only {', '.join(_BASED_KEYS[1:])}")
+    base = BUILTIN_TASKS[name]
+    defaults = {**base.defaults, **dict(data.get("defaults") or {})}
+    examples = examples_of(data.get("examples"), where) or base.examples
+    if examples and base.schema_for is not None:
+        validate_examples(examples, Schema.of(base.schema_for(defaults)), where)
+    reference = "\n\n".join(t for t in (base.reference, str(data.get("reference") or "").strip(),
+                                         read_reference(data.get("reference_files"), p.parent, where)) if t)
+    thinking = data.get("thinking")
+    return replace(base, name=data.get("name") or base.name, description=data.get("description", base.description),
+                   thinking=base.thinking if thinking is None else str(thinking), defaults=defaults,
+                   examples=examples, reference=reference, run=run)

@@ -106,6 +106,9 @@ class Task:
     # Both form the task's stable prefix; per call they may also come as options of the same names.
     examples: tuple[Example, ...] = ()
     reference: str = ""
+    # How to run it (a task file's [run] table, e.g. one ``flashlane eval --write-task`` chose): model,
+    # pack, service_tier, cache_prefix. ``flashlane run`` uses each one its command line leaves out.
+    run: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def tool_names(self) -> list[str]:
