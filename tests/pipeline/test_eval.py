@@ -23,7 +23,7 @@ from flashlane.eval.metrics import (
     translation_metrics,
 )
 
-from .conftest import scenario, subprocess_env, write_csv
+from .conftest import run_cli, scenario, subprocess_env, write_csv
 
 LABELS = ["positive", "negative"]
 
@@ -256,3 +256,26 @@ def test_the_plot_is_a_self_contained_page_showing_every_configuration(lane: Any
     assert p.names == [c["name"] for c in r.configs]  # every configuration in the table...
     assert {f"config-{i}" for i in range(len(r.configs))} <= p.ids  # ...and drawn as a point
     assert f'id="row-{r.recommended}"' in page.read_text(encoding="utf-8")
+
+
+def test_an_unpacked_run_says_what_pack_auto_would_save_and_names_flashlane_eval(
+        cli_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLASHLANE_LIMITS", "rpm=300,tpm=1000000")
+    src = write_csv(tmp_path / "r.csv", [{"text": f"review {i}: fine, works."} for i in range(40)])
+    assert run_cli("run", "classify", str(src), "--labels", "positive,negative", "-o", str(tmp_path / "a.jsonl"),
+                   "--no-cache") == 0
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("packing   unpacked"))
+    requests = int(re.search(r"would have sent (\d+) requests instead of 40", line).group(1))  # type: ignore[union-attr]
+    pack = int(re.search(r"--pack auto \((\d+) per request\)", line).group(1))  # type: ignore[union-attr]
+    assert requests == -(-40 // pack) and "less" in line and "under 300 RPM" in line
+    assert f"flashlane eval classify LABELLED_FILE --truth COLUMN --pack 1,{pack}" in err
+    report = json.loads(subprocess.run([sys.executable, "-m", "flashlane", "report", str(tmp_path / "a.jsonl"),
+                                        "--json"], capture_output=True, text=True, timeout=60).stdout)
+    hint = report["pack_auto"]
+    assert hint["requests"] == 40 and hint["requests_packed"] == requests and 0 < hint["saved_usd"] < report["cost_usd"]
+    assert hint["minutes"] == pytest.approx(40 / 300, abs=0.01) and hint["minutes_packed"] < hint["minutes"]
+    # asked to pack (or a free-text task): nothing to say
+    assert run_cli("run", "classify", str(src), "--labels", "positive,negative", "-o", str(tmp_path / "b.jsonl"),
+                   "--no-cache", "--pack", "5") == 0
+    assert "packing   unpacked" not in capsys.readouterr().err

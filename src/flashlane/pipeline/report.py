@@ -79,6 +79,8 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "latency_per_item_s": _percentiles(store.totals.item_latencies()),
         "resent_items": store.totals.resent_items(),
         "deadline": _deadline(store, meta, led["tokens"], cost),
+        # an unpacked structured run: what --pack auto would have saved (runfile.pack_hint, estimated)
+        "pack_auto": json.loads(meta["pack_auto"]) if meta.get("pack_auto") else None,
     }
 
 
@@ -212,11 +214,29 @@ def format_report(r: dict[str, Any]) -> str:
            if r.get("requests_by_tier") else ""),
         *_money_lines(r),
         *format_deadline(r.get("deadline")),
+        *_pack_lines(r.get("pack_auto"), r.get("task")),
         f"time      {r['wall_time_s']:.1f} s over {r['sessions']} session(s)"
         + (f" ({r['killed_sessions']} killed)" if r.get("killed_sessions") else "")
         + (f", {r['items_per_minute']:,} items/min" if r["items_per_minute"] else ""),
     ]
     return "\n".join(lines)
+
+
+def _duration(minutes: float) -> str:
+    return f"{minutes * 60:.0f} s" if minutes < 1 else f"{minutes:,.1f} min"
+
+
+def _pack_lines(p: dict[str, Any] | None, task: str | None) -> list[str]:
+    """Packing is off unless asked: say what --pack auto would have saved, and how to check it."""
+    if not p:
+        return []
+    saved = "" if p.get("saved_usd") is None else f", about ${p['saved_usd']:.6f} less"
+    time = (f", and {_duration(p['minutes_packed'])} instead of {_duration(p['minutes'])} under {p['rpm']:,} RPM"
+            if p.get("rpm") else "")
+    return [f"packing   unpacked: --pack auto ({p['pack']} per request) would have sent {p['requests_packed']:,} "
+            f"requests instead of {p['requests']:,}{saved}{time} (estimated);",
+            f"          check that accuracy holds first: flashlane eval {task or 'TASK'} LABELLED_FILE --truth COLUMN "
+            f"--pack 1,{p['pack']}"]
 
 
 def _money_lines(r: dict[str, Any]) -> list[str]:

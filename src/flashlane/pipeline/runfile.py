@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import FlashlaneError, InputError, model_not_found
 from ..media import page_selection
-from ..models import Quota, lookup
+from ..models import Quota, Usage, cost_of, lookup
 from ..store.run import RunStore
 from ..tasks import Task
 from .batch import BatchOptions, stderr_say
@@ -30,7 +31,7 @@ from .context_cache import RunContextCache
 from .estimate import Estimate, estimate_run
 from .items import COLUMN_SAMPLE_ROWS, Item, ItemBuilder, columns_of
 from .job import Job
-from .packing import PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
+from .packing import ID_OVERHEAD_TOKENS, PackPlan, auto_pack_size, estimate_item_tokens, quota_from_limits
 from .plan import parse_finish_by
 from .progress import Progress
 from .readers import DEFAULT_ENCODING, DELIMITERS, DIR_PATH_COLUMN, input_digest, is_dir_input, iter_rows
@@ -154,6 +155,41 @@ def resolve_pack(job: Job, items: list[Item], pack: int | str | None) -> PackPla
     if n < 1:
         raise InputError("--pack must be at least 1", hint="e.g. --pack 10 or --pack auto")
     return PackPlan(n, f"{n} items per request (--pack)")
+
+
+def pack_hint(job: Job, sample: list[Item], report: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``--pack auto`` would have saved a structured run that went unpacked (packing is off
+    unless asked): its requests, the cost of the shared prompt and the thinking each request
+    repeats, and the time under the quota (requests over RPM, tokens over TPM: the lower bounds
+    a limiter paces to). Estimates from this run's own counts; whether accuracy holds is what
+    ``flashlane eval`` measures. None when packing would not change anything."""
+    if not job.packable or report["requests"] < 2:
+        return None
+    size = resolve_pack(job, sample, "auto").size
+    asked = report["items"]["ok"] + report["items"]["failed"] - report["items"]["cached"]
+    requests = math.ceil(asked / size) if size > 1 else asked
+    fewer = report["requests"] - requests
+    if size <= 1 or fewer <= 0:
+        return None
+    # What each request repeats, from this run's own counts: its input beyond the item (the prompt,
+    # instructions and schema every request carries) and its thinking.
+    tok = report["tokens"]
+    shared = max(tok["input"] / report["requests"] - estimate_item_tokens(sample), 0.0) if sample else 0.0
+    saved_in, saved_thoughts = round(fewer * shared), round(fewer * tok["thinking"] / report["requests"])
+    added_out = asked * ID_OVERHEAD_TOKENS  # each packed answer carries its item's id
+    before = cost_of(job.model, Usage(prompt_tokens=saved_in, thoughts_tokens=saved_thoughts),
+                     service_tier=job.service_tier)
+    extra = cost_of(job.model, Usage(output_tokens=added_out), service_tier=job.service_tier)
+    out: dict[str, Any] = {"pack": size, "requests": report["requests"], "requests_packed": requests,
+                           "saved_usd": None if before is None or extra is None else round(before - extra, 8)}
+    quota = quota_from_limits(getattr(job.lane.settings, "limits", None), job.model)
+    tokens = tok["input"] + tok["output"] + tok["thinking"]
+    if quota is not None and quota.rpm:
+        def minutes(n_requests: int, n_tokens: int) -> float:
+            return max(n_requests / quota.rpm, n_tokens / quota.tpm if quota.tpm else 0.0)
+        out.update(rpm=quota.rpm, minutes=round(minutes(report["requests"], tokens), 2),
+                   minutes_packed=round(minutes(requests, max(tokens - saved_in - saved_thoughts + added_out, 0)), 2))
+    return out
 
 
 # ---------------------------------------------------------------------------- input -> store
@@ -593,6 +629,10 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         context_cache, closing = None, context_cache
         if closing is not None:
             closing.close()  # the run stopped in order: its context cache is deleted, whatever comes next
+        if plan.size == 1 and cfg.pack is None:
+            hint = pack_hint(job, _sample(store, builder), build_report(store))
+            if hint is not None:
+                store.metadata.set(pack_auto=hint)
         fails = _finalize(store, output, engine, status, inputs=cfg.input_columns)
         report = build_report(store)
     except (KeyboardInterrupt, asyncio.CancelledError) as e:
