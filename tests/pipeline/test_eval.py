@@ -186,6 +186,7 @@ def _cli(emu: Any, *args: str) -> subprocess.CompletedProcess[str]:
                           env=subprocess_env(emu.base_url), timeout=120)
 
 
+@pytest.mark.timeout(300)  # each eval process loads scikit-learn
 def test_cli_table_json_and_bad_input(emu: Any, tmp_path: Path) -> None:
     _script(emu)
     path = write_csv(tmp_path / "labelled.csv", labelled())
@@ -203,6 +204,7 @@ def test_cli_table_json_and_bad_input(emu: Any, tmp_path: Path) -> None:
     assert emu.stats()["requests_total"] == sent  # nothing was sent for the bad command lines
 
 
+@pytest.mark.timeout(300)  # each eval process loads scikit-learn
 def test_budget_stops_the_grid_with_a_partial_table(emu: Any, tmp_path: Path) -> None:
     _script(emu)
     path = write_csv(tmp_path / "labelled.csv", labelled())

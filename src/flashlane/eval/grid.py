@@ -306,7 +306,6 @@ def _prepare(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
              grid_axes: dict[str, Any], sample: int | None, seed: int,
              task_options: dict[str, Any]) -> tuple[Task, list[Config], str, str, list[str], list[dict[str, Any]],
                                                      list[Any], dict[str, Any], int]:
-    require_eval_extra()
     t = get_task(task)
     truth_cols = [truth] if isinstance(truth, str) else list(truth)
     data = [dict(r) for r in rows]
@@ -315,6 +314,7 @@ def _prepare(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
     grid = _grid(client, **grid_axes)
     _check(client, t, data, truth_cols, kind, grid)
     t.check_options(options)
+    require_eval_extra()  # after the checks: a wrong command line says so without loading scikit-learn
     total = len(data)
     if sample is not None:
         if sample < 1:
