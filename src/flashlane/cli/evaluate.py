@@ -154,7 +154,8 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
             note(f"[{i + 1}/{n}] {cfg.name}")
 
         try:
-            report = evaluate(client, task, rows,  # by name or path: a written task file names it tolerance=tolerance, budget_usd=budget_usd,
+            # the task by name or path (not the loaded object): a written task file names it
+            report = evaluate(client, task, rows, tolerance=tolerance, budget_usd=budget_usd,
                               concurrency=concurrency, eval_dir=folder, fresh=fresh, on_config=say, **common)
         except RunInterrupted as e:
             note(f"eval interrupted: rerun the same command to resume (folder {folder})")
