@@ -27,6 +27,7 @@ from typing import Any, cast
 from .errors import AI_STUDIO_KEY_URL, ConfigError
 from .limits import BACKENDS
 from .limits.config import Limits
+from .media import FILES_API_PROJECT_BYTES, INLINE_REQUEST_LIMIT_BYTES
 from .models import DEFAULT_MODEL, SERVICE_TIERS, THINKING_LEVELS, lookup
 
 __all__ = [
@@ -108,6 +109,10 @@ class Settings:
     emulator_latency_scale: float = 0.0
     reframe_on_block: bool = False
     service_tier: str = "standard"  # standard | flex | batch (call/service_tier.py): how requests are served and billed
+    # Media (call/uploads.py): a request whose files would pass this many bytes (base64 included)
+    # sends its largest files through the Files API instead of inline (media.INLINE_REQUEST_LIMIT_BYTES).
+    inline_max_bytes: int = INLINE_REQUEST_LIMIT_BYTES
+    files_quota_bytes: int = FILES_API_PROJECT_BYTES  # the project's Files API storage: uploads stay under it
     config_file: str | None = None  # which TOML file was read, for doctor
     base_url_from: str | None = None  # where base_url was set (GOOGLE_GEMINI_BASE_URL, a config file, --base-url)
 
@@ -139,7 +144,7 @@ class Settings:
             )
 
 
-_INT = {"max_output_tokens", "output_ceiling", "max_attempts"}
+_INT = {"max_output_tokens", "output_ceiling", "max_attempts", "inline_max_bytes", "files_quota_bytes"}
 _FLOAT = {"timeout_s", "retry_deadline_s", "emulator_latency_scale", "budget_usd", "context_cache_ttl_s"}
 _BOOL = {"cache", "reframe_on_block"}
 _ENV_ALIASES = {"timeout_s": "FLASHLANE_TIMEOUT"}

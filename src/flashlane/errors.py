@@ -9,6 +9,7 @@ by that boundary and the gateway.
     │   └── InputError                   exit 2: a bad input file, column or schema
     ├── AuthError                        400 API_KEY_INVALID, 401, 403 variants
     ├── CacheNotFound                    403/404 naming a cachedContent that expired or was deleted
+    ├── FileNotFound                     403/404 naming a Files API file that expired or was deleted; .file
     ├── ModelNotFound                    404 / retired or unknown model ID
     ├── BadRequest                       other 400 INVALID_ARGUMENT / FAILED_PRECONDITION
     ├── RateLimited                      429; .kind rpm | tpm | rpd | unknown; .retry_after; .reset_at
@@ -52,6 +53,7 @@ __all__ = [
     "ConfigError",
     "ContentError",
     "EmptyAnswer",
+    "FileNotFound",
     "FlashlaneError",
     "InputError",
     "MalformedResponse",
@@ -117,6 +119,23 @@ class CacheNotFound(FlashlaneError):
     Whoever made the cache makes it again; the request itself was fine."""
 
     reason_code = "cache_not_found"
+
+
+class FileNotFound(FlashlaneError):
+    """The request referenced a Files API file the API no longer has (its 48 h lapsed, or it was
+    deleted). Gemini API: 403 "You do not have permission to access the File {id} or it may not
+    exist." (the files.get answer; public clients match the same text on generateContent, e.g.
+    code found with find_string "permission to access the File"). ``file``: its ``files/{id}``,
+    when the message names it. Whoever uploaded it uploads it again; the request itself was fine."""
+
+    reason_code = "file_not_found"
+
+    def __init__(self, message: str, *, file: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.file = file
+
+
+_FILE_GONE = re.compile(r"permission to access the File ([\w-]+) or it may not exist", re.IGNORECASE)
 
 
 class ModelNotFound(FlashlaneError):
@@ -375,6 +394,10 @@ def from_status(code: int, body: dict[str, Any], *, headers: Any = None, model: 
         return CacheNotFound(f"the context cache named by the request is gone: {short}",
                              hint="it expired or was deleted; create it again (flashlane runs do this themselves)",
                              **kw)
+    if code in (403, 404) and (m := _FILE_GONE.search(message)) is not None:
+        return FileNotFound(f"a file the request references is gone: {short}",
+                            hint="it expired (48 h) or was deleted; upload it again (flashlane does this itself)",
+                            file=f"files/{m.group(1)}", **kw)
     if code in (401, 403):
         why = reason or status or "PERMISSION_DENIED"
         hint = {

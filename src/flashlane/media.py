@@ -44,11 +44,15 @@ from dataclasses import dataclass
 from typing import IO
 
 __all__ = [
+    "FILE_TTL_S",
+    "FILES_API_MAX_FILE_BYTES",
+    "FILES_API_PROJECT_BYTES",
     "INLINE_REQUEST_LIMIT_BYTES",
     "MEDIA_RESOLUTIONS",
     "MAX_INLINE_FILE_BYTES",
     "SUPPORTED_MIME_TYPES",
     "MediaInfo",
+    "inline_file_budget",
     "media_tokens",
     "measure",
     "modality",
@@ -62,13 +66,33 @@ __all__ = [
     "sniff_mime",
 ]
 
-# "If your total request, including files and instructions, exceeds 20MB, you should use the
-# File API" (Google, discuss.ai.google.dev/t/is-there-any-preprocessing-of-images-in-api/43061;
-# the same 20 MB in the Files API docs, ai.google.dev/tutorials/prompting_with_media).
+# What goes inline. The API's documents say: "Always use the File API when the total request
+# size (including the files, text prompt, system instructions, etc.) is larger than 20 MB"
+# (https://ai.google.dev/gemini-api/docs/document-processing, "Large PDFs"; the same in the image
+# and audio guides). Since 2026-01-12 the API takes up to 100 MB of base64-encoded inline data,
+# "with varying limits based on data types" (PDFs: 50 MB; blog.google, "Increased file size limits
+# and expanded inputs support in Gemini API"; ai.google.dev/gemini-api/docs/file-input-methods).
+# flashlane keeps the 20 MB line: every model and the Batch API's inline requests (20 MB per job)
+# take it, and a larger file is sent once through the Files API and referenced by every request
+# (retries, re-asks, reruns) instead of travelling again each time. Settings.inline_max_bytes
+# (FLASHLANE_INLINE_MAX_BYTES) moves the line.
 INLINE_REQUEST_LIMIT_BYTES = 20 * 1024 * 1024
 # Inline data travels base64-encoded (4 bytes per 3), and the prompt needs room too.
 PROMPT_ROOM_BYTES = 256 * 1024
-MAX_INLINE_FILE_BYTES = (INLINE_REQUEST_LIMIT_BYTES - PROMPT_ROOM_BYTES) * 3 // 4
+# The Files API: "store up to 20 GB of files per project, with a per-file maximum size of 2 GB.
+# Files are stored for 48 hours" (https://ai.google.dev/gemini-api/docs/files; the same note in
+# the document-processing, image and audio guides).
+FILES_API_MAX_FILE_BYTES = 2 * 1024**3
+FILES_API_PROJECT_BYTES = 20 * 1024**3
+FILE_TTL_S = 48 * 3600
+
+
+def inline_file_budget(request_limit: int) -> int:
+    """Bytes of files (before base64) one request may carry inline under ``request_limit``."""
+    return max(request_limit - PROMPT_ROOM_BYTES, 0) * 3 // 4
+
+
+MAX_INLINE_FILE_BYTES = inline_file_budget(INLINE_REQUEST_LIMIT_BYTES)
 
 # Input types Gemini reads. Images: PNG, JPEG, WEBP, HEIC, HEIF
 # (https://ai.google.dev/gemini-api/docs/image-understanding); audio: WAV, MP3, AIFF, AAC, OGG,

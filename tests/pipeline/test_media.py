@@ -18,7 +18,12 @@ from pydantic import BaseModel
 from pypdf import PdfWriter
 
 import flashlane as fl
-from flashlane.media import GEMINI3_IMAGE_TOKENS, GEMINI3_PDF_PAGE_TOKENS, MAX_INLINE_FILE_BYTES, TILE_TOKENS
+from flashlane.media import (
+    FILES_API_MAX_FILE_BYTES,
+    GEMINI3_IMAGE_TOKENS,
+    GEMINI3_PDF_PAGE_TOKENS,
+    TILE_TOKENS,
+)
 from flashlane.models import estimate_tokens
 from tests.conftest import cli
 from tests.pipeline.conftest import read_jsonl, run_cli, write_csv
@@ -86,12 +91,12 @@ def test_unusable_files_are_one_line_input_errors(tmp_path: Path, make: Any, mes
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_a_file_over_the_inline_limit_is_refused_before_sending(tmp_path: Path) -> None:
+def test_a_file_over_the_files_api_limit_is_refused_before_reading(tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     with big.open("wb") as f:
         f.write(png_bytes())
-        f.truncate(MAX_INLINE_FILE_BYTES + 1)  # sparse: a valid PNG head, then zeros
-    with pytest.raises(fl.InputError, match="Files API"):
+        f.truncate(FILES_API_MAX_FILE_BYTES + 1)  # sparse: a valid PNG head, then zeros (never read)
+    with pytest.raises(fl.InputError, match="Files API takes files of at most 2 GiB"):
         fl.File(big)
 
 

@@ -45,6 +45,7 @@ from .service_tier import (
 )
 from .tools import DEFAULT_MAX_TOOL_ROUNDS, acall_functions, call_functions
 from .transport import Transport, open_transport
+from .uploads import Uploads
 
 __all__ = ["Client", "Sent", "Totals"]
 
@@ -85,6 +86,7 @@ class Client:
         self._lock = threading.Lock()
         self.totals = Totals()
         self.transport: Transport = open_transport(settings, self.clock)
+        self.uploads = Uploads(self.transport, self.clock, settings)  # media sent through the Files API
         self.guard = self._make_guard(rate_limiter)
         telemetry.setup_from_env()  # the OTEL_* variables, once per process (telemetry.py)
         # (gen_ai.provider.name, server.address, server.port) for this client's call spans
@@ -119,10 +121,16 @@ class Client:
         self.guard.stopping = stop
 
     def close(self) -> None:
-        self.transport.close()
+        try:
+            self.uploads.close()
+        finally:
+            self.transport.close()
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        try:
+            self.uploads.close()
+        finally:
+            await self.transport.aclose()
 
     def __enter__(self) -> Client:
         return self
@@ -225,6 +233,23 @@ class Client:
         return raw_body(config) if reads_served_tier(config) else config
 
     def send(self, call: Call, *, start: float | None = None) -> Sent:
+        """One guarded request. Its large files are uploaded (or their uploads reused) first
+        (uploads.Uploads); a file the server says is gone is uploaded again, and the request sent
+        once more."""
+        for last in (False, True):
+            resolved = self.uploads.resolve(call)
+            with self.uploads.sending(call, last=last):
+                return self._send_once(resolved, start)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def asend(self, call: Call, *, start: float | None = None) -> Sent:
+        for last in (False, True):
+            resolved = await self.uploads.aresolve(call)
+            with self.uploads.sending(call, last=last):
+                return await self._asend_once(resolved, start)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send_once(self, call: Call, start: float | None) -> Sent:
         def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
             resp = self.transport.generate(call.model, call.sdk_contents, self._send_config(call, remaining),
@@ -238,7 +263,7 @@ class Client:
             obs.answered(sent.response, sent.usage, sent.cost_usd, sent.tier)
             return sent
 
-    async def asend(self, call: Call, *, start: float | None = None) -> Sent:
+    async def _asend_once(self, call: Call, start: float | None) -> Sent:
         async def attempt(remaining: float) -> Sent:
             t0 = time.perf_counter()
             resp = await self.transport.agenerate(call.model, call.sdk_contents, self._send_config(call, remaining),

@@ -2,13 +2,18 @@
 
 An item's text stays a string through the whole pipeline (templates, ids, hashes, the run
 store, resume, cache keys), so a file inside it is written as a *marker* naming its content
-hash: ``⟦file sha256:…⟧``. Only ``request.build_call`` turns markers into ``inlineData`` parts,
-once, so every path that builds a request (one call, streams, tasks, ``lane.map``, runs) sends
-the same parts; and since the marker is the file's hash, a changed file changes the item's hash
+hash: ``⟦file sha256:…⟧``. Only ``request.build_call`` turns markers into parts, once, so every
+path that builds a request (one call, streams, tasks, ``lane.map``, runs, batch jobs) sends the
+same parts; and since the marker is the file's hash, a changed file changes the item's hash
 (a rerun re-asks it) while an unchanged one resumes.
 
+A request's files go inline (``inlineData``) while they fit its inline limit; the largest of the
+rest are referenced (``fileData``) by a placeholder uri naming their upload digest, which
+``uploads.Uploads`` swaps for the uri of the file uploaded through the Files API just before the
+request is sent.
+
 Everything that can be wrong with a file (missing, unreadable, an unsupported type, too large
-to send inline) is found when the ``File`` is made: before any request is sent.
+for the Files API) is found when the ``File`` is made: before any request is sent.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from ..errors import InputError, unreadable
 from ..media import (
-    MAX_INLINE_FILE_BYTES,
+    FILES_API_MAX_FILE_BYTES,
     MEDIA_RESOLUTIONS,
     SNIFF_BYTES,
     SUPPORTED_MIME_TYPES,
@@ -38,8 +43,8 @@ from ..media import (
 )
 from ..models import estimate_tokens
 
-__all__ = ["File", "MARKER", "Marked", "Tokens", "as_file", "as_text", "with_files", "has_media", "marked_tokens",
-           "media_parts", "split_marked"]
+__all__ = ["File", "MARKER", "Marked", "Tokens", "UPLOAD_URI", "as_file", "as_text", "with_files", "has_media",
+           "marked_files", "marked_tokens", "media_parts", "split_marked", "uploaded_hash"]
 
 _HASH_CHARS = 32  # 128 bits of sha256: unique among any run's files
 MARKER = "⟦file sha256:{}⟧"
@@ -48,6 +53,8 @@ MARKER = "⟦file sha256:{}⟧"
 # Likewise the pages sent of a PDF (``…#1-3``).
 _MARKER_RE = re.compile(f"⟦file sha256:([0-9a-f]{{{_HASH_CHARS}}}(?:@(?:{'|'.join(MEDIA_RESOLUTIONS)}))?(?:#[0-9,-]+)?)⟧")
 _READ_CHUNK = 1 << 20
+# A fileData part's uri until its file is uploaded (uploads.Uploads swaps it): names the upload digest.
+UPLOAD_URI = "flashlane-upload:{}"
 _SUPPORTED_LIST = "PNG, JPEG, WEBP, HEIC, HEIF, PDF, WAV, MP3, AIFF, AAC, OGG, FLAC"
 
 # Marker -> File, for as long as something (an item, a call's options) holds the File: the
@@ -101,10 +108,8 @@ class File:
             what = f"type {mime}" if mime else "an unrecognised type"
             raise InputError(f"{self.name} is {what}, which Gemini does not read",
                              hint=f"supported: {_SUPPORTED_LIST}")
-        if size > MAX_INLINE_FILE_BYTES:
-            raise InputError(f"{self.name} is {size / 2**20:.1f} MiB; files over "
-                             f"{MAX_INLINE_FILE_BYTES / 2**20:.1f} MiB need the Files API, not supported yet",
-                             hint="split or compress the file")
+        if size > FILES_API_MAX_FILE_BYTES:
+            raise _too_large(self.name, size)
         try:
             self.info: MediaInfo = measure(mime, self._data if self._data is not None else str(self.path))
         except ValueError as e:
@@ -173,11 +178,35 @@ class File:
     def part(self) -> Any:
         from google.genai import types
 
+        return types.Part.from_bytes(data=self.data(), mime_type=self.mime_type, media_resolution=self._level())
+
+    def _level(self) -> Any:
+        from google.genai import types
+
         # types.Part.media_resolution is a PartMediaResolution (google-genai types.py; sent as
         # part.mediaResolution = {"level": "MEDIA_RESOLUTION_LOW"}).
-        level = types.PartMediaResolution(level=types.PartMediaResolutionLevel(wire_resolution(self.media_resolution))) \
+        return types.PartMediaResolution(level=types.PartMediaResolutionLevel(wire_resolution(self.media_resolution))) \
             if self.media_resolution else None
-        return types.Part.from_bytes(data=self.data(), mime_type=self.mime_type, media_resolution=level)
+
+    @property
+    def upload_digest(self) -> str:
+        """What an upload of this file is keyed and named by: the content's sha256, or, when only
+        some pages are sent, a digest of the content's hash and those pages (the bytes uploaded)."""
+        if not self.pages:
+            return self.sha256
+        return hashlib.sha256(f"{self.sha256}#{self.page_spec}".encode()).hexdigest()
+
+    def ref_part(self) -> Any:
+        """The ``fileData`` part that references this file once uploaded (a placeholder uri until then)."""
+        from google.genai import types
+
+        return types.Part(file_data=types.FileData(file_uri=UPLOAD_URI.format(self.upload_digest),
+                                                   mime_type=self.mime_type), media_resolution=self._level())
+
+    def source(self) -> str | bytes:
+        """What an upload reads: the path (streamed by the SDK), or the bytes sent (in-memory files,
+        chosen pages)."""
+        return str(self.path) if self.path is not None and not self.pages else self.data()
 
     def __str__(self) -> str:
         return MARKER.format(self.marker_id)
@@ -190,10 +219,18 @@ class File:
         return f"File({self.name!r}, mime_type={self.mime_type!r}{level})"
 
 
+def _too_large(name: str, size: int) -> InputError:
+    return InputError(f"{name} is {size / 2**30:.2f} GiB; the Files API takes files of at most "
+                      f"{FILES_API_MAX_FILE_BYTES / 2**30:.0f} GiB", hint="split or compress the file")
+
+
 def _scan(path: Path) -> tuple[bytes, str, int]:
-    """The head, the sha256 and the size of a file, streamed (never the whole file in memory)."""
+    """The head, the sha256 and the size of a file, streamed (never the whole file in memory); a
+    file too large to send is refused before it is read."""
     h, size, head = hashlib.sha256(), 0, b""
     try:
+        if (total := path.stat().st_size) > FILES_API_MAX_FILE_BYTES and path.is_file():
+            raise _too_large(str(path), total)
         with path.open("rb") as f:
             while chunk := f.read(_READ_CHUNK):
                 if not head:
@@ -303,17 +340,30 @@ def marked_tokens(text: str, model: str, resolution: str | None = None) -> Token
     return out
 
 
-def media_parts(text: str) -> tuple[list[Any], list[File]]:
-    """The parts of a user turn whose text may hold markers, and the files among them."""
+def marked_files(text: str) -> list[File]:
+    return [p for p in split_marked(text) if isinstance(p, File)]
+
+
+def media_parts(text: str, by_ref: frozenset[str] = frozenset()) -> tuple[list[Any], list[File]]:
+    """The parts of a user turn whose text may hold markers, and the files among them; files whose
+    upload digest is in ``by_ref`` are referenced (``fileData``, to be uploaded), the rest go inline."""
     from google.genai import types
 
     parts: list[Any] = []
     files: list[File] = []
     for piece in split_marked(text):
         if isinstance(piece, File):
-            parts.append(piece.part())
+            parts.append(piece.ref_part() if piece.upload_digest in by_ref else piece.part())
             files.append(piece)
         elif piece.strip():
             parts.append(types.Part(text=piece))
     return parts, files
+
+
+def uploaded_hash(part: Any) -> str | None:
+    """The upload digest a placeholder ``fileData`` part names, or None for any other part."""
+    fd = getattr(part, "file_data", None)
+    uri = getattr(fd, "file_uri", None) or ""
+    prefix = UPLOAD_URI.format("")
+    return uri[len(prefix):] if uri.startswith(prefix) else None
 

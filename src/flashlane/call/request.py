@@ -17,9 +17,15 @@ from google.genai import types
 
 from ..config import DEFAULT_THINKING_LEVEL, Settings
 from ..errors import ConfigError
-from ..media import MEDIA_RESOLUTIONS, supports_part_resolution, wire_resolution
+from ..media import (
+    INLINE_REQUEST_LIMIT_BYTES,
+    MEDIA_RESOLUTIONS,
+    inline_file_budget,
+    supports_part_resolution,
+    wire_resolution,
+)
 from ..models import DEFAULT_OUTPUT_TOKEN_LIMIT, ModelInfo, Usage, canonical_id, estimate_tokens, lookup
-from .media import File, as_text, has_media, marked_tokens, media_parts
+from .media import File, as_text, has_media, marked_files, marked_tokens, media_parts
 from .schema import Schema
 from .tools import Toolset
 
@@ -106,6 +112,9 @@ class Call:
     items: int = 1  # the items a packed request carries (its span's flashlane.items)
     est_audio_tokens: int = 0  # of est_tokens, the audio parts' (priced at the audio rate, models.Prices)
     est_system_tokens: int = 0  # of est_tokens, the system instruction's and tool declarations' (not in contents)
+    # Files the contents reference by a placeholder uri (too large to go inline): uploads.Uploads
+    # uploads them (or reuses their upload) and swaps in their uri just before the request is sent.
+    uploads: tuple[File, ...] = ()
 
     @property
     def sdk_contents(self) -> Any:
@@ -203,11 +212,31 @@ def _check_part_levels(files: list[File], model: str) -> None:
                               hint="pass media_resolution= to the call or the run (--media-resolution) instead")
 
 
-def _with_media(contents: list[types.Content], model: str,
-                resolution: str | None = None) -> tuple[list[types.Content], int, int]:
+def by_reference(files: list[File], inline_max_bytes: int) -> list[File]:
+    """The files of one request that go through the Files API: the largest, until the rest fit
+    the request's inline limit (media.INLINE_REQUEST_LIMIT_BYTES). Each distinct file counts once."""
+    distinct = {f.upload_digest: f for f in files}
+    budget = inline_file_budget(inline_max_bytes)
+    total = sum(f.size for f in distinct.values())
+    out: list[File] = []
+    for f in sorted(distinct.values(), key=lambda f: -f.size):
+        if total <= budget:
+            break
+        out.append(f)
+        total -= f.size
+    return out
+
+
+def _with_media(contents: list[types.Content], model: str, resolution: str | None = None,
+                inline_max_bytes: int = INLINE_REQUEST_LIMIT_BYTES) -> tuple[list[types.Content], int, int,
+                                                                             tuple[File, ...]]:
     """``contents`` with every file marker (call/media.py) in a text part replaced by the file's
-    ``inlineData`` part, in place; the tokens those files cost on ``model`` at ``resolution``
-    (the call's media resolution), and of them the audio's."""
+    part (inline, or a reference to be uploaded: ``by_reference``); the tokens those files cost
+    on ``model`` at ``resolution`` (the call's media resolution), of them the audio's, and the
+    files to upload."""
+    files = [f for c in contents for p in c.parts or [] if p.text and has_media(p.text) for f in marked_files(p.text)]
+    refs = tuple(by_reference(files, inline_max_bytes)) if files else ()
+    by_ref = frozenset(f.upload_digest for f in refs)
     out: list[types.Content] = []
     tokens = audio = 0
     for c in contents:
@@ -217,15 +246,15 @@ def _with_media(contents: list[types.Content], model: str,
         parts: list[types.Part] = []
         for p in c.parts or []:
             if p.text and has_media(p.text):
-                new, files = media_parts(p.text)
-                _check_part_levels(files, model)
+                new, used = media_parts(p.text, by_ref)
+                _check_part_levels(used, model)
                 parts.extend(new)
                 cost = marked_tokens(p.text, model, resolution)  # the rule Job.item_tokens and --dry-run use
                 tokens, audio = tokens + cost.media, audio + cost.audio
             else:
                 parts.append(p)
         out.append(c.model_copy(update={"parts": parts}))
-    return out, tokens, audio
+    return out, tokens, audio, refs
 
 
 def build_call(
@@ -255,7 +284,8 @@ def build_call(
     text_prompt = prompt if isinstance(prompt, str) and not has_media(prompt) else None
     contents = [] if text_prompt is not None else _to_contents(prompt)  # built on demand (re-ask)
     media_resolution = check_media_resolution(media_resolution)
-    contents, media_tokens, audio_tokens = _with_media(contents, model_id, media_resolution)
+    contents, media_tokens, audio_tokens, uploads = _with_media(contents, model_id, media_resolution,
+                                                                settings.inline_max_bytes)
     sch = Schema.of(schema) if schema is not None else None
     cfg: dict[str, Any] = {
         "max_output_tokens": cap,
@@ -292,4 +322,4 @@ def build_call(
         + outside + media_tokens
     return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
                 est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt, toolset=toolset,
-                est_audio_tokens=audio_tokens, est_system_tokens=outside)
+                est_audio_tokens=audio_tokens, est_system_tokens=outside, uploads=uploads)

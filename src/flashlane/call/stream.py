@@ -155,6 +155,7 @@ class TextStream(_Stream):
 
     def _open(self, call: Call) -> _Opened:
         client = self._client
+        call = client.uploads.resolve(call)  # large files: uploaded (or reused) first
 
         def attempt(remaining: float) -> _Opened:
             chunks: list[Any] = []
@@ -181,6 +182,7 @@ class TextStream(_Stream):
 class AsyncTextStream(_Stream):
     async def _open(self, call: Call) -> _Opened:
         client = self._client
+        call = await client.uploads.aresolve(call)
 
         async def attempt(remaining: float) -> _Opened:
             chunks: list[Any] = []

@@ -21,6 +21,7 @@ one without a base URL, so the client never imports the emulator.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
 import urllib.parse
@@ -190,11 +191,24 @@ class Transport:
         self.control(lambda: self._sdk.caches.delete(name=name))
 
     # files
-    def upload_file(self, path: str, config: types.UploadFileConfig) -> Any:
-        return self.control(lambda: self._sdk.files.upload(file=path, config=config))
+    def upload_file(self, source: str | bytes, config: types.UploadFileConfig) -> Any:
+        """``source``: a path (the SDK streams it in 8 MiB chunks) or bytes (a fresh reader per attempt)."""
+        return self.control(lambda: self._sdk.files.upload(file=_reader(source), config=config))
+
+    async def aupload_file(self, source: str | bytes, config: types.UploadFileConfig) -> Any:
+        return await self.acontrol(lambda: self._sdk.aio.files.upload(file=_reader(source), config=config))
+
+    def get_file(self, name: str) -> Any:
+        return self.control(lambda: self._sdk.files.get(name=name))
+
+    async def aget_file(self, name: str) -> Any:
+        return await self.acontrol(lambda: self._sdk.aio.files.get(name=name))
 
     def delete_file(self, name: str) -> None:
         self.control(lambda: self._sdk.files.delete(name=name))
+
+    async def adelete_file(self, name: str) -> None:
+        await self.acontrol(lambda: self._sdk.aio.files.delete(name=name))
 
     def download_file(self, name: str) -> bytes:
         return self.control(lambda: self._sdk.files.download(file=name))
@@ -240,7 +254,14 @@ class Transport:
         req = types.InlinedRequest(model=call_model, contents=contents, config=config)
         with boundary(model=call_model):
             wire = _common.convert_to_dict(sdk_batches._InlinedRequest_to_mldev(self._sdk._api_client, req))
-        return dict(wire["request"])
+            # Inline media are bytes here; the SDK base64-encodes them (URL-safe) when it sends a
+            # request, with this same function: a JSONL line carries them the same way.
+            wire = _common.encode_unserializable_types(wire)
+        return dict(wire["request"])  # type: ignore[call-overload]
+
+
+def _reader(source: str | bytes) -> Any:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
 def check_reachable(url: str, source: str | None) -> None:

@@ -519,7 +519,7 @@ class EmulatorApp:
             use = self.caches.use(project, info, inner, self.clock.now())
             if use is not None:
                 body = {"generateContentRequest": use.body}
-        total, media = parse_count_tokens(body, info.id)
+        total, media = parse_count_tokens(body, info.id, self.files.resolver(project))
         if isinstance(inner, dict):
             total += tools_mod.declaration_tokens(camel_keys(use.body if use else inner).get("tools"))
         act = self._scenario_action(scope, COUNT, info.id, project, "") if self.scenario.rules else None
@@ -543,7 +543,7 @@ class EmulatorApp:
         if use is not None and not body.get("contents"):
             raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
         effective = body if use is None else use.body
-        req = parse_generate(effective, info.id)
+        req = parse_generate(effective, info.id, self.files.resolver(project))
         ans_mod.check_thinking(info, req)
         toolset = tools_mod.parse(effective)
         if toolset is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from ..media import FILE_TTL_S  # "Files are stored for 48 hours" (media.py cites the Files API docs)
 from .caches import format_time
 from .errors import ApiError, api_error, invalid_argument
 from .wire import JSON_HEADERS, camel_keys, dumps_json, new_id, parse_json_body
@@ -29,7 +30,6 @@ from .wire import JSON_HEADERS, camel_keys, dumps_json, new_id, parse_json_body
 if TYPE_CHECKING:
     from .app import EmulatorApp
 
-FILE_TTL_S = 48 * 3600  # "files are stored for 48 hours" (Files API docs)
 SPOOL_BYTES = 8 * 1024 * 1024  # above this a file's bytes live on disk, not in memory
 CHUNK_GRANULARITY = 8 * 1024 * 1024  # what the live API advertises; the SDKs send 8 MiB chunks
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -232,6 +232,15 @@ class FilesApi:
     def __init__(self, app: EmulatorApp):
         self.app = app
         self.store = FileStore()
+
+    def resolver(self, project: str) -> Any:
+        """What a generate request's ``fileData`` parts read (wire.content_files): a file of
+        ``project``'s by name -> (its MIME type, its bytes); the API's 403 if it does not exist or
+        expired (``file_not_found``, the answer files.get gives)."""
+        def resolve(name: str) -> tuple[str, bytes]:
+            f = self.store.get(project, name, self.app.clock.now())
+            return f.mime_type, f.read_at(0, f.size)
+        return resolve
 
     def _project(self, scope: dict[str, Any]) -> str:
         return self.app.authorized_project(scope)

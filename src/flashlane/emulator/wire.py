@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,47 +275,96 @@ _URLSAFE = str.maketrans("-_", "+/")
 API_MIME_ALIASES = frozenset({"audio/mpeg"})
 
 
-def content_media(contents: Any, path: str = "contents") -> list[tuple[MediaInfo, bytes, str | None]]:
+Media = tuple[MediaInfo, bytes, str | None]  # what a part is, its bytes, its own mediaResolution level
+
+
+def content_media(contents: Any, path: str = "contents") -> list[Media]:
     """Every ``inlineData`` part as (what it is, its bytes, its own ``mediaResolution`` level or
     None), checked as the API checks them: a MIME type Gemini reads, base64 data, content
-    readable as that type. (``fileData`` parts and their Files API references are not priced
-    yet: issue 22.)"""
+    readable as that type."""
+    out: list[Media] = []
+    for where, part, blob in _parts_with(contents, "inlineData", "inline_data", path):
+        if not isinstance(blob, dict):
+            raise invalid_message(where, "Blob", blob)
+        mime = _read_mime(str(blob.get("mimeType", blob.get("mime_type")) or ""))
+        try:
+            data = blob_bytes(blob)
+        except (binascii.Error, ValueError):
+            raise bad_base64(f"{where}.data", str(blob.get("data") or "")) from None
+        if not data:
+            raise invalid_argument(f"* GenerateContentRequest.{where}.data: data is empty\n")
+        out.append(_measured(mime, data, part))
+    return out
+
+
+def _read_mime(sent: str) -> str:
+    """The MIME type a part names, as the media rules name it; the API's 400 for one it does not read."""
+    base = sent.split(";")[0].strip().lower()
+    if base not in SUPPORTED_MIME_TYPES and base not in API_MIME_ALIASES:
+        raise unsupported_mime(sent.strip() or "(none)")  # as sent: the API takes no "image/jpg"
+    return normalize_mime(base)
+
+
+def blob_bytes(blob: dict[str, Any]) -> bytes:
+    """An ``inlineData`` blob's bytes. Bytes fields take standard or URL-safe base64 (proto3 JSON
+    mapping, protobuf.dev/programming-guides/json); the Python SDK sends URL-safe. Raises
+    binascii.Error (a ValueError) when the data is not base64."""
+    raw = str(blob.get("data") or "").translate(_URLSAFE)
+    return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+
+
+def _parts_with(contents: Any, key: str, snake: str, path: str) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """(where, the part, its value) of every part that has ``key`` (or its snake_case spelling)."""
     if isinstance(contents, dict):
         contents = [contents]
-    out: list[tuple[MediaInfo, bytes, str | None]] = []
     for i, content in enumerate(contents if isinstance(contents, list) else []):
         parts = content.get("parts", []) if isinstance(content, dict) else []
         for j, part in enumerate(parts if isinstance(parts, list) else [parts]):
-            blob = part.get("inlineData", part.get("inline_data")) if isinstance(part, dict) else None
-            if blob is None:
-                continue
-            where = f"{path}[{i}].parts[{j}].inline_data"
-            if not isinstance(blob, dict):
-                raise invalid_message(where, "Blob", blob)
-            sent = str(blob.get("mimeType", blob.get("mime_type")) or "")
-            base = sent.split(";")[0].strip().lower()
-            if base not in SUPPORTED_MIME_TYPES and base not in API_MIME_ALIASES:
-                raise unsupported_mime(sent.strip() or "(none)")  # as sent: the API takes no "image/jpg"
-            mime = normalize_mime(base)
-            encoded = str(blob.get("data") or "")
-            try:
-                # Bytes fields take standard or URL-safe base64 (proto3 JSON mapping,
-                # protobuf.dev/programming-guides/json); the Python SDK sends URL-safe.
-                raw = encoded.translate(_URLSAFE)
-                data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-            except (binascii.Error, ValueError):
-                raise bad_base64(f"{where}.data", encoded) from None
-            if not data:
-                raise invalid_argument(f"* GenerateContentRequest.{where}.data: data is empty\n")
-            # Part.media_resolution is a PartMediaResolution: {"level": "MEDIA_RESOLUTION_LOW"}
-            # (google-genai types.PartMediaResolution; the SDK sends it as part.mediaResolution).
-            res = part.get("mediaResolution", part.get("media_resolution"))
-            level = resolution_of(res.get("level") if isinstance(res, dict) else res)
-            try:
-                out.append((measure(mime, data), data, level))
-            except ValueError:
-                raise unreadable_media(mime) from None
-    return out
+            value = part.get(key, part.get(snake)) if isinstance(part, dict) else None
+            if value is not None:
+                yield f"{path}[{i}].parts[{j}].{snake}", part, value
+
+
+def _measured(mime: str, data: bytes, part: dict[str, Any]) -> Media:
+    # Part.media_resolution is a PartMediaResolution: {"level": "MEDIA_RESOLUTION_LOW"}
+    # (google-genai types.PartMediaResolution; the SDK sends it as part.mediaResolution).
+    res = part.get("mediaResolution", part.get("media_resolution"))
+    level = resolution_of(res.get("level") if isinstance(res, dict) else res)
+    try:
+        return measure(mime, data), data, level
+    except ValueError:
+        raise unreadable_media(mime) from None
+
+
+# fileData: the bytes of a file the request references, by its uri (the Files API's, resolved by
+# the app for the caller's project; it raises the API's 403 for a file that does not exist or expired).
+FileResolver = Callable[[str], tuple[str, bytes]]
+_FILES_URI = re.compile(r"(?:^|/)(files/[a-z0-9-]+)$")
+
+
+def content_files(contents: Any, resolve: FileResolver | None, path: str = "contents") -> tuple[list[Media], list[str]]:
+    """Every ``fileData`` part: the media as ``content_media`` gives inline parts, and the text of
+    text files (``text/*``: the API reads them as text, and the emulator bills them as text). Only
+    Files API uris are served: the emulator never fetches an external URL (the live API does, for
+    public and signed HTTPS URLs since 2026-01-12; docs/documents.md)."""
+    out: list[Media] = []
+    texts: list[str] = []
+    for where, part, ref in _parts_with(contents, "fileData", "file_data", path):
+        if not isinstance(ref, dict):
+            raise invalid_message(where, "FileData", ref)
+        uri = str(ref.get("fileUri", ref.get("file_uri")) or "")
+        m = _FILES_URI.search(uri)
+        if not uri:
+            raise invalid_argument(f"* GenerateContentRequest.{where}.file_uri: file_uri is empty\n")
+        if m is None or resolve is None:
+            raise invalid_argument(f"Unsupported file uri: {uri[:200]} (the emulator serves Files API uris only)")
+        stored_mime, data = resolve(m.group(1))
+        sent = str(ref.get("mimeType", ref.get("mime_type")) or stored_mime)
+        if sent.strip().lower().startswith("text/"):
+            texts.append(data.decode("utf-8", "replace"))
+            continue
+        out.append(_measured(_read_mime(sent), data, part))
+    return out, texts
 
 
 _ITEM_HEADER = re.compile(r"^### id: (\S+)\s*$", re.M)
@@ -402,13 +452,15 @@ class GenerateRequest:
 _LEVELS = {"minimal", "low", "medium", "high", "xhigh"}
 
 
-def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
-    """``model`` prices media parts (their tokens differ by model generation, media.py)."""
+def parse_generate(body: dict[str, Any], model: str = "", files: FileResolver | None = None) -> GenerateRequest:
+    """``model`` prices media parts (their tokens differ by model generation, media.py); ``files``
+    serves the ``fileData`` parts' Files API uris."""
     body = camel_keys(body)
     if "contents" not in body or body["contents"] in (None, [], ""):
         raise invalid_argument("* GenerateContentRequest.contents: contents is not specified\n")
-    texts = content_texts(body["contents"])
-    media = content_media(body["contents"])
+    files_media, file_texts = content_files(body["contents"], files)
+    texts = content_texts(body["contents"]) + file_texts
+    media = content_media(body["contents"]) + files_media
     system = body.get("systemInstruction")
     system_texts: list[str] = []
     if system is not None:
@@ -516,18 +568,20 @@ def parse_generate(body: dict[str, Any], model: str = "") -> GenerateRequest:
     return req
 
 
-def parse_count_tokens(body: dict[str, Any], model: str = "") -> tuple[int, dict[str, int]]:
+def parse_count_tokens(body: dict[str, Any], model: str = "",
+                       files: FileResolver | None = None) -> tuple[int, dict[str, int]]:
     """countTokens: ``contents`` (+ optional systemInstruction) or a whole ``generateContentRequest``:
     (total tokens, the media parts' tokens by modality)."""
     body = camel_keys(body)
     inner = body.get("generateContentRequest")
     if isinstance(inner, dict):
-        req = parse_generate(inner, model)
+        req = parse_generate(inner, model, files)
         return req.prompt_tokens, req.media_tokens
     if "contents" not in body or body["contents"] in (None, [], ""):
         raise invalid_argument("* CountTokensRequest.contents: contents is not specified\n")
-    by_modality = media_modalities(model, content_media(body["contents"]))
-    total = count_prompt_tokens(content_texts(body["contents"])) + sum(by_modality.values())
+    files_media, file_texts = content_files(body["contents"], files)
+    by_modality = media_modalities(model, content_media(body["contents"]) + files_media)
+    total = count_prompt_tokens(content_texts(body["contents"]) + file_texts) + sum(by_modality.values())
     system = body.get("systemInstruction")
     if isinstance(system, dict):
         total += count_prompt_tokens(content_texts(system, "system_instruction"))
@@ -542,4 +596,4 @@ def prompt_details(total: int, media: dict[str, int]) -> list[dict[str, Any]]:
     return out + [{"modality": k, "tokenCount": v} for k, v in media.items() if v]
 
 
-__all__ = ["ApiError", "GenerateRequest", "camel", "parse_count_tokens", "parse_generate", "parse_json_body"]
+__all__ = ["ApiError", "GenerateRequest", "blob_bytes", "camel", "parse_count_tokens", "parse_generate", "parse_json_body"]

@@ -423,7 +423,7 @@ class GatewayApp:
                     out.model, out.code, out.refused = model, 404, True
                     await self._send(send, 404, _gone_body(foreign))
                     return
-                est = estimate_input_tokens(obj)
+                est = estimate_input_tokens(obj, model)
         out.model = model
         info = lookup(model) if model else None
         if info is not None:

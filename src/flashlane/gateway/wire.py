@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..emulator.errors import error_body as emulator_error_body
+from ..emulator.wire import blob_bytes
+from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
 from ..models import ModelInfo, Usage, estimate_tokens
 
 __all__ = [
@@ -58,8 +60,8 @@ _TABLE: dict[tuple[str, str], dict[str, str]] = {
     ("", "batches"): {"GET": "list", "GET id": "get", "DELETE id": "delete", "POST id:op": "cancel"},
 }
 _ITEM_OPS = {"files": "download", "batches": "cancel"}  # the one method of an item outside models
-# An inline image/audio/video part: Gemini bills a 258-token tile for an image up to 384 px
-# (ai.google.dev token docs); a flat charge per part keeps base64 bytes out of the estimate.
+# A media part the gateway cannot measure (video, a referenced audio file, unreadable bytes):
+# Gemini bills a 258-token tile for an image up to 384 px (ai.google.dev token docs).
 INLINE_PART_TOKENS = 258
 _VERSION = re.compile(r"^v\d+(?:alpha|beta)?\d*$")
 # RFC 3986 path characters without percent-escapes: an escape could hide a separator (%2F) or a dot
@@ -144,31 +146,49 @@ def parse_route(method: str, raw_path: bytes) -> Route:
     return Route(version, resource, name, op, transfer, create_cache=table[method + shape] == CACHE_CREATE)
 
 
-def _texts(content: Any, out: list[str]) -> int:
-    """Append the text parts of a Content (either casing) to ``out``; return its inline parts."""
-    inline = 0
+def _texts(content: Any, out: list[str], media: list[dict[str, Any]]) -> None:
+    """Append the text parts of a Content (either casing) to ``out``, its media parts to ``media``."""
     if isinstance(content, str):
         out.append(content)
-        return 0
+        return
     if not isinstance(content, dict):
-        return 0
+        return
     for part in content.get("parts") or ():
         if isinstance(part, dict):
             text = part.get("text")
             if isinstance(text, str):
                 out.append(text)
             elif "inlineData" in part or "inline_data" in part or "fileData" in part or "file_data" in part:
-                inline += 1
+                media.append(part)
         elif isinstance(part, str):
             out.append(part)
-    return inline
 
 
-def estimate_input_tokens(body: dict[str, Any]) -> int:
+def media_part_tokens(part: dict[str, Any], model: str) -> int:
+    """What one media part costs on ``model``, by the rule the emulator bills with and the client
+    estimates with (media.media_tokens): an inline part is measured from its bytes (pages, pixels,
+    seconds); a ``fileData`` part, whose bytes stay upstream, as one image or one page of its type.
+    A part that cannot be read costs ``INLINE_PART_TOKENS`` (the API's answer will say why)."""
+    blob = part.get("inlineData", part.get("inline_data"))
+    ref = part.get("fileData", part.get("file_data"))
+    try:
+        if isinstance(blob, dict):
+            mime = normalize_mime(str(blob.get("mimeType", blob.get("mime_type")) or ""))
+            return media_tokens(model, measure(mime, blob_bytes(blob)))
+        if isinstance(ref, dict):
+            mime = normalize_mime(str(ref.get("mimeType", ref.get("mime_type")) or ""))
+            if mime in SUPPORTED_MIME_TYPES and not mime.startswith("audio/"):
+                return media_tokens(model, MediaInfo(mime, pages=1 if mime == "application/pdf" else None))
+    except ValueError:  # not base64, or not readable as its type
+        pass
+    return INLINE_PART_TOKENS
+
+
+def estimate_input_tokens(body: dict[str, Any], model: str = "") -> int:
     """Input tokens of a spending request, estimated per text part as the emulator bills them
-    (``models.estimate_tokens``); the limiter reconciles with the real ``promptTokenCount``.
-    Generate, count (either form), embed and cache-create bodies name ``contents``; a batch
-    names its inlined requests."""
+    (``models.estimate_tokens``) and per media part by the shared media rule (``media_part_tokens``);
+    the limiter reconciles with the real ``promptTokenCount``. Generate, count (either form), embed
+    and cache-create bodies name ``contents``; a batch names its inlined requests."""
     inner = body.get("generateContentRequest", body.get("generate_content_request"))
     if isinstance(inner, dict):
         body = inner
@@ -176,19 +196,19 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     if isinstance(batch, dict):
         reqs = ((batch.get("inputConfig") or batch.get("input_config") or {}).get("requests") or {})
         reqs = reqs.get("requests") if isinstance(reqs, dict) else None
-        return sum(estimate_input_tokens(r["request"]) for r in reqs or ()
+        return sum(estimate_input_tokens(r["request"], model) for r in reqs or ()
                    if isinstance(r, dict) and isinstance(r.get("request"), dict))
     texts: list[str] = []
-    inline = 0
+    media: list[dict[str, Any]] = []
     contents = body.get("contents", body.get("content"))  # embedContent names one ``content``
     if isinstance(contents, (dict, str)):
         contents = [contents]
     for c in contents or ():
-        inline += _texts(c, texts)
+        _texts(c, texts, media)
     system = body.get("systemInstruction", body.get("system_instruction"))
     if system is not None:
-        inline += _texts(system, texts)
-    return sum(estimate_tokens(t) for t in texts) + inline * INLINE_PART_TOKENS
+        _texts(system, texts, media)
+    return sum(estimate_tokens(t) for t in texts) + sum(media_part_tokens(p, model) for p in media)
 
 
 _REFERENCE_KEYS = frozenset({"cachedContent", "cached_content", "fileUri", "file_uri", "fileName", "file_name"})

@@ -193,6 +193,8 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
             outcome = await runner.arun()
         finally:
             run_cache.close()
+            # The map's store is temporary: its uploads go with it, done or not.
+            job.lane.uploads.finish(delete=True)
         report = build_report(store)
         if outcome.status == "aborted" and isinstance(outcome.error, FlashlaneError):
             raise outcome.error

@@ -1,6 +1,7 @@
 """Batch runs: a run's requests sent as Gemini Batch API jobs, at half the price, crash-safe;
 what they promise (inline or file jobs, never a duplicate job, resubmission, budgets) is in
-docs/tiers.md. Each request has a stable key (``request_key``: its items' ids); results are
+docs/tiers.md. Media too large to go inline are uploaded through the Files API as the job is built
+and referenced by uri (``fileData``) in its lines (call/uploads.py); small ones ride inline. Each request has a stable key (``request_key``: its items' ids); results are
 joined by key, never by position (inline results were reported out of order: python-genai #1909).
 Jobs are recorded in the run store before they are created (``store.run.batch_jobs``).
 """
@@ -8,6 +9,7 @@ Jobs are recorded in the run store before they are created (``store.run.batch_jo
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -27,7 +29,8 @@ from ..call.request import Call
 from ..call.result import Result, usage_from_response
 from ..call.service_tier import BATCH
 from ..call.transport import Transport
-from ..errors import FlashlaneError, InputError, RateLimited
+from ..call.uploads import BATCH_REUSE_MARGIN_S
+from ..errors import FileNotFound, FlashlaneError, InputError, RateLimited, from_status
 from ..models import cost_of
 from ..store.run import BatchJobs, JobRecord, RunStore
 from .items import Item, ItemBuilder
@@ -119,7 +122,9 @@ def batch_request_config(config: types.GenerateContentConfig) -> types.GenerateC
     js = config.response_json_schema
     if js is None or not _schema_fits(js):
         return config
-    return config.model_copy(update={"response_json_schema": None, "response_schema": js})
+    # A copy: the SDK's schema conversion edits the dict it is given in place, and this one is the
+    # job's own (its fingerprint hashes it), so a second run in the same process was refused as changed.
+    return config.model_copy(update={"response_json_schema": None, "response_schema": copy.deepcopy(js)})
 
 
 def _count(stats: dict[str, Any], name: str) -> int:
@@ -262,10 +267,13 @@ class BatchRun:
             for unit in self._units():
                 call = self._call(unit)
                 key = request_key(unit)
-                line = self._line(key, call)
                 cost = self.job.max_cost(call) or 0.0
                 if budget_left is not None and b.reserved + cost > budget_left:
                     break
+                # Large media: uploaded (or an upload reused) now, so the line names the file's uri;
+                # it must outlive the job's 24 h turnaround (uploads.BATCH_REUSE_MARGIN_S).
+                call = self.job.lane.uploads.resolve(call, BATCH_REUSE_MARGIN_S)
+                line = self._line(key, call)
                 if b.keys and (len(b.keys) >= self.opt.max_requests or b.size + len(line) > self.opt.file_max_bytes):
                     break
                 b.keys.append((key, [it.id for it in unit]))
@@ -428,6 +436,7 @@ class BatchRun:
             elif entry.get("response") is None:
                 errors += 1
                 err = entry.get("error") or {}
+                self._file_gone(unit, err)
                 self._back(rec, key, unit, "batch_error",
                            f"failed inside the batch job: {err.get('message') or err.get('status') or err}")
             else:
@@ -441,6 +450,15 @@ class BatchRun:
         self._delete_files(rec, op)
         return {"flashlane.batch.state": state, "flashlane.batch.answered": answered,
                 "flashlane.batch.errors": errors, "flashlane.batch.missing": missing}
+
+    def _file_gone(self, unit: list[Item], err: dict[str, Any]) -> None:
+        """A request that failed inside the job because a file it referenced is gone: the next job
+        uploads the file again (errors.FileNotFound, the same reading as a live request's 403)."""
+        if not isinstance(err, dict) or not err.get("message"):
+            return
+        e = from_status(int(err.get("code") or 403), err)
+        if isinstance(e, FileNotFound):
+            self.job.lane.uploads.gone(e, self._call(unit))
 
     def _delete_files(self, rec: JobRecord, op: dict[str, Any]) -> None:
         """The job is collected: its uploaded input and its results file are of no more use. The

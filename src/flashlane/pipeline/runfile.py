@@ -37,7 +37,7 @@ from .progress import Progress
 from .readers import DEFAULT_ENCODING, DELIMITERS, DIR_PATH_COLUMN, input_digest, is_dir_input, iter_rows
 from .report import build_report
 from .runlock import RunLock
-from .runner import LiveRunner, RunOptions, open_runner
+from .runner import LiveRunner, RunOptions, finish_uploads, open_runner
 from .scheduler import DEFAULT_CONCURRENCY, Engine, RunOutcome
 from .writers import (
     InputNames,
@@ -633,6 +633,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
             hint = pack_hint(job, _sample(store, builder), build_report(store))
             if hint is not None:
                 store.metadata.set(pack_auto=hint)
+        finish_uploads(job, store, done=status == "done")
         fails = _finalize(store, output, engine, status, inputs=cfg.input_columns)
         report = build_report(store)
     except (KeyboardInterrupt, asyncio.CancelledError) as e:
@@ -655,6 +656,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
                 _finalize(store, output, engine, status, inputs=cfg.input_columns)
         raise
     finally:
+        lane.uploads.finish(delete=False)  # detached from the store (a no-op when finish_uploads ran)
         store.close()
         if response_cache is not None:
             response_cache.close()

@@ -37,7 +37,7 @@ from .report import build_report
 from .scheduler import Engine, RunOutcome, Snapshot
 from .settle import Keep
 
-__all__ = ["RunOptions", "open_runner", "LiveRunner", "BatchRunner", "DeadlineRunner"]
+__all__ = ["RunOptions", "open_runner", "finish_uploads", "LiveRunner", "BatchRunner", "DeadlineRunner"]
 
 # Two engines sharing a run read this few rows at a time, so each takes work as it has room for it.
 SHARED_WINDOW_ITEMS = 64
@@ -295,6 +295,7 @@ def open_runner(job: Job, store: RunStore, builder: ItemBuilder,
     """The runner for ``job``'s service tier (or for its deadline), and the run's context cache opened
     for it (a batch run records why its prefix goes inline). A run started on one service tier is
     finished on it; a deadline run moves rows between tiers through the run store's key state."""
+    job.lane.uploads.attach(store.uploads)  # media uploaded for this run are recorded with it (finish_uploads)
     if opts.finish_by is not None:
         deadline = DeadlineRunner(job, store, builder, opts)
         deadline.say_plan()
@@ -310,3 +311,10 @@ def open_runner(job: Job, store: RunStore, builder: ItemBuilder,
                                        pack_size=opts.pack_size, concurrency=opts.concurrency,
                                        mode=opts.cache_prefix, batch=batch)
     return runner, context_cache
+
+
+def finish_uploads(job: Job, store: RunStore, *, done: bool) -> None:
+    """The session ends: the run's uploaded media are deleted when no row is left to send (``done``
+    and nothing pending), else kept (recorded in the run store) for the rerun to reuse; they
+    lapse after 48 h either way."""
+    job.lane.uploads.finish(delete=done and not store.items.counts()["pending"])

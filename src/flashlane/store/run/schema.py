@@ -44,6 +44,11 @@ loses at most the answers of the requests in flight)::
                 expires REAL, ended REAL, input_per_m REAL, storage_per_m_hour REAL)
                                                         explicit caches of the run's shared prefix: made,
                                                         extended (expires), deleted or found gone (ended)
+    uploads    (sha256 TEXT PRIMARY KEY, name TEXT, uri TEXT, mime_type TEXT, size INTEGER, state TEXT,
+                intended REAL, uploaded REAL, expires REAL, ended REAL)
+                                                        media sent through the Files API, one per content
+                                                        hash: intended before the upload, active with the
+                                                        file's name, uri and expiry, then deleted or gone
 
 Schema changes are steps in ``MIGRATIONS``, applied in order on open by ``store.migrate`` and
 recorded in ``migrations`` and ``meta.schema_version`` (where every release since the first
@@ -138,6 +143,14 @@ _V9 = """
 ALTER TABLE requests ADD COLUMN attempts INTEGER;
 """
 
+# v10: media sent through the Files API (issue 22, store/run/uploads.py): one row per content hash,
+# written before the upload (state 'uploading'), so a killed run's rerun looks the file up instead of
+# uploading it again, reuses it while it lives, and the session that finishes the run deletes it.
+_V10 = """
+CREATE TABLE IF NOT EXISTS uploads (sha256 TEXT PRIMARY KEY, name TEXT, uri TEXT, mime_type TEXT, size INTEGER,
+    state TEXT NOT NULL, intended REAL, uploaded REAL, expires REAL, ended REAL);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
@@ -148,6 +161,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "requests keep their most possible cost, written before they are sent", _V7),
     Migration(8, "results keep the provenance of extracted values", _V8),
     Migration(9, "requests keep the answer judge's calls (re-asks)", _V9),
+    Migration(10, "media uploaded through the Files API, one per content hash", _V10),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

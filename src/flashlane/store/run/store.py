@@ -2,7 +2,8 @@
 
 The repositories, one per concern: ``metadata`` (the run's facts), ``items`` (rows in, results
 out), ``sessions`` (one per invocation), ``requests`` (the request ledger and what each request
-settles), ``context_caches`` (explicit context caches), ``batch`` (Batch API jobs) and ``totals`` (the
+settles), ``context_caches`` (explicit context caches), ``batch`` (Batch API jobs), ``uploads`` (media
+sent through the Files API) and ``totals`` (the
 report's figures). They share the connection and the two facts of this process: its session and
 whether it changed any item (so the output on disk is stale).
 """
@@ -21,6 +22,7 @@ from .items import ItemsRepo
 from .repos import ContextCachesRepo, MetaRepo, SessionsRepo, TotalsRepo
 from .requests import RequestsRepo
 from .schema import RUN_SCHEMA
+from .uploads import UploadsRepo
 
 __all__ = ["RunStore", "NOT_A_RUN_DB_HINT"]
 
@@ -50,6 +52,7 @@ class RunStore:
         self.requests = RequestsRepo(self)
         self.context_caches = ContextCachesRepo(self)
         self.batch = BatchJobs(self)
+        self.uploads = UploadsRepo(self)
         self.totals = TotalsRepo(self)
 
     def close(self) -> None:
