@@ -146,8 +146,8 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
         if dry_run:
             click.echo(format_estimate(planned, n_items))
             return
-        to_pay = sum(r["expected_usd"] or 0.0 for r in planned if r["pays"])
-        note(f"eval: {len(planned)} configurations on {n_items} items, about ${to_pay:.6f} to pay "
+        to_pay = sum(r["cost_usd"] or 0.0 for r in planned if r["pays"])
+        note(f"eval: {len(planned)} configurations on {n_items} items, about ${to_pay:.6f} at most to pay "
              f"(--dry-run shows each); folder {folder}")
 
         def say(i: int, n: int, cfg: Any) -> None:

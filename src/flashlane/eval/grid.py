@@ -40,9 +40,10 @@ from pydantic import BaseModel
 
 from ..config import check_settings
 from ..errors import InputError
-from ..models import SERVICE_TIERS, Usage, cost_of, lookup
+from ..models import SERVICE_TIERS
+from ..pipeline.estimate import estimate_run
 from ..pipeline.items import ItemBuilder
-from ..pipeline.job import REQUEST_OVERHEAD_TOKENS, Job, jsonable
+from ..pipeline.job import Job, jsonable
 from ..pipeline.report import build_report
 from ..pipeline.runfile import PACK_SAMPLE_ITEMS, RunConfig, resolve_pack, run_file
 from ..pipeline.scheduler import DEFAULT_CONCURRENCY
@@ -471,25 +472,16 @@ def load_eval(eval_dir: str | Path, *, tolerance: float | None = None, seed: int
 # ---------------------------------------------------------------------------- before: the estimate
 
 
-def _thoughts(model: str, thinking: str | None) -> int:
-    info = lookup(model)
-    if info is None:
-        return 0
-    if thinking is not None and thinking.lstrip("-").isdigit():
-        return info.thinking_tokens(budget=int(thinking))
-    return info.thinking_tokens(thinking)
-
-
 def estimate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], *, truth: str | Sequence[str],
              models: Sequence[str] | None = None, thinking: Sequence[str | None] | None = None,
              pack: Sequence[int | str | None] | None = None, examples: Sequence[int | str] | None = None,
              service_tier: Sequence[str] | None = None, cache_prefix: Sequence[str | None] | None = None,
              column: str | None = None, template: str | None = None, id_column: str | None = None,
              sample: int | None = None, seed: int = DEFAULT_SEED, **task_options: Any) -> list[dict[str, Any]]:
-    """What each configuration would send and cost, nothing sent (``--dry-run``): its requests,
-    the expected cost (the items' estimated input tokens, the task's expected answer size and the
-    model's typical thinking tokens, at its tier) and the most it can cost (every request's full
-    output cap). ``pays``: False for a configuration whose requests an earlier one already sends
+    """What each configuration would send and cost, nothing sent (``--dry-run``): its requests and
+    its cost by ``pipeline.estimate.estimate_run`` (the estimate ``flashlane run --dry-run`` makes:
+    estimated input, each answer's budget and the typical thinking: about the most it will cost), at
+    its tier. ``pays``: False for a configuration whose requests an earlier one already sends
     (answered from the eval's cache: priced, not paid)."""
     axes = {"models": models, "thinking": thinking, "pack": pack, "examples": examples,
             "service_tier": service_tier, "cache_prefix": cache_prefix}
@@ -501,28 +493,11 @@ def estimate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
                                                               "thinking": cfg.thinking}, service_tier=cfg.service_tier)
         builder = ItemBuilder(job.task, column=column, template=template, id_column=id_column)
         items = [builder.build(i, r) for i, r in enumerate(sent)]
-        size = resolve_pack(job, items[:PACK_SAMPLE_ITEMS], cfg.pack).size
-        units: list[list[Any]] = []
-        for it in items:
-            if units and len(units[-1]) < size and job.pack_fits(units[-1], it):
-                units[-1].append(it)
-            else:
-                units.append([it])
-        expected = most = 0.0
-        unpriced = False
-        for unit in units:
-            call = job.call_for(unit)
-            use = Usage(prompt_tokens=call.est_tokens + REQUEST_OVERHEAD_TOKENS,
-                        output_tokens=sum(job.answer_tokens(it) for it in unit),
-                        thoughts_tokens=_thoughts(job.model, job.thinking))
-            c, m = cost_of(job.model, use, service_tier=job.service_tier), job.max_cost(call)
-            unpriced = unpriced or c is None or m is None
-            expected += c or 0.0
-            most += m or 0.0
-        key = (job.model, job.thinking, cfg.examples, size, cfg.scope)
-        out.append({"name": cfg.name, "requests": len(units), "pack": size, "pays": key not in asked,
-                    "expected_usd": None if unpriced else round(expected, 6),
-                    "max_usd": None if unpriced else round(most, 6)})
+        plan = resolve_pack(job, items[:PACK_SAMPLE_ITEMS], cfg.pack)
+        est = estimate_run(job, items, plan)
+        key = (job.model, job.thinking, cfg.examples, plan.size, cfg.scope)
+        out.append({"name": cfg.name, "requests": est.requests, "pack": plan.size, "pays": key not in asked,
+                    "cost_usd": est.costs.get(job.service_tier)})
         asked.add(key)
     return out
 
@@ -530,17 +505,15 @@ def estimate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
 def format_estimate(rows: list[dict[str, Any]], n_items: int) -> str:
     w = max([len("configuration"), *(len(r["name"]) for r in rows)])
     lines = [f"dry run: nothing sent; {n_items} items per configuration",
-             f"{'configuration':<{w}} {'requests':>8} {'expected $':>11} {'at most $':>11}"]
-    pays_exp = pays_max = 0.0
+             f"{'configuration':<{w}} {'requests':>8} {'about, at most $':>17}"]
+    pays = 0.0
     for r in rows:
-        e, m = r["expected_usd"], r["max_usd"]
+        c = r["cost_usd"]
         note = "" if r["pays"] else "  (answered from the eval's cache: priced, not paid)"
-        lines.append(f"{r['name']:<{w}} {r['requests']:>8} {'unknown' if e is None else f'{e:.6f}':>11} "
-                     f"{'unknown' if m is None else f'{m:.6f}':>11}{note}")
+        lines.append(f"{r['name']:<{w}} {r['requests']:>8} {'unknown' if c is None else f'{c:.6f}':>17}{note}")
         if r["pays"]:
-            pays_exp += e or 0.0
-            pays_max += m or 0.0
-    lines.append(f"to pay: about ${pays_exp:.6f}, at most ${pays_max:.6f} (--budget-usd stops the grid before that)")
+            pays += c or 0.0
+    lines.append(f"to pay: about ${pays:.6f} at most (--budget-usd stops the grid before it passes a limit)")
     return "\n".join(lines)
 
 
