@@ -16,13 +16,16 @@ requests against one (project, model) window. A memory limiter per actor would m
 quota by the number of actors, so more than one actor with it is refused before any request.
 
 Ray is an optional extra (``pip install 'flashlane[ray]'``); ``import flashlane`` never imports it.
-Not yet across a cluster (docs/clusters.md): a budget, the batch tier, resume after a driver is
-killed.
+With ``ledger=DIR`` every batch keeps its own run database in ``DIR`` (``pipeline.ledger``):
+nothing finished is asked again after a kill. Not yet across a cluster (docs/clusters.md): a budget.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .call.client import Client
@@ -30,7 +33,8 @@ from .call.service_tier import BATCH
 from .config import Settings, load_settings
 from .errors import ConfigError, FlashlaneError, InputError
 from .pipeline.api import amap_items
-from .pipeline.writers import arrow_table
+from .pipeline.ledger import Ledger
+from .pipeline.writers import InputNames, arrow_table, output_record
 from .tasks import Task
 
 if TYPE_CHECKING:
@@ -55,8 +59,10 @@ SHARED_LIMITERS = ("ray", "redis", "sqlite")
 class _LaneActor:
     """One per Ray actor: a client made once, a coroutine per batch (the engine inside)."""
 
-    def __init__(self, task: Task | str, settings: Settings, options: Mapping[str, Any]) -> None:
+    def __init__(self, task: Task | str, settings: Settings, options: Mapping[str, Any],
+                 ledger: str | None = None) -> None:
         self.task, self.options = task, dict(options)
+        self.ledger = Ledger(ledger) if ledger is not None else None
         self.client = Client(settings)
 
     async def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
@@ -64,13 +70,27 @@ class _LaneActor:
         if id_column not in batch.column_names:
             raise InputError(f"the dataset has no column {id_column!r} to key its rows by",
                              hint="add a unique id column, or name one with id_column=")
-        result = await amap_items(self.client, self.task, batch.to_pylist(), **self.options)
+        rows = batch.to_pylist()
+        done: list[dict[str, Any]] = []
+        run_db = None
+        if self.ledger is not None:
+            # Rows finished in any batch database of the run (a killed worker's, a killed driver's run)
+            # come back from there; only the rest is asked for, in this batch's own database.
+            ids = [str(r[id_column]) for r in rows]
+            found = self.ledger.finished(ids)
+            names = InputNames(id_column)
+            done = [output_record(found[i], names) for i in ids if i in found]
+            rows = [r for r, i in zip(rows, ids, strict=True) if i not in found]
+            run_db = self.ledger.batch_db([str(r[id_column]) for r in rows])
+        if not rows:
+            return arrow_table(done)
+        result = await amap_items(self.client, self.task, rows, run_db=run_db, **self.options)
         try:
             if result.outcome.status != "done":
                 # The day's quota is gone (every actor sees it in the shared limiter) or the service is
                 # down: fail the dataset with the reason and reset time rather than return pending rows.
                 raise result.outcome.error or FlashlaneError(result.outcome.message or result.outcome.status)
-            return arrow_table(result.records())
+            return arrow_table(itertools.chain(done, result.records()))
         finally:
             result.close()
 
@@ -82,7 +102,8 @@ class _LaneActor:
 
 def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] | None = None,
         actors: int = DEFAULT_ACTORS, batch_size: int = DEFAULT_BATCH_ROWS, num_cpus: float = DEFAULT_ACTOR_CPUS,
-        id_column: str = DEFAULT_ID_COLUMN, **options: Any) -> ray.data.Dataset:
+        id_column: str = DEFAULT_ID_COLUMN, ledger: str | os.PathLike[str] | None = None,
+        **options: Any) -> ray.data.Dataset:
     """``ds`` with ``task`` run on every row: the rows (input columns kept) plus the columns
     ``flashlane run`` writes (``status``, ``reason``, ``error``, the task's fields, usage,
     ``cost_usd``, ``cached``). Lazy, as every Ray Data transform: nothing runs until the result
@@ -90,7 +111,10 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
 
     ``settings``: the client's settings (as ``Lane(**settings)``: ``base_url``, ``api_key``,
     ``limits``, ``limiter``, ``redis_url``, ...), sent to every actor. ``actors``: the pool size.
-    ``options``: as for ``lane.map`` (``pack``, ``concurrency`` per batch, ``column``, ``template``,
+    ``ledger``: a directory every node reaches (the shared output path) for the run's ledger
+    (``pipeline.ledger``): with it, a row that finished is never requested again, whatever dies
+    (a worker, an actor, the driver: rerun the same call), and ``flashlane report DIR`` adds the
+    run up. ``options``: as for ``lane.map`` (``pack``, ``concurrency`` per batch, ``column``, ``template``,
     ``service_tier``, ``cache_prefix``, task options such as ``labels=``)."""
     import ray.data  # the extra: a clear ImportError before any actor starts
 
@@ -108,7 +132,8 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
     if (options.get("service_tier") or resolved.service_tier) == BATCH:
         raise ConfigError("the batch tier does not yet run from Ray", hint="use 'standard' or 'flex'")
     options["id_column"] = id_column
-    return ds.map_batches(_LaneActor, fn_constructor_args=(task, resolved, options), batch_format="pyarrow",
+    where = str(Path(ledger).resolve()) if ledger is not None else None  # the same path on every node
+    return ds.map_batches(_LaneActor, fn_constructor_args=(task, resolved, options, where), batch_format="pyarrow",
                           batch_size=batch_size, num_cpus=num_cpus,
                           # a fixed pool of `actors` (``concurrency=`` is deprecated since Ray 2.51 for this)
                           compute=ray.data.ActorPoolStrategy(size=actors))

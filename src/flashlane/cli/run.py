@@ -21,6 +21,7 @@ import click
 from ..config import RUN_DEADLINE_S, note_renamed
 from ..errors import FlashlaneError, InputError, describe_reset
 from ..models import SERVICE_TIERS
+from ..pipeline.ledger import Ledger
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS
 from ..pipeline.report import format_report, load_report, report_json
 from ..pipeline.runfile import (
@@ -273,7 +274,8 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def report_command(run_db: str, as_json: bool) -> None:
     """Show what a run did and cost, from its database (RUN_DB, or the run's output file beside
-    it); an eval's table from its folder (flashlane eval --eval-dir); or a gateway ledger's usage."""
+    it); an eval's table from its folder (flashlane eval --eval-dir); a cluster run's ledger directory
+    (flashlane.ray.map(..., ledger=DIR)); or a gateway ledger's usage."""
     from ..eval import is_eval_dir, load_eval
     from ..gateway.ledger import format_ledger, is_ledger, read_ledger
 
@@ -281,7 +283,10 @@ def report_command(run_db: str, as_json: bool) -> None:
         report = load_eval(run_db)
         click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
         return
-
+    if Path(run_db).is_dir():
+        r = Ledger(run_db).report()
+        click.echo(report_json(r) if as_json else format_report(r))
+        return
     beside = default_run_db(Path(run_db))
     if not run_db.endswith(RUN_DB_SUFFIX) and beside.is_file():
         run_db = str(beside)  # the output file named: its run database is beside it

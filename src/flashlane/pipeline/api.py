@@ -99,7 +99,7 @@ class MapResult(Sequence[ItemResult]):
     the run ended (``.outcome``) and what it did and cost (``.report``, as ``flashlane report --json``)."""
 
     def __init__(self, store: RunStore, outcome: RunOutcome, report: dict[str, Any], revive: _Revive,
-                 tmp: tempfile.TemporaryDirectory[str], id_column: str | None = None) -> None:
+                 tmp: tempfile.TemporaryDirectory[str] | None, id_column: str | None = None) -> None:
         self.outcome, self.report, self._id_column = outcome, report, id_column
         self._store, self._revive, self._n = store, revive, sum(store.items.counts().values())
         self._close = weakref.finalize(self, _cleanup, store, tmp)
@@ -143,13 +143,15 @@ class MapResult(Sequence[ItemResult]):
         return (output_record(row, names) for row in self._store.items.iter_rows())
 
     def close(self) -> None:
-        """Delete the run's database now (otherwise when the result is garbage-collected)."""
+        """Delete the run's database now (otherwise when the result is garbage-collected); a
+        ``run_db`` the caller named is closed and kept."""
         self._close()
 
 
-def _cleanup(store: RunStore, tmp: tempfile.TemporaryDirectory[str]) -> None:
+def _cleanup(store: RunStore, tmp: tempfile.TemporaryDirectory[str] | None) -> None:
     store.close()
-    tmp.cleanup()
+    if tmp is not None:
+        tmp.cleanup()
 
 
 def _row(x: Any) -> dict[str, Any]:
@@ -165,7 +167,12 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
                      concurrency: int | None = DEFAULT_CONCURRENCY, column: str | None = None, template: str | None = None,
                      id_column: str | None = None, budget_usd: float | None = None, cache: bool | None = None,
                      service_tier: str | None = None, cache_prefix: str | None = None,
-                     finish_by: Any = None, **task_options: Any) -> MapResult:
+                     finish_by: Any = None, run_db: str | Path | None = None,
+                     **task_options: Any) -> MapResult:
+    """``map_items`` on the caller's event loop. ``run_db``: a run database to keep (a cluster
+    run's ledger, ``pipeline.ledger``) instead of a temporary one; when it already holds these
+    items (the same batch again, after a kill) the run resumes it, so what finished there is not
+    asked again and what was sent there stays in its ledger."""
     t = get_task(task)
     rows = map(_row, items)
     sample = list(itertools.islice(rows, max(PACK_SAMPLE_ITEMS, COLUMN_SAMPLE_ROWS)))
@@ -174,16 +181,24 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
         builder.check(columns_of(sample[:COLUMN_SAMPLE_ROWS]))
     job = Job.create(client, t, task_options, service_tier=service_tier)
     plan = resolve_pack(job, [builder.build(i, r) for i, r in enumerate(sample[:PACK_SAMPLE_ITEMS])], pack)
-    tmp = tempfile.TemporaryDirectory(prefix="flashlane-map-")
-    store = RunStore(Path(tmp.name) / "map.flashlane.db")
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if run_db is None:
+        tmp = tempfile.TemporaryDirectory(prefix="flashlane-map-")
+        run_db = Path(tmp.name) / "map.flashlane.db"
+    store = RunStore(run_db)
     use_cache = client.settings.cache if cache is None else cache
     rcache = ResponseCache(default_cache_path(client.settings.state_dir)) if use_cache else None
     revive = _Revive()
     try:
-        store.items.insert(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
-                            for it, row in ((builder.build(i, r), r)
-                                            for i, r in enumerate(itertools.chain(sample, rows)))),
-                           builder.duplicate)
+        resumed = False
+        if tmp is None:
+            store.sessions.close_stale()  # a process that died running this batch: its requests stay counted
+            resumed = sum(store.items.counts().values()) > 0
+        if not resumed:
+            store.items.insert(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
+                                for it, row in ((builder.build(i, r), r)
+                                                for i, r in enumerate(itertools.chain(sample, rows)))),
+                               builder.duplicate)
         store.sessions.start()
         runner, run_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,

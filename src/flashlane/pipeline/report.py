@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..models import Usage, cost_of
 from ..store.run import RunStore
 
-__all__ = ["build_report", "format_report", "load_report"]
+__all__ = ["build_report", "format_report", "load_report", "percentiles"]
 
 
 def build_report(store: RunStore) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
         # per answered item: its request's time from send to answer (an item packed with others waits as
         # long as its whole request); the eval compares configurations by these (issue 24)
-        "latency_per_item_s": _percentiles(store.totals.item_latencies()),
+        "latency_per_item_s": percentiles(store.totals.item_latencies()),
         "resent_items": store.totals.resent_items(),
         "deadline": _deadline(store, meta, led["tokens"], cost),
         # an unpacked structured run: what --pack auto would have saved (runfile.pack_hint, estimated)
@@ -124,7 +124,7 @@ def format_deadline(d: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _percentiles(xs: list[float]) -> dict[str, float] | None:
+def percentiles(xs: list[float]) -> dict[str, float] | None:
     """p50 and p95 (inclusive method: within the observed range, as for a small eval sample)."""
     if not xs:
         return None

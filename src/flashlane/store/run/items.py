@@ -159,17 +159,16 @@ class ItemsRepo(Repo):
         """Every item with its input row and outcome, in input order, streamed (from input
         position ``start``, at most ``limit`` of them)."""
         q = _ROWS + " WHERE i.idx >= ?" + (" AND i.status='failed'" if failed_only else "") + " ORDER BY i.idx LIMIT ?"
-        cur = self.db.execute(q, (start, limit))
-        while True:
-            batch = cur.fetchmany(READ_CHUNK)
-            if not batch:
-                return
-            for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct, ev, prov in batch:
-                usage = Usage(pt or 0, ot or 0, tt or 0, ct or 0, (pt or 0) + (ot or 0) + (tt or 0))
-                # a result row with no cost: its model's price is unknown (NULL), not free
-                price = None if (cost is None and pt is not None) else float(cost or 0.0)
-                yield StoredRow(int(idx), _loads(row), StoredResult(iid, status, _loads(value), reason, error, usage,
-                                                                    price, bool(cached), _loads(ev), _loads(prov)))
+        return _stored_rows(self.db.execute(q, (start, limit)))
+
+    def finished_by_id(self, ids: list[str]) -> Iterator[StoredRow]:
+        """The items among ``ids`` that finished (ok or failed), with their input rows and outcomes:
+        what a cluster run's ledger hands back instead of asking again (``pipeline.ledger``)."""
+        for start in range(0, len(ids), READ_CHUNK):
+            chunk = ids[start:start + READ_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            yield from _stored_rows(self.db.execute(
+                _ROWS + f" WHERE i.item_id IN ({marks}) AND i.status != 'pending'", chunk))  # noqa: S608
 
     def results(self) -> dict[str, StoredResult]:
         """Every item's state keyed by id (pending items included). In memory: for small runs
@@ -186,6 +185,19 @@ class ItemsRepo(Repo):
                                             (sample,)):
             seen.update(dict.fromkeys(json.loads(row)))
         return list(seen)
+
+
+def _stored_rows(cur: sqlite3.Cursor) -> Iterator[StoredRow]:
+    while True:
+        batch = cur.fetchmany(READ_CHUNK)
+        if not batch:
+            return
+        for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct, ev, prov in batch:
+            usage = Usage(pt or 0, ot or 0, tt or 0, ct or 0, (pt or 0) + (ot or 0) + (tt or 0))
+            # a result row with no cost: its model's price is unknown (NULL), not free
+            price = None if (cost is None and pt is not None) else float(cost or 0.0)
+            yield StoredRow(int(idx), _loads(row), StoredResult(iid, status, _loads(value), reason, error, usage,
+                                                                price, bool(cached), _loads(ev), _loads(prov)))
 
 
 def _chunks(rows: Iterable[ItemRow], size: int) -> Iterator[list[ItemRow]]:
