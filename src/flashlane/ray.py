@@ -32,8 +32,9 @@ from .call.client import Client
 from .call.service_tier import BATCH
 from .config import Settings, load_settings
 from .errors import ConfigError, FlashlaneError, InputError
-from .pipeline.api import amap_items
+from .pipeline.api import amap_items, job_key
 from .pipeline.ledger import Ledger
+from .pipeline.readers import detect_format
 from .pipeline.writers import InputNames, arrow_table, output_record
 from .tasks import Task
 
@@ -62,8 +63,12 @@ class _LaneActor:
     def __init__(self, task: Task | str, settings: Settings, options: Mapping[str, Any],
                  ledger: str | None = None) -> None:
         self.task, self.options = task, dict(options)
-        self.ledger = Ledger(ledger) if ledger is not None else None
         self.client = Client(settings)
+        self.ledger = None
+        if ledger is not None:
+            map_only = ("pack", "concurrency", "budget_usd", "cache", "cache_prefix")
+            key = job_key(self.client, task, **{k: v for k, v in self.options.items() if k not in map_only})
+            self.ledger = Ledger(ledger, key)
 
     async def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         id_column = self.options["id_column"]
@@ -100,7 +105,7 @@ class _LaneActor:
             client.close()
 
 
-def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] | None = None,
+def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] | Settings | None = None,
         actors: int = DEFAULT_ACTORS, batch_size: int = DEFAULT_BATCH_ROWS, num_cpus: float = DEFAULT_ACTOR_CPUS,
         id_column: str = DEFAULT_ID_COLUMN, ledger: str | os.PathLike[str] | None = None,
         **options: Any) -> ray.data.Dataset:
@@ -120,7 +125,7 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
 
     # Resolved once, here (call arguments, the driver's environment and config file), so every
     # actor runs with the same settings whatever its node's environment holds.
-    resolved = load_settings(**dict(settings or {}))
+    resolved = settings if isinstance(settings, Settings) else load_settings(**dict(settings or {}))
     resolved.require_credentials()
     if actors > 1 and resolved.limiter not in SHARED_LIMITERS:
         raise ConfigError(f"{actors} actors with the {resolved.limiter!r} limiter would each admit the whole quota",
@@ -137,3 +142,71 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
                           batch_size=batch_size, num_cpus=num_cpus,
                           # a fixed pool of `actors` (``concurrency=`` is deprecated since Ray 2.51 for this)
                           compute=ray.data.ActorPoolStrategy(size=actors))
+
+
+# Ray Data's reader and writer per file format (docs.ray.io "Loading Data", "Saving Data"): each
+# takes local paths or object storage URIs (s3://, gs://, ...) and writes a directory of files.
+_READERS = {"parquet": "read_parquet", "jsonl": "read_json", "json": "read_json", "csv": "read_csv"}
+_WRITERS = {"parquet": "write_parquet", "jsonl": "write_json", "json": "write_json", "csv": "write_csv"}
+LEDGER_SUFFIX = ".flashlane-ledger"  # the ledger directory beside a local output, by default
+RAY_CHECKPOINT_DIR = "ray-checkpoint"  # Ray Data's checkpoint files, inside the ledger directory
+
+
+def format_of(path: str, explicit: str | None = None) -> str:
+    """The file format of ``path`` (a file, a directory or a URI): as ``flashlane run`` tells it."""
+    fmt = detect_format(path.rstrip("/"), explicit)
+    if fmt not in _READERS:
+        raise InputError(f"Ray Data does not read or write {fmt} here ({path})",
+                         hint="use .parquet, .jsonl or .csv (a file, a directory of them, or an s3:// URI)")
+    return fmt
+
+
+def default_ledger(output: str) -> str:
+    if "://" in output:
+        raise InputError(f"the output {output} is object storage: the run's ledger needs a file system",
+                         hint="name a directory every node reaches with --ledger (a shared disk)")
+    return output.rstrip("/") + LEDGER_SUFFIX
+
+
+def checkpoint_config(id_column: str, ledger: str) -> Any:
+    """Ray Data's row-level checkpoints for a read -> map -> write run, where the installed Ray has
+    them (``ray.data.checkpoint.CheckpointConfig``, Ray 2.60: ray-project/ray
+    ``python/ray/data/checkpoint/interfaces.py``; the planner applies it to a plan that reads with
+    ``Read``/``ReadFiles`` and ends in a ``Write``: ``_internal/planner/planner.py``). What it
+    guarantees: the writer records the ids of each block before writing it and commits them after
+    (``_internal/planner/checkpoint/plan_write_op.py``), and a rerun's reader drops the committed
+    ids, so a row is in the output once across reruns. It knows nothing of requests: a row answered
+    but not yet written when the driver died is taken from flashlane's ledger instead. Kept after
+    success (a rerun of a finished run writes nothing); its ids are loaded into memory on a rerun."""
+    try:
+        from ray.data.checkpoint import CheckpointConfig
+    except ImportError:  # an older Ray: flashlane's ledger alone (the output is rewritten)
+        return None
+    return CheckpointConfig(id_column=id_column, checkpoint_path=os.path.join(ledger, RAY_CHECKPOINT_DIR),
+                            delete_checkpoint_on_success=False)
+
+
+def run_dataset(task: Task | str, input_path: str, output: str, *, settings: Mapping[str, Any] | Settings,
+                address: str | None = None, ledger: str | None = None, input_format: str | None = None,
+                **options: Any) -> dict[str, Any]:
+    """``flashlane run --ray``: ``input_path`` read by Ray Data, ``task`` on every row by ``map``,
+    the result written to ``output`` (a directory of files in the input's or the output's format);
+    the report of the run's ledger. Rerun the same call to resume: nothing finished is asked again."""
+    import ray
+    import ray.data
+
+    fmt_in, fmt_out = format_of(input_path, input_format), format_of(output)
+    where = str(Path(ledger or default_ledger(output)).resolve())  # Ray's checkpoint path must be absolute
+    if not ray.is_initialized():
+        # "local": a cluster of this machine; otherwise an address ("auto", "ray://host:10001", host:port).
+        ray.init(address=None if address in (None, "local") else address, log_to_driver=False)
+    id_column = options.setdefault("id_column", DEFAULT_ID_COLUMN)
+    mode = "overwrite"  # without Ray's checkpoints a rerun writes every row again (finished ones from the ledger)
+    checkpoint = checkpoint_config(id_column, where)
+    if checkpoint is not None:
+        ray.data.DataContext.get_current().checkpoint_config = checkpoint
+        mode = "append"  # a rerun's reader skips the rows already written: it adds the rest
+    ds = getattr(ray.data, _READERS[fmt_in])(input_path)
+    out = map(ds, task, settings=settings, ledger=where, **options)
+    getattr(out, _WRITERS[fmt_out])(output, mode=mode)
+    return Ledger(where).report()

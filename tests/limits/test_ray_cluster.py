@@ -8,6 +8,7 @@ import collections
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import ray
@@ -37,11 +39,13 @@ LABELS = ["sports", "news"]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    # One local cluster for the module: starting one costs ~10 s on two cores.
-    ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, log_to_driver=False)
+def cluster() -> Iterator[dict[str, str]]:
+    # One local cluster for the module: starting one costs ~10 s on two cores. Another driver
+    # (a subprocess) joins it at its address, with the HOME it was started with (Ray keeps the
+    # cluster's token in ~/.ray).
+    ctx = ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, log_to_driver=False)
     try:
-        yield
+        yield {"address": ctx.address_info["gcs_address"], "HOME": os.environ["HOME"]}
     finally:
         ray.shutdown()
 
@@ -79,10 +83,11 @@ def rows(n: int) -> list[dict[str, Any]]:
     return [{"id": f"r{i}", "text": f"row-{i:05d} the match went to extra time", "source": i % 7} for i in range(n)]
 
 
-def requested(emu: Emulator) -> collections.Counter[str]:
-    """How many times each row's marker went to the emulator in a generate request."""
+def requested(emu: Emulator, since: int = 0) -> collections.Counter[str]:
+    """How many times each row's marker went to the emulator in a generate request (from the
+    ``since``-th request of its log on)."""
     seen: collections.Counter[str] = collections.Counter()
-    for entry in emu.get("requests")["requests"]:
+    for entry in emu.get("requests")["requests"][since:]:
         if entry["method"] == "generateContent":
             seen.update(set(MARK.findall(json.dumps(entry))))  # the log shows a prompt in more than one field
     return seen
@@ -111,7 +116,7 @@ def fresh_keeper() -> None:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("backend", ["redis", "ray"])
-def test_four_actors_share_one_quota_every_row_once(cluster: None, emulator: Emulator, backend: str,
+def test_four_actors_share_one_quota_every_row_once(cluster: dict[str, str], emulator: Emulator, backend: str,
                                                     request: pytest.FixtureRequest) -> None:
     settings: dict[str, Any] = dict(base_url=emulator.base_url, api_key="cluster-key",
                                     limits=f"rpm={RPM},window={WINDOW_S}", limiter=backend, cache=False)
@@ -143,7 +148,7 @@ def test_four_actors_share_one_quota_every_row_once(cluster: None, emulator: Emu
     print(f"{backend}: {ROWS} rows, {ACTORS} actors, {stats['by_status']['200']} requests in {took:.1f}s, 0 429s")
 
 
-def test_keeper_leases_never_admit_past_the_window_and_a_gate_holds_every_process(cluster: None) -> None:
+def test_keeper_leases_never_admit_past_the_window_and_a_gate_holds_every_process(cluster: dict[str, str]) -> None:
     from flashlane.limits import Limits
     from flashlane.limits.actor import ActorStore, lease_size
 
@@ -161,7 +166,7 @@ def test_keeper_leases_never_admit_past_the_window_and_a_gate_holds_every_proces
 
 
 @pytest.mark.timeout(120)
-def test_a_used_up_day_stops_every_actor_with_the_reset_time(cluster: None) -> None:
+def test_a_used_up_day_stops_every_actor_with_the_reset_time(cluster: dict[str, str]) -> None:
     fresh_keeper()
     emu = Emulator("--rpd", "12")  # the limiter does not know the day's quota: the server tells it
     try:
@@ -179,7 +184,153 @@ def test_a_used_up_day_stops_every_actor_with_the_reset_time(cluster: None) -> N
         emu.stop()
 
 
-def test_columns_are_those_flashlane_run_writes(cluster: None, emulator: Emulator, tmp_path: Path) -> None:
+def lane_actor_pids() -> list[int]:
+    """The processes of the flashlane actors Ray Data started (their title names the UDF class)."""
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "MapBatches(_LaneActor)" in " ".join(p.info["cmdline"] or []):
+            pids.append(p.pid)
+    return pids
+
+
+def answered(emu: Emulator) -> int:
+    return int(emu.get("stats")["by_method"].get("generateContent", 0))
+
+
+@pytest.mark.timeout(240)
+def test_an_actor_killed_mid_run_pays_nothing_twice(cluster: dict[str, str], tmp_path: Path) -> None:
+    import threading
+
+    from flashlane.pipeline.ledger import Ledger
+
+    fresh_keeper()
+    n, pack = 400, 10
+    emu = Emulator("--latency-scale", "1")  # requests take a while: some are in flight at the kill
+    ledger = tmp_path / "ledger"
+    killed: list[int] = []
+
+    def kill_one_actor_mid_run() -> None:
+        while answered(emu) < 12:
+            time.sleep(0.05)
+        pid = lane_actor_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    try:
+        settings = dict(base_url=emu.base_url, api_key="kill-key", limits="off", limiter="ray", cache=False)
+        out = flr.map(ray.data.from_items(rows(n)), "classify", settings=settings, actors=ACTORS,
+                      num_cpus=ACTOR_CPUS, batch_size=50, pack=pack, concurrency=2, labels=LABELS, ledger=ledger)
+        killer = threading.Thread(target=kill_one_actor_mid_run, daemon=True)
+        killer.start()
+        result = out.take_all()
+        killer.join(5)
+        assert killed, "no actor was killed"
+
+        assert sorted(r["id"] for r in result) == sorted(f"r{i}" for i in range(n))  # every row, once
+        assert {r["status"] for r in result} == {"ok"}
+        report = Ledger(ledger).report()
+        sent = answered(emu)
+        in_flight = report["unanswered_requests"]  # recorded as sent by the killed actor, never answered
+        assert report["requests"] == sent, (report["requests"], sent)  # the ledger forgot no request
+        assert report["items"] == {"total": n, "ok": n, "failed": 0, "pending": 0, "cached": 0}
+        assert sent <= n + in_flight, (sent, in_flight)
+        # Stronger: only the rows of the requests in flight at the kill were asked twice. (A batch Ray
+        # Data cuts across two blocks may end in a short pack, so requests can exceed n / pack.)
+        counts = requested(emu)
+        twice = [row for row, c in counts.items() if c > 1]
+        assert len(counts) == n and max(counts.values()) <= 2 and len(twice) <= in_flight * pack, (twice, in_flight)
+        print(f"killed {killed}; {sent} requests for {n // pack} packs, {in_flight} in flight at the kill")
+    finally:
+        emu.stop()
+
+
+DRIVER = """
+import sys, ray, ray.data, flashlane.ray as flr
+address, base_url, ledger, out, n = sys.argv[1:6]
+ray.init(address=address, log_to_driver=False)
+rows = [{"id": f"r{i}", "text": f"row-{i:05d} the match went to extra time"} for i in range(int(n))]
+settings = dict(base_url=base_url, api_key="driver-key", limits="off", limiter="ray", cache=False)
+flr.map(ray.data.from_items(rows), "classify", settings=settings, actors=2, num_cpus=0.25, batch_size=50, pack=10,
+        concurrency=2, labels=["sports", "news"], ledger=ledger).write_parquet(out)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_driver_rerun_asks_no_finished_row_again(cluster: dict[str, str], tmp_path: Path) -> None:
+    from flashlane.pipeline.ledger import Ledger
+
+    fresh_keeper()
+    n = 400
+    emu = Emulator("--latency-scale", "1")
+    ledger, out = tmp_path / "ledger", tmp_path / "out"
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    env = {**os.environ, "HOME": cluster["HOME"], "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, str(script), cluster["address"], emu.base_url, str(ledger), str(out), str(n)]
+    try:
+        driver = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while answered(emu) < 10:
+            assert driver.poll() is None, driver.communicate()[1][-2000:]
+            time.sleep(0.05)
+        driver.kill()
+        driver.wait(10)
+        # Ray ends the dead driver's actors; wait for them, so what they finished is all in the ledger.
+        deadline = time.monotonic() + 60
+        while lane_actor_pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not lane_actor_pids()
+        ids = [f"r{i}" for i in range(n)]
+        finished = set(Ledger(ledger).finished(ids))
+        before = len(emu.get("requests")["requests"])
+        assert finished and len(finished) < n, len(finished)  # killed mid-run
+
+        rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        again = set(requested(emu, since=before)) & {f"row-{int(i[1:]):05d}" for i in finished}
+        assert not again, sorted(again)[:5]  # no finished row requested again
+        result = pq.read_table(out).to_pylist()
+        assert sorted(r["id"] for r in result) == sorted(ids) and {r["status"] for r in result} == {"ok"}
+        report = Ledger(ledger).report()
+        assert report["requests"] == answered(emu) and report["items"]["ok"] >= n
+        print(f"{len(finished)} rows finished before the kill; the rerun asked for {answered(emu) - before} requests")
+    finally:
+        emu.stop()
+
+
+@pytest.mark.timeout(400)
+def test_flashlane_run_ray_reads_writes_and_reports_like_run(cluster: dict[str, str], tmp_path: Path) -> None:
+    fresh_keeper()
+    n = 120
+    emu = Emulator()
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.Table.from_pylist(rows(n)), src)
+    env = {**os.environ, "HOME": cluster["HOME"], "PYTHONPATH": os.pathsep.join(sys.path),
+           "GOOGLE_GEMINI_BASE_URL": emu.base_url, "GEMINI_API_KEY": "cli-key"}
+    argv = [sys.executable, "-m", "flashlane", "run", "classify", str(src), "-o", str(out), "--labels",
+            ",".join(LABELS), "--pack", "10", "--no-cache", "--ray", cluster["address"], "--actors", "2",
+            "--actor-cpus", "0.25", "--limits", f"rpm={RPM},window={WINDOW_S}", "--limiter", "ray"]
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"items     {n} total: {n} ok, 0 failed, 0 pending" in done.stderr
+        result = pq.read_table(out).to_pylist()  # a directory of Parquet files, as Ray Data writes
+        assert sorted(r["id"] for r in result) == sorted(f"r{i}" for i in range(n))
+        assert {r["status"] for r in result} == {"ok"} and {r["label"] for r in result} <= set(LABELS)
+        report = subprocess.run([sys.executable, "-m", "flashlane", "report", str(out) + ".flashlane-ledger",
+                                 "--json"], env=env, capture_output=True, text=True, check=True)
+        assert json.loads(report.stdout)["requests"] == answered(emu)
+
+        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)  # rerun: resumes
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert answered(emu) == json.loads(report.stdout)["requests"]  # nothing asked again
+        assert pq.read_table(out).num_rows == n  # Ray's checkpoints: the rerun wrote no row twice
+    finally:
+        emu.stop()
+
+
+def test_columns_are_those_flashlane_run_writes(cluster: dict[str, str], emulator: Emulator, tmp_path: Path) -> None:
     n = 30
     data = rows(n)
     src = tmp_path / "in.jsonl"

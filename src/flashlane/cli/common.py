@@ -14,7 +14,7 @@ from ..config import Settings, load_settings
 from ..lane import Lane
 from ..limits import BACKENDS
 
-__all__ = ["lane_options", "make_client", "make_lane", "echo_json", "note", "wants_emulator"]
+__all__ = ["lane_options", "lane_settings", "make_client", "make_lane", "echo_json", "note", "wants_emulator"]
 
 
 def lane_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,6 +65,13 @@ def make_client(*, emulator: bool, model: str | None = None, thinking: str | Non
     """The call path alone, for the commands that hand it to the pipeline (run, batch)."""
     return _announce(Client(_settings(emulator, model, thinking, max_output_tokens, timeout_s, limits, limiter,
                                       defaults, extra)))
+
+
+def lane_settings(*, emulator: bool, model: str | None = None, thinking: str | None = None,
+                  max_output_tokens: int | None = None, timeout_s: float | None = None, limits: str | None = None,
+                  limiter: str | None = None, defaults: dict[str, Any] | None = None, **extra: Any) -> Settings:
+    """The settings ``make_client`` builds a client from (``flashlane run --ray`` sends them to its actors)."""
+    return _settings(emulator, model, thinking, max_output_tokens, timeout_s, limits, limiter, defaults, extra)
 
 
 def _settings(emulator: bool, model: str | None, thinking: str | None, max_output_tokens: int | None,

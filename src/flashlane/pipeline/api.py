@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from ..caching.response_cache import ResponseCache, default_cache_path
 from ..call.media import File, with_files
 from ..call.tools import Citation, Source
-from ..errors import FlashlaneError
+from ..errors import FlashlaneError, InputError
 from ..models import Usage
 from ..store.run import RunStore, StoredRow
 from ..tasks import Task, get_task
@@ -46,7 +46,7 @@ from .writers import InputNames, output_record
 if TYPE_CHECKING:
     from ..call.client import Client
 
-__all__ = ["ItemResult", "MapResult", "map_items", "amap_items", "run_sync"]
+__all__ = ["ItemResult", "MapResult", "map_items", "amap_items", "job_key", "run_sync"]
 
 T = TypeVar("T")
 
@@ -180,6 +180,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
     if sample:
         builder.check(columns_of(sample[:COLUMN_SAMPLE_ROWS]))
     job = Job.create(client, t, task_options, service_tier=service_tier)
+    key = _job_key(job, column, template, id_column)
     plan = resolve_pack(job, [builder.build(i, r) for i, r in enumerate(sample[:PACK_SAMPLE_ITEMS])], pack)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if run_db is None:
@@ -194,6 +195,10 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
         if tmp is None:
             store.sessions.close_stale()  # a process that died running this batch: its requests stay counted
             resumed = sum(store.items.counts().values()) > 0
+            if resumed and store.metadata.get("job_key") != key:
+                raise InputError(f"{run_db} belongs to a run with other settings (task, options, model)",
+                                 hint="use another ledger directory for another run")
+            store.metadata.set(task=t.name, model=job.model, job_key=key)
         if not resumed:
             store.items.insert(((it.index, it.id, it.hash, json.dumps(row, ensure_ascii=False, default=str))
                                 for it, row in ((builder.build(i, r), r)
@@ -220,6 +225,20 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
         if rcache is not None:
             rcache.close()
     return MapResult(store, outcome, report, revive, tmp, builder.id_column)
+
+
+def job_key(client: Client, task: Task | str, *, column: str | None = None, template: str | None = None,
+            id_column: str | None = None, service_tier: str | None = None, **task_options: Any) -> str:
+    """What decides the answers of a ``map_items`` call (task, options, model, how rows become
+    items), as the key its ``run_db`` records: a cluster run's ledger takes finished rows only from
+    batch databases with the same key (``pipeline.ledger``)."""
+    job = Job.create(client, get_task(task), task_options, service_tier=service_tier)
+    return _job_key(job, column, template, id_column)
+
+
+def _job_key(job: Job, column: str | None, template: str | None, id_column: str | None) -> str:
+    return str(job.fingerprint_start(source={"column": column, "template": template, "id_column": id_column})
+               .hexdigest())
 
 
 def map_items(client: Client, task: Task | str, items: Iterable[Any], *, pack: int | str | None = None,

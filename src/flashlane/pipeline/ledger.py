@@ -38,6 +38,7 @@ LEDGER_SUFFIX = ".flashlane.db"
 BATCH_PREFIX = "batch-"
 # Hex digits of the ids' SHA-256 in a batch database's name: collisions need ~2^48 batches.
 KEY_CHARS = 24
+PENDING_CHUNK = 1_000  # pending rows looked up at a time (memory flat in rows)
 NOT_A_LEDGER_HINT = "pass the ledger directory of a cluster run (flashlane.ray.map(..., ledger=DIR))"
 
 # Summed over the batch databases as they are; the rest of a report is derived from these.
@@ -47,8 +48,11 @@ _SUMMED = ("items", "failed_by_reason", "tokens", "unpriced_requests", "requests
 
 
 class Ledger:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    """``key``: the run's ``api.job_key`` (what decides the answers); a batch database of another
+    key in the same directory is refused, never read for answers. None: any (``flashlane report``)."""
+
+    def __init__(self, path: str | Path, key: str | None = None) -> None:
+        self.path, self.key = Path(path), key
 
     def batch_db(self, ids: list[str]) -> Path:
         """The run database of the batch of these ids (in this order): the same ids, the same file."""
@@ -66,6 +70,10 @@ class Ledger:
             except InputError:
                 continue  # being created by another process this moment: nothing finished in it yet
             try:
+                found = store.metadata.get("job_key")
+                if self.key is not None and found is not None and found != self.key:
+                    raise InputError(f"the ledger {self.path} holds a run with other settings (task, options, model)",
+                                     hint="use another ledger directory for another run")
                 yield store
             finally:
                 store.close()
@@ -89,13 +97,27 @@ class Ledger:
                 latencies += store.totals.item_latencies()
         if not reports:
             raise InputError(f"{self.path} holds no batch databases of a cluster run", hint=NOT_A_LEDGER_HINT)
-        return merge_reports(str(self.path), reports, latencies)
+        return merge_reports(str(self.path), reports, latencies, self._still_pending())
+
+    def _still_pending(self) -> int:
+        """Rows pending in a batch database (a killed batch's) that no other one finished."""
+        n = 0
+        for store in self._stores():
+            after = -1
+            while chunk := store.items.pending_after(after, PENDING_CHUNK):
+                after = chunk[-1][0]
+                ids = [iid for _, iid, _, _ in chunk]
+                n += len(ids) - len(self.finished(ids))
+        return n
 
 
-def merge_reports(where: str, reports: list[dict[str, Any]], latencies: list[float]) -> dict[str, Any]:
+def merge_reports(where: str, reports: list[dict[str, Any]], latencies: list[float], pending: int) -> dict[str, Any]:
+    """The batch databases' reports as one: a row counts once (finished in one database, or
+    pending in none but a killed batch's), the ledgers' requests and money add up."""
     out: dict[str, Any] = {k: reports[0].get(k) for k in ("task", "model", "limits", "input", "output")}
     for k in _SUMMED:
         out[k] = _sum([r[k] for r in reports])
+    out["items"].update(pending=pending, total=out["items"]["ok"] + out["items"]["failed"] + pending)
     out["wall_time_s"] = round(out["wall_time_s"], 3)
     costs = [r["cost_usd"] for r in reports]
     cost = None if any(c is None for c in costs) else round(sum(costs), 8)
