@@ -11,13 +11,14 @@ packing, concurrency, per-item settle) and comes back with the columns ``flashla
 (``MapResult.records``, typed by ``writers.arrow_table`` as the Parquet output types them).
 
 One quota for the cluster: every actor's limiter is built from the same settings, so with
-``limiter="redis"`` (a Redis every node reaches) or ``"sqlite"`` (one machine) they all admit
-requests against one (project, model) window. A memory limiter per actor would multiply the
+``limiter="ray"`` (one named, detached actor: ``limits/actor.py``), ``"redis"`` (a Redis every node
+reaches) or ``"sqlite"`` (one machine) they all admit requests against one (project, model) window. A memory limiter per actor would multiply the
 quota by the number of actors, so more than one actor with it is refused before any request.
 
 Ray is an optional extra (``pip install 'flashlane[ray]'``); ``import flashlane`` never imports it.
 With ``ledger=DIR`` every batch keeps its own run database in ``DIR`` (``pipeline.ledger``):
-nothing finished is asked again after a kill. Not yet across a cluster (docs/clusters.md): a budget.
+nothing finished is asked again after a kill. ``run_dataset`` is ``flashlane run --ray``. Not yet
+across a cluster (docs/clusters.md): a budget, the batch tier.
 """
 
 from __future__ import annotations

@@ -299,10 +299,10 @@ def test_a_killed_driver_rerun_asks_no_finished_row_again(cluster: dict[str, str
         emu.stop()
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_flashlane_run_ray_reads_writes_and_reports_like_run(cluster: dict[str, str], tmp_path: Path) -> None:
     fresh_keeper()
-    n = 120
+    n = 60
     emu = Emulator()
     src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
     pq.write_table(pa.Table.from_pylist(rows(n)), src)
@@ -312,7 +312,7 @@ def test_flashlane_run_ray_reads_writes_and_reports_like_run(cluster: dict[str, 
             ",".join(LABELS), "--pack", "10", "--no-cache", "--ray", cluster["address"], "--actors", "2",
             "--actor-cpus", "0.25", "--limits", f"rpm={RPM},window={WINDOW_S}", "--limiter", "ray"]
     try:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=500)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"items     {n} total: {n} ok, 0 failed, 0 pending" in done.stderr
         result = pq.read_table(out).to_pylist()  # a directory of Parquet files, as Ray Data writes
@@ -322,7 +322,7 @@ def test_flashlane_run_ray_reads_writes_and_reports_like_run(cluster: dict[str, 
                                  "--json"], env=env, capture_output=True, text=True, check=True)
         assert json.loads(report.stdout)["requests"] == answered(emu)
 
-        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)  # rerun: resumes
+        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=500)  # rerun: resumes
         assert again.returncode == 0, again.stderr[-3000:]
         assert answered(emu) == json.loads(report.stdout)["requests"]  # nothing asked again
         assert pq.read_table(out).num_rows == n  # Ray's checkpoints: the rerun wrote no row twice
