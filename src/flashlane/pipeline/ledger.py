@@ -63,11 +63,13 @@ class Ledger:
     def databases(self) -> list[Path]:
         return sorted(self.path.glob(f"*{LEDGER_SUFFIX}")) if self.path.is_dir() else []
 
-    def _stores(self) -> Iterator[RunStore]:
+    def _stores(self, *, all_readable: bool = False) -> Iterator[RunStore]:
         for db in self.databases():
             try:
                 store = RunStore(db, create=False)
             except InputError:
+                if all_readable:  # a report must not leave a database out
+                    raise
                 continue  # being created by another process this moment: nothing finished in it yet
             try:
                 found = store.metadata.get("job_key")
@@ -91,7 +93,7 @@ class Ledger:
     def report(self) -> dict[str, Any]:
         """``flashlane report DIR``: the batch databases' reports added up."""
         reports, latencies = [], []
-        for store in self._stores():
+        for store in self._stores(all_readable=True):
             if sum(store.items.counts().values()):
                 reports.append(build_report(store))
                 latencies += store.totals.item_latencies()
@@ -102,7 +104,7 @@ class Ledger:
     def _still_pending(self) -> int:
         """Rows pending in a batch database (a killed batch's) that no other one finished."""
         n = 0
-        for store in self._stores():
+        for store in self._stores(all_readable=True):
             after = -1
             while chunk := store.items.pending_after(after, PENDING_CHUNK):
                 after = chunk[-1][0]
