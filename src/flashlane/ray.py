@@ -189,7 +189,7 @@ def checkpoint_config(id_column: str, ledger: str) -> Any:
 
 def run_dataset(task: Task | str, input_path: str, output: str, *, settings: Mapping[str, Any] | Settings,
                 address: str | None = None, ledger: str | None = None, input_format: str | None = None,
-                **options: Any) -> dict[str, Any]:
+                ray_checkpoint: bool = False, **options: Any) -> dict[str, Any]:
     """``flashlane run --ray``: ``input_path`` read by Ray Data, ``task`` on every row by ``map``,
     the result written to ``output`` (a directory of files in the input's or the output's format);
     the report of the run's ledger. Rerun the same call to resume: nothing finished is asked again."""
@@ -203,7 +203,10 @@ def run_dataset(task: Task | str, input_path: str, output: str, *, settings: Map
         ray.init(address=None if address in (None, "local") else address, log_to_driver=False)
     id_column = options.setdefault("id_column", DEFAULT_ID_COLUMN)
     mode = "overwrite"  # without Ray's checkpoints a rerun writes every row again (finished ones from the ledger)
-    checkpoint = checkpoint_config(id_column, where)
+    # Off by default: on a two-CPU local cluster a rerun that restores Ray's checkpoint did not finish
+    # in our test (its filter reserves an actor of CHECKPOINT_ACTOR_MEMORY_BYTES, 1 GiB); the ledger
+    # alone already keeps every finished row from being asked again.
+    checkpoint = checkpoint_config(id_column, where) if ray_checkpoint else None
     if checkpoint is not None:
         ray.data.DataContext.get_current().checkpoint_config = checkpoint
         mode = "append"  # a rerun's reader skips the rows already written: it adds the rest

@@ -325,7 +325,7 @@ def test_flashlane_run_ray_reads_writes_and_reports_like_run(cluster: dict[str, 
         again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=500)  # rerun: resumes
         assert again.returncode == 0, again.stderr[-3000:]
         assert answered(emu) == json.loads(report.stdout)["requests"]  # nothing asked again
-        assert pq.read_table(out).num_rows == n  # Ray's checkpoints: the rerun wrote no row twice
+        assert pq.read_table(out).num_rows == n  # the rerun rewrote the output: every row once
     finally:
         emu.stop()
 
