@@ -246,3 +246,17 @@ def test_a_batch_run_references_uploaded_files_and_joins_results_by_key(
     assert len({json.dumps(v, sort_keys=True) for v in a.values()}) > N_FILES // 2  # a position join would show
     usage = {r["id"]: r["usage"]["prompt_tokens"] for r in read_jsonl(plain)}
     assert min(usage.values()) > 560  # every row billed its file's pages or image (uploaded ones too)
+
+
+def test_uploads_stay_under_the_storage_quota(gemini_emulator: Any) -> None:
+    emu = gemini_emulator
+    with fl.Lane(base_url=emu.base_url, limits="off", inline_max_bytes=INLINE_MAX, files_quota_bytes=100_000) as lane:
+        for i in range(3):  # ~43 KB each: the third needs room, and the first is in no request's way
+            lane.generate([fl.File(_png(i, large=True)), "what is it?"])
+        methods = emu.stats()["by_method"]
+        assert methods.get("files.upload") == 3 and methods.get("files.delete") == 1
+        big = io.BytesIO()
+        Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(big, "PNG")  # ~120 KB: never fits
+        with pytest.raises(fl.InputError, match="larger than the Files API storage") as e:
+            lane.generate([fl.File(big.getvalue()), "and this?"])
+        assert "FLASHLANE_FILES_QUOTA_BYTES" in (e.value.hint or "")

@@ -43,7 +43,7 @@ from ..media import (
 )
 from ..models import estimate_tokens
 
-__all__ = ["File", "MARKER", "Marked", "Tokens", "UPLOAD_URI", "as_file", "as_text", "with_files", "has_media",
+__all__ = ["File", "MARKER", "Marked", "Tokens", "UPLOAD_URI", "as_file", "fetch", "is_url", "as_text", "with_files", "has_media",
            "marked_files", "marked_tokens", "media_parts", "split_marked", "uploaded_hash"]
 
 _HASH_CHARS = 32  # 128 bits of sha256: unique among any run's files
@@ -76,13 +76,15 @@ class File:
 
     __slots__ = ("_data", "path", "name", "mime_type", "size", "sha256", "info", "media_resolution", "pages",
                  "__weakref__")
+    name: str  # the path or URL as given, or "bytes"
 
     def __init__(self, source: str | Path | bytes | bytearray | File, mime_type: str | None = None, *,
                  media_resolution: str | None = None, pages: str | None = None) -> None:
         if isinstance(source, File):
             media_resolution = media_resolution or source.media_resolution
             pages = pages or source.page_spec
-            source = source.path if source.path is not None else source._source_bytes()
+            url = source.name if is_url(source.name) else None
+            source = url or (source.path if source.path is not None else source._source_bytes())
         if media_resolution is not None and media_resolution not in MEDIA_RESOLUTIONS:
             raise InputError(f"media_resolution must be one of {', '.join(MEDIA_RESOLUTIONS)}, not {media_resolution!r}",
                              hint='e.g. fl.File("scan.png", media_resolution="low")')
@@ -94,6 +96,9 @@ class File:
             self._data = bytes(source)
             self.name = "bytes"
             head, digest, size = self._data[:SNIFF_BYTES], hashlib.sha256(self._data).hexdigest(), len(self._data)
+        elif isinstance(source, str) and is_url(source):
+            self.name = source
+            self.path, head, digest, size = fetch(source)
         elif isinstance(source, (str, Path)):
             self.path = Path(source)
             self.name = str(source)
@@ -217,6 +222,72 @@ class File:
     def __repr__(self) -> str:
         level = f", media_resolution={self.media_resolution!r}" if self.media_resolution else ""
         return f"File({self.name!r}, mime_type={self.mime_type!r}{level})"
+
+
+# URLs. What Gemini reads by URL (a ``fileData`` part): Files API uris; YouTube videos; and, since
+# 2026-01-12, public and signed HTTPS URLs, which "the Gemini API securely fetches ... during
+# processing" (blog.google, "Increased file size limits and expanded inputs support in Gemini API";
+# ai.google.dev/gemini-api/docs/file-input-methods, "External URLs"). flashlane fetches a URL itself
+# instead, once per process, streamed to a temporary file: its type, pages and tokens are then known
+# before anything is sent (estimates, budgets), the item's hash is the content's (a changed document
+# is asked again, an unchanged one resumes), a URL that cannot be read fails before money is spent,
+# and it is sent like any local file (inline, or uploaded once). The bytes pass through the client.
+URL_SCHEMES = ("http://", "https://")
+FETCH_TIMEOUT_S = 60.0
+_FETCHED: dict[str, tuple[Path, bytes, str, int]] = {}  # url -> (temporary file, head, sha256, size)
+_FETCH_DIR: list[Path] = []
+
+
+def is_url(value: str) -> bool:
+    return value[:8].lower().startswith(URL_SCHEMES)
+
+
+def _fetch_dir() -> Path:
+    if not _FETCH_DIR:
+        import atexit
+        import shutil
+        import tempfile
+
+        d = Path(tempfile.mkdtemp(prefix="flashlane-urls-"))
+        atexit.register(shutil.rmtree, d, True)
+        _FETCH_DIR.append(d)
+    return _FETCH_DIR[0]
+
+
+def fetch(url: str) -> tuple[Path, bytes, str, int]:
+    """A URL's content in a temporary file (fetched once per process, streamed: never whole in memory),
+    with its head, sha256 and size. One-line InputError when it cannot be fetched."""
+    if url in _FETCHED:
+        return _FETCHED[url]
+    import urllib.error
+    import urllib.request
+
+    target = _fetch_dir() / hashlib.sha256(url.encode()).hexdigest()
+    h, size, head = hashlib.sha256(), 0, b""
+    try:
+        # The standard library's client: a GET that follows redirects, read in chunks.
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as r, target.open("wb") as out:  # noqa: S310 - http(s) only (is_url)
+            while chunk := r.read(_READ_CHUNK):
+                if not head:
+                    head = chunk[:SNIFF_BYTES]
+                size += len(chunk)
+                if size > FILES_API_MAX_FILE_BYTES:
+                    raise _too_large(url, size)
+                h.update(chunk)
+                out.write(chunk)
+    except urllib.error.HTTPError as e:
+        target.unlink(missing_ok=True)
+        raise InputError(f"cannot fetch {url}: {e.code} {e.reason}",
+                         hint="check the URL (it must be readable without credentials)") from None
+    except (urllib.error.URLError, OSError) as e:
+        target.unlink(missing_ok=True)
+        raise InputError(f"cannot fetch {url}: {getattr(e, 'reason', None) or e}",
+                         hint="check the URL and the network") from None
+    except InputError:
+        target.unlink(missing_ok=True)
+        raise
+    _FETCHED[url] = (target, head, h.hexdigest(), size)
+    return _FETCHED[url]
 
 
 def _too_large(name: str, size: int) -> InputError:

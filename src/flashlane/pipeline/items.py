@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..call.media import File, as_file, as_text
+from ..call.media import File, as_file, as_text, is_url
 from ..errors import InputError
 from ..tasks import Task
 
@@ -138,7 +138,7 @@ class ItemBuilder:
         if not path:
             raise InputError(f"row {index + 1} has no file in --media-column {self.media_column}",
                              hint="every row needs a file path in that column")
-        return File(self.media_base / path, pages=self.pages)
+        return File(path if is_url(path) else self.media_base / path, pages=self.pages)  # a URL is fetched (call/media.py)
 
     def _values(self, row: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
         values: dict[str, Any] = {k: _cell(self._hold(v)) for k, v in row.items()}
