@@ -5,9 +5,10 @@
 Arms, each the real CLI as a child process against an emulator process (no latency, no quota):
 
 - inline: one document per request, sent as an ``inlineData`` part;
-- uploaded: large files through the Files API (the ``files22`` work of issue 22). Guarded: run
-  only when this flashlane has it (``flashlane run --help`` lists an upload option); otherwise
-  the row says so;
+- uploaded: every file through the Files API, uploaded once and referenced by ``fileData``
+  (``FLASHLANE_INLINE_MAX_BYTES`` set below one document, so the per-request decision of
+  call/request.by_reference uploads each). Guarded: run only when this flashlane has the setting
+  (``flashlane config``-style env ``FLASHLANE_INLINE_MAX_BYTES``); otherwise the row says so;
 - packed: ``--pack 10``, ten documents (at most ``MAX_PACK_FILES``) in one request;
 - batch: ``--service-tier batch``, the documents inline in a Batch API job (half price).
 
@@ -73,17 +74,20 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
     return time.perf_counter() - t0, usage.ru_maxrss / 1024, proc.returncode, err[-1500:]
 
 
-def upload_option(env: dict[str, str]) -> str | None:
-    """The run option that sends files through the Files API, if this flashlane has one."""
-    out = subprocess.run([sys.executable, "-m", "flashlane", "run", "--help"], env=env, capture_output=True,
-                         text=True).stdout
-    for flag in ("--upload", "--files-api"):
-        if flag in out:
-            return flag
-    return None
+UPLOAD_ALL_BYTES = 1024  # FLASHLANE_INLINE_MAX_BYTES below any document: every file uploaded
+
+
+def can_upload() -> bool:
+    """Whether this flashlane sends files through the Files API (the inline_max_bytes setting)."""
+    from dataclasses import fields
+
+    from flashlane.config import Settings
+
+    return any(f.name == "inline_max_bytes" for f in fields(Settings))
 
 
 def arm(name: str, docs: Path, work: Path, env: dict[str, str], *extra: str) -> dict[str, object]:
+    """One run of the CLI and its report's figures."""
     out = work / f"{name}.jsonl"
     cmd = [sys.executable, "-m", "flashlane", "run", "extract", str(docs), "--schema", str(work / "schema.json"),
            "-o", str(out), "--no-cache", "--quiet", *extra]
@@ -120,10 +124,8 @@ def main() -> None:
         try:
             rows = [arm("inline", work / "docs", work, env)]
             print(rows[-1], flush=True)
-            upload = upload_option(env)
-            rows.append(arm("uploaded", work / "docs", work, env, upload) if upload else
-                        {"arm": "uploaded", "error": "not run: this flashlane has no Files API upload option yet "
-                                                     "(issue 22, files22)"})
+            rows.append(arm("uploaded", work / "docs", work, {**env, "FLASHLANE_INLINE_MAX_BYTES": str(UPLOAD_ALL_BYTES)})
+                        if can_upload() else {"arm": "uploaded", "error": "not run: this flashlane has no Files API"})
             print(rows[-1], flush=True)
             rows.append(arm("packed", work / "docs", work, env, "--pack", str(PACK)))
             print(rows[-1], flush=True)
