@@ -232,9 +232,9 @@ class Lane:
 
     def evaluate(self, task: Task | str, rows: Any, *, truth: str | list[str], **kw: Any) -> EvalReport:
         """Run ``task`` on labelled ``rows`` once per configuration of a grid (``models``, ``thinking``,
-        ``pack``, ``examples``, ``service_tier``: lists) and score each against the ``truth``
-        column(s), with cost per 1,000 items, latency and failure rates; ``.table()``, ``.to_dict()``,
-        ``.best`` (the recommendation). Needs ``pip install 'flashlane[eval]'``."""
+        ``pack``, ``examples``, ``service_tier``, ``cache_prefix``, ``media_resolution``: lists) and
+        score each against the ``truth`` column(s), with cost per 1,000 items, latency and failure
+        rates; ``.table()``, ``.to_dict()``, ``.best`` (the recommendation). Needs ``pip install 'flashlane[eval]'``."""
         return run_sync(aevaluate(self._client, task, rows, truth=truth, **kw))
 
     async def aevaluate(self, task: Task | str, rows: Any, *, truth: str | list[str], **kw: Any) -> EvalReport:

@@ -1,5 +1,6 @@
 """flashlane eval TASK LABELLED_FILE --truth COLUMN: the task's options as for ``run``, and a grid
-(--models, --thinking, --pack, --examples, --service-tier, --cache-prefix: comma lists), each
+(--models, --thinking, --pack, --examples, --service-tier, --cache-prefix, --media-resolution:
+comma lists), each
 configuration a run in the eval's folder (resumable), scored; a table on stdout (``--json``: the
 whole report). Exit 2 on bad input, before any request; 1 when the budget stopped the grid;
 130/143 when interrupted (rerun to resume)."""
@@ -14,6 +15,7 @@ from typing import Any
 import click
 
 from ..config import RUN_DEADLINE_S
+from ..media import MEDIA_RESOLUTIONS
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS, iter_rows
 from ..pipeline.runfile import RunInterrupted
 from ..tasks import get_task
@@ -23,7 +25,9 @@ from .tasks import task_values
 
 __all__ = ["eval_command"]
 
-_GRID_OWNED = {"examples"}  # the task's --examples FILE gives way to the grid's --examples 0,2,all
+# the task's --examples FILE gives way to the grid's --examples 0,2,all, its --media-resolution LEVEL
+# to the grid's --media-resolution low,high
+_GRID_OWNED = {"examples", "media_resolution"}
 
 
 def _list(value: str | None) -> list[str] | None:
@@ -63,6 +67,15 @@ def _cache_prefixes(ctx: click.Context, param: click.Parameter, value: str | Non
     return out or None
 
 
+def _media_resolutions(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str | None] | None:
+    out: list[str | None] = []
+    for x in _list(value) or []:
+        if x.lower() not in MEDIA_RESOLUTIONS:
+            raise click.BadParameter(f"{x!r}: use {', '.join(MEDIA_RESOLUTIONS)}", param_hint="--media-resolution")
+        out.append(x.lower())
+    return out or None
+
+
 def default_eval_dir(input_path: str, task: str) -> Path:
     """Beside the labelled file: ``reviews.classify.eval/`` (rerun the command: it resumes)."""
     p = Path(input_path)
@@ -83,6 +96,11 @@ def default_eval_dir(input_path: str, task: str) -> Path:
 @click.option("--service-tier", "tiers", default=None, help="Service tiers to compare: e.g. standard,flex.")
 @click.option("--cache-prefix", "cache_prefixes", default=None, callback=_cache_prefixes,
               help="Explicit context caching of the prefix to compare: e.g. on,off.")
+@click.option("--media-resolution", "media_resolutions", default=None, callback=_media_resolutions,
+              help="Tokens per image or PDF page to compare: e.g. low,high (see docs/documents.md).")
+@click.option("--media-column", default=None,
+              help="A column of file paths (images, PDFs, audio) sent with each row; relative paths are read "
+                   "against the labelled file's folder.")
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Evaluate N rows, a seeded sample stratified by the truth (default: every row).")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None,
@@ -110,7 +128,8 @@ def default_eval_dir(input_path: str, task: str) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @lane_options
 def eval_command(task: str, input_path: str, truth: str, models: str | None, pack: Any, examples_grid: Any,
-                 tiers: str | None, cache_prefixes: Any, sample: int | None, tolerance: float | None,
+                 tiers: str | None, cache_prefixes: Any, media_resolutions: Any, media_column: str | None,
+                 sample: int | None, tolerance: float | None,
                  budget_usd: float | None, dry_run: bool, eval_dir: str | None, fresh: bool, seed: int,
                  fmt: str | None, encoding: str, column: str | None, template: str | None, id_column: str | None,
                  concurrency: int | None, plots: tuple[str, ...], write_task: str | None, as_json: bool,
@@ -135,8 +154,9 @@ def eval_command(task: str, input_path: str, truth: str, models: str | None, pac
     rows = list(iter_rows(input_path, fmt=fmt, encoding=encoding))
     folder = Path(eval_dir) if eval_dir else default_eval_dir(input_path, task)
     grid = {"models": model_list, "thinking": thinking, "pack": pack, "examples": examples_grid,
-            "service_tier": _list(tiers), "cache_prefix": cache_prefixes}
+            "service_tier": _list(tiers), "cache_prefix": cache_prefixes, "media_resolution": media_resolutions}
     common = {"truth": _list(truth) or [], "column": column, "template": template, "id_column": id_column,
+              "media_column": media_column, "media_base": Path(input_path).parent,
               "sample": sample, "seed": seed, **grid, **task_options}
     with make_client(defaults={"retry_deadline_s": RUN_DEADLINE_S}, **given) as client:
         from ..eval import estimate, evaluate, format_estimate

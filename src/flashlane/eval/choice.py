@@ -68,6 +68,8 @@ def write_task(report: EvalReport, task: Task, source: str | None, options: Mapp
         raise InputError("no configuration to write: the eval recommended none", hint="see the table")
     cfg = report.configs[i]["config"]
     opts = {k: v for k, v in options.items() if v is not None and k not in ("model", "thinking")}
+    if cfg.get("media_resolution"):  # a task option (tasks/option.py): the task file's [defaults] carry it
+        opts["media_resolution"] = cfg["media_resolution"]
     bad = next((k for k, v in opts.items() if not isinstance(jsonable(v), (str, int, float, bool, list, dict))), None)
     if bad is not None:
         raise InputError(f"the option {bad!r} is a Python object, which a task file cannot hold",

@@ -1,5 +1,5 @@
 """``evaluate``: a labelled set through a grid of configurations (model × thinking × pack ×
-examples × service tier × prefix caching), each a ``flashlane run`` of the same items
+examples × service tier × prefix caching × media resolution), each a ``flashlane run`` of the same items
 (``pipeline.run_file``: the same engine, packing, limiter, answer judge and ledger), scored
 against the truth and priced.
 
@@ -11,7 +11,8 @@ database per configuration, and ``responses.db``, the eval's own response cache.
   finished items are never requested again;
 - identical requests across configurations are sent once: the cache is shared by every
   configuration, its answers scoped by what makes a request another request (model, thinking,
-  prompt, schema, the item, the pack size and prefix caching; not the service tier, which is how
+  prompt, schema, the item with its media resolution (``Job.cache_key``), the pack size and prefix
+  caching; not the service tier, which is how
   a request is billed). Each answer keeps its usage, so a configuration answered from the cache
   is priced as the requests it saved would have cost at its own tier (``caching.response_cache``);
 - every configuration runs on the Lane's one limiter, under one budget (what is left of
@@ -40,6 +41,7 @@ from pydantic import BaseModel
 
 from ..config import check_settings
 from ..errors import InputError
+from ..media import MEDIA_RESOLUTIONS
 from ..models import SERVICE_TIERS
 from ..pipeline.estimate import estimate_run
 from ..pipeline.items import ItemBuilder
@@ -87,12 +89,21 @@ class Config:
     examples: int | str  # a count of the task's worked examples, or ALL_EXAMPLES
     service_tier: str
     cache_prefix: str | None = None  # the explicit context cache of the prefix: auto | on | off (None: the setting)
+    # the task option media_resolution (tasks/option.py): low | medium | high (None: the task's or the model's)
+    media_resolution: str | None = None
 
     @property
     def name(self) -> str:
         prefix = f" cache-prefix={self.cache_prefix}" if self.cache_prefix else ""
+        media = f" media-resolution={self.media_resolution}" if self.media_resolution else ""
         return (f"{self.model} thinking={self.thinking or 'default'} pack={self.pack or 1} "
-                f"examples={self.examples} tier={self.service_tier}{prefix}")
+                f"examples={self.examples} tier={self.service_tier}{prefix}{media}")
+
+    def options(self, task_options: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's task options: the eval's, with this configuration's model, thinking and (when
+        the grid sets one) media resolution."""
+        media = {"media_resolution": self.media_resolution} if self.media_resolution else {}
+        return {**task_options, "model": self.model, "thinking": self.thinking, **media}
 
     @property
     def scope(self) -> str:
@@ -146,11 +157,12 @@ class EvalReport:
 
 def configurations(models: Sequence[str], thinking: Sequence[str | None], packs: Sequence[int | str | None],
                    examples: Sequence[int | str], tiers: Sequence[str],
-                   cache_prefix: Sequence[str | None] = (None,)) -> list[Config]:
+                   cache_prefix: Sequence[str | None] = (None,),
+                   media_resolution: Sequence[str | None] = (None,)) -> list[Config]:
     # The tier is the innermost axis: configurations that differ only in it follow each other, the
     # first asks, the others are answered from the eval's cache and repriced.
-    return [Config(m, t, p, e, s, c) for m, t, p, e, c, s in
-            itertools.product(models, thinking, packs, examples, cache_prefix, tiers)]
+    return [Config(m, t, p, e, s, c, r) for m, t, p, e, c, r, s in
+            itertools.product(models, thinking, packs, examples, cache_prefix, media_resolution, tiers)]
 
 
 def _kind(task: Task, options: Mapping[str, Any]) -> tuple[str, str]:
@@ -212,6 +224,9 @@ def _check(client: Client, task: Task, rows: list[dict[str, Any]], truth: list[s
                              hint=f"use 0..{len(task.examples)} or all")
         if c.cache_prefix not in (None, "auto", "on", "off"):
             raise InputError(f"--cache-prefix {c.cache_prefix}: use auto, on or off", hint="e.g. --cache-prefix on,off")
+        if c.media_resolution not in (None, *MEDIA_RESOLUTIONS):
+            raise InputError(f"--media-resolution {c.media_resolution}: use {', '.join(MEDIA_RESOLUTIONS)}",
+                             hint="e.g. --media-resolution low,high")
         check_settings(client.settings.with_(model=c.model, thinking=c.thinking, service_tier=c.service_tier))
 
 
@@ -297,10 +312,13 @@ def _spent(run_db: Path) -> float:
 
 def _grid(client: Client, models: Sequence[str] | None, thinking: Sequence[str | None] | None,
           pack: Sequence[int | str | None] | None, examples: Sequence[int | str] | None,
-          service_tier: Sequence[str] | None, cache_prefix: Sequence[str | None] | None) -> list[Config]:
+          service_tier: Sequence[str] | None, cache_prefix: Sequence[str | None] | None,
+          media_resolution: Sequence[str | None] | str | None) -> list[Config]:
     s = client.settings
+    # one level may be given as it is for a run (media_resolution="low"): a grid of one
+    levels = [media_resolution] if isinstance(media_resolution, str) else media_resolution
     return configurations(models or [s.model], thinking or [s.thinking], pack or [None], examples or [ALL_EXAMPLES],
-                          service_tier or [s.service_tier], cache_prefix or [None])
+                          service_tier or [s.service_tier], cache_prefix or [None], levels or [None])
 
 
 def _prepare(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]], truth: str | Sequence[str],
@@ -369,6 +387,8 @@ def evaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
              models: Sequence[str] | None = None, thinking: Sequence[str | None] | None = None,
              pack: Sequence[int | str | None] | None = None, examples: Sequence[int | str] | None = None,
              service_tier: Sequence[str] | None = None, cache_prefix: Sequence[str | None] | None = None,
+             media_resolution: Sequence[str | None] | str | None = None, media_column: str | None = None,
+             media_base: str | Path | None = None,
              tolerance: float | None = None, budget_usd: float | None = None, seed: int = DEFAULT_SEED,
              resamples: int = BOOTSTRAP_RESAMPLES, concurrency: int | None = DEFAULT_CONCURRENCY,
              column: str | None = None, template: str | None = None, id_column: str | None = None,
@@ -378,9 +398,11 @@ def evaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
     (a column name, or for extraction and custom tasks one column per output field, dotted for
     nested fields). A grid axis left out is the Lane's setting (one value). ``sample``: a seeded
     sample stratified by the truth. ``eval_dir``: the eval's folder (resumable; default a
-    temporary one, deleted after)."""
+    temporary one, deleted after). ``media_column``: a column of file paths (images, PDFs, audio)
+    sent with each row, relative ones read against ``media_base`` (default: the current folder);
+    ``media_resolution``: the levels to compare (low, medium, high)."""
     axes = {"models": models, "thinking": thinking, "pack": pack, "examples": examples,
-            "service_tier": service_tier, "cache_prefix": cache_prefix}
+            "service_tier": service_tier, "cache_prefix": cache_prefix, "media_resolution": media_resolution}
     t, grid, kind, metric, _, sent, truths, meta, total = _prepare(client, task, rows, truth, axes, sample, seed,
                                                                    task_options)
     if budget_usd is not None and budget_usd <= 0:
@@ -410,9 +432,10 @@ def evaluate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
                 input=str(folder / ITEMS_FILE), output=str(run_db.with_name(run_db.name.replace(".flashlane.db",
                                                                                                 ".jsonl"))),
                 run_db=str(run_db), column=column, template=template, id_column=id_column, pack=cfg.pack, concurrency=concurrency,
+                media_column=media_column, media_base=str(Path(media_base or ".").resolve()),
                 budget_usd=left, cache=True, cache_file=str(folder / RESPONSES_FILE), cache_scope=cfg.scope,
                 cache_prefix=cfg.cache_prefix, quiet=True, service_tier=cfg.service_tier, warn=lambda _: None,
-                task_options={**task_options, "model": cfg.model, "thinking": cfg.thinking}))
+                task_options=cfg.options(task_options)))
             report.configs.append({"config": dataclasses.asdict(cfg), "name": cfg.name,
                                    **score_run(run_db, kind, truths, meta, seed=seed, resamples=resamples)})
             if summary.outcome.status == "budget":
@@ -476,6 +499,8 @@ def estimate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
              models: Sequence[str] | None = None, thinking: Sequence[str | None] | None = None,
              pack: Sequence[int | str | None] | None = None, examples: Sequence[int | str] | None = None,
              service_tier: Sequence[str] | None = None, cache_prefix: Sequence[str | None] | None = None,
+             media_resolution: Sequence[str | None] | str | None = None, media_column: str | None = None,
+             media_base: str | Path | None = None,
              column: str | None = None, template: str | None = None, id_column: str | None = None,
              sample: int | None = None, seed: int = DEFAULT_SEED, **task_options: Any) -> list[dict[str, Any]]:
     """What each configuration would send and cost, nothing sent (``--dry-run``): its requests and
@@ -484,18 +509,18 @@ def estimate(client: Client, task: Task | str, rows: Iterable[Mapping[str, Any]]
     its tier. ``pays``: False for a configuration whose requests an earlier one already sends
     (answered from the eval's cache: priced, not paid)."""
     axes = {"models": models, "thinking": thinking, "pack": pack, "examples": examples,
-            "service_tier": service_tier, "cache_prefix": cache_prefix}
+            "service_tier": service_tier, "cache_prefix": cache_prefix, "media_resolution": media_resolution}
     t, grid, _, _, _, sent, _, _, _ = _prepare(client, task, rows, truth, axes, sample, seed, task_options)
     out = []
     asked: set[tuple[Any, ...]] = set()
     for cfg in grid:
-        job = Job.create(client, _task_for(t, cfg.examples), {**task_options, "model": cfg.model,
-                                                              "thinking": cfg.thinking}, service_tier=cfg.service_tier)
-        builder = ItemBuilder(job.task, column=column, template=template, id_column=id_column)
+        job = Job.create(client, _task_for(t, cfg.examples), cfg.options(task_options), service_tier=cfg.service_tier)
+        builder = ItemBuilder(job.task, column=column, template=template, id_column=id_column,
+                              media_column=media_column, media_base=Path(media_base or "."))
         items = [builder.build(i, r) for i, r in enumerate(sent)]
         plan = resolve_pack(job, items[:PACK_SAMPLE_ITEMS], cfg.pack)
         est = estimate_run(job, items, plan)
-        key = (job.model, job.thinking, cfg.examples, plan.size, cfg.scope)
+        key = (job.model, job.thinking, cfg.examples, plan.size, cfg.scope, cfg.media_resolution)
         out.append({"name": cfg.name, "requests": est.requests, "pack": plan.size, "pays": key not in asked,
                     "cost_usd": est.costs.get(job.service_tier)})
         asked.add(key)

@@ -93,6 +93,9 @@ class RunConfig:
     warn: Callable[[str], None] | None = None  # one-line warnings about the input (default: stderr)
     input_columns: bool = True  # write the input's columns next to the results (--no-input-columns: only results)
     media_column: str | None = None  # a column of file paths, each row's file sent with it (a folder: "path")
+    # the folder relative paths in media_column are read against (None: the input's; flashlane eval:
+    # the labelled file's, as its rows are copied into the eval's folder)
+    media_base: str | None = None
     glob: str | None = None  # a folder input: which files (relative-path glob; default all)
     finish_by: str | None = None  # --finish-by: a duration ("2h") or a time; the tiers are planned (plan.py)
     # --dry-run: send nothing. With --finish-by, run_file prints the plan; without, the command
@@ -262,7 +265,8 @@ def _source(cfg: RunConfig, id_column: str | None) -> dict[str, Any]:
 def _builder(task: Task, cfg: RunConfig, id_column: str | None, *, implicit_id: bool = False) -> ItemBuilder:
     # Relative paths in a media column are read against the folder (a folder input) or the
     # input file's folder, so a CSV and its scans move together.
-    base = Path(cfg.input) if is_dir_input(cfg.input) else Path(cfg.input).parent if cfg.input != "-" else Path()
+    base = Path(cfg.media_base) if cfg.media_base is not None else Path(cfg.input) if is_dir_input(cfg.input) \
+        else Path(cfg.input).parent if cfg.input != "-" else Path()
     return ItemBuilder(task, column=cfg.column, template=cfg.template, id_column=id_column, implicit_id=implicit_id,
                        media_column=cfg.media_column, media_base=base, pages=cfg.pages)
 
