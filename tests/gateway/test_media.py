@@ -21,6 +21,7 @@ from flashlane.gateway.ledger import read_ledger
 from flashlane.gateway.wire import estimate_input_tokens
 from flashlane.media import GEMINI3_IMAGE_TOKENS, TILE_TOKENS
 from flashlane.models import Usage, cost_of, estimate_tokens
+from tests.pipeline.test_media_cost import wav_bytes
 
 from .conftest import MODEL, start_gateway
 from .test_gateway import client, keep
@@ -92,3 +93,31 @@ def test_the_limiters_estimate_prices_media_by_the_shared_rule() -> None:
     # Earlier models: an 800 x 600 image is 2 x 1 tiles of 258.
     assert estimate_input_tokens(body, "gemini-2.5-flash-lite") == 2 * TILE_TOKENS + TILE_TOKENS + \
         estimate_tokens("total?")
+
+
+def test_the_ledger_prices_audio_at_the_audio_rate(upstream: Emulator, tokens_file: Path, tmp_path: Path) -> None:
+    """The emulator bills audio at 32 tokens a second (media.py) and lists them under
+    promptTokensDetails AUDIO; the gateway reads that share (call/result.py usage_from_response),
+    so its ledger prices it at the model's audio rate ($0.50 / 1M on Gemini 3.1 Flash-Lite, not
+    the text's $0.25), unary and streamed alike."""
+    ledger = tmp_path / "usage.db"
+    gateway = start_gateway(upstream, tokens_file, ledger=ledger)
+    try:
+        c = keep(client(gateway))
+        clip = types.Part.from_bytes(data=wav_bytes(2.0), mime_type="audio/wav")
+        r1 = c.models.generate_content(model=MODEL, contents=[clip, "transcribe this"])
+        chunks = list(c.models.generate_content_stream(model=MODEL, contents=[clip, "and this, streamed"]))
+    finally:
+        gateway.stop()
+    answers = [r1.usage_metadata, chunks[-1].usage_metadata]
+    audio = [sum(d.token_count or 0 for d in u.prompt_tokens_details or [] if d.modality == types.MediaModality.AUDIO)
+             for u in answers]
+    assert audio == [64, 64]  # 2 s at 32 tokens a second
+    usage = [Usage(u.prompt_token_count or 0, (u.candidates_token_count or 0) + (u.thoughts_token_count or 0),
+                   audio_tokens=a) for u, a in zip(answers, audio, strict=True)]
+    (row,) = [r for r in read_ledger(ledger) if r["model"] == MODEL]
+    assert row["requests"] == 2 and row["prompt_tokens"] == sum(u.prompt_tokens for u in usage)
+    at_audio_rate = sum(cost_of(MODEL, u) or 0.0 for u in usage)
+    at_text_rate = sum(cost_of(MODEL, Usage(u.prompt_tokens, u.output_tokens)) or 0.0 for u in usage)
+    assert at_audio_rate > at_text_rate
+    assert row["cost_usd"] == pytest.approx(at_audio_rate, rel=1e-6)

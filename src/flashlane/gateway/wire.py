@@ -13,6 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from google.genai import types
+from pydantic import ValidationError
+
+from ..call.result import usage_from_response
 from ..emulator.errors import error_body as emulator_error_body
 from ..emulator.wire import blob_bytes
 from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
@@ -329,13 +333,14 @@ def usage_in(data: bytes) -> Usage | None:
         return None
     if not isinstance(meta, dict):
         return None
-
-    def n(name: str) -> int:
-        v = meta.get(name)
-        return int(v) if isinstance(v, (int, float)) else 0
-
-    prompt, out, thoughts = n("promptTokenCount"), n("candidatesTokenCount"), n("thoughtsTokenCount")
-    return Usage(prompt, out, thoughts, n("cachedContentTokenCount"), n("totalTokenCount") or prompt + out + thoughts)
+    # Read as the SDK reads an answer off the wire (GenerateContentResponse._from_response drops
+    # fields it does not know, then validates), and counted by the one reader of a response's
+    # usage, call/result.py: the audio share of promptTokensDetails priced at the audio rate too.
+    try:
+        answer = types.GenerateContentResponse._from_response(response={"usageMetadata": meta}, kwargs={})
+    except ValidationError:
+        return None
+    return usage_from_response(answer)
 
 
 def error_body(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
