@@ -115,6 +115,9 @@ class Call:
     # Files the contents reference by a placeholder uri (too large to go inline): uploads.Uploads
     # uploads them (or reuses their upload) and swaps in their uri just before the request is sent.
     uploads: tuple[File, ...] = ()
+    # Bytes of the files sent inline (before base64; by_reference's count): the engine holds a request
+    # back while too many of these are in flight (scheduler.MEDIA_INFLIGHT_BYTES).
+    inline_bytes: int = 0
 
     @property
     def sdk_contents(self) -> Any:
@@ -212,9 +215,10 @@ def _check_part_levels(files: list[File], model: str) -> None:
                               hint="pass media_resolution= to the call or the run (--media-resolution) instead")
 
 
-def by_reference(files: list[File], inline_max_bytes: int) -> list[File]:
+def by_reference(files: list[File], inline_max_bytes: int) -> tuple[list[File], int]:
     """The files of one request that go through the Files API: the largest, until the rest fit
-    the request's inline limit (media.INLINE_REQUEST_LIMIT_BYTES). Each distinct file counts once."""
+    the request's inline limit (media.INLINE_REQUEST_LIMIT_BYTES); and the bytes of the files left
+    inline (what the engine counts against its cap on media in flight). Each distinct file counts once."""
     distinct = {f.upload_digest: f for f in files}
     budget = inline_file_budget(inline_max_bytes)
     total = sum(f.size for f in distinct.values())
@@ -224,18 +228,19 @@ def by_reference(files: list[File], inline_max_bytes: int) -> list[File]:
             break
         out.append(f)
         total -= f.size
-    return out
+    return out, total
 
 
 def _with_media(contents: list[types.Content], model: str, resolution: str | None = None,
                 inline_max_bytes: int = INLINE_REQUEST_LIMIT_BYTES) -> tuple[list[types.Content], int, int,
-                                                                             tuple[File, ...]]:
+                                                                             tuple[File, ...], int]:
     """``contents`` with every file marker (call/media.py) in a text part replaced by the file's
     part (inline, or a reference to be uploaded: ``by_reference``); the tokens those files cost
     on ``model`` at ``resolution`` (the call's media resolution), of them the audio's, and the
-    files to upload."""
+    files to upload, and the bytes of the files sent inline."""
     files = [f for c in contents for p in c.parts or [] if p.text and has_media(p.text) for f in marked_files(p.text)]
-    refs = tuple(by_reference(files, inline_max_bytes)) if files else ()
+    referenced, inline_bytes = by_reference(files, inline_max_bytes) if files else ([], 0)
+    refs = tuple(referenced)
     by_ref = frozenset(f.upload_digest for f in refs)
     out: list[types.Content] = []
     tokens = audio = 0
@@ -254,7 +259,7 @@ def _with_media(contents: list[types.Content], model: str, resolution: str | Non
             else:
                 parts.append(p)
         out.append(c.model_copy(update={"parts": parts}))
-    return out, tokens, audio, refs
+    return out, tokens, audio, refs, inline_bytes
 
 
 def build_call(
@@ -284,7 +289,7 @@ def build_call(
     text_prompt = prompt if isinstance(prompt, str) and not has_media(prompt) else None
     contents = [] if text_prompt is not None else _to_contents(prompt)  # built on demand (re-ask)
     media_resolution = check_media_resolution(media_resolution)
-    contents, media_tokens, audio_tokens, uploads = _with_media(contents, model_id, media_resolution,
+    contents, media_tokens, audio_tokens, uploads, inline_bytes = _with_media(contents, model_id, media_resolution,
                                                                 settings.inline_max_bytes)
     sch = Schema.of(schema) if schema is not None else None
     cfg: dict[str, Any] = {
@@ -322,4 +327,4 @@ def build_call(
         + outside + media_tokens
     return Call(model=model_id, contents=contents, config=types.GenerateContentConfig(**cfg), schema=sch,
                 est_tokens=est, max_output_tokens=cap, text_prompt=text_prompt, toolset=toolset,
-                est_audio_tokens=audio_tokens, est_system_tokens=outside, uploads=uploads)
+                est_audio_tokens=audio_tokens, est_system_tokens=outside, uploads=uploads, inline_bytes=inline_bytes)

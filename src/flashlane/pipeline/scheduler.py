@@ -18,6 +18,10 @@ errors and grows a truncated cap. What the engine decides is per item:
 - credentials or model errors abort the run (every row would fail the same way);
 - with a budget, a request is only started if what is spent, plus the most the requests in
   flight can cost, plus the most this one can cost, stays within it;
+- a request whose files go inline waits while the inline bytes of the requests in flight plus its
+  own would pass ``media_inflight_bytes`` (``MEDIA_INFLIGHT_BYTES``): each inline request holds its
+  files several times until answered (bytes, base64, JSON), so this keeps a run's memory flat in
+  file sizes; a request over the cap by itself still goes, once nothing else with files is in flight;
 - with a cut-off (``stop_at``, a deadline plan's step), nothing more is sent from then on; the
   requests in flight are answered and recorded, the rest stays pending for the plan's next tier
   (status ``cutoff``); with ``hand_on``, a request that fails retryably (a flex request shed past its
@@ -56,7 +60,7 @@ from .items import Item, ItemBuilder
 from .job import Job
 from .settle import Keep, Prefilter, held, split
 
-__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "DRAIN_S", "WINDOW_ITEMS"]
+__all__ = ["Engine", "RunOutcome", "Snapshot", "DEFAULT_CONCURRENCY", "DRAIN_S", "MEDIA_INFLIGHT_BYTES", "WINDOW_ITEMS"]
 
 DEFAULT_CONCURRENCY = None  # auto (see packing.auto_concurrency)
 WINDOW_ITEMS = 2000  # pending items read from the store at a time
@@ -67,6 +71,14 @@ GUARD_COUNTERS = ("requests", "rate_limited", "retries")
 # After an interrupt, how long requests in flight may take to answer: long enough for a Flash-Lite
 # answer with a retry or two, short enough that a user who pressed Ctrl-C is not kept waiting.
 DRAIN_S = 30.0
+# Inline file bytes (before base64) the requests in flight may carry together. An inline request
+# holds its files about four times over until answered (the bytes, their base64, the JSON body, the
+# SDK's copies): bench/documents.py measured ~4 MB of peak RSS per MB in flight (50 files of 1 MB:
+# 164 MB uncapped at 16 in flight, 146 MB at a 12 MB cap, 129 MB at 8 MB, 116 MB at 4 MB, against
+# 96 MB for one-page files). 8 MB keeps that within the issue's 1.5x of a small-file run and still
+# has several ordinary scans in flight at once. A request may carry up to ~15 MB of files inline
+# (media.MAX_INLINE_FILE_BYTES): over the cap, it goes alone.
+MEDIA_INFLIGHT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -127,7 +139,8 @@ class Engine:
                  concurrency: int | None = None, budget_usd: float | None = None, cache: ResponseCache | None = None,
                  on_progress: Callable[[Snapshot], None] | None = None, keep_values: Keep = False,
                  window: int = WINDOW_ITEMS, drain_s: float = DRAIN_S, stop_at: float | None = None,
-                 hand_on: bool = False, claimed: set[str] | None = None) -> None:
+                 hand_on: bool = False, claimed: set[str] | None = None,
+                 media_inflight_bytes: int = MEDIA_INFLIGHT_BYTES) -> None:
         self.job = job
         self.store = store
         self.clock = job.lane.clock  # the client's: tests move it instead of sleeping
@@ -149,6 +162,7 @@ class Engine:
         self.drain_s = drain_s
         self.stop_at = stop_at
         self.hand_on = hand_on
+        self.media_inflight_bytes = media_inflight_bytes
         # Engines on two tiers at once over one run (a deadline's last resort) share this set: a row one
         # of them has taken is skipped by the other, so no row is asked on both.
         self.claimed = claimed
@@ -160,6 +174,8 @@ class Engine:
         self._exhausted = False
         self._inflight = 0
         self._inflight_cost = 0.0
+        self._head: tuple[list[Item], Call] | None = None  # the queue head's request, once built
+        self._inflight_media = 0  # inline file bytes of the requests in flight (Call.inline_bytes)
         self._spent = 0.0
         self._stop: str | None = None
         self._cond: asyncio.Condition | None = None
@@ -273,6 +289,7 @@ class Engine:
                 finally:
                     self._inflight -= 1
                     self._inflight_cost -= max_cost
+                    self._inflight_media -= call.inline_bytes
                     assert self._cond is not None
                     async with self._cond:
                         self._cond.notify_all()
@@ -312,7 +329,7 @@ class Engine:
                     self._refill()
                 if self._queue:
                     unit = self._queue[0]
-                    call = self.job.call_for(unit)
+                    call = self._head_call(unit)
                     max_cost = self.job.max_cost(call) or 0.0  # known whenever there is a budget
                     if self.budget_usd is not None and self._spent + self._inflight_cost + max_cost > self.budget_usd:
                         if self._inflight:  # what is in flight may cost less than its maximum: wait and see
@@ -321,15 +338,28 @@ class Engine:
                         self._halt("budget", f"stopped before passing the budget of ${self.budget_usd:g} "
                                              f"(spent ${self._spent:.6f}); rerun with a higher --budget-usd to go on")
                         return None
+                    if call.inline_bytes and self._inflight_media \
+                            and self._inflight_media + call.inline_bytes > self.media_inflight_bytes:
+                        await self._cond.wait()  # until a request with files is answered and lets go of them
+                        continue
                     self._queue.popleft()
+                    self._head = None
                     self._inflight += 1
                     self._inflight_cost += max_cost
+                    self._inflight_media += call.inline_bytes
                     return unit, call, max_cost
                 if self._inflight == 0 and self._exhausted:
                     return None
                 if self._inflight == 0:
                     continue  # everything read so far settled without a request: read on
                 await self._cond.wait()
+
+    def _head_call(self, unit: list[Item]) -> Call:
+        """The request for the unit at the head of the queue, built once however often waiting
+        workers wake to look at it (building it reads its inline files)."""
+        if self._head is None or self._head[0] is not unit:
+            self._head = (unit, self.job.call_for(unit))
+        return self._head[1]
 
     def _halt(self, status: str, message: str, error: FlashlaneError | None = None) -> None:
         if self._stop is None:
