@@ -45,7 +45,8 @@ def cluster() -> Iterator[dict[str, str]]:
     # cluster's token in ~/.ray).
     ctx = ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, log_to_driver=False)
     try:
-        yield {"address": ctx.address_info["gcs_address"], "HOME": os.environ["HOME"]}
+        yield {"address": ctx.address_info["gcs_address"], "HOME": os.environ["HOME"],
+               "session_dir": ctx.address_info["session_dir"]}
     finally:
         ray.shutdown()
 
@@ -184,14 +185,22 @@ def test_a_used_up_day_stops_every_actor_with_the_reset_time(cluster: dict[str, 
         emu.stop()
 
 
-def lane_actor_pids() -> list[int]:
-    """The processes of the flashlane actors Ray Data started (their title names the UDF class)."""
+def lane_actor_pids(cluster: dict[str, str]) -> list[int]:
+    """The processes of the flashlane actors Ray Data started in this module's cluster (their title
+    names the UDF class; their parent is the raylet of the cluster's session). Other tests may run a
+    Ray cluster of their own at the same time (the docs' blocks, on another xdist worker)."""
     import psutil
 
     pids = []
     for p in psutil.process_iter(["cmdline"]):
-        if "MapBatches(_LaneActor)" in " ".join(p.info["cmdline"] or []):
-            pids.append(p.pid)
+        if "MapBatches(_LaneActor)" not in " ".join(p.info["cmdline"] or []):
+            continue
+        try:
+            parent = p.parent()
+            if parent is not None and cluster["session_dir"] in " ".join(parent.cmdline()):
+                pids.append(p.pid)
+        except psutil.Error:  # ended meanwhile
+            continue
     return pids
 
 
@@ -214,7 +223,7 @@ def test_an_actor_killed_mid_run_pays_nothing_twice(cluster: dict[str, str], tmp
     def kill_one_actor_mid_run() -> None:
         while answered(emu) < 12:
             time.sleep(0.05)
-        pid = lane_actor_pids()[0]
+        pid = lane_actor_pids(cluster)[0]
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
@@ -278,9 +287,9 @@ def test_a_killed_driver_rerun_asks_no_finished_row_again(cluster: dict[str, str
         driver.wait(10)
         # Ray ends the dead driver's actors; wait for them, so what they finished is all in the ledger.
         deadline = time.monotonic() + 60
-        while lane_actor_pids() and time.monotonic() < deadline:
+        while lane_actor_pids(cluster) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not lane_actor_pids()
+        assert not lane_actor_pids(cluster)
         ids = [f"r{i}" for i in range(n)]
         finished = set(Ledger(ledger).finished(ids))
         before = len(emu.get("requests")["requests"])
