@@ -5,6 +5,7 @@ and the other tests keep telemetry off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from flashlane import Lane, telemetry
+from flashlane import Lane, ServiceUnavailable, telemetry
+from flashlane.clock import TestClock
 from flashlane.pipeline.report import load_report
 from tests.conftest import run_cli, scenario
 from tests.gateway.conftest import MODEL, TOKEN, UPSTREAM_KEY, start_gateway, tokens_file, upstream  # noqa: F401
@@ -299,3 +301,68 @@ def test_context_cache_creation_span(tmp_path: Path, gemini_emulator: Any, otel:
     assert made.attributes["flashlane.cache.tokens"] > 4000 and made.attributes["gen_ai.provider.name"] == "gcp.gemini"
     calls = otel.spans("generate_content ")
     assert len(calls) == 2 and all(c.attributes["gen_ai.usage.cache_read.input_tokens"] > 4000 for c in calls)
+
+
+STREAM_PROMPT = "Write a paragraph about the canary-stream-5c1d sea."
+
+
+def test_a_stream_has_one_call_span_with_its_usage_cost_and_retries(gemini_emulator: Any, otel: Otel,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lane.stream``: one ``generate_content`` span like a generate call's, marked as streamed, its
+    retry an event, its tokens and cost those of the result; no prompt or answer text (capture off)."""
+    monkeypatch.delenv(telemetry.CAPTURE_CONTENT_ENV, raising=False)
+    scenario(gemini_emulator.base_url, {"match": {}, "action": {"error": 503}, "times": 1})
+    with Lane(base_url=gemini_emulator.base_url, api_key=CANARY_KEY, cache=False, limits="off",
+              clock=TestClock()) as lane:
+        s = lane.stream(STREAM_PROMPT)
+        chunks = list(s)
+    assert len(chunks) > 1 and s.result is not None
+    (span,) = otel.spans("generate_content ")
+    a, usage = span.attributes, s.result.usage
+    assert span.name.startswith("generate_content gemini") and span.kind.name == "CLIENT"
+    assert a["gen_ai.operation.name"] == "generate_content" and a["gen_ai.request.stream"] is True
+    assert a["gen_ai.provider.name"] == "gcp.gemini" and a["gen_ai.response.model"]
+    assert a["gen_ai.usage.input_tokens"] == usage.prompt_tokens > 0
+    assert a["gen_ai.usage.output_tokens"] == usage.billed_output_tokens > 0
+    assert a["gen_ai.usage.reasoning.output_tokens"] == usage.thoughts_tokens
+    assert a["gen_ai.response.finish_reasons"] == ("STOP",)
+    assert a["flashlane.cost_usd"] == pytest.approx(s.result.cost_usd) and s.result.cost_usd
+    assert a["flashlane.attempts"] == 2 and "error.type" not in a and span.status.is_ok
+    (retry,) = [e for e in span.events if e.name == "flashlane.retry"]
+    assert retry.attributes["http.response.status_code"] == 503
+    assert otel.total("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == usage.billed_output_tokens
+    assert otel.total("flashlane.cost") == pytest.approx(s.result.cost_usd)
+    recorded = otel.dump()
+    for secret in (CANARY_KEY, "canary-stream-5c1d", chunks[0].strip(), s.result.text):
+        assert secret not in recorded
+
+
+def test_an_async_stream_span_ends_when_its_reader_stops_or_it_fails(gemini_emulator: Any, otel: Otel) -> None:
+    """``lane.astream`` read to its end, closed after its first chunk (the span ends, not as an
+    error), and failing (the span ends with the error's reason code)."""
+
+    async def go(lane: Lane) -> tuple[list[str], Any]:
+        s = lane.astream(STREAM_PROMPT)
+        chunks = [c async for c in s]
+        stopped = aiter(lane.astream(STREAM_PROMPT))
+        await anext(stopped)
+        await stopped.aclose()  # type: ignore[attr-defined]
+        return chunks, s.result
+
+    with Lane(base_url=gemini_emulator.base_url, cache=False, limits="off", clock=TestClock(),
+              max_attempts=2) as lane:
+        chunks, result = asyncio.run(go(lane))
+        done, stopped = otel.spans("generate_content ")
+        assert done.attributes["gen_ai.usage.output_tokens"] == result.usage.billed_output_tokens > 0
+        assert done.attributes["flashlane.cost_usd"] == pytest.approx(result.cost_usd)
+        assert stopped.attributes["gen_ai.request.stream"] is True and stopped.status.is_ok
+        assert "error.type" not in stopped.attributes and "gen_ai.usage.output_tokens" not in stopped.attributes
+
+        scenario(gemini_emulator.base_url, {"match": {}, "action": {"error": 503}})
+        with pytest.raises(ServiceUnavailable):
+            list(lane.stream(STREAM_PROMPT))
+    failed = otel.spans("generate_content ")[-1]
+    assert failed.attributes["error.type"] == "unavailable" and not failed.status.is_ok
+    assert failed.attributes["flashlane.attempts"] == 2
+    assert [e.name for e in failed.events] == ["flashlane.retry", "flashlane.attempt.failed"]
+    assert sum(p.count for p in otel.points("gen_ai.client.operation.duration")) == 3

@@ -19,6 +19,7 @@ commit 7269173e (both link the stable attributes of semantic-conventions v1.41.1
 - span ``generate_content {gen_ai.request.model}``, kind CLIENT, covering the logical call with
   all its retries ("If a transient issue happened and the request was retried automatically,
   the corresponding span SHOULD cover the duration of the logical operation with all retries");
+  a streamed request's span (call/stream.py) is the same, with ``gen_ai.request.stream`` true;
 - ``gen_ai.provider.name`` ``gcp.gemini`` (generativelanguage.googleapis.com) or
   ``gcp.vertex_ai`` (aiplatform.googleapis.com);
 - ``gen_ai.usage.input_tokens`` includes cached tokens (``cache_read`` is "SHOULD be included
@@ -259,9 +260,9 @@ class Telemetry:
 
     def call(self, model: str, peer_: tuple[str, str, int], *, items: int = 1, max_tokens: int = 0,
              json_output: bool = False, requested_tier: str = "standard", contents: Any = None,
-             system: Any = None) -> CallSpan:
+             system: Any = None, stream: bool = False) -> CallSpan:
         return CallSpan(self, model, peer_, items=items, max_tokens=max_tokens, json_output=json_output,
-                        requested_tier=requested_tier, contents=contents, system=system)
+                        requested_tier=requested_tier, contents=contents, system=system, stream=stream)
 
     def record_usage(self, attrs: dict[str, Any], usage: Usage, cost: float | None) -> None:
         """The token and cost metrics of one answer (a call's, or a batch job's request's)."""
@@ -272,10 +273,14 @@ class Telemetry:
 
 
 class CallSpan:
-    """One model call: its span (retries and limiter waits as events) and its metrics."""
+    """One model call: its span (retries and limiter waits as events) and its metrics.
+
+    A generate call holds it as the current span (``with``); a stream does not (its span lives
+    across the reader's code between chunks, which must not become its children) and calls
+    ``end`` itself."""
 
     def __init__(self, tel: Telemetry, model: str, peer_: tuple[str, str, int], *, items: int, max_tokens: int,
-                 json_output: bool, requested_tier: str, contents: Any, system: Any) -> None:
+                 json_output: bool, requested_tier: str, contents: Any, system: Any, stream: bool = False) -> None:
         self.tel = tel
         provider, address, port = peer_
         self.attrs: dict[str, Any] = {"gen_ai.operation.name": OPERATION, "gen_ai.provider.name": provider,
@@ -285,6 +290,8 @@ class CallSpan:
                                       "flashlane.items": items, "flashlane.service_tier.requested": requested_tier}
         if max_tokens:
             span_attrs["gen_ai.request.max_tokens"] = max_tokens
+        if stream:  # streamGenerateContent (opentelemetry-semantic-conventions 0.66b2: GEN_AI_REQUEST_STREAM)
+            span_attrs["gen_ai.request.stream"] = True
         self.capture = capture_content()
         if self.capture:
             span_attrs.update(_input_messages(contents, system))
@@ -300,9 +307,14 @@ class CallSpan:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         otel_context.detach(self._token)
+        self.end(exc)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """The span ends (``exc``: the error that ended the call). A stream its reader stopped
+        reading (``GeneratorExit``) ended without an error: nothing failed."""
         self.span.set_attribute("flashlane.attempts", self.attempts)
         attrs = self.attrs
-        if exc is not None:
+        if exc is not None and not isinstance(exc, GeneratorExit):
             kind = error_type(exc)
             attrs = {**attrs, "error.type": kind}
             self.span.set_attribute("error.type", kind)

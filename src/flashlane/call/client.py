@@ -196,11 +196,12 @@ class Client:
         return await self.guard.acall(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens,
                                       start=start, obs=obs)
 
-    def _span(self, tel: telemetry.Telemetry, call: Call) -> telemetry.CallSpan:
-        """The span of one generate call (telemetry.py): what it asked for; the answer comes later."""
+    def _span(self, tel: telemetry.Telemetry, call: Call, *, stream: bool = False) -> telemetry.CallSpan:
+        """The span of one generate call (telemetry.py), or of one streamed request (``stream``,
+        call/stream.py): what it asked for; the answer comes later."""
         return tel.call(call.model, self.peer, items=call.items, max_tokens=call.max_output_tokens,
                         json_output=call.schema is not None, requested_tier=tier_of(call.config),
-                        contents=call.sdk_contents, system=call.config.system_instruction)
+                        contents=call.sdk_contents, system=call.config.system_instruction, stream=stream)
 
     def _before(self, call: Call, start: float | None) -> None:
         self.check_budget(call)

@@ -13,7 +13,9 @@ shown is a typed failure, never a silent re-ask; a cut after that raises ``Trans
 saying the text shown is incomplete.
 
 The stream's logic is one sans-IO generator (``_steps``); ``TextStream`` and
-``AsyncTextStream`` are its two small drivers.
+``AsyncTextStream`` are its two small drivers. With telemetry on, each streamed request has
+the span of a generate call (``Client._span``, marked ``gen_ai.request.stream``), open until its
+stream is read to the end, fails, or its reader stops (the driver closes the steps).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .. import telemetry
 from ..errors import FlashlaneError, TransportError
 from .answer import Judge, answer_text, usage_of
 from .client import Client
@@ -49,6 +52,7 @@ class _Opened:
 @dataclass
 class _Open:
     call: Call
+    obs: telemetry.CallSpan | None  # the request's span (telemetry on): the guard reports to it
 
 
 @dataclass
@@ -86,35 +90,54 @@ def _cut(error: FlashlaneError, shown: int, model: str) -> FlashlaneError:
 def _steps(client: Client, judge: Judge) -> Generator[Any, Any, Result]:
     """Yields text to show, or an effect for the driver: ``_Open`` (-> ``_Opened``), ``_Read``
     (-> the next chunk, None at the end, or the read's error), ``_Run`` (-> the calls run)."""
+    tel = telemetry.current()  # the one check: telemetry off costs nothing more
     while True:
         call = judge.call
-        t0 = time.perf_counter()
-        opened: _Opened = yield _Open(call)
-        chunks = list(opened.chunks)
-        shown = 0
-        for chunk in opened.chunks:
-            if text := answer_text(chunk):
-                shown += len(text)
-                yield text
-        while not opened.ended:
-            chunk = yield _Read(opened)
-            if isinstance(chunk, FlashlaneError):
-                raise _cut(chunk, shown, call.model) from chunk
-            if chunk is None:
-                if not _has_finish(chunks[-1] if chunks else None):
-                    raise _cut(TransportError("the stream ended before the answer did", model=call.model),
-                               shown, call.model)
-                break
-            chunks.append(chunk)
-            if text := answer_text(chunk):
-                shown += len(text)
-                yield text
-        client.record(usage_of(chunks), call.model, judge.service_tier(None))
-        step = judge.verdict(chunks, latency_s=time.perf_counter() - t0, shown=bool(shown))
+        obs = None if tel is None else client._span(tel, call, stream=True)
+        try:
+            chunks, shown, latency = yield from _streamed(client, judge, call, obs)
+        except BaseException as e:  # failed, or the reader stopped (GeneratorExit): the span ends
+            if obs is not None:
+                obs.end(e)
+            raise
+        if obs is not None:
+            obs.end()
+        step = judge.verdict(chunks, latency_s=latency, shown=bool(shown))
         if isinstance(step, Result):
             return step
         if isinstance(step, list):
             judge.ran((yield _Run(step)))
+
+
+def _streamed(client: Client, judge: Judge, call: Call,
+              obs: telemetry.CallSpan | None) -> Generator[Any, Any, tuple[list[Any], int, float]]:
+    """One streamed request read to its end and recorded: (its chunks, characters shown, latency)."""
+    t0 = time.perf_counter()
+    opened: _Opened = yield _Open(call, obs)
+    chunks = list(opened.chunks)
+    shown = 0
+    for chunk in opened.chunks:
+        if text := answer_text(chunk):
+            shown += len(text)
+            yield text
+    while not opened.ended:
+        chunk = yield _Read(opened)
+        if isinstance(chunk, FlashlaneError):
+            raise _cut(chunk, shown, call.model) from chunk
+        if chunk is None:
+            if not _has_finish(chunks[-1] if chunks else None):
+                raise _cut(TransportError("the stream ended before the answer did", model=call.model),
+                           shown, call.model)
+            break
+        chunks.append(chunk)
+        if text := answer_text(chunk):
+            shown += len(text)
+            yield text
+    usage, tier = usage_of(chunks), judge.service_tier(None)
+    cost = client.record(usage, call.model, tier)
+    if obs is not None:  # the last chunk holds the usage, finish reason and model version
+        obs.answered(chunks[-1] if chunks else None, usage, cost, tier)
+    return chunks, shown, time.perf_counter() - t0
 
 
 def _advance(stream: Any, steps: Generator[Any, Any, Result], value: Any) -> Any:
@@ -132,6 +155,16 @@ def _read(next_chunk: Any) -> Any:
         return next_chunk()
     except FlashlaneError as e:
         return e
+
+
+def _stop(steps: Generator[Any, Any, Result], error: BaseException) -> None:
+    """The driver stopped on ``error`` (an effect's, or ``GeneratorExit``: its reader stopped):
+    the steps see it where they wait, so the request's span ends with it. They re-raise it (or
+    had already ended); the driver raises it in any case."""
+    try:
+        steps.throw(error)
+    except BaseException:  # the driver re-raises ``error`` itself
+        pass
 
 
 async def _aread(rest: Any) -> Any:
@@ -153,7 +186,7 @@ class _Stream:
 class TextStream(_Stream):
     """Iterate for text chunks; ``result`` is set after the last one."""
 
-    def _open(self, call: Call) -> _Opened:
+    def _open(self, call: Call, obs: telemetry.CallSpan | None) -> _Opened:
         client = self._client
         call = client.uploads.resolve(call)  # large files: uploaded (or reused) first
 
@@ -167,20 +200,25 @@ class TextStream(_Stream):
                     return _Opened(chunks, it, ended=False)
             return _ended(chunks, call)
 
-        return client.guarded(call, attempt, start=self._start)  # type: ignore[no-any-return]
+        return client.guarded(call, attempt, start=self._start, obs=obs)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[str]:
         steps, value = _steps(self._client, self._judge), None
-        while (effect := _advance(self, steps, value)) is not None:
-            if isinstance(effect, str):
-                yield effect
-            value = (None if isinstance(effect, str) else self._open(effect.call) if isinstance(effect, _Open)
-                     else _read(lambda: next(effect.opened.rest, None)) if isinstance(effect, _Read)
-                     else call_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]
+        try:
+            while (effect := _advance(self, steps, value)) is not None:
+                if isinstance(effect, str):
+                    yield effect
+                value = (None if isinstance(effect, str) else self._open(effect.call, effect.obs)
+                         if isinstance(effect, _Open)
+                         else _read(lambda: next(effect.opened.rest, None)) if isinstance(effect, _Read)
+                         else call_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]
+        except BaseException as e:
+            _stop(steps, e)
+            raise
 
 
 class AsyncTextStream(_Stream):
-    async def _open(self, call: Call) -> _Opened:
+    async def _open(self, call: Call, obs: telemetry.CallSpan | None) -> _Opened:
         client = self._client
         call = await client.uploads.aresolve(call)
 
@@ -194,13 +232,18 @@ class AsyncTextStream(_Stream):
                     return _Opened(chunks, it, ended=False)
             return _ended(chunks, call)
 
-        return await client.aguarded(call, attempt, start=self._start)  # type: ignore[no-any-return]
+        return await client.aguarded(call, attempt, start=self._start, obs=obs)  # type: ignore[no-any-return]
 
     async def __aiter__(self) -> AsyncIterator[str]:
         steps, value = _steps(self._client, self._judge), None
-        while (effect := _advance(self, steps, value)) is not None:
-            if isinstance(effect, str):
-                yield effect
-            value = (None if isinstance(effect, str) else await self._open(effect.call) if isinstance(effect, _Open)
-                     else await _aread(effect.opened.rest) if isinstance(effect, _Read)
-                     else await acall_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]
+        try:
+            while (effect := _advance(self, steps, value)) is not None:
+                if isinstance(effect, str):
+                    yield effect
+                value = (None if isinstance(effect, str) else await self._open(effect.call, effect.obs)
+                         if isinstance(effect, _Open)
+                         else await _aread(effect.opened.rest) if isinstance(effect, _Read)
+                         else await acall_functions(effect.calls, self._judge.call.toolset))  # type: ignore[arg-type]
+        except BaseException as e:
+            _stop(steps, e)
+            raise
