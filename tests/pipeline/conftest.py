@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,19 @@ def subprocess_env(base_url: str, **extra: str) -> dict[str, str]:
     env.update({"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": "dummy", "FLASHLANE_LIMITS": "off",
                 "FLASHLANE_STATE_DIR": os.environ.get("FLASHLANE_STATE_DIR", ""), **extra})
     return env
+
+
+def quiet_total(base_url: str, quiet_s: float = 2.0, timeout_s: float = 60.0) -> int:
+    """The emulator's request count once it has not changed for ``quiet_s``. A request a killed
+    run had sent is answered (and logged) whenever the emulator gets to it: on a loaded machine
+    seconds after the kill. Counting from here leaves those out of a rerun's log. Real time: what is
+    awaited is the emulator process catching up, not a clock the test controls."""
+    last, since, start = -1, time.monotonic(), time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        total = int(control(base_url, "/_emulator/stats")["requests_total"])
+        if total != last:
+            last, since = total, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return total
+        time.sleep(0.1)
+    raise AssertionError(f"the emulator kept answering for {timeout_s} s after the run was killed")

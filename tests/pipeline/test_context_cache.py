@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from flashlane.tasks import Task
 from .conftest import (
     EmulatorProcess,
     finished_items,
+    quiet_total,
     read_jsonl,
     reviews,
     run_cli,
@@ -214,20 +214,6 @@ def test_cache_deleted_mid_run_is_recreated_no_row_fails(tmp_path: Path, emu: An
     assert res.report["items"]["ok"] == 40
 
 
-def _quiet_total(base_url: str, quiet_s: float = 2.0, timeout_s: float = 60.0) -> int:
-    """The emulator's request count once it has not changed for ``quiet_s`` (real time: what is
-    awaited is the emulator process catching up, not a clock the test controls)."""
-    last, since, start = -1, time.monotonic(), time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        total = int(_get(base_url + "/_emulator/stats")["requests_total"])
-        if total != last:
-            last, since = total, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return total
-        time.sleep(0.1)
-    raise AssertionError(f"the emulator kept answering for {timeout_s} s after the runs were killed")
-
-
 def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Path) -> None:
     task = write_task(tmp_path)
     n = 150
@@ -265,7 +251,7 @@ def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Pat
         # on a loaded machine that can be seconds after the kill, and its rows may since have been
         # finished by the second run. Count from when the emulator has gone quiet, so the log below
         # holds the third run's requests only.
-        before = _quiet_total(emu.base_url)
+        before = quiet_total(emu.base_url)
         third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert third.returncode == 0, third.stderr
         c = _get(emu.base_url + "/_emulator/caches")
