@@ -7,8 +7,7 @@ Arms, each the real CLI as a child process against an emulator process (no laten
 - inline: one document per request, sent as an ``inlineData`` part;
 - uploaded: every file through the Files API, uploaded once and referenced by ``fileData``
   (``FLASHLANE_INLINE_MAX_BYTES`` set below one document, so the per-request decision of
-  call/request.by_reference uploads each). Guarded: run only when this flashlane has the setting
-  (``flashlane config``-style env ``FLASHLANE_INLINE_MAX_BYTES``); otherwise the row says so;
+  call/request.by_reference uploads each);
 - packed: ``--pack 10``, ten documents (at most ``MAX_PACK_FILES``) in one request;
 - batch: ``--service-tier batch``, the documents inline in a Batch API job (half price).
 
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _emu import table  # noqa: E402
+from _emu import emulator_process, table  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"vendor": {"type": "string"}, "total": {"type": "number"}},
           "required": ["vendor", "total"]}
@@ -52,17 +51,6 @@ def make_docs(folder: Path, n: int, pad_bytes: int = 0) -> None:
         w.write(folder / f"inv{i:05d}.pdf")
 
 
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "flashlane", "emulator", "--port", "0", "--latency-scale", "0",
-                             "--rpm", "0", "--tpm", "0", "--rpd", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        raise RuntimeError(f"emulator did not start: {url!r}")
-    return proc, url
-
-
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
     """(wall s, peak RSS MB, exit code, stderr tail) of one child process."""
     t0 = time.perf_counter()
@@ -75,15 +63,6 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
 
 
 UPLOAD_ALL_BYTES = 1024  # FLASHLANE_INLINE_MAX_BYTES below any document: every file uploaded
-
-
-def can_upload() -> bool:
-    """Whether this flashlane sends files through the Files API (the inline_max_bytes setting)."""
-    from dataclasses import fields
-
-    from flashlane.config import Settings
-
-    return any(f.name == "inline_max_bytes" for f in fields(Settings))
 
 
 def arm(name: str, docs: Path, work: Path, env: dict[str, str], *extra: str) -> dict[str, object]:
@@ -118,14 +97,12 @@ def main() -> None:
         make_docs(work / "big", args.big_docs, args.big_kb * 1024)
         print(f"made {args.docs:,} + {args.docs // 4:,} one-page PDFs and {args.big_docs} of {args.big_kb} KB "
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
-        emu, url = start_emulator()
-        env = {**os.environ, "GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "bench", "FLASHLANE_LIMITS": "off",
-               "FLASHLANE_STATE_DIR": str(work / "state")}
-        try:
+        with emulator_process("--latency-scale", "0", "--rpm", "0", "--tpm", "0", "--rpd", "0") as url:
+            env = {**os.environ, "GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "bench", "FLASHLANE_LIMITS": "off",
+                   "FLASHLANE_STATE_DIR": str(work / "state")}
             rows = [arm("inline", work / "docs", work, env)]
             print(rows[-1], flush=True)
-            rows.append(arm("uploaded", work / "docs", work, {**env, "FLASHLANE_INLINE_MAX_BYTES": str(UPLOAD_ALL_BYTES)})
-                        if can_upload() else {"arm": "uploaded", "error": "not run: this flashlane has no Files API"})
+            rows.append(arm("uploaded", work / "docs", work, {**env, "FLASHLANE_INLINE_MAX_BYTES": str(UPLOAD_ALL_BYTES)}))
             print(rows[-1], flush=True)
             rows.append(arm("packed", work / "docs", work, env, "--pack", str(PACK)))
             print(rows[-1], flush=True)
@@ -133,9 +110,6 @@ def main() -> None:
             print(rows[-1], flush=True)
             few = arm("inline-quarter", work / "few", work, env)
             big = arm("inline-big", work / "big", work, env)
-        finally:
-            emu.terminate()
-            emu.wait(timeout=10)
     headers = ["arm", "docs", "requests", "input tok", "output tok", "$ / 1,000 docs", "wall s", "peak RSS MB"]
 
     def line(r: dict[str, object]) -> list[object]:
