@@ -133,3 +133,16 @@ def control(base_url: str, path: str, body: Any = None, method: str | None = Non
 
 def scenario(base_url: str, *rules: dict[str, Any]) -> None:
     control(base_url, "/_emulator/scenario", {"rules": list(rules), "replace": True})
+
+
+def text_pdf(pages: list[list[str]]) -> bytes:
+    """A PDF with a text layer (fpdf2): each page's lines, for tests that read values out of it."""
+    from fpdf import FPDF
+
+    doc = FPDF()
+    doc.set_font("Helvetica", size=12)
+    for lines in pages:
+        doc.add_page()
+        for line in lines:
+            doc.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
+    return bytes(doc.output())

@@ -13,7 +13,6 @@ import urllib.request
 from typing import Any
 
 import pytest
-from fpdf import FPDF
 from google import genai
 from google.genai import errors, types
 from PIL import Image
@@ -21,6 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from flashlane.emulator import Emulator
 from flashlane.emulator.errors import PAYLOAD_LIMIT_BYTES, PAYLOAD_TOO_LARGE_MESSAGE
+from tests.conftest import text_pdf
 
 from .conftest import MODEL
 
@@ -31,16 +31,6 @@ SCHEMA = {"type": "object", "properties": {
     "required": ["invoice_number", "vendor", "total", "items", "paid", "currency", "due"]}
 LINES = ["Invoice number: INV-2026-0042", "Vendor: ACME Ltd", "Total: 1,234.50", "Items: 3", "Paid: yes",
          "Currency: eur", "Due: 1 March 2026"]
-
-
-def pdf(pages: list[list[str]]) -> bytes:
-    doc = FPDF()
-    doc.set_font("Helvetica", size=12)
-    for lines in pages:
-        doc.add_page()
-        for line in lines:
-            doc.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
-    return bytes(doc.output())
 
 
 def png(text: str | None = None, color: str = "white") -> bytes:
@@ -110,7 +100,7 @@ def test_bad_base64_and_the_accepted_alias(emu: Emulator) -> None:
 
 
 def test_extraction_from_a_pdf_text_layer_is_exact(client: genai.Client) -> None:
-    got = extract(client, pdf([LINES[:3], LINES[3:]]), "application/pdf")
+    got = extract(client, text_pdf([LINES[:3], LINES[3:]]), "application/pdf")
     due = got.pop("due")
     assert got == {"invoice_number": "INV-2026-0042", "vendor": "ACME Ltd", "total": 1234.5, "items": 3,
                    "paid": True, "currency": "EUR"}

@@ -12,12 +12,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from fpdf import FPDF
 from pydantic import BaseModel
 
 import flashlane as fl
 from flashlane.tasks.provenance import locate
-from tests.conftest import cli
+from tests.conftest import cli, text_pdf
 from tests.pipeline.conftest import read_jsonl, run_cli, scenario, write_csv
 
 TEXT = "Invoice INV-0042\nVendor:  ACME   Ltd.\nDate: 1 March 2026\nTotal due: $1,234.50\nQty 2 at 12,50 EUR"
@@ -36,14 +35,7 @@ INVOICE_SCHEMA = {"type": "object", "properties": {
 
 
 def pdf_with_text(path: Path, pages: list[list[str]]) -> Path:
-    """A PDF with a text layer: each page's lines."""
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for lines in pages:
-        pdf.add_page()
-        for line in lines:
-            pdf.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
-    pdf.output(str(path))
+    path.write_bytes(text_pdf(pages))
     return path
 
 
