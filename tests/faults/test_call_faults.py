@@ -105,7 +105,11 @@ def test_quota_of_zero_is_no_quota_after_one_request(gemini_emulator, flashlane_
 def test_429s_without_a_stated_quota_at_start_do_not_slow_the_lane(gemini_emulator) -> None:  # type: ignore[no-untyped-def]
     """Ten 429s that state no quota (retryDelay 3 s) at the start, then answers: the adaptive
     limiter gates for the delay but learns no limit from requests that were never answered."""
-    gemini_emulator.load_scenario([{"times": 10, "action": {"error": 429, "retry_delay": 3}}])
+    # Answers take 0.3 s, so the ten 429s reach the client before any answer even on a loaded
+    # machine (when answers came first, 6 of 16 answered beside 10 refused looks exactly like a
+    # real 6-RPM quota; that case is test_limits' slow start).
+    gemini_emulator.load_scenario([{"times": 10, "action": {"error": 429, "retry_delay": 3}},
+                                   {"action": {"delay": 0.3}}])
     with fl.Lane(base_url=gemini_emulator.base_url, clock=TestClock(), cache=False) as lane:
         t0 = lane.clock.time()
         results = lane.map("classify", [f"row {i}" for i in range(200)], labels=["a", "b"], concurrency=16)

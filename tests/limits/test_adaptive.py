@@ -79,3 +79,31 @@ def test_a_failed_probe_restores_the_limit_and_probes_less_often() -> None:
     assert p.limits_for(K, 2.5).rpm == 15  # next probe after 2 intervals, not 1
     p.on_success(K, 3.0)
     assert p.limits_for(K, 3.0).rpm == 30
+
+
+def test_late_429s_of_requests_sent_before_a_probe_do_not_fail_it() -> None:
+    p = policy()  # span 10 s: a probe every 10/12 s
+    p.on_429(K, "rpm", quota_value=None, observed_requests=6, observed_tokens=0, request_tokens=0, now=0, sent_at=0)
+    assert p.learned(K) == (5, 0)
+    p.note_saturated(K)
+    p.on_success(K, 1)  # probe: 5 -> 10 at t=1
+    assert p.learned(K) == (10, 0)
+    # The rest of the start-up burst, admitted at t=0 but refused only now: the same event.
+    for t in (1.5, 2.0, 2.5):
+        p.on_429(K, "rpm", quota_value=None, observed_requests=3, observed_tokens=0, request_tokens=0, now=t, sent_at=0)
+    assert p.learned(K) == (10, 0)
+    # A request admitted under the probed limit and refused does fail it.
+    p.on_429(K, "rpm", quota_value=None, observed_requests=9, observed_tokens=0, request_tokens=0, now=3, sent_at=2)
+    assert p.learned(K) == (5, 0)
+
+
+def test_a_waiting_acquire_probes_when_due_not_once_per_window() -> None:
+    p = policy()  # span 10 s: a probe due 10/12 s after each change
+    p.on_429(K, "rpm", quota_value=None, observed_requests=7, observed_tokens=0, request_tokens=0, now=0)
+    assert p.learned(K) == (6, 0)
+    assert p.next_probe_in(K, 0.5) == 10 / 12 - 0.5
+    assert not p.note_saturated(K, 0.5)  # too soon
+    assert p.note_saturated(K, 1.0) and p.learned(K) == (12, 0)
+    assert p.note_saturated(K, 2.0) and p.learned(K) == (24, 0)
+    p.on_429(K, "rpm", quota_value=10, observed_requests=7, observed_tokens=0, request_tokens=0, now=3)
+    assert p.next_probe_in(K, 3) is None and not p.note_saturated(K, 100)  # a stated quota is never probed

@@ -302,7 +302,12 @@ def test_a_killed_driver_rerun_asks_no_finished_row_again(cluster: dict[str, str
         result = pq.read_table(out).to_pylist()
         assert sorted(r["id"] for r in result) == sorted(ids) and {r["status"] for r in result} == {"ok"}
         report = Ledger(ledger).report()
-        assert report["requests"] == answered(emu) and report["items"]["ok"] >= n
+        # The ledger writes a request down before it is sent, so one the kill cut off before (or
+        # while) it reached the emulator is counted too, as unanswered: never fewer than were
+        # answered, never more than the 2 actors x concurrency 2 in flight at the kill.
+        assert report["items"]["ok"] >= n
+        assert answered(emu) <= report["requests"] <= answered(emu) + report["unanswered_requests"], report
+        assert report["requests"] - answered(emu) <= 2 * 2, report
         print(f"{len(finished)} rows finished before the kill; the rerun asked for {answered(emu) - before} requests")
     finally:
         emu.stop()

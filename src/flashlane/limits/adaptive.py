@@ -11,11 +11,13 @@ says 429. Then, per key and per dimension (``error.kind``: rpm, tpm; unknown cou
   429s at start-up, before anything succeeded) there is nothing to learn: the 429 only closes
   the backoff gate for the server's ``retryDelay``. (Counting admitted-but-refused requests
   once left a 200-row run paced at a handful per minute.)
-- **one congestion event per window**: more 429s within a span of the last cut only tighten
-  the estimate; a 429 in a later span cuts to ``min(observed, limit × BETA)``.
+- **one congestion event per window**: a 429 for a request admitted before the last cut (or
+  probe) is part of the event already acted on and ignored; more 429s within a span of the last
+  cut only tighten the estimate; a 429 in a later span cuts to ``min(observed, limit × BETA)``.
 - **probe back up quickly**: an observed limit is a guess; while the pace is set by it
-  (acquires had to wait) and answers succeed, it doubles every ``span / PROBE_DIVISIONS``
-  (slow start, as TCP recovers after a loss). A probe answered by a 429 restores the previous
+  (acquires had to wait) and no 429 refutes it, it doubles every ``span / PROBE_DIVISIONS``
+  (slow start, as TCP recovers after a loss); a waiting acquire wakes when a probe is due,
+  since answers alone come only once the window has room. A probe answered by a 429 restores the previous
   limit and doubles the time before the next probe (up to MAX_PROBE_EVERY intervals).
 
 Learned values live in this process; the window and the backoff gate they pace against are in
@@ -94,19 +96,44 @@ class AdaptiveLimits:
             dim.last_change = now
             dim.saturated = False
 
-    def note_saturated(self, key: str) -> None:
-        """An acquire had to wait for the window: the limit, not demand, set the pace."""
+    def note_saturated(self, key: str, now: float | None = None) -> bool:
+        """An acquire had to wait for the window: the limit, not demand, set the pace. With
+        ``now``, probe up at once if a probe is due (no 429 since the last change for a probe
+        interval): answers arrive only while there is room in the window, so probing on answers
+        alone doubles once per window, not once per interval. True if a limit went up."""
         with self._lock:
             k = self._get(key)
             k.rpm.saturated = k.tpm.saturated = True
+            if now is None:
+                return False
+            before = (k.rpm.limit, k.tpm.limit)
+            for dim in (k.rpm, k.tpm):
+                self._probe(dim, now)
+            return (k.rpm.limit, k.tpm.limit) != before
+
+    def next_probe_in(self, key: str, now: float) -> float | None:
+        """Seconds until a learned, unstated limit of ``key`` may be probed up; None if none can be."""
+        with self._lock:
+            k = self._get(key)
+            due = [dim.last_change + self.start.span / PROBE_DIVISIONS * dim.probe_every - now
+                   for dim in (k.rpm, k.tpm) if dim.limit and not dim.exact]
+            return max(min(due), 0.0) if due else None
 
     def on_429(self, key: str, kind: str, *, quota_value: int | None, observed_requests: int,
-               observed_tokens: int, request_tokens: int, now: float) -> None:
-        """``observed_*``: what was answered in the last span, plus this request."""
+               observed_tokens: int, request_tokens: int, now: float, sent_at: float | None = None) -> None:
+        """``observed_*``: what was answered in the last span, plus this request. ``sent_at``:
+        when the refused request was admitted."""
         if not quota_value and observed_requests <= 1:
             return  # nothing answered yet: no evidence of a limit, only of a wait
         with self._lock:
             k = self._get(key)
+            dim = k.tpm if kind == "tpm" else k.rpm
+            if not quota_value and sent_at is not None and sent_at < dim.last_change:
+                # Admitted before the last cut or probe: the same congestion event, already acted
+                # on (TCP ignores losses of what it sent before it cut). Counted as evidence, the
+                # rest of a start-up burst failed every probe and held a 200-row run to one
+                # request a minute on a loaded machine.
+                return
             if kind == "tpm":
                 self._cut(k.tpm, quota_value, observed_tokens - request_tokens, now)
             elif kind in ("rpm", "unknown"):

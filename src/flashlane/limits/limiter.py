@@ -15,7 +15,7 @@ from ..errors import PACIFIC, RateLimited, describe_reset
 from .adaptive import AdaptiveLimits
 from .config import Limits
 from .store import Store
-from .window import day_reset_after
+from .window import WAKE_EPSILON_S, day_reset_after
 
 __all__ = ["DEFAULT_GATE_WITHOUT_RETRY_INFO_S", "Limiter", "Reservation", "Wait"]
 
@@ -101,8 +101,13 @@ class Limiter:
             return Reservation(self.store, key, entry_id, d.at, tokens, d.day_reset)
         if d.day_exhausted:
             raise self._day_used_up(key, d.at, d.day_reset, limits)
-        if self.adaptive is not None and d.wait > 0:
-            self.adaptive.note_saturated(key)
+        if self.adaptive is not None and d.wait > 0 and d.quota in ("rpm", "tpm"):
+            now = self.clock.time()
+            if self.adaptive.note_saturated(key, now):
+                return self._try(key, tokens)  # probed up: the new limit may admit it (at most once per interval)
+            probe = self.adaptive.next_probe_in(key, now)
+            if probe is not None and probe < d.wait:
+                return Wait(probe + WAKE_EPSILON_S, d.quota)  # wake for the probe, not the window
         return Wait(d.wait, d.quota)
 
     def try_acquire(self, key: str, tokens: int) -> Reservation | Wait:
@@ -169,7 +174,8 @@ class Limiter:
             self.adaptive.on_429(key, error.kind, quota_value=_quota_value(error),
                                  observed_requests=len(answered) + 1,
                                  observed_tokens=sum(t for _, t in answered) + request_tokens,
-                                 request_tokens=request_tokens, now=now)
+                                 request_tokens=request_tokens, now=now,
+                                 sent_at=reservation.ts if reservation else None)
 
     def on_success(self, key: str, tokens: int = 0) -> None:
         """An answer arrived: adaptive mode counts it and probes a learned limit back up."""

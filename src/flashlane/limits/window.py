@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from ..errors import next_pacific_midnight
 from .config import Limits
 
-__all__ = ["Decision", "Entry", "KeyState", "day_reset_after", "decide", "prune_before", "usage"]
+__all__ = ["WAKE_EPSILON_S", "Decision", "Entry", "KeyState", "day_reset_after", "decide", "prune_before", "usage"]
 
 # Added to computed waits so a sleeper wakes strictly after the boundary it waits for, rather
 # than a hair before it because of float rounding, and spins one extra round.
