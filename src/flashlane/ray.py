@@ -17,15 +17,22 @@ quota by the number of actors, so more than one actor with it is refused before 
 
 Ray is an optional extra (``pip install 'flashlane[ray]'``); ``import flashlane`` never imports it.
 With ``ledger=DIR`` every batch keeps its own run database in ``DIR`` (``pipeline.ledger``):
-nothing finished is asked again after a kill. ``run_dataset`` is ``flashlane run --ray``. Not yet
-across a cluster (docs/clusters.md): a budget, the batch tier.
+nothing finished is asked again after a kill. ``run_dataset`` is ``flashlane run --ray``.
+
+The batch tier (``service_tier="batch"``, a ledger required): ``map`` first has Ray Data write the
+rows as keyed Parquet shards into the ledger, then one coordinator in the driver creates the batch
+jobs through the one-machine batch runner (each recorded before it is created, never twice), and
+returns a dataset that joins the answers back by id from the ledger. So ``map`` blocks until the
+jobs have ended (a batch takes up to 24 hours); a rerun after a kill resumes the recorded jobs.
+A budget is enforced only there, by the one coordinator; the live tiers refuse one (not yet shared
+across actors).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,20 +63,23 @@ DEFAULT_ACTOR_CPUS = 1.0
 # Rows are keyed across the whole dataset by this column (ids by position would repeat per batch).
 DEFAULT_ID_COLUMN = "id"
 SHARED_LIMITERS = ("ray", "redis", "sqlite")
+# The batch tier's files in the ledger directory: the rows as Ray Data wrote them, and the one
+# run database of the coordinator (a ``*.flashlane.db``, so ``Ledger`` reads its answers and report).
+SHARDS_DIR = "batch-shards"
+COORDINATOR_DB = "coordinator.flashlane.db"
+SHARD_READ_ROWS = 10_000  # rows read from the shards at a time by the coordinator
 
 
 class _LaneActor:
     """One per Ray actor: a client made once, a coroutine per batch (the engine inside)."""
 
     def __init__(self, task: Task | str, settings: Settings, options: Mapping[str, Any],
-                 ledger: str | None = None) -> None:
-        self.task, self.options = task, dict(options)
+                 ledger: str | None = None, join_only: bool = False) -> None:
+        self.task, self.options, self.join_only = task, dict(options), join_only
         self.client = Client(settings)
         self.ledger = None
         if ledger is not None:
-            map_only = ("pack", "concurrency", "budget_usd", "cache", "cache_prefix")
-            key = job_key(self.client, task, **{k: v for k, v in self.options.items() if k not in map_only})
-            self.ledger = Ledger(ledger, key)
+            self.ledger = Ledger(ledger, ledger_key(self.client, task, self.options))
 
     async def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         id_column = self.options["id_column"]
@@ -90,6 +100,9 @@ class _LaneActor:
             run_db = self.ledger.batch_db([str(r[id_column]) for r in rows])
         if not rows:
             return arrow_table(done)
+        if self.join_only:  # the batch tier: the coordinator has answered every row (``_coordinate``)
+            raise FlashlaneError(f"{len(rows)} rows of this batch have no answer in the ledger's batch run",
+                                 hint="rerun the same call: the batch run resumes where it stopped")
         result = await amap_items(self.client, self.task, rows, run_db=run_db, **self.options)
         try:
             if result.outcome.status != "done":
@@ -104,6 +117,47 @@ class _LaneActor:
         client = getattr(self, "client", None)
         if client is not None:
             client.close()
+
+
+def ledger_key(client: Client, task: Task | str, options: Mapping[str, Any]) -> str:
+    """The run's key in its ledger: what decides the answers (not how they are scheduled)."""
+    map_only = ("pack", "concurrency", "budget_usd", "cache", "cache_prefix")
+    return job_key(client, task, **{k: v for k, v in options.items() if k not in map_only})
+
+
+def _shard_rows(shards: Path) -> Iterator[dict[str, Any]]:
+    """The rows of the shards, a record batch at a time (memory flat in rows)."""
+    import pyarrow.dataset
+
+    for batch in pyarrow.dataset.dataset(str(shards), format="parquet").to_batches(batch_size=SHARD_READ_ROWS):
+        yield from batch.to_pylist()
+
+
+def _coordinate(ds: ray.data.Dataset, task: Task | str, settings: Settings, options: Mapping[str, Any],
+                where: str) -> None:
+    """The batch tier from a cluster, in the driver: Ray Data's workers write the keyed rows as
+    Parquet shards on the ledger path; then one coordinator (this process) streams them into one
+    run database of the ledger (``COORDINATOR_DB``) and runs it on the one-machine batch runner,
+    which records each job before creating it and, on a rerun, polls the recorded jobs instead of
+    creating new ones. Returns when every job has ended; its answers are in the ledger by id."""
+    from .pipeline.api import run_sync
+
+    db = Path(where) / COORDINATOR_DB
+    shards = Path(where) / SHARDS_DIR
+    if not db.exists():  # not handed over yet: (re)write every shard (a killed write leaves a partial set)
+        from ray.data import SaveMode
+
+        ds.write_parquet(str(shards), mode=SaveMode.OVERWRITE)
+    client = Client(settings)
+    try:
+        result = run_sync(amap_items(client, task, _shard_rows(shards), run_db=db, **options))
+        try:
+            if result.outcome.status != "done":
+                raise result.outcome.error or FlashlaneError(result.outcome.message or result.outcome.status)
+        finally:
+            result.close()
+    finally:
+        client.close()
 
 
 def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] | Settings | None = None,
@@ -132,14 +186,19 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
         raise ConfigError(f"{actors} actors with the {resolved.limiter!r} limiter would each admit the whole quota",
                           hint="share one quota: limiter='ray' (a named actor of the cluster), 'redis' with "
                                "redis_url= (any cluster), or 'sqlite' with limiter_path= (one machine)")
-    if options.get("budget_usd") is not None:
+    batch = (options.get("service_tier") or resolved.service_tier) == BATCH
+    if options.get("budget_usd") is not None and not batch:
         raise ConfigError("a budget is not yet enforced across a cluster's actors",
-                          hint="run without budget_usd, or with flashlane run on one machine")
-    if (options.get("service_tier") or resolved.service_tier) == BATCH:
-        raise ConfigError("the batch tier does not yet run from Ray", hint="use 'standard' or 'flex'")
+                          hint="run without budget_usd, or with service_tier='batch' (one coordinator spends it)")
+    if batch and ledger is None:
+        raise ConfigError("the batch tier from Ray needs a ledger, where its coordinator records the jobs it creates",
+                          hint="pass ledger=DIR, a directory the driver reaches (the shared output path)")
     options["id_column"] = id_column
     where = str(Path(ledger).resolve()) if ledger is not None else None  # the same path on every node
-    return ds.map_batches(_LaneActor, fn_constructor_args=(task, resolved, options, where), batch_format="pyarrow",
+    if batch and where is not None:
+        _coordinate(ds, task, resolved, options, where)
+    return ds.map_batches(_LaneActor, fn_constructor_args=(task, resolved, options, where, batch),
+                          batch_format="pyarrow",
                           batch_size=batch_size, num_cpus=num_cpus,
                           # a fixed pool of `actors` (``concurrency=`` is deprecated since Ray 2.51 for this)
                           compute=ray.data.ActorPoolStrategy(size=actors))

@@ -380,3 +380,56 @@ def test_a_quota_per_actor_is_refused_before_any_request() -> None:
 def test_importing_flashlane_does_not_import_ray() -> None:
     code = "import sys, flashlane as fl; fl.Lane; assert 'ray' not in sys.modules, 'ray imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+BATCH_DRIVER = """
+import sys, ray, ray.data, flashlane.ray as flr
+address, base_url, ledger, n = sys.argv[1:5]
+ray.init(address=address, log_to_driver=False)
+rows = [{"id": f"r{i}", "text": f"row-{i:05d} the match went to extra time"} for i in range(int(n))]
+settings = dict(base_url=base_url, api_key="batch-key", limits="off", limiter="ray", cache=False)
+out = flr.map(ray.data.from_items(rows), "classify", settings=settings, actors=2, num_cpus=0.25, batch_size=100,
+              pack=5, service_tier="batch", labels=["sports", "news"], ledger=ledger).take_all()
+assert sorted(r["id"] for r in out) == sorted(r["id"] for r in rows), len(out)
+assert {r["status"] for r in out} == {"ok"} and {r["service_tier"] for r in out} == {"batch"}, out[:2]
+print(len(out))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_the_batch_tier_from_ray_makes_one_set_of_jobs_and_a_killed_driver_rerun_makes_none(
+        cluster: dict[str, str], tmp_path: Path) -> None:
+    from flashlane.pipeline.ledger import Ledger
+
+    fresh_keeper()
+    n = 600
+    emu = Emulator("--batch-turnaround", "20")  # long enough to kill the driver while its jobs run
+    ledger = tmp_path / "ledger"
+    script = tmp_path / "batch_driver.py"
+    script.write_text(BATCH_DRIVER)
+    env = {**os.environ, "HOME": cluster["HOME"], "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, str(script), cluster["address"], emu.base_url, str(ledger), str(n)]
+    try:
+        driver = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 200
+        while not sum(emu.get("stats")["batches"]["jobs_created"].values()):
+            assert driver.poll() is None, driver.communicate()[1][-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        driver.kill()  # the coordinator has created its jobs; none has ended yet
+        driver.wait(10)
+        jobs = emu.get("stats")["batches"]["jobs_created"]
+        assert not emu.get("stats")["batches"]["requests_answered"]
+
+        rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert rerun.stdout.strip().splitlines()[-1] == str(n)
+        batches = emu.get("stats")["batches"]
+        assert batches["jobs_created"] == jobs  # the rerun polled the recorded jobs: none created twice
+        assert batches["keys_answered"] == n // 5 and not batches["keys_answered_twice"]  # every key once
+        assert not emu.get("stats")["by_method"].get("generateContent")  # nothing went to a live tier
+        report = Ledger(ledger).report()
+        assert report["items"]["ok"] == n and report["requests_by_tier"] == {"batch": n // 5}, report
+        print(f"{n} rows: jobs {jobs}, {batches['keys_answered']} keys each answered once")
+    finally:
+        emu.stop()

@@ -48,6 +48,7 @@ def test_input_columns_are_kept_and_id_is_the_id(tmp_path: Path, cli_env: Any, c
     assert [str(r["stars"]) for r in got] == ["5", "1", "3"]
     names = list(got[0])
     assert names[:3] == ["id", "text", "stars"] and names[3] == "status"
+    assert [r["service_tier"] for r in got] == ["standard"] * 3  # the tier that served each row
     if ext == "jsonl":
         assert set(got[0]["result"]) >= RESULT_FIELDS
     else:

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import json
+import os
 import tempfile
 import weakref
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["ItemResult", "MapResult", "map_items", "amap_items", "job_key", "run_sync"]
 
 T = TypeVar("T")
+PART_SUFFIX = ".part"  # a ledger database being filled (not a ``*.flashlane.db``: no reader sees it)
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,14 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
     if run_db is None:
         tmp = tempfile.TemporaryDirectory(prefix="flashlane-map-")
         run_db = Path(tmp.name) / "map.flashlane.db"
-    store = RunStore(run_db)
+    part = None
+    if tmp is None and not Path(run_db).exists():
+        # A new ledger database is filled under another name and renamed into place once every row
+        # is in: killed while filling it, a rerun starts it afresh instead of resuming a part of the rows.
+        part = Path(run_db).with_name(Path(run_db).name + PART_SUFFIX)
+        for leftover in part.parent.glob(part.name + "*"):  # a killed fill's file, WAL and index
+            leftover.unlink()
+    store = RunStore(part or run_db)
     use_cache = client.settings.cache if cache is None else cache
     rcache = ResponseCache(default_cache_path(client.settings.state_dir)) if use_cache else None
     revive = _Revive()
@@ -204,6 +213,10 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
                                 for it, row in ((builder.build(i, r), r)
                                                 for i, r in enumerate(itertools.chain(sample, rows)))),
                                builder.duplicate)
+        if part is not None:
+            store.close()  # the last connection: SQLite folds the WAL into the file, which can then move
+            os.replace(part, run_db)
+            store = RunStore(run_db)
         store.sessions.start()
         runner, run_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ..call.service_tier import STANDARD
 from ..errors import InputError
 from ..store.run import StoredRow
 from ..tasks.provenance import Provenance
@@ -35,14 +36,14 @@ __all__ = ["OUTPUT_FORMATS", "atomic_file", "output_format", "flat_row", "write_
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FIXED_COLUMNS = ("id", "status", "reason", "error")
-USAGE_COLUMNS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "cost_usd", "cached")
+USAGE_COLUMNS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "cost_usd", "cached", "service_tier")
 # A grounded answer's evidence (settle.evidence), after the result: lists in JSONL, JSON text in CSV
 # and Parquet. flashlane's own names in every run, so an input column named so is always input.NAME.
 EVIDENCE_KEYS = ("sources", "citations", "search_queries")
 # Where each extracted value was found (tasks/provenance.py), in runs that ask for it: the map of
 # field path -> where, and the fields not found (to check by hand). JSON text in CSV and Parquet.
 PROVENANCE_KEYS = ("provenance", "unverified")
-RECORD_KEYS = (*FIXED_COLUMNS, "result", *EVIDENCE_KEYS, *PROVENANCE_KEYS, "usage", "cost_usd", "cached")
+RECORD_KEYS = (*FIXED_COLUMNS, "result", *EVIDENCE_KEYS, *PROVENANCE_KEYS, "usage", "cost_usd", "cached", "service_tier")
 RESERVED = frozenset(RECORD_KEYS) | frozenset(USAGE_COLUMNS)
 INPUT_PREFIX = "input."
 RESULT_PREFIX = "result."
@@ -174,6 +175,8 @@ def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
                   "thoughts_tokens": r.usage.thoughts_tokens, "cached_tokens": r.usage.cached_tokens},
         "cost_usd": round(r.cost_usd, 10) if r.cost_usd is not None else None,  # None: price unknown
         "cached": r.cached,
+        # The tier that served it: a request with no tier recorded went standard (store/run/requests.record_tier).
+        "service_tier": r.service_tier or (STANDARD if r.request_id is not None else None),
     })
     return rec
 
@@ -217,6 +220,7 @@ def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     out.update(row["usage"])
     out["cost_usd"] = row["cost_usd"]
     out["cached"] = row["cached"]
+    out["service_tier"] = row.get("service_tier")
     return out
 
 

@@ -41,6 +41,8 @@ class StoredResult:
     cached: bool = False
     evidence: dict[str, Any] | None = None  # a grounded answer's sources, citations, search queries
     provenance: dict[str, Any] | None = None  # where each value was found (None: not asked for)
+    service_tier: str | None = None  # the tier recorded for its request (flex, batch, priority; None: standard or none)
+    request_id: int | None = None  # the request that answered it (None: the response cache, or not answered)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def _loads(value: str | None) -> Any:
 
 _ROWS = ("SELECT i.idx, i.item_id, i.status, i.row, r.value, r.prompt_tokens, r.output_tokens, r.thoughts_tokens,"
          " r.cost_usd, r.cached, f.reason, f.error, r.cached_tokens, r.evidence,"
-         " r.provenance FROM items i LEFT JOIN results r ON r.item_id=i.item_id"
+         " r.provenance, r.request_id, t.tier FROM items i LEFT JOIN results r ON r.item_id=i.item_id"
+         " LEFT JOIN request_tiers t ON t.request_id=r.request_id"
          " LEFT JOIN failures f ON f.item_id=i.item_id")
 
 
@@ -192,12 +195,13 @@ def _stored_rows(cur: sqlite3.Cursor) -> Iterator[StoredRow]:
         batch = cur.fetchmany(READ_CHUNK)
         if not batch:
             return
-        for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct, ev, prov in batch:
+        for idx, iid, status, row, value, pt, ot, tt, cost, cached, reason, error, ct, ev, prov, rid, tier in batch:
             usage = Usage(pt or 0, ot or 0, tt or 0, ct or 0, (pt or 0) + (ot or 0) + (tt or 0))
             # a result row with no cost: its model's price is unknown (NULL), not free
             price = None if (cost is None and pt is not None) else float(cost or 0.0)
             yield StoredRow(int(idx), _loads(row), StoredResult(iid, status, _loads(value), reason, error, usage,
-                                                                price, bool(cached), _loads(ev), _loads(prov)))
+                                                                price, bool(cached), _loads(ev), _loads(prov),
+                                                                tier, rid))
 
 
 def _chunks(rows: Iterable[ItemRow], size: int) -> Iterator[list[ItemRow]]:
