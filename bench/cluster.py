@@ -5,9 +5,12 @@ Same emulator process, same rows (``classify``, one row per request: ``--pack 1`
 work (the ``flashlane run`` process; the Ray actors, sampled while they live), plus the Ray
 cluster's own CPU (raylet, GCS, driver, Ray Data's tasks) beside it. Then the same against a
 quota (every arm must stay at its bound, no 429), and the engine's CPU per request against a
-bare ``client.models.generate_content`` loop on the same emulator (latency 0).
+bare ``client.models.generate_content`` loop on the same emulator (latency 0): both as whole
+processes, at N and 3N requests, so the per-request figure is the marginal one and start-up
+(interpreter, imports, output) is shown apart.
 
-    python bench/cluster.py [--rows 20000] [--quota-rows 3000] [--sdk-calls 1000]
+    python bench/cluster.py [--rows 20000] [--quota-rows 3000] [--sdk-calls 1000] [--repeat 3]
+    python bench/cluster.py --engine-only [--sdk-calls 1000]   # only the per-request CPU
 
 Tier 3 RPM for Gemini 3.1 Flash-Lite: 30,000 (/work/shared/docs/model-facts.md section 2.2,
 "Tier 3 | 30,000 | 30,000,000 | unlimited"; models.py carries the same row).
@@ -122,21 +125,63 @@ def ray_arm(url: str, data: list[dict[str, Any]], actors: int, limits: str) -> t
     return wall, cpu.total(), ray_cpu() - before
 
 
-def bare_sdk_cpu(url: str, calls: int) -> float:
-    """CPU seconds per request of a bare google-genai loop (the reference the engine is held to)."""
+def bare_sdk_loop(url: str, calls: int) -> None:
+    """The reference the engine is held to: a bare google-genai ``generate_content`` loop, one
+    request at a time. Runs as its own process (``--bare-sdk URL N``), measured like the engine's."""
     from google import genai
     from google.genai import types
 
     client = genai.Client(api_key="bench", http_options=types.HttpOptions(base_url=url, timeout=30_000))
     cfg = types.GenerateContentConfig(max_output_tokens=256,
                                       thinking_config=types.ThinkingConfig(thinking_level="MINIMAL"))  # type: ignore[arg-type]
-    for _ in range(20):  # warm the connection pool
-        client.models.generate_content(model="gemini-3.1-flash-lite", contents="warm", config=cfg)
-    t0 = time.process_time()
     for i in range(calls):
         client.models.generate_content(model="gemini-3.1-flash-lite",
                                        contents=f"Classify as positive or negative: review {i}", config=cfg)
-    return (time.process_time() - t0) / calls
+
+
+def bare_sdk_process(url: str, calls: int) -> float:
+    """CPU seconds of one whole bare-SDK process making ``calls`` requests."""
+    proc = subprocess.Popen([sys.executable, __file__, "--bare-sdk", url, str(calls)], stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"bare SDK loop failed: {proc.stderr.read()[-2000:] if proc.stderr else b''!r}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def marginal(small: list[float], large: list[float], n: int) -> tuple[float, float, float]:
+    """(CPU seconds per request, start-up CPU seconds, whole-process CPU per request at ``n``) from
+    the CPU of whole processes run at ``n`` and at ``3n`` requests: the least of each kept (the run
+    least disturbed by the machine's other work). The marginal cost ``(cpu(3n) - cpu(n)) / 2n`` does
+    not spread interpreter start-up, imports and output writing, paid once per process, over the
+    requests; start-up is what is left at ``n``."""
+    per = (min(large) - min(small)) / (2 * n)
+    return per, min(small) - n * per, min(small) / n
+
+
+def engine_cpu(tmp: Path, calls: int, repeat: int) -> None:
+    """The engine's CPU per request against the bare SDK's, latency 0 (``--engine-only``)."""
+    with emulator_process("--latency-scale", "0") as url:
+        def run(n: int) -> float:
+            src = tmp / f"in-sdk-{n}.jsonl"
+            if not src.exists():
+                src.write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
+            return one_process(url, src, tmp / "out-sdk.jsonl", "off")[1]
+
+        arms: dict[str, dict[int, list[float]]] = {"bare": {calls: [], 3 * calls: []},
+                                                    "engine": {calls: [], 3 * calls: []}}
+        for _ in range(repeat):  # interleaved, so both arms see the same load on the machine
+            for n in (calls, 3 * calls):
+                arms["bare"][n].append(bare_sdk_process(url, n))
+                arms["engine"][n].append(run(n))
+        bare, engine = (marginal(arms[a][calls], arms[a][3 * calls], calls) for a in ("bare", "engine"))
+    print(f"\nCPU per request, emulator latency 0, marginal between {calls:,} and {3 * calls:,} requests "
+          f"(least of {repeat} runs each):")
+    print(table(["process", "ms CPU / request (marginal)", "start-up CPU s", f"whole process ms / request at {calls:,}"],
+                [[name, f"{per * 1000:.3f}", f"{start:.2f}", f"{whole * 1000:.2f}"]
+                 for name, (per, start, whole) in (("bare generate_content loop", bare),
+                                                   ("flashlane run --pack 1", engine))]))
+    print(f"engine / bare SDK: {engine[0] / bare[0]:.2f}x per request (goal <= 1.5x); whole processes at "
+          f"{calls:,} requests: {engine[2] / bare[2]:.2f}x")
 
 
 def main() -> None:
@@ -145,7 +190,16 @@ def main() -> None:
     ap.add_argument("--quota-rows", type=int, default=3_000)
     ap.add_argument("--sdk-calls", type=int, default=1_000)
     ap.add_argument("--actors", default="1,2,4")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each process for the per-request CPU")
+    ap.add_argument("--engine-only", action="store_true", help="only the engine's CPU per request vs the bare SDK")
+    ap.add_argument("--bare-sdk", nargs=2, metavar=("URL", "CALLS"), help=argparse.SUPPRESS)  # the child process
     args = ap.parse_args()
+    if args.bare_sdk:
+        bare_sdk_loop(args.bare_sdk[0], int(args.bare_sdk[1]))
+        return
+    if args.engine_only:
+        engine_cpu(Path(tempfile.mkdtemp(prefix="flashlane-cpu-bench-")), args.sdk_calls, args.repeat)
+        return
     arms = [int(a) for a in args.actors.split(",")]
 
     import ray
@@ -193,16 +247,7 @@ def main() -> None:
           f"{TIER3_RPM / 60 / ceiling:,.1f} actors at that ceiling (one row per request; packing N rows a "
           f"request divides it by N)")
 
-    with emulator_process("--latency-scale", "0") as url:
-        bare = bare_sdk_cpu(url, args.sdk_calls)
-        data = rows(args.sdk_calls)
-        src = tmp / "in-sdk.jsonl"
-        src.write_text("".join(json.dumps(r) + "\n" for r in data))
-        _, cpu = one_process(url, src, tmp / "out-sdk.jsonl", "off")
-    engine = cpu / args.sdk_calls
-    print(f"\nCPU per request, latency 0, {args.sdk_calls:,} requests: bare generate_content loop "
-          f"{bare * 1000:.2f} ms; flashlane run --pack 1 {engine * 1000:.2f} ms (whole process, incl. "
-          f"start-up and output) = {engine / bare:.2f}x (goal <= 1.5x)")
+    engine_cpu(tmp, args.sdk_calls, args.repeat)
     ray.shutdown()
 
 
