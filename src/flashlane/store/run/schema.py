@@ -22,7 +22,8 @@ loses at most the answers of the requests in flight)::
                                                         the answer judge's SDK calls (2: a re-ask)
     attempts   (request_id INTEGER, item_id TEXT, outcome TEXT, error TEXT)
                                                         which items rode in which request (written
-                                                        with the request, before it is sent)
+                                                        with the request, before it is sent); indexed
+                                                        by item and by request
     results    (item_id TEXT PRIMARY KEY, value TEXT, prompt_tokens, output_tokens, thoughts_tokens,
                 cost_usd REAL, cached INTEGER, request_id INTEGER, cached_tokens INTEGER, evidence TEXT,
                 provenance TEXT)
@@ -151,6 +152,15 @@ CREATE TABLE IF NOT EXISTS uploads (sha256 TEXT PRIMARY KEY, name TEXT, uri TEXT
     state TEXT NOT NULL, intended REAL, uploaded REAL, expires REAL, ended REAL);
 """
 
+# v11: the items of a request are found by its id, not by a scan of every attempt (issue 23). Settling a
+# request rewrites its 'sent' attempts (requests.py ``record``), the report joins attempts to requests,
+# and a resumed run asks which items are still in flight (items.IN_LIVE_REQUESTS): without the index each
+# of these read the whole table, so the CPU of every request grew with the rows before it (0.10 ms per
+# settle at 1,000 rows, 0.47 ms at 10,000; bench/cluster.py --engine-only).
+_V11 = """
+CREATE INDEX IF NOT EXISTS attempts_request ON attempts (request_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first release: items, requests, attempts, results, failures, usage, sessions", _V1),
     Migration(2, "input rows stored with their items; sessions record their pid", _V2),
@@ -162,6 +172,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "results keep the provenance of extracted values", _V8),
     Migration(9, "requests keep the answer judge's calls (re-asks)", _V9),
     Migration(10, "media uploaded through the Files API, one per content hash", _V10),
+    Migration(11, "attempts are indexed by their request", _V11),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
