@@ -479,10 +479,9 @@ class BatchRun:
         """Record one request of a job: its ``bad`` items go back to the queue, or fail after their last job."""
         failed = {i: why for i, why in bad.items() if self.jobs.times_sent(i) >= self.max_sent
                   and self.opt.fallback != "standard"}
-        rid = self.store.requests.record(started=rec.created, item_ids=[it.id for it in unit], outcome=outcome,
-                                        error=error, usage=usage, cost_usd=cost, ok=ok or {}, failed=failed,
-                                        requeued=[i for i in bad if i not in failed])
-        self.store.requests.record_tier(rid, BATCH)
+        self.store.requests.record(started=rec.created, item_ids=[it.id for it in unit], outcome=outcome,
+                                   error=error, usage=usage, cost_usd=cost, ok=ok or {}, failed=failed,
+                                   requeued=[i for i in bad if i not in failed], tier=BATCH)
         with self.store.transaction():
             self.jobs.set_outcome(rec.id, key, state)
         self.requests += 1

@@ -426,8 +426,8 @@ class Engine:
         self.store.requests.record(started=started, item_ids=[it.id for it in unit], outcome="ok", error=None,
                                   usage=result.usage, cost_usd=result.cost_usd, ok=got.ok, failed=failed,
                                   requeued=[it.id for it in requeue], request_id=rid, counters=self.guard_delta(),
-                                  attempts=getattr(result, "attempts", None))
-        self.store.requests.record_tier(rid, getattr(result, "service_tier", None))
+                                  attempts=getattr(result, "attempts", None),
+                                  tier=getattr(result, "service_tier", None))
         if self.cache is not None:
             self.cache.put_many(got.cache_entries)
         copies = self._settle_followers(got.ok, failed, got.values)

@@ -175,7 +175,7 @@ def output_record(srow: StoredRow, inputs: InputNames | None) -> dict[str, Any]:
                   "thoughts_tokens": r.usage.thoughts_tokens, "cached_tokens": r.usage.cached_tokens},
         "cost_usd": round(r.cost_usd, 10) if r.cost_usd is not None else None,  # None: price unknown
         "cached": r.cached,
-        # The tier that served it: a request with no tier recorded went standard (store/run/requests.record_tier).
+        # The tier that served it: a request with no tier recorded went standard (store/run/requests.record, tier=).
         "service_tier": r.service_tier or (STANDARD if r.request_id is not None else None),
     })
     return rec

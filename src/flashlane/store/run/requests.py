@@ -45,10 +45,20 @@ class RequestsRepo(Repo):
     def record(self, *, started: float, item_ids: list[str], outcome: str, error: str | None,
                usage: Usage | None, cost_usd: float | None, ok: Answered, failed: Failed,
                requeued: Iterable[str] = (), request_id: int | None = None,
-               counters: dict[str, int] | None = None, attempts: int | None = None) -> int:
+               counters: dict[str, int] | None = None, attempts: int | None = None, tier: str | None = None) -> int:
         """Everything one request produced, in one transaction: its ledger line (the one
-        written when it was sent, completed), which items it carried, their results and failures."""
+        written when it was sent, completed), which items it carried, their results and failures,
+        and the service tier that answered it (``tier``: flex, batch; none recorded means standard)."""
         db = self.db
+        requeued = set(requeued)
+        outcomes: list[tuple[str, str | None, str]] = []  # (outcome, error, item id)
+        for iid in item_ids:
+            if iid in ok:
+                outcomes.append(("ok", None, iid))
+            elif iid in failed:
+                outcomes.append(("failed", failed[iid][1], iid))
+            else:
+                outcomes.append(("requeued" if iid in requeued else outcome, error, iid))
         with self.store.transaction():
             if request_id is None:
                 cur = db.execute(
@@ -56,25 +66,20 @@ class RequestsRepo(Repo):
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (self.store.session, started, time.time(), len(item_ids), outcome, error, attempts))
                 rid = int(cur.lastrowid or 0)
+                db.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?)", [(rid, i, o, e) for o, e, i in outcomes])
             else:
                 rid = request_id
                 db.execute("UPDATE requests SET ended=?, outcome=?, error=?, attempts=? WHERE id=?",
                            (time.time(), outcome, error, attempts, rid))
-                db.execute("DELETE FROM attempts WHERE request_id=?", (rid,))  # 'sent' rows, now settled
+                # The 'sent' rows written with the request, settled in place (no index entry changes).
+                db.executemany("UPDATE attempts SET outcome=?, error=? WHERE request_id=? AND item_id=?",
+                               [(o, e, rid, i) for o, e, i in outcomes])
             if usage is not None:
                 db.execute("INSERT OR REPLACE INTO usage VALUES (?, ?, ?, ?, ?, ?)",
                            (rid, usage.prompt_tokens, usage.output_tokens, usage.thoughts_tokens,
                             usage.cached_tokens, cost_usd))
-            requeued = set(requeued)
-            rows: list[tuple[int, str, str, str | None]] = []
-            for iid in item_ids:
-                if iid in ok:
-                    rows.append((rid, iid, "ok", None))
-                elif iid in failed:
-                    rows.append((rid, iid, "failed", failed[iid][1]))
-                else:
-                    rows.append((rid, iid, "requeued" if iid in requeued else outcome, error))
-            db.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?)", rows)
+            if tier is not None:
+                db.execute("INSERT OR REPLACE INTO request_tiers VALUES (?, ?)", (rid, tier))
             self._write_ok(ok, rid, cached=False)
             self._write_failed(failed)
             self.store.sessions.touch(counters)
@@ -93,13 +98,6 @@ class RequestsRepo(Repo):
             return
         with self.store.transaction():
             self._write_failed(failed)
-
-    def record_tier(self, request_id: int, tier: str | None) -> None:
-        """The service tier that answered a request (flex and batch runs)."""
-        if tier is None:
-            return
-        with self.store.transaction():
-            self.db.execute("INSERT OR REPLACE INTO request_tiers VALUES (?, ?)", (request_id, tier))
 
     def spent_usd(self) -> float:
         return float(self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()[0])
