@@ -125,23 +125,35 @@ def ray_arm(url: str, data: list[dict[str, Any]], actors: int, limits: str) -> t
     return wall, cpu.total(), ray_cpu() - before
 
 
-def bare_sdk_loop(url: str, calls: int) -> None:
+def bare_sdk_loop(url: str, calls: int, request: str) -> None:
     """The reference the engine is held to: a bare google-genai ``generate_content`` loop, one
-    request at a time. Runs as its own process (``--bare-sdk URL N``), measured like the engine's."""
+    request at a time. Runs as its own process (``--bare-sdk URL N REQUEST``), measured like the
+    engine's. ``request``: ``plain`` (a short prompt, no schema: the issue's reference) or
+    ``classify`` (the very request ``flashlane run classify`` sends: its system instruction and JSON
+    schema, built by flashlane once before the loop), which shows what of the engine's CPU the SDK
+    spends on the request the task needs rather than on the engine."""
     from google import genai
     from google.genai import types
 
     client = genai.Client(api_key="bench", http_options=types.HttpOptions(base_url=url, timeout=30_000))
     cfg = types.GenerateContentConfig(max_output_tokens=256,
                                       thinking_config=types.ThinkingConfig(thinking_level="MINIMAL"))  # type: ignore[arg-type]
+    prompt = "Classify as positive or negative: review {i}"
+    if request == "classify":
+        from flashlane.call.client import Client
+        from flashlane.tasks import CLASSIFY
+        from flashlane.tasks.runner import prepare
+
+        built, _ = prepare(Client(base_url=url, api_key="bench", limits="off"), CLASSIFY,
+                           {"text": "review {i}", "labels": LABELS.split(",")})
+        cfg, prompt = built.config, str(built.text_prompt)
     for i in range(calls):
-        client.models.generate_content(model="gemini-3.1-flash-lite",
-                                       contents=f"Classify as positive or negative: review {i}", config=cfg)
+        client.models.generate_content(model="gemini-3.1-flash-lite", contents=prompt.replace("{i}", str(i)), config=cfg)
 
 
-def bare_sdk_process(url: str, calls: int) -> float:
+def bare_sdk_process(url: str, calls: int, request: str = "plain") -> float:
     """CPU seconds of one whole bare-SDK process making ``calls`` requests."""
-    proc = subprocess.Popen([sys.executable, __file__, "--bare-sdk", url, str(calls)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, __file__, "--bare-sdk", url, str(calls), request], stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise RuntimeError(f"bare SDK loop failed: {proc.stderr.read()[-2000:] if proc.stderr else b''!r}")
@@ -167,21 +179,24 @@ def engine_cpu(tmp: Path, calls: int, repeat: int) -> None:
                 src.write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
             return one_process(url, src, tmp / "out-sdk.jsonl", "off")[1]
 
-        arms: dict[str, dict[int, list[float]]] = {"bare": {calls: [], 3 * calls: []},
-                                                    "engine": {calls: [], 3 * calls: []}}
-        for _ in range(repeat):  # interleaved, so both arms see the same load on the machine
+        measure = {"bare": lambda n: bare_sdk_process(url, n), "task": lambda n: bare_sdk_process(url, n, "classify"),
+                   "engine": run}
+        arms: dict[str, dict[int, list[float]]] = {a: {calls: [], 3 * calls: []} for a in measure}
+        for _ in range(repeat):  # interleaved, so every arm sees the same load on the machine
             for n in (calls, 3 * calls):
-                arms["bare"][n].append(bare_sdk_process(url, n))
-                arms["engine"][n].append(run(n))
-        bare, engine = (marginal(arms[a][calls], arms[a][3 * calls], calls) for a in ("bare", "engine"))
+                for a, cpu in measure.items():
+                    arms[a][n].append(cpu(n))
+        bare, task, engine = (marginal(arms[a][calls], arms[a][3 * calls], calls) for a in measure)
     print(f"\nCPU per request, emulator latency 0, marginal between {calls:,} and {3 * calls:,} requests "
           f"(least of {repeat} runs each):")
     print(table(["process", "ms CPU / request (marginal)", "start-up CPU s", f"whole process ms / request at {calls:,}"],
                 [[name, f"{per * 1000:.3f}", f"{start:.2f}", f"{whole * 1000:.2f}"]
                  for name, (per, start, whole) in (("bare generate_content loop", bare),
+                                                   ("bare loop, the classify request", task),
                                                    ("flashlane run --pack 1", engine))]))
     print(f"engine / bare SDK: {engine[0] / bare[0]:.2f}x per request (goal <= 1.5x); whole processes at "
-          f"{calls:,} requests: {engine[2] / bare[2]:.2f}x")
+          f"{calls:,} requests: {engine[2] / bare[2]:.2f}x; the SDK alone on the classify request (system "
+          f"instruction, JSON schema): {task[0] / bare[0]:.2f}x; engine / that: {engine[0] / task[0]:.2f}x")
 
 
 def main() -> None:
@@ -192,10 +207,10 @@ def main() -> None:
     ap.add_argument("--actors", default="1,2,4")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each process for the per-request CPU")
     ap.add_argument("--engine-only", action="store_true", help="only the engine's CPU per request vs the bare SDK")
-    ap.add_argument("--bare-sdk", nargs=2, metavar=("URL", "CALLS"), help=argparse.SUPPRESS)  # the child process
+    ap.add_argument("--bare-sdk", nargs=3, metavar=("URL", "CALLS", "REQUEST"), help=argparse.SUPPRESS)  # the child
     args = ap.parse_args()
     if args.bare_sdk:
-        bare_sdk_loop(args.bare_sdk[0], int(args.bare_sdk[1]))
+        bare_sdk_loop(args.bare_sdk[0], int(args.bare_sdk[1]), args.bare_sdk[2])
         return
     if args.engine_only:
         engine_cpu(Path(tempfile.mkdtemp(prefix="flashlane-cpu-bench-")), args.sdk_calls, args.repeat)
