@@ -5,6 +5,7 @@ every row comes back once and no row is requested twice."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -242,7 +243,10 @@ def test_an_actor_killed_mid_run_pays_nothing_twice(cluster: dict[str, str], tmp
         report = Ledger(ledger).report()
         sent = answered(emu)
         in_flight = report["unanswered_requests"]  # recorded as sent by the killed actor, never answered
-        assert report["requests"] == sent, (report["requests"], sent)  # the ledger forgot no request
+        # The ledger forgot no request: it has every one the emulator answered. A request is written
+        # down before it is sent, so one the kill cut off before it reached the emulator is in the
+        # ledger too, as unanswered (seen once in CI under load: 42 against 41).
+        assert sent <= report["requests"] <= sent + in_flight, (report["requests"], sent, in_flight)
         assert report["items"] == {"total": n, "ok": n, "failed": 0, "pending": 0, "cached": 0}
         assert sent <= n + in_flight, (sent, in_flight)
         # Stronger: only the rows of the requests in flight at the kill were asked twice. (A batch Ray
@@ -285,10 +289,14 @@ def test_a_killed_driver_rerun_asks_no_finished_row_again(cluster: dict[str, str
             time.sleep(0.05)
         driver.kill()
         driver.wait(10)
-        # Ray ends the dead driver's actors; wait for them, so what they finished is all in the ledger.
-        deadline = time.monotonic() + 150  # a loaded 2-core machine took over 60 s in CI
-        while lane_actor_pids(cluster) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # Ray ends a dead driver's actors in its own time (over 150 s on a loaded CI machine): end
+        # them now, as a lost node would, mid-request; then what they finished is all in the ledger.
+        deadline = time.monotonic() + 150
+        while (left := lane_actor_pids(cluster)) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
         assert not lane_actor_pids(cluster)
         ids = [f"r{i}" for i in range(n)]
         finished = set(Ledger(ledger).finished(ids))
