@@ -41,6 +41,7 @@ CLUSTER_CPUS = 2  # this machine
 # Requests in flight in the one-process arm: at latency scale 0.2 the default (16) holds it to ~50 rows/s
 # whatever its CPU; an actor runs several batches of 16 at once. 64 makes the process CPU-bound, as the arms compare.
 RUN_CONCURRENCY = 64
+ACTOR_BATCHES_IN_FLIGHT = 2  # batches Ray Data runs at once on one actor here (its progress shows "Tasks: 2"): the same 64 per actor
 QUOTA_RPM, QUOTA_WINDOW_S = 150, 3  # 50 requests/s: under every arm's ceiling, so each must be held to it
 
 
@@ -119,7 +120,8 @@ def ray_arm(url: str, data: list[dict[str, Any]], actors: int, limits: str) -> t
     settings = dict(base_url=url, api_key="bench", limits=limits, limiter="ray", cache=False)
     ds = ray.data.from_items(data)
     out = flr.map(ds, "classify", settings=settings, actors=actors, num_cpus=CLUSTER_CPUS / (actors + 1),
-                  batch_size=500, pack=1, labels=LABELS.split(","))
+                  batch_size=500, pack=1, labels=LABELS.split(","),
+                  concurrency=RUN_CONCURRENCY // ACTOR_BATCHES_IN_FLIGHT)
     before = ray_cpu()
     t0 = time.perf_counter()
     with CpuSampler("MapBatches(_LaneActor)") as cpu:
