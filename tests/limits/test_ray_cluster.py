@@ -152,7 +152,7 @@ def test_four_actors_share_one_quota_every_row_once(cluster: dict[str, str], emu
 
 def test_keeper_leases_never_admit_past_the_window_and_a_gate_holds_every_process(cluster: dict[str, str]) -> None:
     from flashlane.limits import Limits
-    from flashlane.limits.actor import ActorStore, lease_size
+    from flashlane.limits.actor import LEASE_SLICE, UNCOUNTED_LEASE_SLICE, ActorStore, lease_size
 
     fresh_keeper()
     limits = Limits(rpm=32, window_s=60)
@@ -165,6 +165,15 @@ def test_keeper_leases_never_admit_past_the_window_and_a_gate_holds_every_proces
     a.extend_gate("g:m", time.time() + 30)  # a 429 that named its wait: nobody else is admitted either
     d = b.admit("g:m", time.time, 1, gated, "x")
     assert not d.admitted and 20 < d.wait <= 30.1
+
+    # Nothing counted (limits off, adaptive before a 429): large leases, and the gate still holds
+    # every process from its next lease on.
+    off = Limits(window_s=60)
+    assert lease_size(off) == UNCOUNTED_LEASE_SLICE and lease_size(Limits(rpd=100, window_s=60)) == LEASE_SLICE
+    assert all(a.admit("o:m", time.time, 5, off, f"o{i}").admitted for i in range(UNCOUNTED_LEASE_SLICE))
+    b.extend_gate("o:m", time.time() + 30)
+    d = a.admit("o:m", time.time, 5, off, "o-after")  # the lease is used up: this one asks the keeper
+    assert not d.admitted and d.quota == "backoff"
 
 
 @pytest.mark.timeout(120)

@@ -50,7 +50,20 @@ LEASE_RPM_FRACTION = 1 / 16
 SLOTS_REMEMBERED = 100_000
 
 
+# With nothing counted in a window (no RPM or TPM: limits off, or adaptive before a 429) a lease
+# carries only the shared 429 gate, which the next lease checks again (at most LEASE_TTL_S later);
+# so a large one: an actor then asks the keeper once per this many requests, not once per 4.
+UNCOUNTED_LEASE_SLICE = 64
+
+
+def counted(limits: Limits) -> bool:
+    """Whether a window counts requests or tokens under ``limits`` (``window.decide``)."""
+    return bool(limits.rpm or limits.tpm)
+
+
 def lease_size(limits: Limits) -> int:
+    if not counted(limits):
+        return LEASE_SLICE if limits.rpd else UNCOUNTED_LEASE_SLICE  # a day's count: small slices near its end
     if not limits.rpm:
         return LEASE_SLICE
     return max(1, min(LEASE_SLICE, int(limits.rpm * LEASE_RPM_FRACTION)))
@@ -132,6 +145,8 @@ class ActorStore:
         self._leases: dict[str, _Lease] = {}
         # An id the guard holds -> the leased slot it stands for (adjust and remove go to that slot).
         self._slot_of: OrderedDict[str, str] = OrderedDict()
+        # Slots of leases under which nothing is counted: their tokens and times change nothing.
+        self._uncounted: set[str] = set()
 
     def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: Limits, entry_id: str) -> Decision:
         import ray
@@ -143,8 +158,10 @@ class ActorStore:
                 slot = lease.slots.pop()
                 self._slot_of[entry_id] = slot
                 if len(self._slot_of) > SLOTS_REMEMBERED:
-                    self._slot_of.popitem(last=False)
-                if tokens != lease.tokens:  # charge this request's own estimate to its slot
+                    self._uncounted.discard(self._slot_of.popitem(last=False)[0])
+                if not counted(limits):
+                    self._uncounted.add(entry_id)
+                elif tokens != lease.tokens:  # charge this request's own estimate to its slot
                     self._keeper.adjust.remote(key, slot, tokens)
                 d = lease.decision
                 assert d is not None
@@ -165,12 +182,15 @@ class ActorStore:
         return [(slot, lease.decision.day_reset) for slot in lease.slots]
 
     def adjust(self, key: str, entry_id: str, tokens: int, ts: float | None = None) -> None:
+        if entry_id in self._uncounted:  # one remote call per request saved when nothing is counted
+            return
         # No wait for the answer: a caller's calls reach an actor in the order they were made.
         self._keeper.adjust.remote(key, self._slot_of.get(entry_id, entry_id), tokens, ts)
 
     def remove(self, key: str, entry_id: str, day_reset: float) -> None:
         with self._lock:
             slot = self._slot_of.pop(entry_id, entry_id)
+            self._uncounted.discard(entry_id)
         self._keeper.remove.remote(key, slot, day_reset)
 
     def extend_gate(self, key: str, until: float) -> None:
