@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import ConfigError
 from .config import Limits
 from .memory import MemoryStore
-from .window import Decision
+from .window import Decision, counted
 
 __all__ = ["ActorStore", "DEFAULT_ACTOR_NAME", "DEFAULT_NAMESPACE", "LEASE_SLICE", "LEASE_TTL_S", "keeper"]
 
@@ -54,11 +54,6 @@ SLOTS_REMEMBERED = 100_000
 # carries only the shared 429 gate, which the next lease checks again (at most LEASE_TTL_S later);
 # so a large one: an actor then asks the keeper once per this many requests, not once per 4.
 UNCOUNTED_LEASE_SLICE = 64
-
-
-def counted(limits: Limits) -> bool:
-    """Whether a window counts requests or tokens under ``limits`` (``window.decide``)."""
-    return bool(limits.rpm or limits.tpm)
 
 
 def lease_size(limits: Limits) -> int:

@@ -88,9 +88,12 @@ class AdaptiveLimits:
                 for dim in (k.rpm, k.tpm):
                     self._probe(dim, now)
 
+    def _interval(self, dim: _Dim) -> float:
+        """Seconds from a change of ``dim`` to its next probe."""
+        return self.start.span / PROBE_DIVISIONS * dim.probe_every
+
     def _probe(self, dim: _Dim, now: float) -> None:
-        interval = self.start.span / PROBE_DIVISIONS * dim.probe_every
-        if dim.limit and not dim.exact and dim.saturated and now - dim.last_change >= interval:
+        if dim.limit and not dim.exact and dim.saturated and now - dim.last_change >= self._interval(dim):
             dim.before_probe = dim.limit
             dim.limit = max(dim.limit + 1, math.ceil(dim.limit * self.probe_growth))
             dim.last_change = now
@@ -115,8 +118,7 @@ class AdaptiveLimits:
         """Seconds until a learned, unstated limit of ``key`` may be probed up; None if none can be."""
         with self._lock:
             k = self._get(key)
-            due = [dim.last_change + self.start.span / PROBE_DIVISIONS * dim.probe_every - now
-                   for dim in (k.rpm, k.tpm) if dim.limit and not dim.exact]
+            due = [dim.last_change + self._interval(dim) - now for dim in (k.rpm, k.tpm) if dim.limit and not dim.exact]
             return max(min(due), 0.0) if due else None
 
     def on_429(self, key: str, kind: str, *, quota_value: int | None, observed_requests: int,

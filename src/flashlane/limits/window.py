@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from ..errors import next_pacific_midnight
 from .config import Limits
 
-__all__ = ["WAKE_EPSILON_S", "Decision", "Entry", "KeyState", "day_reset_after", "decide", "prune_before", "usage"]
+__all__ = ["WAKE_EPSILON_S", "Decision", "Entry", "KeyState", "counted", "day_reset_after", "decide", "prune_before", "usage"]
 
 # Added to computed waits so a sleeper wakes strictly after the boundary it waits for, rather
 # than a hair before it because of float rounding, and spins one extra round.
@@ -66,6 +66,11 @@ def day_reset_after(now: float) -> float:
     return next_pacific_midnight(datetime.fromtimestamp(now, UTC)).timestamp()
 
 
+def counted(limits: Limits) -> bool:
+    """Whether a window counts requests or tokens under ``limits`` (else only the gate and the day)."""
+    return bool(limits.rpm or limits.tpm)
+
+
 def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision:
     # The day first: a used-up day is an error to raise at once, not a wait.
     if state.day_reset and now < state.day_reset:
@@ -77,7 +82,7 @@ def decide(state: KeyState, now: float, tokens: int, limits: Limits) -> Decision
                         at=now)
 
     wait, quota = max(state.gate_until - now, 0.0), "backoff"
-    if not limits.rpm and not limits.tpm:  # nothing to count (unlimited, or adaptive before a 429)
+    if not counted(limits):  # nothing to count (unlimited, or adaptive before a 429)
         if wait > 0:
             return Decision(False, wait=wait + WAKE_EPSILON_S, day_reset=day_reset, day_count=day_count, at=now,
                             quota=quota)
