@@ -264,7 +264,9 @@ def test_sigkill_then_rerun_reuses_live_cache_or_recreates_expired(tmp_path: Pat
         # Nothing finished is paid twice. A request the killed run had in flight may still be answered
         # (and logged) by the emulator after the kill, so the log may hold a few more than the rerun sent.
         assert n - len(done2) <= len(gen) <= n - len(done2) + 4
-        finished = {f"row-{int(i.split('-')[0]) - 1:04d}" for i in done2}
+        # the input's id column names the items: id "7" is the row whose text carries row-0007
+        assert sorted(int(r["id"]) for r in result_rows) == list(range(n))
+        finished = {f"row-{int(i):04d}" for i in done2}
         assert not [e for e in gen if any(m in (e.get("prompt") or "") for m in finished)]
         report = load_report(db)
         assert report["context_cache"]["caches_created"] == 2 and report["items"]["ok"] == n
