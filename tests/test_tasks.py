@@ -204,3 +204,32 @@ def test_the_example_custom_task_runs(lane: fl.Lane) -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "aspects.toml"
     out = lane.run_task(str(example), text="Battery died fast, but delivery was quick.", rating=3)
     assert all(a["sentiment"] in ("positive", "negative", "mixed") for a in out["aspects"])
+
+
+def test_lane_map_takes_a_task_files_run_table_and_an_argument_still_wins(gemini_emulator, lane: fl.Lane,  # type: ignore[no-untyped-def]
+                                                                           tmp_path: Path) -> None:
+    chosen = tmp_path / "chosen.yaml"  # what `flashlane eval --write-task` writes
+    chosen.write_text("task: classify\ndefaults: {labels: 'positive,negative,neutral'}\n"
+                      "run: {model: gemini-2.5-flash-lite, service_tier: flex, pack: 5}\n")
+    items = [f"review {i}: {'great' if i % 2 else 'awful'}" for i in range(20)]
+    before = len(_requests(gemini_emulator.base_url))
+    res = lane.map(str(chosen), items, cache=False)
+    assert all(r.ok for r in res) and res.report["requests_by_tier"] == {"flex": 4}  # packs of 5, on flex
+    sent = [e for e in _requests(gemini_emulator.base_url)[before:] if e["method"] == "generateContent"]
+    assert len(sent) == 4 and {e["model"] for e in sent} == {"gemini-2.5-flash-lite"}
+    before = len(_requests(gemini_emulator.base_url))
+    res = lane.map(str(chosen), items, cache=False, pack=1, service_tier="standard", model="gemini-3.1-flash-lite")
+    assert all(r.ok for r in res) and res.report["requests_by_tier"] == {}  # standard: not listed
+    sent = [e for e in _requests(gemini_emulator.base_url)[before:] if e["method"] == "generateContent"]
+    assert len(sent) == 20 and {e["model"] for e in sent} == {"gemini-3.1-flash-lite"}
+
+
+@pytest.mark.parametrize(("line", "named"), [("service_tier: cheap", "'service_tier'"), ("pack: most", "'pack'"),
+                                             ("pack: 0", "'pack'"), ("cache_prefix: yes", "'cache_prefix'"),
+                                             ("modle: x", "unknown key 'modle'")])
+def test_a_bad_run_table_is_refused_when_the_file_is_read(lane: fl.Lane, tmp_path: Path, line: str,
+                                                          named: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"task: classify\ndefaults: {{labels: 'a,b'}}\nrun: {{{line}}}\n")
+    with pytest.raises(fl.InputError, match=named):
+        lane.map(str(bad), ["x"])

@@ -44,7 +44,7 @@ from .pipeline.api import amap_items, job_key
 from .pipeline.ledger import Ledger
 from .pipeline.readers import detect_format
 from .pipeline.writers import InputNames, arrow_table, output_record
-from .tasks import Task
+from .tasks import Task, get_task
 
 if TYPE_CHECKING:
     import pyarrow
@@ -186,6 +186,7 @@ def map(ds: ray.data.Dataset, task: Task | str, *, settings: Mapping[str, Any] |
         raise ConfigError(f"{actors} actors with the {resolved.limiter!r} limiter would each admit the whole quota",
                           hint="share one quota: limiter='ray' (a named actor of the cluster), 'redis' with "
                                "redis_url= (any cluster), or 'sqlite' with limiter_path= (one machine)")
+    options = get_task(task).with_run(options)  # a task file's [run] table, where the call is silent
     batch = (options.get("service_tier") or resolved.service_tier) == BATCH
     if options.get("budget_usd") is not None and not batch:
         raise ConfigError("a budget is not yet enforced across a cluster's actors",

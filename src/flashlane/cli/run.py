@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ..config import RUN_DEADLINE_S, note_renamed
-from ..errors import FlashlaneError, InputError, describe_reset
+from ..errors import FlashlaneError, describe_reset
 from ..models import SERVICE_TIERS
 from ..pipeline.ledger import Ledger
 from ..pipeline.readers import DEFAULT_ENCODING, FORMATS
@@ -128,23 +128,6 @@ def _declared(task: Task) -> dict[str, Option]:
     return {**_builtin_options(), **{o.name: o for o in task.params}}
 
 
-_RUN_CHOICES = {"service_tier": SERVICE_TIERS, "cache_prefix": ("auto", "on", "off")}
-
-
-def _run_settings(task: Task, given: dict[str, Any]) -> None:
-    """A task file's [run] settings (model, pack, service tier, prefix caching: what ``flashlane
-    eval --write-task`` chose), each where the command line left it out: a flag still wins."""
-    for key, value in task.run.items():
-        if key in _RUN_CHOICES and value not in _RUN_CHOICES[key]:
-            raise InputError(f"{key} = {value!r} in the [run] table of task '{task.name}' is not one of "
-                             f"{', '.join(_RUN_CHOICES[key])}", hint=f"e.g. {key} = {_RUN_CHOICES[key][-1]!r}")
-        if key == "pack" and isinstance(value, str) and value.lower() != "auto":
-            raise InputError(f"pack = {value!r} in the [run] table of task '{task.name}'",
-                             hint='use a number or "auto"')
-        if given.get(key) is None:
-            given[key] = value
-
-
 @click.command("run", cls=_RunCommand, params=_task_option_params())
 @click.argument("task")
 @click.argument("input_path", metavar="INPUT")
@@ -223,7 +206,7 @@ def run_command(task: str, input_path: str, **given: Any) -> None:
     the_task.check_options(the_task.options(task_options))  # a missing --to/--schema/--labels: exit 2 now
     batch = _batch_options(given)
     given["service_tier"] = given["service_tier"] or given.pop("tier")  # --tier: the old spelling
-    _run_settings(the_task, given)
+    given = the_task.with_run(given)  # the task file's [run] table, where the command line is silent
     if batch.detach and given["service_tier"] not in ("batch", None):
         raise click.BadParameter("--detach works with --service-tier batch only", param_hint="--detach")
     ray_run = {k: given.pop(k) for k in ("ray_address", "actors", "actor_cpus", "ledger")}

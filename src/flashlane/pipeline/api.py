@@ -176,6 +176,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
     items (the same batch again, after a kill) the run resumes it, so what finished there is not
     asked again and what was sent there stays in its ledger."""
     t = get_task(task)
+    pack, service_tier, cache_prefix, task_options = _with_run(t, pack, service_tier, cache_prefix, task_options)
     rows = map(_row, items)
     sample = list(itertools.islice(rows, max(PACK_SAMPLE_ITEMS, COLUMN_SAMPLE_ROWS)))
     builder = ItemBuilder(t, column=column, template=template, id_column=id_column)
@@ -245,8 +246,18 @@ def job_key(client: Client, task: Task | str, *, column: str | None = None, temp
     """What decides the answers of a ``map_items`` call (task, options, model, how rows become
     items), as the key its ``run_db`` records: a cluster run's ledger takes finished rows only from
     batch databases with the same key (``pipeline.ledger``)."""
-    job = Job.create(client, get_task(task), task_options, service_tier=service_tier)
+    t = get_task(task)
+    _, service_tier, _, task_options = _with_run(t, None, service_tier, None, task_options)
+    job = Job.create(client, t, task_options, service_tier=service_tier)
     return _job_key(job, column, template, id_column)
+
+
+def _with_run(task: Task, pack: int | str | None, service_tier: str | None, cache_prefix: str | None,
+              task_options: dict[str, Any]) -> tuple[int | str | None, str | None, str | None, dict[str, Any]]:
+    """The call's pack, service tier, prefix caching and task options (``model`` among them), each
+    the call leaves out taken from the task file's [run] table, as ``flashlane run`` does."""
+    given = task.with_run({**task_options, "pack": pack, "service_tier": service_tier, "cache_prefix": cache_prefix})
+    return given.pop("pack"), given.pop("service_tier"), given.pop("cache_prefix"), given
 
 
 def _job_key(job: Job, column: str | None, template: str | None, id_column: str | None) -> str:

@@ -54,7 +54,9 @@ import yaml
 
 from ..call.schema import Schema
 from ..call.tools import BUILTIN_TOOLS
+from ..config import CACHE_PREFIX_MODES
 from ..errors import InputError
+from ..models import SERVICE_TIERS
 from .option import Key, check_keys, load_schema, options_of
 from .reference import examples_of, read_file, read_reference, validate_examples
 from .task import DEFAULT_ANSWER_TOKENS, Task, check_template
@@ -86,11 +88,12 @@ _KEYS = {
 _BASED_KEYS = ("task", "name", "description", "thinking", "defaults", "examples", "reference", "reference_files",
                "run")
 # The [run] table: what ``flashlane run`` takes from the file when its command line does not say.
+# Checked when the file is read, so ``flashlane run`` and ``lane.map`` refuse a bad one alike.
 RUN_KEYS = {
     "model": Key(("text",), 'model = "gemini-3.1-flash-lite"'),
-    "pack": Key(("an integer", "text"), 'pack = 10 (or "auto")', minimum=1),
-    "service_tier": Key(("text",), 'service_tier = "flex"'),
-    "cache_prefix": Key(("text",), 'cache_prefix = "on"'),
+    "pack": Key(("an integer", "text"), 'pack = 10 (or "auto")', minimum=1, choices=("auto",)),
+    "service_tier": Key(("text",), 'service_tier = "flex"', choices=SERVICE_TIERS),
+    "cache_prefix": Key(("text",), 'cache_prefix = "on"', choices=CACHE_PREFIX_MODES),
 }
 
 

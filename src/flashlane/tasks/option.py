@@ -174,11 +174,12 @@ _KINDS: dict[str, tuple[type, ...]] = {"text": (str,), "an integer": (int,), "tr
 @dataclass(frozen=True)
 class Key:
     """One key of a task file (or of an ``[options.NAME]`` table): the kinds of value it takes,
-    an example for the hint, and the least value for an integer."""
+    an example for the hint, the least value for an integer and the words a text may be."""
 
     kinds: tuple[str, ...]
     example: str
     minimum: int | None = None
+    choices: tuple[str, ...] | None = None
 
 
 def _kind(value: Any) -> str:
@@ -202,6 +203,9 @@ def check_keys(data: Mapping[str, Any], keys: Mapping[str, Key], where: str) -> 
                              hint=f"e.g. {key.example}")
         if key.minimum is not None and isinstance(value, int) and value < key.minimum:
             raise InputError(f"{name!r} in {where} must be at least {key.minimum}, not {value}",
+                             hint=f"e.g. {key.example}")
+        if key.choices is not None and isinstance(value, str) and value not in key.choices:
+            raise InputError(f"{name!r} in {where} must be one of {', '.join(key.choices)}, not {value!r}",
                              hint=f"e.g. {key.example}")
 
 

@@ -110,6 +110,17 @@ class Task:
     # pack, service_tier, cache_prefix. ``flashlane run`` uses each one its command line leaves out.
     run: Mapping[str, Any] = field(default_factory=dict)
 
+    def with_run(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` (a call's or a command line's settings: model, pack, service_tier,
+        cache_prefix, ...) with each [run] setting it leaves out (absent or None) taken from the
+        task: what is given still wins. ``flashlane run``, ``lane.map`` and ``flashlane.ray.map``
+        all read a task file's [run] table through this."""
+        out = dict(given)
+        for key, value in self.run.items():
+            if out.get(key) is None:
+                out[key] = value
+        return out
+
     @property
     def tool_names(self) -> list[str]:
         """The built-ins by name, in order (fingerprints, cache keys, reports)."""
