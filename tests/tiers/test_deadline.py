@@ -178,6 +178,26 @@ def test_dry_run_prints_the_plan_and_sends_nothing(cli_env: Any, tmp_path: Path,
     assert cli_env.requests() == [] and cli_env.batches()["jobs"] == []
 
 
+def test_a_dry_run_leaves_the_runs_files_as_they_were_and_makes_no_cache(cli_env: Any, tmp_path: Path) -> None:
+    from tests.pipeline.test_context_cache import write_task  # a 6,000-token guideline: worth a cache
+
+    task = write_task(tmp_path)
+    inp = write_csv(tmp_path / "in.csv", reviews(60))
+    out = tmp_path / "out.jsonl"
+    cmd = ["run", str(task), str(inp), "--column", "text", "-o", str(out), "--no-cache", "--cache-prefix", "on"]
+    assert run_cli(*cmd, "--finish-by", "2h", "--dry-run") == 0
+    assert not out.exists() and not Path(f"{out}.flashlane.db").exists()  # nothing ingested, nothing written
+    assert cli_env.requests() == [] and cli_env.caches()["created"] == 0
+    # after a run: the dry run reads its database (history, finished rows) and leaves every file byte for byte
+    assert run_cli(*cmd) == 0
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert f"{out.name}.flashlane.db" in kept
+    sent, made = len(cli_env.requests()), cli_env.caches()["created"]
+    assert run_cli(*cmd, "--finish-by", "2h", "--dry-run") == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == kept
+    assert len(cli_env.requests()) == sent and cli_env.caches()["created"] == made
+
+
 def test_bad_finish_by_is_one_line_exit_2(cli_env: Any, tmp_path: Path) -> None:
     inp = write_csv(tmp_path / "in.csv", reviews(2))
     assert run_cli("run", "classify", str(inp), "--labels", LABELS, "--finish-by", "soonish") == 2

@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..caching.response_cache import ResponseCache, default_cache_path
 from ..errors import FlashlaneError, InputError, model_not_found
 from ..media import page_selection
 from ..models import Quota, Usage, cost_of, lookup
+from ..store.db import copy_database
 from ..store.run import RunStore
 from ..tasks import Task
 from .batch import BatchOptions, stderr_say
@@ -568,6 +570,8 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
     run_db = Path(cfg.run_db) if cfg.run_db else default_run_db(output)
     if cfg.input != "-" and _same_file(Path(cfg.input), run_db):
         raise InputError(f"the run database {run_db} is the input file", hint="pass another --run-db")
+    if cfg.dry_run:
+        return _plan_only(lane, task, cfg, job, output, run_db, deadline)
     with RunLock(run_db), _Signals() as signals:
         new = not run_db.exists()
         try:
@@ -580,6 +584,19 @@ def run_file(lane: Lane, task: Task, cfg: RunConfig) -> RunSummary:
             if isinstance(sys.exc_info()[1], RunInterrupted):
                 raise
             raise RunInterrupted(signals.received or signal.SIGINT, output, run_db, None) from None
+
+
+def _plan_only(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, run_db: Path,
+               deadline: float | None) -> RunSummary:
+    """--dry-run with --finish-by: the plan, made on a scratch copy of the run database (its
+    history and finished rows included) and a scratch output, so the run's own files are left as
+    they were and nothing is sent, made or deleted."""
+    with RunLock(run_db), _Signals() as signals, tempfile.TemporaryDirectory(prefix="flashlane-plan-") as tmp:
+        scratch = Path(tmp) / run_db.name
+        if run_db.exists():
+            copy_database(run_db, scratch)
+        summary = _run_locked(lane, task, cfg, job, Path(tmp) / output.name, scratch, signals, deadline)
+    return replace(summary, output=output, failures=failures_path(output), run_db=run_db)
 
 
 def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, run_db: Path,
@@ -613,7 +630,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         runner, context_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=cfg.concurrency, budget_usd=cfg.budget_usd, cache=response_cache,
             cache_prefix=cfg.cache_prefix, batch=batch, spool_dir=str(run_db.parent), finish_by=deadline,
-            say=stderr_say if cfg.dry_run else say))
+            say=stderr_say if cfg.dry_run else say, plan_only=cfg.dry_run))
         if isinstance(runner, LiveRunner):
             engine = runner.engine
         if cfg.dry_run:  # the plan is printed; nothing is sent

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import telemetry
+from ..caching.context_cache import CacheDecision
 from ..call.service_tier import BATCH, FLEX, PRIORITY, STANDARD
 from ..errors import ConfigError
 from ..models import Usage, lookup
@@ -59,6 +60,7 @@ class RunOptions:
     spool_dir: str | None = None  # where a batch job's file is built before upload
     finish_by: float | None = None  # a deadline (epoch seconds on the lane's clock): DeadlineRunner plans the tiers
     say: Callable[[str], None] | None = None  # the plan and its steps, as lines (None: quiet)
+    plan_only: bool = False  # --dry-run: the runner says its plan; no cache is made, adopted or deleted
 
 
 class LiveRunner:
@@ -299,6 +301,9 @@ def open_runner(job: Job, store: RunStore, builder: ItemBuilder,
     if opts.finish_by is not None:
         deadline = DeadlineRunner(job, store, builder, opts)
         deadline.say_plan()
+        if opts.plan_only:  # a context cache costs storage, and an earlier session's is not ours to delete
+            return deadline, RunContextCache(CacheDecision(mode=opts.cache_prefix or "auto", use=False,
+                                                           reason="dry run: nothing is made"))
         context_cache = open_context_cache(store, job, pending_items=store.items.counts()["pending"],
                                            pack_size=opts.pack_size, concurrency=opts.concurrency,
                                            mode=opts.cache_prefix, batch=deadline.plan.first == BATCH)

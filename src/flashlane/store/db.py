@@ -13,16 +13,18 @@ limiter's shared state, the gateway ledger) opens through ``connect`` and writes
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "connect", "transaction"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "connect", "copy_database", "transaction"]
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 MEMORY = ":memory:"
+WAL_SUFFIX = "-wal"  # the write-ahead log beside a database in WAL mode (sqlite.org/wal.html)
 
 
 def connect(path: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> sqlite3.Connection:
@@ -37,6 +39,17 @@ def connect(path: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S)
         db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     return db
+
+
+def copy_database(src: str | Path, dst: str | Path) -> None:
+    """A copy of the database file ``src`` at ``dst``, its write-ahead log included (SQLite folds
+    it in when the copy is opened), made without opening ``src``: even a read-only connection
+    would leave -shm and -wal files beside it. The caller holds the run's lock, so no process is
+    writing it. A dry run plans on the copy and leaves the run's own files byte for byte."""
+    shutil.copyfile(src, dst)
+    wal = Path(f"{src}{WAL_SUFFIX}")
+    if wal.exists():
+        shutil.copyfile(wal, f"{dst}{WAL_SUFFIX}")
 
 
 @contextmanager
