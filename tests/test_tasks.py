@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 import flashlane as fl
 from flashlane.clock import TestClock
+from flashlane.models import cost_of
 from tests.conftest import control, scenario
 
 LABELS = ["positive", "negative", "neutral"]
@@ -102,6 +103,11 @@ def test_schema_violation_twice_raises_with_raw_text(gemini_emulator, lane: fl.L
         lane.classify("Fast shipping, great quality.", labels=LABELS)
     assert info.value.raw_text and "re-ask" in str(info.value)
     assert len(_requests(gemini_emulator.base_url)) == 2
+    # both answers were paid for: the error says what they used and cost, as a Result would
+    e, billed = info.value, control(gemini_emulator.base_url, "/_emulator/stats")["tokens"]
+    assert e.attempts == 2 and e.usage.prompt_tokens == billed["prompt"] > 0
+    assert (e.usage.output_tokens, e.usage.thoughts_tokens) == (billed["candidates"], billed["thoughts"])
+    assert e.cost_usd == pytest.approx(cost_of(lane.settings.model, e.usage)) and e.cost_usd > 0
 
 
 def test_malformed_json_is_reasked(gemini_emulator, lane: fl.Lane) -> None:  # type: ignore[no-untyped-def]

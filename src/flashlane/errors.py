@@ -220,14 +220,19 @@ class MalformedResponse(TransportError):
 
 
 class ContentError(FlashlaneError):
+    """An answer that came back and was paid for, but is not one: ``usage`` and ``cost_usd`` are
+    what every attempt of the call used and cost (the judge fills them in), ``attempts`` how many."""
+
     reason_code = "content"
 
     def __init__(self, message: str, *, finish_reason: str | None = None, raw_text: str | None = None,
-                 usage: Any = None, **kw: Any) -> None:
+                 usage: Any = None, cost_usd: float | None = None, attempts: int = 0, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.finish_reason = finish_reason
         self.raw_text = raw_text
         self.usage = usage
+        self.cost_usd = cost_usd
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from google.genai import types
 
 from ..errors import (
     ConfigError,
+    ContentError,
     EmptyAnswer,
     OutputTruncated,
     SafetyBlocked,
@@ -166,7 +167,17 @@ class Judge:
     def verdict(self, chunks: Sequence[Any], *, latency_s: float = 0.0, served_tier: str | None = None,
                 shown: bool = False) -> Step:
         """The next step after one answer (a whole response, or a stream's chunks in order).
-        ``shown``: the answer's text already reached the caller, so it cannot be asked again."""
+        ``shown``: the answer's text already reached the caller, so it cannot be asked again.
+        A ContentError it raises carries what the call used and cost, at the tier that served it."""
+        try:
+            return self._verdict(chunks, latency_s=latency_s, served_tier=served_tier, shown=shown)
+        except ContentError as e:
+            e.usage = self.usage
+            e.cost_usd = cost_of(self.model, self.usage, service_tier=self.service_tier(served_tier))
+            e.attempts = self.attempts
+            raise
+
+    def _verdict(self, chunks: Sequence[Any], *, latency_s: float, served_tier: str | None, shown: bool) -> Step:
         call = self.call
         self.attempts += 1
         self.latency += latency_s

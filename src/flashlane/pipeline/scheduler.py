@@ -46,6 +46,7 @@ from ..call.request import Call
 from ..errors import (
     AuthError,
     ConfigError,
+    ContentError,
     FlashlaneError,
     InputError,
     ModelNotFound,
@@ -389,8 +390,9 @@ class Engine:
         await self._succeeded(unit, started, result, rid)
 
     async def _failed(self, unit: list[Item], started: float, e: FlashlaneError, rid: int) -> None:
-        usage = getattr(e, "usage", None) if isinstance(getattr(e, "usage", None), Usage) else None
-        cost: float | None = cost_of(self.job.model, usage, service_tier=self.job.service_tier) if usage is not None else 0.0
+        # An answer that is not one was still paid for: the judge priced it at the tier that served it.
+        usage = e.usage if isinstance(e, ContentError) and isinstance(e.usage, Usage) else None
+        cost: float | None = e.cost_usd if isinstance(e, ContentError) and e.cost_usd is not None else 0.0
         ids = [it.id for it in unit]
         if self.hand_on and e.retryable:  # the plan's next tier takes them: they stay pending
             self.store.requests.record(started=started, item_ids=ids, outcome="moved", error=e.message, usage=usage,
