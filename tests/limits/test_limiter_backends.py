@@ -255,3 +255,54 @@ def test_a_settled_request_counts_from_its_answer(make: Make, clock: TestClock) 
     res.reconcile(at=clock.time())
     lim.acquire(KEY, 1)
     assert clock.time() == pytest.approx(t0 + 13, abs=0.01)
+
+
+class _RemoteStore:
+    """A store whose admissions wait on another process (as a Ray lease or a Redis exchange
+    does): each one blocks until ``answer`` is set; the first brings a lease, so later ones are
+    local. The rule itself is the memory store's."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from flashlane.limits.memory import MemoryStore
+
+        self.inner, self.name = MemoryStore(), "remote"
+        self.answer = threading.Event()
+        self.trips: list[int] = []  # the thread each round trip ran on
+        self.leased = False
+
+    def round_trip(self, key: str, now: float) -> bool:
+        return not self.leased
+
+    def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: object, entry_id: str) -> object:
+        import threading
+
+        if not self.leased:
+            self.trips.append(threading.get_ident())
+            assert self.answer.wait(5), "the event loop was held while the store waited on the other process"
+            self.leased = True
+        return self.inner.admit(key, clock, tokens, limits, entry_id)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_an_admission_that_waits_on_another_process_runs_off_the_event_loop_once() -> None:
+    """The engine's loop keeps settling answers while a lease is fetched, and the 20 callers
+    queued behind that one round trip admit from its lease instead of each asking again."""
+    import asyncio
+    import threading
+
+    from flashlane.limits import Limits
+
+    store = _RemoteStore()
+    lim = Limiter(store, Limits.parse("rpm=100,window=60,margin=0"), clock=TestClock())  # type: ignore[arg-type]
+
+    async def the_loop_runs_meanwhile() -> None:
+        await asyncio.sleep(0)
+        store.answer.set()  # only reached if the admission above let the loop go
+
+    got = await asyncio.gather(*(lim.aacquire(KEY, 1) for _ in range(20)), the_loop_runs_meanwhile())
+    assert len({r.entry_id for r in got[:20]}) == 20  # type: ignore[union-attr]
+    assert len(store.trips) == 1 and store.trips[0] != threading.get_ident()

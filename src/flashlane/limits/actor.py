@@ -143,6 +143,11 @@ class ActorStore:
         # Slots of leases under which nothing is counted: their tokens and times change nothing.
         self._uncounted: set[str] = set()
 
+    def round_trip(self, key: str, now: float) -> bool:
+        """No usable lease: the next admission asks the keeper (a blocking ``ray.get``)."""
+        lease = self._leases.get(key)
+        return lease is None or not lease.slots or now >= lease.until
+
     def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: Limits, entry_id: str) -> Decision:
         import ray
 

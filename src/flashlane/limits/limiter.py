@@ -6,7 +6,9 @@ One limiter serves many keys (``f"{project}:{model}"``); the state per key lives
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections import deque
 from datetime import UTC, datetime
 
@@ -84,6 +86,8 @@ class Limiter:
         self.adaptive: AdaptiveLimits | None = AdaptiveLimits(limits) if limits.adaptive else None
         # Answers per key in the last span, in this process: what adaptive mode learns from.
         self._answered: dict[str, deque[tuple[float, int]]] = {}
+        # Per event loop (a Lane's sync calls and a run may each have one): admissions off the loop, one at a time.
+        self._trips: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     # ---------------------------------------------------------------- admission
 
@@ -131,12 +135,28 @@ class Limiter:
     async def aacquire(self, key: str, tokens: int) -> Reservation:
         waited: dict[str, float] = {}
         while True:
-            got = self._try(key, tokens)
+            got = await self._atry(key, tokens)
             if isinstance(got, Reservation):
                 got.waited = waited
                 return got
             waited[got.quota] = waited.get(got.quota, 0.0) + got
             await self.clock.asleep(got)
+
+    async def _atry(self, key: str, tokens: int) -> Reservation | Wait:
+        """``_try`` for the event loop. An attempt that waits on another process (``Store.round_trip``:
+        a Redis exchange, a lease from the Ray keeper) runs on a thread, so the loop keeps settling
+        answers meanwhile; one such attempt at a time per loop, so the callers queued behind it
+        admit from the lease it brought instead of each asking for one."""
+        if not self.store.round_trip(key, self.clock.time()):
+            return self._try(key, tokens)
+        loop = asyncio.get_running_loop()
+        lock = self._trips.get(loop)
+        if lock is None:
+            lock = self._trips[loop] = asyncio.Lock()
+        async with lock:
+            if not self.store.round_trip(key, self.clock.time()):
+                return self._try(key, tokens)
+            return await asyncio.to_thread(self._try, key, tokens)
 
     def _day_used_up(self, key: str, now: float, day_reset: float, limits: Limits) -> RateLimited:
         reset_at = datetime.fromtimestamp(day_reset, UTC).astimezone(PACIFIC)

@@ -57,6 +57,9 @@ class RedisStore:
         base = f"{self.prefix}:{{{key}}}"
         return f"{base}:adm", f"{base}:tok", f"{base}:day", f"{base}:gate"
 
+    def round_trip(self, key: str, now: float) -> bool:
+        return True  # every admission is a WATCH/MULTI exchange with the server
+
     def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: Limits, entry_id: str) -> Decision:
         from redis.exceptions import WatchError
 

@@ -19,6 +19,10 @@ __all__ = ["Store"]
 class Store(Protocol):
     name: str
 
+    def round_trip(self, key: str, now: float) -> bool:
+        """Whether the next ``admit`` on ``key`` waits on another process (a network round trip, a
+        lease from the cluster's keeper): ``Limiter.aacquire`` then admits off the event loop."""
+
     def admit(self, key: str, clock: Callable[[], float], tokens: int, limits: Limits, entry_id: str) -> Decision:
         """Decide, and if admitted record (entry_id, decision.at, tokens) and the day count,
         atomically; ``clock()`` is read inside the atomic section."""
