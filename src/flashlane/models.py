@@ -27,6 +27,7 @@ __all__ = [
     "SERVICE_TIERS",
     "PRIORITY_PRICE_FACTOR",
     "PRIORITY_LIMIT_SHARE",
+    "share_of",
     "QUOTA_TIERS",
     "THINKING_LEVELS",
     "canonical_id",
@@ -186,6 +187,16 @@ class Quota:
     rpm: int
     tpm: int
     rpd: int
+
+    def share(self, fraction: float) -> Quota:
+        """``fraction`` of each limit (priority's own limits: ``PRIORITY_LIMIT_SHARE``), rounded
+        down but never to 0, which would mean unlimited."""
+        return Quota(*(share_of(n, fraction) for n in (self.rpm, self.tpm, self.rpd)))
+
+
+def share_of(limit: int, fraction: float) -> int:
+    """``fraction`` of one limit (0: unlimited, kept), rounded down, at least 1."""
+    return max(1, int(limit * fraction)) if limit else 0
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 import httpx2 as httpx
 import pytest
 from google import genai
-from google.genai import errors
+from google.genai import errors, types
 
 from flashlane.emulator import Emulator
 from flashlane.emulator.flex import SHED_MESSAGE
@@ -77,3 +77,18 @@ def test_flex_is_slower(emu: Emulator, client: genai.Client) -> None:
     client.models.generate_content(model=MODEL, contents="x", config={"service_tier": "flex"})
     flex_s = time.perf_counter() - t
     assert flex_s >= CATALOG[MODEL].ttft_s * scale * factor  # sleeps are lower bounds, even under load
+
+
+def test_priority_requests_have_their_own_share_of_the_quota(emu: Emulator, client: genai.Client) -> None:
+    """"Priority inference" has its own limits, 0.3x the standard rate limit (model-facts.md §2.1):
+    at 10 RPM, 3 priority requests a minute, counted apart from the 10 standard ones."""
+    emu.configure(rpm=10, window_seconds=60)
+    priority = types.GenerateContentConfig(service_tier="priority",
+                                           http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)))
+    for _ in range(3):
+        assert client.models.generate_content(model=MODEL, contents="hi", config=priority).text
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model=MODEL, contents="hi", config=priority)
+    assert info.value.code == 429
+    for _ in range(10):  # standard's quota is untouched by priority's
+        assert client.models.generate_content(model=MODEL, contents="hi").text

@@ -89,3 +89,25 @@ def test_the_old_tier_spellings_still_work_and_name_the_new_one(cli_env: Any, tm
             pytest.warns(DeprecationWarning, match="use service_tier="):
         res = ln.map("classify", ["great", "awful"], labels=LABELS.split(","), tier="flex", cache=False)
     assert [r.status for r in res] == ["ok", "ok"] and res.report["requests_by_tier"] == {"flex": 2}
+
+
+def test_priority_calls_are_paced_under_their_own_share_of_the_quota(emu: Any, tmp_path: Path) -> None:
+    """With the quota known (10 a minute), priority calls go at 3 a minute (its own limits, 0.3x),
+    none refused, while a standard call sharing the limiter is not held back by them."""
+    from flashlane import Lane
+    from flashlane.emulator.clock import FollowingClock
+
+    emu.configure(rpm=10, window_seconds=60)
+    clock = FollowingClock(emu)
+    shared = dict(base_url=emu.base_url, limits="rpm=10", clock=clock, limiter="sqlite",
+                  limiter_path=str(tmp_path / "limits.sqlite3"))
+    with Lane(service_tier="priority", **shared) as priority, Lane(**shared) as standard:
+        start = clock.time()
+        sent = []
+        for _ in range(7):
+            assert priority.generate("hi").service_tier == "priority"
+            sent.append(clock.time() - start)
+        assert [int(t // 60) for t in sent] == [0, 0, 0, 1, 1, 1, 2]  # 3, 3, then the seventh
+        before = clock.time()
+        assert standard.generate("hi").text and clock.time() - before < 1  # standard's quota is its own: no wait
+    assert emu.stats()["by_status"].get("429", 0) == 0

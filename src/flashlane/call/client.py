@@ -23,6 +23,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD, Settings, load_settings
 from ..errors import BudgetExceeded, Timeout
 from ..limits import Limiter, make_limiter
+from ..limits.config import PRIORITY_KEY_SUFFIX
 from ..models import Usage, cost_of
 from .answer import Judge
 from .breaker import Breaker
@@ -111,9 +112,11 @@ class Client:
     def quota_key(self) -> str:
         return self.key_for(self.settings.model)
 
-    def key_for(self, model: str) -> str:
-        """The limiter key of ``model``: quotas are per Google Cloud project and model."""
-        return f"{self.settings.project}:{model}"
+    def key_for(self, model: str, service_tier: str | None = None) -> str:
+        """The limiter key of ``model``: quotas are per Google Cloud project and model, and priority
+        requests have limits of their own (``limits.config.PRIORITY_KEY_SUFFIX``)."""
+        key = f"{self.settings.project}:{model}"
+        return key + PRIORITY_KEY_SUFFIX if service_tier == PRIORITY else key
 
     def stop_sending(self, stop: bool = True) -> None:
         """A run's first Ctrl-C: calls waiting for quota or for a retry are not sent (``Stopped``);
@@ -187,13 +190,13 @@ class Client:
         ``start``: when its deadline began, if earlier (a tool loop's rounds share one deadline);
         ``obs``: the call's span, told of each attempt, limiter wait and retry."""
         self._before(call, start)
-        return self.guard.call(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens, start=start,
+        return self.guard.call(self.key_for(call.model, tier_of(call.config)), call.est_tokens, attempt, _prompt_tokens, start=start,
                                obs=obs)
 
     async def aguarded(self, call: Call, attempt: Callable[[float], Any], *, start: float | None = None,
                        obs: telemetry.CallSpan | None = None) -> Any:
         self._before(call, start)
-        return await self.guard.acall(self.key_for(call.model), call.est_tokens, attempt, _prompt_tokens,
+        return await self.guard.acall(self.key_for(call.model, tier_of(call.config)), call.est_tokens, attempt, _prompt_tokens,
                                       start=start, obs=obs)
 
     def _span(self, tel: telemetry.Telemetry, call: Call, *, stream: bool = False) -> telemetry.CallSpan:

@@ -600,9 +600,8 @@ class EmulatorApp:
             raise flex.shed_error()
         limits = self.config.limits_for(project, info.id)
         if limits.rpm or limits.tpm or limits.rpd:
-            self.quota.admit(
-                project, info.id, req.prompt_tokens, limits, self.clock.now(), self.config.tier_for(project)
-            )
+            self.quota.admit(project, info.id, req.prompt_tokens, limits, self.clock.now(),
+                             self.config.tier_for(project), priority=tier == flex.PRIORITY)
         if act and act.get("raw_body") is not None:
             await self._send_raw(send, op == GENERATE or not wants_sse(scope), str(act["raw_body"]),
                                  str(act.get("content_type", "application/json")))

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import Quota
+from ..models import PRIORITY_LIMIT_SHARE, Quota
 from .clock import pacific_day, seconds_to_pacific_midnight
 from .errors import ApiError, quota_exhausted
 
@@ -75,18 +75,24 @@ def no_quota_violations(model: str) -> list[dict[str, Any]]:
 class QuotaBook:
     def __init__(self, window_seconds: float = 60.0):
         self.window = float(window_seconds)
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[str, str, bool], _Bucket] = {}
 
     def reset(self) -> None:
         self._buckets.clear()
 
-    def admit(self, project: str, model: str, tokens: int, limits: Quota, now: float, tier: str) -> None:
-        """Record the request, or raise ApiError 429 (recording nothing)."""
+    def admit(self, project: str, model: str, tokens: int, limits: Quota, now: float, tier: str,
+              priority: bool = False) -> None:
+        """Record the request, or raise ApiError 429 (recording nothing). ``tier``: the project's
+        quota tier. ``priority``: a priority request, counted apart at ``PRIORITY_LIMIT_SHARE`` of
+        the limits ("Priority inference" has its own limits, 0.3x the standard rate limit by
+        default: model-facts.md §2.1)."""
         if not (limits.rpm or limits.tpm or limits.rpd):
             return
-        b = self._buckets.get((project, model))
+        if priority:
+            limits = limits.share(PRIORITY_LIMIT_SHARE)
+        b = self._buckets.get((project, model, priority))
         if b is None:
-            b = self._buckets[(project, model)] = _Bucket()
+            b = self._buckets[(project, model, priority)] = _Bucket()
         horizon = now - self.window
         log = b.log
         while log and log[0][0] <= horizon:

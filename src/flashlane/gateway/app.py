@@ -58,6 +58,7 @@ from ..errors import (
     model_not_found,
 )
 from ..limits import Limiter, Limits, Reservation, Store
+from ..limits.config import PRIORITY_KEY_SUFFIX
 from ..models import DEFAULT_MODEL, Usage, canonical_id, cost_of, lookup
 from ..telemetry import current_span_set
 from .ledger import Ledger, Owners
@@ -72,6 +73,7 @@ from .wire import (
     BadPath,
     Route,
     apply_defaults,
+    asks_priority,
     dumps_error,
     error_body,
     estimate_input_tokens,
@@ -446,7 +448,7 @@ class GatewayApp:
         waits = _Waits(self.clock, receive)
         try:
             await self._attempts(scope, send, method, url, headers, body, route, model_id, principal, est, out,
-                                 waits, retry=idempotent)
+                                 waits, retry=idempotent, priority=isinstance(obj, dict) and asks_priority(obj))
         except _ClientGone:
             out.code = CLIENT_GONE  # nothing to answer: the client hung up while the request waited
         finally:
@@ -454,12 +456,13 @@ class GatewayApp:
 
     async def _attempts(self, scope: dict[str, Any], send: Any, method: str, url: str,
                         headers: list[tuple[bytes, bytes]], body: bytes, route: Route, model: str,
-                        principal: Principal, est: int, out: _Outcome, waits: _Waits, *, retry: bool) -> None:
+                        principal: Principal, est: int, out: _Outcome, waits: _Waits, *, retry: bool,
+                        priority: bool = False) -> None:
         clock = self.clock
         deadline = self._deadline(scope["headers"])
         policy = self._policy(deadline)
         limiter = self.limiter(model) if route.spends and model else None
-        key = f"{principal.project}:{model}"
+        key = f"{principal.project}:{model}" + (PRIORITY_KEY_SUFFIX if priority else "")  # priority: its own quota
         start = clock.monotonic()
         attempt = 0
         while True:

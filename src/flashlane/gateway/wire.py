@@ -188,6 +188,13 @@ def media_part_tokens(part: dict[str, Any], model: str) -> int:
     return INLINE_PART_TOKENS
 
 
+def asks_priority(body: dict[str, Any]) -> bool:
+    """Whether a request asks for the priority tier (``serviceTier``, or the REST docs' ``service_tier``;
+    ``PRIORITY``, ``priority`` or ``SERVICE_TIER_PRIORITY``): its quota is its own."""
+    value = body.get("serviceTier", body.get("service_tier"))
+    return isinstance(value, str) and value.strip().lower().removeprefix("service_tier_") == "priority"
+
+
 def estimate_input_tokens(body: dict[str, Any], model: str = "") -> int:
     """Input tokens of a spending request, estimated per text part as the emulator bills them
     (``models.estimate_tokens``) and per media part by the shared media rule (``media_part_tokens``);

@@ -16,9 +16,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..models import DEFAULT_MODEL, QUOTA_TIERS, Quota, lookup
+from ..models import DEFAULT_MODEL, PRIORITY_LIMIT_SHARE, QUOTA_TIERS, Quota, lookup, share_of
 
-__all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits"]
+__all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits", "PRIORITY_KEY_SUFFIX",
+           "limits_of_key"]
+
+# Priority requests have limits of their own, PRIORITY_LIMIT_SHARE of the standard ones
+# (model-facts.md §2.1: "Priority inference" has its own limits, by default 0.3x the standard rate
+# limit): the client paces them under a key of their own, "project:model:priority".
+PRIORITY_KEY_SUFFIX = ":priority"
 
 DEFAULT_WINDOW_S = 60.0  # Gemini's RPM/TPM are per minute
 # Each admission counts from when its answer arrived (see Reservation.reconcile), which is never
@@ -57,6 +63,11 @@ class Limits:
         if self.margin_s is not None:
             return max(self.margin_s, 0.0)
         return min(max(self.window_s * DEFAULT_MARGIN_FRACTION, DEFAULT_MARGIN_MIN_S), DEFAULT_MARGIN_CAP_S)
+
+    def share(self, fraction: float) -> Limits:
+        """These limits at ``fraction`` of each number (priority's own limits), applied alike."""
+        return replace(self, rpm=share_of(self.rpm, fraction), tpm=share_of(self.tpm, fraction),
+                       rpd=share_of(self.rpd, fraction), source=f"{self.source}, x{fraction:g} for priority")
 
     @property
     def span(self) -> float:
@@ -154,3 +165,8 @@ class Limits:
         if self.source == "off":
             return "off (no client-side pacing; 429s are still retried)"
         return f"{nums} ({self.source})"
+
+
+def limits_of_key(limits: Limits, key: str) -> Limits:
+    """What ``key`` is held to: a priority key's own share of ``limits``, else ``limits``."""
+    return limits.share(PRIORITY_LIMIT_SHARE) if key.endswith(PRIORITY_KEY_SUFFIX) else limits

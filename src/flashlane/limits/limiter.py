@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import PACIFIC, RateLimited, describe_reset
 from .adaptive import AdaptiveLimits
-from .config import Limits
+from .config import PRIORITY_KEY_SUFFIX, Limits, limits_of_key
 from .store import Store
 from .window import WAKE_EPSILON_S, day_reset_after
 
@@ -84,6 +84,7 @@ class Limiter:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.model = model
         self.adaptive: AdaptiveLimits | None = AdaptiveLimits(limits) if limits.adaptive else None
+        self._priority = limits_of_key(limits, PRIORITY_KEY_SUFFIX)  # made once: compared per lease
         # Answers per key in the last span, in this process: what adaptive mode learns from.
         self._answered: dict[str, deque[tuple[float, int]]] = {}
         # Per event loop (a Lane's sync calls and a run may each have one): admissions off the loop, one at a time.
@@ -94,6 +95,8 @@ class Limiter:
     def limits_for(self, key: str) -> Limits:
         if self.adaptive is not None:
             return self.adaptive.limits_for(key, self.clock.time())
+        if key.endswith(PRIORITY_KEY_SUFFIX):
+            return self._priority
         return self.limits
 
     def _try(self, key: str, tokens: int) -> Reservation | Wait:
