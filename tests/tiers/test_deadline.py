@@ -33,6 +33,18 @@ def _run(emu: Any, tmp_path: Path, finish_by: str = "10m", rows: int = ROWS, **l
         summary = run_file(ln, get_task("classify"), RunConfig(
             input=str(inp), output=str(out), pack=PACK, cache=False, quiet=True, finish_by=finish_by,
             task_options={"labels": LABELS.split(",")}))
+        now = ln.clock.time()
+    # Every timestamp the run store writes is on the run's clock (here the emulator's, hours ahead of
+    # the wall when a batch sat stuck): no request ends before it started, nothing ends in the future.
+    store = RunStore(summary.run_db, create=False)
+    try:
+        for table in ("requests", "sessions", "batch_jobs"):
+            start, end = ("created", "updated") if table == "batch_jobs" else ("started", "ended")
+            bad = store.db.execute(f"SELECT COUNT(*) FROM {table} WHERE {end} < {start} OR {end} > ?",  # noqa: S608
+                                   (now + 1,)).fetchone()[0]
+            assert bad == 0, f"{bad} {table} rows off the run's clock"
+    finally:
+        store.close()
     return summary, out
 
 

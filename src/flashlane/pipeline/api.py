@@ -196,7 +196,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
         part = Path(run_db).with_name(Path(run_db).name + PART_SUFFIX)
         for leftover in part.parent.glob(part.name + "*"):  # a killed fill's file, WAL and index
             leftover.unlink()
-    store = RunStore(part or run_db)
+    store = RunStore(part or run_db, now=client.clock.time)
     use_cache = client.settings.cache if cache is None else cache
     rcache = ResponseCache(default_cache_path(client.settings.state_dir)) if use_cache else None
     revive = _Revive()
@@ -217,7 +217,7 @@ async def amap_items(client: Client, task: Task | str, items: Iterable[Any], *, 
         if part is not None:
             store.close()  # the last connection: SQLite folds the WAL into the file, which can then move
             os.replace(part, run_db)
-            store = RunStore(run_db)
+            store = RunStore(run_db, now=client.clock.time)
         store.sessions.start()
         runner, run_cache = open_runner(job, store, builder, RunOptions(
             pack_size=plan.size, concurrency=concurrency, budget_usd=budget_usd, cache=rcache,

@@ -605,7 +605,7 @@ def _run_locked(lane: Lane, task: Task, cfg: RunConfig, job: Job, output: Path, 
         _remove_db(run_db)
     remove_stale_temp(output)
     remove_stale_temp(failures_path(output))
-    store = RunStore(run_db)
+    store = RunStore(run_db, now=lane.clock.time)
     response_cache: ResponseCache | None = None
     engine: Engine | None = None
     context_cache: RunContextCache | None = None

@@ -16,7 +16,6 @@ Tables: ``batch_jobs``, ``batch_requests``, ``batch_items`` (run database migrat
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,8 +73,8 @@ class BatchJobs(Repo):
         with self.store.transaction():
             cur = self.db.execute(
                 "INSERT INTO batch_jobs (display_name, mode, model, n_requests, n_items, reserved_usd, created, "
-                "updated) VALUES (?, ?, ?, 0, 0, ?, ?, ?)", (display_name, mode, model, reserved_usd, time.time(),
-                                                             time.time()))
+                "updated) VALUES (?, ?, ?, 0, 0, ?, ?, ?)", (display_name, mode, model, reserved_usd, self.store.now(),
+                                                             self.store.now()))
             jid = int(cur.lastrowid or 0)
             n_req = n_items = 0
             for key, ids in requests:
@@ -88,7 +87,7 @@ class BatchJobs(Repo):
 
     def set_file(self, jid: int, file_name: str) -> None:
         with self.store.transaction():
-            self.db.execute("UPDATE batch_jobs SET file_name=?, updated=? WHERE id=?", (file_name, time.time(), jid))
+            self.db.execute("UPDATE batch_jobs SET file_name=?, updated=? WHERE id=?", (file_name, self.store.now(), jid))
 
     def file_of(self, jid: int) -> str | None:
         row = self.db.execute("SELECT file_name FROM batch_jobs WHERE id=?", (jid,)).fetchone()
@@ -97,12 +96,12 @@ class BatchJobs(Repo):
     def named(self, jid: int, name: str, state: str | None) -> None:
         with self.store.transaction():
             self.db.execute("UPDATE batch_jobs SET name=?, state=?, updated=? WHERE id=?",
-                            (name, state, time.time(), jid))
+                            (name, state, self.store.now(), jid))
 
     def update(self, jid: int, state: str | None, stats: dict[str, int]) -> None:
         with self.store.transaction():
             self.db.execute("UPDATE batch_jobs SET state=?, stats=?, updated=? WHERE id=?",
-                            (state, json.dumps(stats), time.time(), jid))
+                            (state, json.dumps(stats), self.store.now(), jid))
 
     def forget(self, jid: int) -> None:
         """An intent whose job was never created (looked up and not found): its items are free."""
@@ -114,7 +113,7 @@ class BatchJobs(Repo):
     def mark_collected(self, jid: int, state: str | None, error: str | None = None) -> None:
         """Inside the caller's transaction (with the job's results)."""
         self.db.execute("UPDATE batch_jobs SET collected=1, state=COALESCE(?, state), error=?, updated=? WHERE id=?",
-                        (state, error, time.time(), jid))
+                        (state, error, self.store.now(), jid))
 
     def set_outcome(self, jid: int, key: str, outcome: str) -> None:
         """Inside the caller's transaction."""

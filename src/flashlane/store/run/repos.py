@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ class SessionsRepo(Repo):
     def start(self) -> int:
         with self.store.transaction():
             cur = self.db.execute("INSERT INTO sessions (started, outcome, pid) VALUES (?, 'running', ?)",
-                                  (time.time(), os.getpid()))
+                                  (self.store.now(), os.getpid()))
         self.store.session = int(cur.lastrowid or 0)
         return self.store.session
 
@@ -82,7 +81,7 @@ class SessionsRepo(Repo):
             return
         with self.store.transaction():
             self.db.execute("UPDATE sessions SET ended=?, outcome=?, requests=?, rate_limited=?, retries=? WHERE id=?",
-                            (time.time(), outcome, requests, rate_limited, retries, session))
+                            (self.store.now(), outcome, requests, rate_limited, retries, session))
             self.db.execute(_UNANSWERED, (session,))  # cut off by an interrupt
 
     def touch(self, counters: dict[str, int] | None) -> None:
@@ -91,10 +90,10 @@ class SessionsRepo(Repo):
         if session is None:
             return
         if counters is None:
-            self.db.execute("UPDATE sessions SET ended=? WHERE id=?", (time.time(), session))
+            self.db.execute("UPDATE sessions SET ended=? WHERE id=?", (self.store.now(), session))
         else:
             self.db.execute("UPDATE sessions SET ended=?, requests=?, rate_limited=?, retries=? WHERE id=?",
-                            (time.time(), counters.get("requests", 0), counters.get("rate_limited", 0),
+                            (self.store.now(), counters.get("requests", 0), counters.get("rate_limited", 0),
                              counters.get("retries", 0), session))
 
 

@@ -5,7 +5,6 @@ answers of the requests in flight and the cost is exact per request."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -64,13 +63,13 @@ class RequestsRepo(Repo):
                 cur = db.execute(
                     "INSERT INTO requests (session, started, ended, n_items, outcome, error, attempts) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (self.store.session, started, time.time(), len(item_ids), outcome, error, attempts))
+                    (self.store.session, started, self.store.now(), len(item_ids), outcome, error, attempts))
                 rid = int(cur.lastrowid or 0)
                 db.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?)", [(rid, i, o, e) for o, e, i in outcomes])
             else:
                 rid = request_id
                 db.execute("UPDATE requests SET ended=?, outcome=?, error=?, attempts=? WHERE id=?",
-                           (time.time(), outcome, error, attempts, rid))
+                           (self.store.now(), outcome, error, attempts, rid))
                 # The 'sent' rows written with the request, settled in place (no index entry changes).
                 db.executemany("UPDATE attempts SET outcome=?, error=? WHERE request_id=? AND item_id=?",
                                [(o, e, rid, i) for o, e, i in outcomes])

@@ -11,6 +11,8 @@ whether it changed any item (so the output on disk is stale).
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -34,8 +36,11 @@ _RUN_TABLES = ("items", "results", "failures")
 
 class RunStore:
     def __init__(self, path: str | Path = ":memory:", *, not_a_run_db_hint: str = NOT_A_RUN_DB_HINT,
-                 create: bool = True) -> None:
+                 create: bool = True, now: Callable[[], float] = time.time) -> None:
         self.path = str(path)
+        # The clock its timestamps are read from (requests' ends, sessions, batch jobs): the run's own,
+        # so durations against the times the engine passes in (a request's start) are on one clock.
+        self.now = now
         try:
             self.db = connect(self.path)
             if not create and found_version(self.db, RUN_SCHEMA) == 0:
