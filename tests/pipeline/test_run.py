@@ -142,6 +142,29 @@ def test_report_text_and_json(tmp_path: Path, cli_env: Any, capsys: pytest.Captu
     assert data["items"]["ok"] == 9 and data["requests"] == 3 and data["api_calls"] == 3
     assert data["tokens"]["input"] > 0 and data["cost_usd"] > 0 and data["rate_limited"] == 0
     assert run_cli("report", str(tmp_path / "missing.db")) == 2
+    # the latency percentiles, streamed from SQLite in order (memory flat in rows), are statistics.quantiles'
+    import sqlite3
+    import statistics
+
+    con = sqlite3.connect(f"{out}.flashlane.db")
+    per_item = [d for (d,) in con.execute("SELECT r.ended - r.started FROM results s JOIN requests r "
+                                          "ON r.id = s.request_id")]
+    con.close()
+    q = statistics.quantiles(per_item, n=100, method="inclusive")
+    assert len(per_item) == 9 and data["latency_per_item_s"] == {"p50": round(q[49], 4), "p95": round(q[94], 4)}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 101, 2_345])
+def test_percentiles_from_a_sorted_stream_are_statistics_quantiles(n: int) -> None:
+    import random
+    import statistics
+
+    from flashlane.pipeline.report import percentiles
+
+    rng = random.Random(n)
+    xs = [rng.uniform(0, 9) for _ in range(n)]
+    q = [xs[0]] * 99 if n == 1 else statistics.quantiles(xs, n=100, method="inclusive")
+    assert percentiles(xs) == {"p50": round(q[49], 4), "p95": round(q[94], 4)}
 
 
 def test_identical_rows_are_asked_once(tmp_path: Path, cli_env: Any) -> None:

@@ -92,11 +92,12 @@ class Ledger:
 
     def report(self) -> dict[str, Any]:
         """``flashlane report DIR``: the batch databases' reports added up."""
-        reports, latencies = [], []
+        reports: list[dict[str, Any]] = []
+        latencies: list[float] = []  # every item's: a cluster report is O(rows) here still (the run's own is not)
         for store in self._stores(all_readable=True):
             if sum(store.items.counts().values()):
                 reports.append(build_report(store))
-                latencies += store.totals.item_latencies()
+                latencies += store.totals.item_latencies()[1]
         if not reports:
             raise InputError(f"{self.path} holds no batch databases of a cluster run", hint=NOT_A_LEDGER_HINT)
         return merge_reports(str(self.path), reports, latencies, self._still_pending())

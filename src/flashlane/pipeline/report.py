@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ from ..errors import InputError
 from ..models import Usage, cost_of
 from ..store.run import RunStore
 
-__all__ = ["build_report", "format_report", "load_report", "percentiles"]
+__all__ = ["build_report", "format_report", "load_report", "percentiles", "sorted_percentiles"]
+
+PERCENTILES = (50, 95)  # the latency cuts a report shows
 
 
 def build_report(store: RunStore) -> dict[str, Any]:
@@ -76,7 +79,7 @@ def build_report(store: RunStore) -> dict[str, Any]:
         "cost_per_1000_items_usd": round(cost / done * 1000, 6) if done and cost is not None else None,
         # per answered item: its request's time from send to answer (an item packed with others waits as
         # long as its whole request); the eval compares configurations by these (issue 24)
-        "latency_per_item_s": percentiles(store.totals.item_latencies()),
+        "latency_per_item_s": sorted_percentiles(*store.totals.item_latencies()),
         "resent_items": store.totals.resent_items(),
         "deadline": _deadline(store, meta, led["tokens"], cost),
         # an unpacked structured run: what --pack auto would have saved (runfile.pack_hint, estimated)
@@ -126,12 +129,24 @@ def format_deadline(d: dict[str, Any] | None) -> list[str]:
 
 def percentiles(xs: list[float]) -> dict[str, float] | None:
     """p50 and p95 (inclusive method: within the observed range, as for a small eval sample)."""
-    if not xs:
+    return sorted_percentiles(len(xs), iter(sorted(xs)))
+
+
+def sorted_percentiles(n: int, ascending: Iterator[float]) -> dict[str, float] | None:
+    """p50 and p95 of ``n`` values streamed in ascending order, as ``statistics.quantiles(method=
+    "inclusive")`` computes them (the cut at i/100 lies between the values at ``i * (n - 1) // 100``
+    and the next), holding only the values at those positions: memory flat in rows."""
+    if n == 0:
         return None
-    if len(xs) == 1:
-        return {"p50": round(xs[0], 4), "p95": round(xs[0], 4)}
-    q = statistics.quantiles(xs, n=100, method="inclusive")
-    return {"p50": round(q[49], 4), "p95": round(q[94], 4)}
+    cuts = {p: divmod(p * (n - 1), 100) for p in PERCENTILES}
+    wanted = {j + k for j, _ in cuts.values() for k in (0, 1)}
+    found = {i: x for i, x in enumerate(itertools.islice(ascending, max(wanted) + 1)) if i in wanted}
+    out = {}
+    for p, (j, delta) in cuts.items():
+        lo = found[j]
+        hi = found.get(j + 1, lo)  # n == 1: the one value
+        out[f"p{p}"] = round((lo * (100 - delta) + hi * delta) / 100, 4)
+    return out
 
 
 def _caching(store: RunStore, meta: dict[str, str]) -> dict[str, Any] | None:
