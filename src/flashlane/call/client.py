@@ -23,7 +23,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import DEFAULT_BREAKER_COOLDOWN_S, DEFAULT_BREAKER_THRESHOLD, Settings, load_settings
 from ..errors import BudgetExceeded, Timeout
 from ..limits import Limiter, make_limiter
-from ..limits.config import PRIORITY_KEY_SUFFIX
+from ..limits.config import quota_key
 from ..models import Usage, cost_of
 from .answer import Judge
 from .breaker import Breaker
@@ -113,10 +113,8 @@ class Client:
         return self.key_for(self.settings.model)
 
     def key_for(self, model: str, service_tier: str | None = None) -> str:
-        """The limiter key of ``model``: quotas are per Google Cloud project and model, and priority
-        requests have limits of their own (``limits.config.PRIORITY_KEY_SUFFIX``)."""
-        key = f"{self.settings.project}:{model}"
-        return key + PRIORITY_KEY_SUFFIX if service_tier == PRIORITY else key
+        """The limiter key of ``model`` on ``service_tier`` (``limits.config.quota_key``)."""
+        return quota_key(self.settings.project, model, priority=service_tier == PRIORITY)
 
     def stop_sending(self, stop: bool = True) -> None:
         """A run's first Ctrl-C: calls waiting for quota or for a retry are not sent (``Stopped``);

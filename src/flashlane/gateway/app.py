@@ -58,7 +58,7 @@ from ..errors import (
     model_not_found,
 )
 from ..limits import Limiter, Limits, Reservation, Store
-from ..limits.config import PRIORITY_KEY_SUFFIX
+from ..limits.config import quota_key
 from ..models import DEFAULT_MODEL, Usage, canonical_id, cost_of, lookup
 from ..telemetry import current_span_set
 from .ledger import Ledger, Owners
@@ -462,7 +462,7 @@ class GatewayApp:
         deadline = self._deadline(scope["headers"])
         policy = self._policy(deadline)
         limiter = self.limiter(model) if route.spends and model else None
-        key = f"{principal.project}:{model}" + (PRIORITY_KEY_SUFFIX if priority else "")  # priority: its own quota
+        key = quota_key(principal.project, model, priority=priority)
         start = clock.monotonic()
         attempt = 0
         while True:

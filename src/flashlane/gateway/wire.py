@@ -17,7 +17,9 @@ from google.genai import types
 from pydantic import ValidationError
 
 from ..call.result import usage_from_response
+from ..emulator.errors import ApiError
 from ..emulator.errors import error_body as emulator_error_body
+from ..emulator.flex import PRIORITY, requested_tier
 from ..emulator.wire import blob_bytes
 from ..media import SUPPORTED_MIME_TYPES, MediaInfo, measure, media_tokens, normalize_mime
 from ..models import ModelInfo, Usage, estimate_tokens
@@ -189,10 +191,12 @@ def media_part_tokens(part: dict[str, Any], model: str) -> int:
 
 
 def asks_priority(body: dict[str, Any]) -> bool:
-    """Whether a request asks for the priority tier (``serviceTier``, or the REST docs' ``service_tier``;
-    ``PRIORITY``, ``priority`` or ``SERVICE_TIER_PRIORITY``): its quota is its own."""
-    value = body.get("serviceTier", body.get("service_tier"))
-    return isinstance(value, str) and value.strip().lower().removeprefix("service_tier_") == "priority"
+    """Whether a request asks for the priority tier, whose quota is its own: read as the emulator
+    reads ``serviceTier`` (``emulator/flex.requested_tier``, every spelling the API takes)."""
+    try:
+        return requested_tier(body) == PRIORITY
+    except ApiError:
+        return False  # a value the API refuses goes upstream as it is, for the API's own 400
 
 
 def estimate_input_tokens(body: dict[str, Any], model: str = "") -> int:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..models import DEFAULT_MODEL, PRIORITY_LIMIT_SHARE, QUOTA_TIERS, Quota, lookup, share_of
+from ..models import DEFAULT_MODEL, QUOTA_TIERS, Quota, lookup, share_of
 
 __all__ = ["DEFAULT_MARGIN_CAP_S", "DEFAULT_MARGIN_FRACTION", "DEFAULT_WINDOW_S", "Limits", "PRIORITY_KEY_SUFFIX",
-           "limits_of_key"]
+           "quota_key"]
 
 # Priority requests have limits of their own, PRIORITY_LIMIT_SHARE of the standard ones
 # (model-facts.md §2.1: "Priority inference" has its own limits, by default 0.3x the standard rate
@@ -167,6 +167,7 @@ class Limits:
         return f"{nums} ({self.source})"
 
 
-def limits_of_key(limits: Limits, key: str) -> Limits:
-    """What ``key`` is held to: a priority key's own share of ``limits``, else ``limits``."""
-    return limits.share(PRIORITY_LIMIT_SHARE) if key.endswith(PRIORITY_KEY_SUFFIX) else limits
+def quota_key(project: str, model: str, *, priority: bool = False) -> str:
+    """The limiter key of a request: quotas are per Google Cloud project and model, and priority
+    requests have limits of their own (``PRIORITY_KEY_SUFFIX``). The client and the gateway both key by it."""
+    return f"{project}:{model}{PRIORITY_KEY_SUFFIX if priority else ''}"

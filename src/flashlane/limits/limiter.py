@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import PACIFIC, RateLimited, describe_reset
+from ..models import PRIORITY_LIMIT_SHARE
 from .adaptive import AdaptiveLimits
-from .config import PRIORITY_KEY_SUFFIX, Limits, limits_of_key
+from .config import PRIORITY_KEY_SUFFIX, Limits
 from .store import Store
 from .window import WAKE_EPSILON_S, day_reset_after
 
@@ -84,7 +85,7 @@ class Limiter:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.model = model
         self.adaptive: AdaptiveLimits | None = AdaptiveLimits(limits) if limits.adaptive else None
-        self._priority = limits_of_key(limits, PRIORITY_KEY_SUFFIX)  # made once: compared per lease
+        self._priority = limits.share(PRIORITY_LIMIT_SHARE)  # a priority key's own; made once: compared per lease
         # Answers per key in the last span, in this process: what adaptive mode learns from.
         self._answered: dict[str, deque[tuple[float, int]]] = {}
         # Per event loop (a Lane's sync calls and a run may each have one): admissions off the loop, one at a time.
