@@ -302,7 +302,7 @@ def open_runner(job: Job, store: RunStore, builder: ItemBuilder,
         deadline = DeadlineRunner(job, store, builder, opts)
         deadline.say_plan()
         if opts.plan_only:  # a context cache costs storage, and an earlier session's is not ours to delete
-            return deadline, RunContextCache(CacheDecision(mode=opts.cache_prefix or "auto", use=False,
+            return deadline, RunContextCache(CacheDecision(mode=opts.cache_prefix or job.lane.settings.cache_prefix, use=False,
                                                            reason="dry run: nothing is made"))
         context_cache = open_context_cache(store, job, pending_items=store.items.counts()["pending"],
                                            pack_size=opts.pack_size, concurrency=opts.concurrency,

@@ -70,11 +70,11 @@ class BatchJobs(Repo):
     def intend(self, *, display_name: str, mode: str, model: str, requests: Iterable[tuple[str, list[str]]],
                reserved_usd: float) -> int:
         """Record a job about to be created: its requests (key -> item ids), before ``create``."""
+        now = self.store.now()
         with self.store.transaction():
             cur = self.db.execute(
                 "INSERT INTO batch_jobs (display_name, mode, model, n_requests, n_items, reserved_usd, created, "
-                "updated) VALUES (?, ?, ?, 0, 0, ?, ?, ?)", (display_name, mode, model, reserved_usd, self.store.now(),
-                                                             self.store.now()))
+                "updated) VALUES (?, ?, ?, 0, 0, ?, ?, ?)", (display_name, mode, model, reserved_usd, now, now))
             jid = int(cur.lastrowid or 0)
             n_req = n_items = 0
             for key, ids in requests:
